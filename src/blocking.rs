@@ -1,0 +1,351 @@
+//! Blocking drivers over `std::io::Read + Write`: a client ([`connect`]) and a server
+//! ([`accept`]) that run the sans-IO [`Connection`] on a stream, one thread each.
+//!
+//! ```no_run
+//! use rfc6455::blocking;
+//! use rfc6455::{CloseCode, Event};
+//!
+//! let mut ws = blocking::connect("ws://127.0.0.1:9001/")?;
+//! ws.send_text("hello")?;
+//! if let Event::Text(reply) = ws.read()? {
+//!     println!("{reply}");
+//! }
+//! ws.close(CloseCode::NORMAL, "done")?;
+//! # Ok::<(), rfc6455::blocking::Error>(())
+//! ```
+
+use crate::handshake::client::{Accepted, ClientHandshake, ResponseError, UrlError, WsUrl};
+use crate::handshake::server::{reject, Request, RequestError};
+use crate::handshake::{HeadReader, DEFAULT_MAX_HEAD};
+use crate::{CloseCode, Config, Connection, Event, MessageKind, ProtocolError, Role, SendError};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+
+/// How much to read from the stream at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What can go wrong on a blocking WebSocket.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The transport failed.
+    Io(io::Error),
+    /// The peer broke the protocol; the Close frame with the error's code was sent.
+    Protocol(ProtocolError),
+    /// A send the protocol does not allow now.
+    Send(SendError),
+    /// The client's request was not a valid upgrade; the error response was sent.
+    Request(RequestError),
+    /// The application refused the upgrade with this status; the response was sent.
+    Rejected(u16),
+    /// The server's response did not complete the handshake.
+    Response(ResponseError),
+    /// The URL cannot be connected to.
+    Url(UrlError),
+    /// The stream ended before the handshake or the closing handshake completed
+    /// (RFC 6455 §7.1.5: "abnormal closure", 1006).
+    AbnormalClosure,
+    /// The connection is closed: the closing handshake completed earlier.
+    Closed,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Protocol(e) => write!(f, "protocol error: {e}"),
+            Error::Send(e) => write!(f, "cannot send: {e}"),
+            Error::Request(e) => write!(f, "bad handshake request: {e}"),
+            Error::Rejected(status) => write!(f, "handshake rejected with status {status}"),
+            Error::Response(e) => write!(f, "bad handshake response: {e}"),
+            Error::Url(e) => e.fmt(f),
+            Error::AbnormalClosure => {
+                f.write_str("connection dropped without a closing handshake (1006)")
+            }
+            Error::Closed => f.write_str("the connection is closed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Protocol(e) => Some(e),
+            Error::Send(e) => Some(e),
+            Error::Request(e) => Some(e),
+            Error::Response(e) => Some(e),
+            Error::Url(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        Error::Send(e)
+    }
+}
+
+/// A WebSocket over a blocking stream.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    stream: S,
+    conn: Connection,
+    protocol: Option<String>,
+    eof: bool,
+}
+
+/// Connects to a `ws://` URL over TCP and completes the opening handshake.
+pub fn connect(url: &str) -> Result<WebSocket<TcpStream>, Error> {
+    connect_with(url, Config::default(), &[])
+}
+
+/// Like [`connect`], with a configuration and subprotocols to offer.
+pub fn connect_with(
+    url: &str,
+    config: Config,
+    protocols: &[&str],
+) -> Result<WebSocket<TcpStream>, Error> {
+    let parsed = WsUrl::parse(url).map_err(Error::Url)?;
+    let stream = TcpStream::connect((parsed.host.as_str(), parsed.port))?;
+    stream.set_nodelay(true)?;
+    client(stream, &parsed, config, protocols)
+}
+
+/// Runs the client handshake on an already connected stream.
+pub fn client<S: Read + Write>(
+    mut stream: S,
+    url: &WsUrl,
+    config: Config,
+    protocols: &[&str],
+) -> Result<WebSocket<S>, Error> {
+    let (handshake, request) = ClientHandshake::new(url, protocols, &[]);
+    stream.write_all(&request)?;
+    stream.flush()?;
+    let mut head = HeadReader::new(DEFAULT_MAX_HEAD);
+    let head_len = read_head(&mut stream, &mut head).map_err(|e| match e {
+        HeadError::Io(e) => Error::Io(e),
+        HeadError::TooLarge => Error::Response(ResponseError::Malformed("head too large".into())),
+        HeadError::Eof => Error::AbnormalClosure,
+    })?;
+    let Accepted { protocol, .. } = handshake
+        .validate(&head.buffer()[..head_len])
+        .map_err(Error::Response)?;
+    let mut conn = Connection::with_config(Role::Client, config);
+    conn.receive(&head.take_rest());
+    Ok(WebSocket {
+        stream,
+        conn,
+        protocol,
+        eof: false,
+    })
+}
+
+/// Accepts a WebSocket on a server-side stream with the default configuration,
+/// accepting any path and no subprotocol.
+pub fn accept<S: Read + Write>(stream: S) -> Result<WebSocket<S>, Error> {
+    accept_with(stream, Config::default(), |_| Ok(None))
+}
+
+/// Accepts a WebSocket on a server-side stream. `decide` sees the validated request
+/// and answers `Ok(subprotocol)` to accept or `Err(status)` to refuse (e.g. 401, 403).
+pub fn accept_with<S, F>(mut stream: S, config: Config, decide: F) -> Result<WebSocket<S>, Error>
+where
+    S: Read + Write,
+    F: FnOnce(&Request) -> Result<Option<String>, u16>,
+{
+    let mut head = HeadReader::new(DEFAULT_MAX_HEAD);
+    let head_len = match read_head(&mut stream, &mut head) {
+        Ok(len) => len,
+        Err(HeadError::Io(e)) => return Err(Error::Io(e)),
+        Err(HeadError::Eof) => return Err(Error::AbnormalClosure),
+        Err(HeadError::TooLarge) => {
+            let err = RequestError::HeadTooLarge;
+            stream.write_all(&err.response())?;
+            return Err(Error::Request(err));
+        }
+    };
+    let request = match Request::parse(&head.buffer()[..head_len]) {
+        Ok(request) => request,
+        Err(err) => {
+            stream.write_all(&err.response())?;
+            stream.flush()?;
+            return Err(Error::Request(err));
+        }
+    };
+    let protocol = match decide(&request) {
+        Ok(protocol) => protocol,
+        Err(status) => {
+            stream.write_all(&reject(status, &[], "upgrade refused"))?;
+            stream.flush()?;
+            return Err(Error::Rejected(status));
+        }
+    };
+    stream.write_all(&request.accept(protocol.as_deref()))?;
+    stream.flush()?;
+    let mut conn = Connection::with_config(Role::Server, config);
+    conn.receive(&head.take_rest());
+    Ok(WebSocket {
+        stream,
+        conn,
+        protocol,
+        eof: false,
+    })
+}
+
+enum HeadError {
+    Io(io::Error),
+    TooLarge,
+    Eof,
+}
+
+fn read_head<S: Read>(stream: &mut S, head: &mut HeadReader) -> Result<usize, HeadError> {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return Err(HeadError::Eof),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(HeadError::Io(e)),
+        };
+        if let Some(len) = head.push(&buf[..n]).map_err(|_| HeadError::TooLarge)? {
+            return Ok(len);
+        }
+    }
+}
+
+impl<S: Read + Write> WebSocket<S> {
+    /// Reads the next message or control frame. Pongs to pings and the reply to a
+    /// Close are sent before it returns.
+    ///
+    /// After the closing handshake it returns [`Error::Closed`]; a client first waits
+    /// for the server to close the TCP connection (RFC 6455 §7.1.1).
+    pub fn read(&mut self) -> Result<Event, Error> {
+        loop {
+            match self.conn.next_event() {
+                Ok(Some(event)) => {
+                    self.flush()?;
+                    return Ok(event);
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    // Best effort: the peer may already be gone.
+                    let _ = self.flush();
+                    return Err(Error::Protocol(err));
+                }
+            }
+            if self.conn.is_closed() {
+                self.flush()?;
+                if self.conn.role() == Role::Client {
+                    self.wait_for_server_close();
+                }
+                return Err(Error::Closed);
+            }
+            let space = self.conn.input_buffer(READ_CHUNK);
+            match self.stream.read(space) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Err(Error::AbnormalClosure);
+                }
+                Ok(n) => self.conn.commit_input(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
+    }
+
+    /// Reads and discards until the server closes the stream, or it fails.
+    fn wait_for_server_close(&mut self) {
+        let mut sink = [0u8; 1024];
+        while !self.eof {
+            match self.stream.read(&mut sink) {
+                Ok(0) | Err(_) => self.eof = true,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.conn.send_text(text)?;
+        self.flush()
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.conn.send_binary(data)?;
+        self.flush()
+    }
+
+    /// Sends one fragment of a message (see [`Connection::send_fragment`]).
+    pub fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        fin: bool,
+    ) -> Result<(), Error> {
+        self.conn.send_fragment(kind, data, fin)?;
+        self.flush()
+    }
+
+    /// Sends a ping.
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.conn.send_ping(payload)?;
+        self.flush()
+    }
+
+    /// Sends a pong.
+    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.conn.send_pong(payload)?;
+        self.flush()
+    }
+
+    /// Starts the closing handshake. Keep calling [`read`](Self::read) until it returns
+    /// the peer's Close (or [`Error::Closed`]) to complete it.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.conn.close(code, reason)?;
+        self.flush()
+    }
+
+    /// Writes all pending output.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        while !self.conn.pending_output().is_empty() {
+            match self.stream.write(self.conn.pending_output()) {
+                Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
+                Ok(n) => self.conn.consume_output(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
+        self.stream.flush()?;
+        Ok(())
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The sans-IO connection underneath.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The stream, mutably (e.g. to set timeouts).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+}

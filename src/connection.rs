@@ -1,0 +1,641 @@
+//! The connection state machine (RFC 6455 §5, §6, §7), for both roles, without I/O.
+//!
+//! A [`Connection`] takes the bytes that arrive ([`receive`](Connection::receive), or
+//! [`input_buffer`](Connection::input_buffer) + [`commit_input`](Connection::commit_input)
+//! to read straight into it), gives back [`Event`]s one at a time
+//! ([`next_event`](Connection::next_event)), and queues the bytes to send
+//! ([`pending_output`](Connection::pending_output) /
+//! [`consume_output`](Connection::consume_output)). It owns no socket, thread or clock.
+//!
+//! Parsing is lazy: bytes are only interpreted when the application asks for the next
+//! event. A message that arrived before a bad frame is therefore delivered (and can be
+//! answered) before the bad frame fails the connection, in the order the peer sent
+//! them.
+//!
+//! Data payloads are streamed: each piece is copied once from the input buffer into
+//! the message being assembled, unmasked there in place, and — for text — checked as
+//! UTF-8 on arrival, so invalid text fails the connection on the read that brings the
+//! offending byte (RFC 6455 §8.1), not at the end of the message.
+
+use crate::close::{truncate_utf8, CloseCode, CloseFrame, MAX_CLOSE_REASON};
+use crate::error::{ProtocolError, SendError};
+use crate::frame::{FrameHeader, OpCode, Parsed, MAX_CONTROL_PAYLOAD};
+use crate::mask::apply_mask;
+use crate::random::MaskKeys;
+use crate::utf8::Utf8Validator;
+
+/// Which end of the connection this is. Clients mask what they send; servers require
+/// masked frames and send unmasked ones (RFC 6455 §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The end that sent the opening handshake.
+    Client,
+    /// The end that accepted it.
+    Server,
+}
+
+/// Limits and behaviour of a connection.
+///
+/// ```
+/// use rfc6455::Config;
+///
+/// let config = Config { max_message_size: 1 << 20, ..Config::default() };
+/// assert_eq!(config.max_frame_size, 16 << 20);
+/// assert!(config.auto_pong);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The largest frame payload accepted; a header announcing more fails the connection
+    /// with 1009 at once (RFC 6455 §10.4). Default 16 MiB.
+    pub max_frame_size: usize,
+    /// The largest message accepted, all fragments together; 1009 beyond. Default 64 MiB.
+    pub max_message_size: usize,
+    /// Answer every ping with a pong carrying its payload (RFC 6455 §5.5.2). Default on.
+    /// Pings are reported as events either way.
+    pub auto_pong: bool,
+    /// RSV bits (`0b0RRR`, RSV1 high) that negotiated extensions define; any other RSV
+    /// bit fails the connection (RFC 6455 §5.2). Default 0: no extensions.
+    pub allowed_rsv: u8,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+            auto_pong: true,
+            allowed_rsv: 0,
+        }
+    }
+}
+
+/// What the peer sent: a whole message, a control frame, or its Close.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A complete text message, valid UTF-8.
+    Text(String),
+    /// A complete binary message.
+    Binary(Vec<u8>),
+    /// A ping (already answered when [`Config::auto_pong`] is on).
+    Ping(Vec<u8>),
+    /// A pong, solicited or not (RFC 6455 §5.5.3).
+    Pong(Vec<u8>),
+    /// The peer's Close frame: `None` when it carried no status code. The reply is
+    /// already queued when the peer closed first.
+    Close(Option<CloseFrame>),
+}
+
+/// The kind of a data message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    /// UTF-8 text (opcode 0x1).
+    Text,
+    /// Binary data (opcode 0x2).
+    Binary,
+}
+
+impl MessageKind {
+    fn opcode(self) -> OpCode {
+        match self {
+            MessageKind::Text => OpCode::Text,
+            MessageKind::Binary => OpCode::Binary,
+        }
+    }
+}
+
+/// Where the closing handshake stands (RFC 6455 §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// This end sent a Close and waits for the peer's; it still receives.
+    Closing,
+    /// Both Close frames are exchanged, or the connection failed. Once the pending
+    /// output is written, a server closes the TCP connection; a client waits for the
+    /// server to close it (RFC 6455 §7.1.1).
+    Closed,
+}
+
+/// Reading a data frame's payload, piece by piece, into the current message.
+#[derive(Debug, Clone, Copy)]
+struct PayloadInProgress {
+    remaining: u64,
+    masking_key: Option<[u8; 4]>,
+    /// Bytes of this frame's payload already read: the key phase (§5.3).
+    offset: usize,
+    fin: bool,
+}
+
+/// A data message being assembled from its fragments (RFC 6455 §5.4).
+#[derive(Debug)]
+struct IncomingMessage {
+    kind: MessageKind,
+    data: Vec<u8>,
+    utf8: Utf8Validator,
+}
+
+/// The sans-IO WebSocket connection, after the opening handshake.
+///
+/// ```
+/// use rfc6455::{Connection, Event, Role};
+///
+/// let mut client = Connection::new(Role::Client);
+/// let mut server = Connection::new(Role::Server);
+///
+/// client.send_text("Hello").unwrap();
+/// server.receive(client.pending_output());
+/// client.consume_output(client.pending_output().len());
+/// assert_eq!(server.next_event(), Ok(Some(Event::Text("Hello".into()))));
+/// assert_eq!(server.next_event(), Ok(None)); // nothing more yet
+///
+/// // RFC 6455 §5.7: the server's unmasked reply, byte for byte.
+/// server.send_text("Hello").unwrap();
+/// assert_eq!(server.pending_output(), [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    state: State,
+    /// Received bytes: `input[input_start..input_end]` are not yet interpreted; the
+    /// rest of `input` is initialised space for the next read.
+    input: Vec<u8>,
+    input_start: usize,
+    input_end: usize,
+    payload: Option<PayloadInProgress>,
+    message: Option<IncomingMessage>,
+    /// Bytes to send: `output[output_start..]`.
+    output: Vec<u8>,
+    output_start: usize,
+    /// The kind of the fragmented message being sent, if one is unfinished.
+    sending_fragmented: Option<MessageKind>,
+    close_sent: bool,
+    mask_keys: Option<MaskKeys>,
+}
+
+/// Buffers larger than this are released when they empty, so that one big message
+/// does not pin its memory to an idle connection.
+const RETAINED_BUFFER: usize = 256 * 1024;
+
+impl Connection {
+    /// A connection in the Open state with the default [`Config`].
+    pub fn new(role: Role) -> Self {
+        Self::with_config(role, Config::default())
+    }
+
+    /// A connection in the Open state.
+    pub fn with_config(role: Role, config: Config) -> Self {
+        Connection {
+            role,
+            config,
+            state: State::Open,
+            input: Vec::new(),
+            input_start: 0,
+            input_end: 0,
+            payload: None,
+            message: None,
+            output: Vec::new(),
+            output_start: 0,
+            sending_fragmented: None,
+            close_sent: false,
+            mask_keys: (role == Role::Client).then(MaskKeys::new),
+        }
+    }
+
+    /// This end's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the closing handshake stands.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// True once both Close frames are exchanged or the connection failed.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    // ---- input -------------------------------------------------------------------
+
+    /// Adds received bytes. Nothing is interpreted until [`next_event`](Self::next_event).
+    /// Bytes received after the connection closed are discarded.
+    pub fn receive(&mut self, data: &[u8]) {
+        if self.state == State::Closed {
+            return;
+        }
+        let space = self.input_buffer(data.len());
+        space[..data.len()].copy_from_slice(data);
+        self.commit_input(data.len());
+    }
+
+    /// Space for at least `min` more received bytes, to read into directly; follow with
+    /// [`commit_input`](Self::commit_input).
+    ///
+    /// ```
+    /// use rfc6455::{Connection, Event, Role};
+    ///
+    /// let mut conn = Connection::new(Role::Client);
+    /// let frame = [0x81, 0x02, b'h', b'i'];
+    /// let space = conn.input_buffer(4096);
+    /// space[..4].copy_from_slice(&frame); // e.g. `stream.read(space)`
+    /// conn.commit_input(4);
+    /// assert_eq!(conn.next_event(), Ok(Some(Event::Text("hi".into()))));
+    /// ```
+    pub fn input_buffer(&mut self, min: usize) -> &mut [u8] {
+        if self.input_start == self.input_end {
+            self.input_start = 0;
+            self.input_end = 0;
+            if self.input.len() > RETAINED_BUFFER && min <= RETAINED_BUFFER {
+                self.input = Vec::new();
+            }
+        }
+        if self.input.len() - self.input_end < min {
+            if self.input_start > 0 {
+                self.input.copy_within(self.input_start..self.input_end, 0);
+                self.input_end -= self.input_start;
+                self.input_start = 0;
+            }
+            if self.input.len() - self.input_end < min {
+                self.input.resize(self.input_end + min, 0);
+            }
+        }
+        &mut self.input[self.input_end..]
+    }
+
+    /// Marks `n` bytes written into [`input_buffer`](Self::input_buffer) as received.
+    ///
+    /// # Panics
+    /// If `n` exceeds the space that `input_buffer` returned.
+    pub fn commit_input(&mut self, n: usize) {
+        assert!(
+            self.input_end + n <= self.input.len(),
+            "commit_input past the buffer"
+        );
+        if self.state != State::Closed {
+            self.input_end += n;
+        }
+    }
+
+    /// The number of received bytes not yet interpreted.
+    pub fn buffered_input(&self) -> usize {
+        self.input_end - self.input_start
+    }
+
+    /// Interprets buffered bytes up to the next event.
+    ///
+    /// `Ok(None)`: more bytes are needed (or the connection is closed). `Err`: the peer
+    /// broke the protocol; a Close frame with [`ProtocolError::close_code`] is queued
+    /// (unless one was already sent), the connection is [`State::Closed`], and the
+    /// transport should be closed once the output is written (RFC 6455 §7.1.7).
+    pub fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
+        while self.state != State::Closed {
+            let step = match self.payload {
+                Some(progress) => self.read_payload(progress),
+                None => self.read_header(),
+            };
+            match step {
+                Ok(Step::Event(event)) => return Ok(Some(event)),
+                Ok(Step::Continue) => {}
+                Ok(Step::NeedMore) => return Ok(None),
+                Err(err) => return Err(self.fail(err)),
+            }
+        }
+        Ok(None)
+    }
+
+    fn read_header(&mut self) -> Result<Step, ProtocolError> {
+        let available = &self.input[self.input_start..self.input_end];
+        let (header, header_len) = match FrameHeader::parse(available)? {
+            Parsed::Complete(header, len) => (header, len),
+            Parsed::Incomplete(_) => return Ok(Step::NeedMore),
+        };
+        header.check(self.role, self.config.allowed_rsv)?;
+
+        if header.opcode.is_control() {
+            // At most 125 bytes (checked above): wait for the whole frame.
+            let len = header.payload_len as usize;
+            if available.len() < header_len + len {
+                return Ok(Step::NeedMore);
+            }
+            let start = self.input_start + header_len;
+            let mut payload = self.input[start..start + len].to_vec();
+            if let Some(key) = header.masking_key {
+                apply_mask(&mut payload, key, 0);
+            }
+            self.input_start = start + len;
+            return self.on_control(header.opcode, payload);
+        }
+
+        let too_big = |len| len > self.config.max_frame_size as u64;
+        if too_big(header.payload_len) {
+            return Err(ProtocolError::FrameTooBig {
+                len: header.payload_len,
+                max: self.config.max_frame_size,
+            });
+        }
+        let starts = match header.opcode {
+            OpCode::Text => Some(MessageKind::Text),
+            OpCode::Binary => Some(MessageKind::Binary),
+            _ => None, // Continuation: check() let no other opcode through.
+        };
+        match (starts, &self.message) {
+            (None, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (Some(_), Some(_)) => return Err(ProtocolError::ExpectedContinuation),
+            (None, Some(_)) => {}
+            (Some(kind), None) => {
+                self.message = Some(IncomingMessage {
+                    kind,
+                    data: Vec::new(),
+                    utf8: Utf8Validator::new(),
+                });
+            }
+        }
+        let so_far = self.message.as_ref().map_or(0, |m| m.data.len()) as u64;
+        if so_far + header.payload_len > self.config.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooBig {
+                len: so_far + header.payload_len,
+                max: self.config.max_message_size,
+            });
+        }
+        self.input_start += header_len;
+        self.payload = Some(PayloadInProgress {
+            remaining: header.payload_len,
+            masking_key: header.masking_key,
+            offset: 0,
+            fin: header.fin,
+        });
+        Ok(Step::Continue)
+    }
+
+    /// Moves the payload bytes at hand into the message: one copy, unmasked in place,
+    /// UTF-8 checked as they arrive.
+    fn read_payload(&mut self, mut progress: PayloadInProgress) -> Result<Step, ProtocolError> {
+        let available = self.input_end - self.input_start;
+        let n = progress.remaining.min(available as u64) as usize;
+        if n == 0 && progress.remaining > 0 {
+            return Ok(Step::NeedMore);
+        }
+        let message = self
+            .message
+            .as_mut()
+            .expect("a data payload always belongs to a message");
+        let old_len = message.data.len();
+        message
+            .data
+            .extend_from_slice(&self.input[self.input_start..self.input_start + n]);
+        let piece = &mut message.data[old_len..];
+        if let Some(key) = progress.masking_key {
+            apply_mask(piece, key, progress.offset);
+        }
+        if message.kind == MessageKind::Text {
+            message
+                .utf8
+                .feed(piece)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        self.input_start += n;
+        progress.remaining -= n as u64;
+        progress.offset += n;
+        if progress.remaining > 0 {
+            self.payload = Some(progress);
+            return Ok(Step::NeedMore);
+        }
+        self.payload = None;
+        if !progress.fin {
+            return Ok(Step::Continue);
+        }
+        let message = self.message.take().expect("checked above");
+        Ok(Step::Event(match message.kind {
+            MessageKind::Binary => Event::Binary(message.data),
+            MessageKind::Text => {
+                if !message.utf8.is_complete() {
+                    return Err(ProtocolError::InvalidUtf8);
+                }
+                Event::Text(
+                    String::from_utf8(message.data).map_err(|_| ProtocolError::InvalidUtf8)?,
+                )
+            }
+        }))
+    }
+
+    fn on_control(&mut self, opcode: OpCode, payload: Vec<u8>) -> Result<Step, ProtocolError> {
+        Ok(Step::Event(match opcode {
+            OpCode::Ping => {
+                if self.config.auto_pong && self.state == State::Open {
+                    self.queue_frame(true, OpCode::Pong, &payload);
+                }
+                Event::Ping(payload)
+            }
+            OpCode::Pong => Event::Pong(payload),
+            OpCode::Close => {
+                let frame = CloseFrame::parse(&payload)?;
+                if self.state == State::Open {
+                    // Echo the code (RFC 6455 §5.5.1); an empty Close gets an empty reply.
+                    let mut reply = Vec::with_capacity(2);
+                    if let Some(frame) = &frame {
+                        reply.extend_from_slice(&frame.code.0.to_be_bytes());
+                    }
+                    self.queue_frame(true, OpCode::Close, &reply);
+                    self.close_sent = true;
+                }
+                self.finish();
+                Event::Close(frame)
+            }
+            other => unreachable!("{other:?} is not a control opcode that passed check()"),
+        }))
+    }
+
+    /// Fails the connection (RFC 6455 §7.1.7): queue a Close with the error's code unless
+    /// one was sent, and stop reading.
+    fn fail(&mut self, err: ProtocolError) -> ProtocolError {
+        if !self.close_sent {
+            let mut payload = Vec::with_capacity(2 + MAX_CLOSE_REASON);
+            let reason = err.to_string();
+            CloseFrame::encode_payload(
+                err.close_code(),
+                truncate_utf8(&reason, MAX_CLOSE_REASON),
+                &mut payload,
+            );
+            self.queue_frame(true, OpCode::Close, &payload);
+            self.close_sent = true;
+        }
+        self.finish();
+        err
+    }
+
+    /// Enters Closed: everything received from now on is ignored.
+    fn finish(&mut self) {
+        self.state = State::Closed;
+        self.input = Vec::new();
+        self.input_start = 0;
+        self.input_end = 0;
+        self.payload = None;
+        self.message = None;
+    }
+
+    // ---- output ------------------------------------------------------------------
+
+    /// Bytes waiting to be written to the transport, in order.
+    pub fn pending_output(&self) -> &[u8] {
+        &self.output[self.output_start..]
+    }
+
+    /// Marks the first `n` bytes of [`pending_output`](Self::pending_output) as written.
+    ///
+    /// # Panics
+    /// If `n` exceeds the pending output.
+    pub fn consume_output(&mut self, n: usize) {
+        assert!(
+            n <= self.output.len() - self.output_start,
+            "consumed more than pending"
+        );
+        self.output_start += n;
+        if self.output_start == self.output.len() {
+            self.output_start = 0;
+            if self.output.capacity() > RETAINED_BUFFER {
+                self.output = Vec::new();
+            } else {
+                self.output.clear();
+            }
+        }
+    }
+
+    /// Sends a text message in one frame.
+    pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
+        self.send_message(MessageKind::Text, text.as_bytes())
+    }
+
+    /// Sends a binary message in one frame.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
+        self.send_message(MessageKind::Binary, data)
+    }
+
+    fn send_message(&mut self, kind: MessageKind, payload: &[u8]) -> Result<(), SendError> {
+        self.check_can_send_data()?;
+        if self.sending_fragmented.is_some() {
+            return Err(SendError::FragmentOrder);
+        }
+        self.queue_frame(true, kind.opcode(), payload);
+        Ok(())
+    }
+
+    /// Sends one fragment of a message (RFC 6455 §5.4): the first call gives the
+    /// message's kind, later ones must repeat it, and `fin` ends the message. Control
+    /// frames may be sent between fragments.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, MessageKind, Role};
+    ///
+    /// // RFC 6455 §5.7: a fragmented unmasked text message, "Hel" then "lo".
+    /// let mut server = Connection::new(Role::Server);
+    /// server.send_fragment(MessageKind::Text, b"Hel", false).unwrap();
+    /// server.send_fragment(MessageKind::Text, b"lo", true).unwrap();
+    /// assert_eq!(server.pending_output(), [0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]);
+    /// ```
+    pub fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), SendError> {
+        self.check_can_send_data()?;
+        let opcode = match self.sending_fragmented {
+            None => kind.opcode(),
+            Some(current) if current == kind => OpCode::Continuation,
+            Some(_) => return Err(SendError::FragmentOrder),
+        };
+        self.sending_fragmented = if fin { None } else { Some(kind) };
+        self.queue_frame(fin, opcode, payload);
+        Ok(())
+    }
+
+    /// Sends a ping (RFC 6455 §5.5.2); the payload is at most 125 bytes.
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        self.send_control(OpCode::Ping, payload)
+    }
+
+    /// Sends a pong (RFC 6455 §5.5.3): as a reply when `auto_pong` is off, or
+    /// unsolicited, as a one-way heartbeat.
+    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        self.send_control(OpCode::Pong, payload)
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), SendError> {
+        if self.close_sent {
+            return Err(SendError::Closing);
+        }
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(SendError::ControlPayloadTooLong(payload.len()));
+        }
+        self.queue_frame(true, opcode, payload);
+        Ok(())
+    }
+
+    /// Starts the closing handshake (RFC 6455 §7.1.2): sends a Close with `code` and
+    /// `reason` (at most 123 bytes). The connection keeps receiving until the peer's
+    /// Close arrives.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        if self.close_sent || self.state == State::Closed {
+            return Err(SendError::Closing);
+        }
+        if !code.is_valid_on_wire() {
+            return Err(SendError::InvalidCloseCode(code.0));
+        }
+        if reason.len() > MAX_CLOSE_REASON {
+            return Err(SendError::ControlPayloadTooLong(2 + reason.len()));
+        }
+        let mut payload = Vec::with_capacity(2 + reason.len());
+        CloseFrame::encode_payload(code, reason, &mut payload);
+        self.queue_frame(true, OpCode::Close, &payload);
+        self.close_sent = true;
+        self.state = State::Closing;
+        Ok(())
+    }
+
+    fn check_can_send_data(&self) -> Result<(), SendError> {
+        if self.close_sent || self.state == State::Closed {
+            Err(SendError::Closing)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Appends one frame to the output: header, then the payload copied once and, for a
+    /// client, masked in place with a fresh key (RFC 6455 §5.3).
+    fn queue_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
+        let masking_key = self.mask_keys.as_mut().map(MaskKeys::next_key);
+        let header = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            masking_key,
+            payload_len: payload.len() as u64,
+        };
+        let (head, head_len) = header.encode();
+        if self.output_start > 0 && self.output_start >= self.output.len() / 2 {
+            self.output.drain(..self.output_start);
+            self.output_start = 0;
+        }
+        self.output.reserve(head_len + payload.len());
+        self.output.extend_from_slice(&head[..head_len]);
+        let start = self.output.len();
+        self.output.extend_from_slice(payload);
+        if let Some(key) = masking_key {
+            apply_mask(&mut self.output[start..], key, 0);
+        }
+    }
+}
+
+/// What one parsing step produced.
+enum Step {
+    Event(Event),
+    Continue,
+    NeedMore,
+}

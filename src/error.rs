@@ -1,0 +1,190 @@
+//! What the peer did wrong, and what this endpoint may not do.
+//!
+//! [`ProtocolError`] names every rule of RFC 6455 a received frame can break; each
+//! knows the close code that fails the connection (§7.1.7, §7.4.1) and the section
+//! the rule comes from. [`SendError`] is the local counterpart: a call the
+//! application made that the protocol does not allow.
+
+use crate::close::CloseCode;
+use std::fmt;
+
+/// A rule of RFC 6455 broken by the peer. Receiving one fails the connection
+/// (RFC 6455 §7.1.7): a Close frame with [`close_code`](Self::close_code) is queued and
+/// nothing more is read.
+///
+/// ```
+/// use rfc6455::{CloseCode, ProtocolError};
+///
+/// let err = ProtocolError::ControlFrameTooLong(126);
+/// assert_eq!(err.close_code(), CloseCode::PROTOCOL_ERROR);
+/// assert_eq!(err.rfc_section(), "§5.5");
+/// assert_eq!(ProtocolError::InvalidUtf8.close_code(), CloseCode::INVALID_PAYLOAD);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// RSV1–3 set (the bits, as `0b0RRR`) without an extension that defines them.
+    ReservedBitsSet(u8),
+    /// An opcode RFC 6455 reserves: 0x3–0x7 (data) or 0xB–0xF (control).
+    ReservedOpcode(u8),
+    /// A control frame with a payload over 125 bytes.
+    ControlFrameTooLong(u64),
+    /// A control frame without FIN: control frames must not be fragmented.
+    FragmentedControlFrame,
+    /// A client frame without a mask: servers must reject it.
+    UnmaskedClientFrame,
+    /// A server frame with a mask: clients must reject it.
+    MaskedServerFrame,
+    /// A 64-bit payload length with its most significant bit set.
+    PayloadLengthMsbSet,
+    /// A payload length not in the minimal number of bytes.
+    NonMinimalLength,
+    /// A continuation frame with no fragmented message to continue.
+    UnexpectedContinuation,
+    /// A new text or binary frame while a fragmented message is unfinished.
+    ExpectedContinuation,
+    /// A text message, or part of one, that is not UTF-8.
+    InvalidUtf8,
+    /// A Close payload of one byte: too short for a code.
+    CloseFrameOneByte,
+    /// A close code that must not appear on the wire.
+    InvalidCloseCode(u16),
+    /// A close reason that is not UTF-8.
+    InvalidCloseReason,
+    /// A frame whose announced payload exceeds the configured maximum.
+    FrameTooBig {
+        /// The announced payload length.
+        len: u64,
+        /// The configured maximum frame payload.
+        max: usize,
+    },
+    /// A message whose size so far plus an announced frame exceeds the maximum.
+    MessageTooBig {
+        /// The message size if this frame were accepted.
+        len: u64,
+        /// The configured maximum message size.
+        max: usize,
+    },
+}
+
+impl ProtocolError {
+    /// The status code of the Close frame that fails the connection (RFC 6455 §7.4.1):
+    /// 1007 for bad UTF-8, 1009 for size limits, 1002 for the rest.
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
+                CloseCode::INVALID_PAYLOAD
+            }
+            ProtocolError::FrameTooBig { .. } | ProtocolError::MessageTooBig { .. } => {
+                CloseCode::MESSAGE_TOO_BIG
+            }
+            _ => CloseCode::PROTOCOL_ERROR,
+        }
+    }
+
+    /// The section of RFC 6455 that states the rule.
+    pub fn rfc_section(&self) -> &'static str {
+        match self {
+            ProtocolError::ReservedBitsSet(_) => "§5.2",
+            ProtocolError::ReservedOpcode(_) => "§5.2",
+            ProtocolError::ControlFrameTooLong(_) => "§5.5",
+            ProtocolError::FragmentedControlFrame => "§5.5",
+            ProtocolError::UnmaskedClientFrame => "§5.1",
+            ProtocolError::MaskedServerFrame => "§5.1",
+            ProtocolError::PayloadLengthMsbSet => "§5.2",
+            ProtocolError::NonMinimalLength => "§5.2",
+            ProtocolError::UnexpectedContinuation => "§5.4",
+            ProtocolError::ExpectedContinuation => "§5.4",
+            ProtocolError::InvalidUtf8 => "§8.1",
+            ProtocolError::CloseFrameOneByte => "§5.5.1",
+            ProtocolError::InvalidCloseCode(_) => "§7.4",
+            ProtocolError::InvalidCloseReason => "§5.5.1",
+            ProtocolError::FrameTooBig { .. } => "§10.4",
+            ProtocolError::MessageTooBig { .. } => "§10.4",
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::ReservedBitsSet(bits) => {
+                write!(f, "reserved bits set ({bits:03b}) without an extension")
+            }
+            ProtocolError::ReservedOpcode(op) => write!(f, "reserved opcode {op:#x}"),
+            ProtocolError::ControlFrameTooLong(len) => {
+                write!(f, "control frame payload of {len} bytes (over 125)")
+            }
+            ProtocolError::FragmentedControlFrame => f.write_str("fragmented control frame"),
+            ProtocolError::UnmaskedClientFrame => f.write_str("unmasked frame from a client"),
+            ProtocolError::MaskedServerFrame => f.write_str("masked frame from a server"),
+            ProtocolError::PayloadLengthMsbSet => {
+                f.write_str("64-bit payload length with the most significant bit set")
+            }
+            ProtocolError::NonMinimalLength => {
+                f.write_str("payload length not encoded in the minimal number of bytes")
+            }
+            ProtocolError::UnexpectedContinuation => {
+                f.write_str("continuation frame with no message to continue")
+            }
+            ProtocolError::ExpectedContinuation => {
+                f.write_str("new data frame inside a fragmented message")
+            }
+            ProtocolError::InvalidUtf8 => f.write_str("invalid UTF-8 in a text message"),
+            ProtocolError::CloseFrameOneByte => f.write_str("close payload of one byte"),
+            ProtocolError::InvalidCloseCode(code) => {
+                write!(f, "close code {code} is not allowed on the wire")
+            }
+            ProtocolError::InvalidCloseReason => f.write_str("close reason is not UTF-8"),
+            ProtocolError::FrameTooBig { len, max } => {
+                write!(f, "frame payload of {len} bytes exceeds the limit of {max}")
+            }
+            ProtocolError::MessageTooBig { len, max } => {
+                write!(f, "message of {len} bytes exceeds the limit of {max}")
+            }
+        }?;
+        write!(f, " (RFC 6455 {})", self.rfc_section())
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// A send the protocol does not allow in the connection's current state.
+///
+/// ```
+/// use rfc6455::{CloseCode, Connection, Role, SendError};
+///
+/// let mut conn = Connection::new(Role::Server);
+/// conn.close(CloseCode::NORMAL, "bye").unwrap();
+/// assert_eq!(conn.send_text("late"), Err(SendError::Closing));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// A Close frame was already sent: no data frames may follow (RFC 6455 §5.5.1).
+    Closing,
+    /// A control frame payload over 125 bytes (RFC 6455 §5.5).
+    ControlPayloadTooLong(usize),
+    /// A close code that must not be sent (RFC 6455 §7.4.1).
+    InvalidCloseCode(u16),
+    /// A message started while a fragmented message is unfinished, or a continuation
+    /// with no message started (RFC 6455 §5.4).
+    FragmentOrder,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Closing => f.write_str("a Close frame was already sent"),
+            SendError::ControlPayloadTooLong(len) => {
+                write!(f, "control frame payload of {len} bytes (max 125)")
+            }
+            SendError::InvalidCloseCode(code) => write!(f, "close code {code} cannot be sent"),
+            SendError::FragmentOrder => {
+                f.write_str("fragments must continue the unfinished message (RFC 6455 §5.4)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SendError {}

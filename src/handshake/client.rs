@@ -1,0 +1,267 @@
+//! The client's side of the opening handshake (RFC 6455 §4.1).
+//!
+//! [`ClientHandshake::new`] builds the request for a `ws://` URL with a fresh random
+//! key; [`ClientHandshake::validate`] checks the server's response head (§4.1, the
+//! client's requirements 1–6).
+
+use super::{accept_key, generate_key, has_token, header_tokens, single_header, MAX_HEADERS};
+use std::fmt;
+
+/// The parts of a `ws://` URL the handshake needs (RFC 6455 §3).
+///
+/// ```
+/// use rfc6455::handshake::client::WsUrl;
+///
+/// let url = WsUrl::parse("ws://example.com:9001/chat?room=1").unwrap();
+/// assert_eq!(url.host, "example.com");
+/// assert_eq!(url.port, 9001);
+/// assert_eq!(url.resource, "/chat?room=1");
+/// assert_eq!(url.host_header(), "example.com:9001");
+/// assert_eq!(WsUrl::parse("ws://[::1]").unwrap().port, 80);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsUrl {
+    /// The host name or address (IPv6 without brackets).
+    pub host: String,
+    /// The port, 80 when the URL has none.
+    pub port: u16,
+    /// The path and query (`/` when the URL has no path).
+    pub resource: String,
+}
+
+/// A URL this crate cannot connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlError(pub String);
+
+impl fmt::Display for UrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid WebSocket URL: {}", self.0)
+    }
+}
+
+impl std::error::Error for UrlError {}
+
+impl WsUrl {
+    /// Parses `ws://host[:port][/path][?query]`. `wss://` needs TLS, which this crate
+    /// does not provide yet; a fragment is not allowed (RFC 6455 §3).
+    pub fn parse(url: &str) -> Result<WsUrl, UrlError> {
+        let rest = match url.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ws") => rest,
+            Some((scheme, _)) if scheme.eq_ignore_ascii_case("wss") => {
+                return Err(UrlError("wss:// (TLS) is not supported yet".into()))
+            }
+            _ => return Err(UrlError(format!("{url:?} is not a ws:// URL"))),
+        };
+        if rest.contains('#') {
+            return Err(UrlError("fragments are not allowed (RFC 6455 §3)".into()));
+        }
+        let (authority, resource) = match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'?' => (&rest[..i], format!("/{}", &rest[i..])),
+            Some(i) => (&rest[..i], rest[i..].to_string()),
+            None => (rest, "/".to_string()),
+        };
+        let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+            let (host, after) = bracketed
+                .split_once(']')
+                .ok_or_else(|| UrlError("unclosed '[' in host".into()))?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() || host.contains(['@', ' ']) {
+            return Err(UrlError(format!("bad host in {url:?}")));
+        }
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| UrlError(format!("bad port {p:?}")))?,
+            None => 80,
+        };
+        Ok(WsUrl {
+            host: host.to_string(),
+            port,
+            resource,
+        })
+    }
+
+    /// The Host header value: the port is included unless it is 80 (RFC 6455 §4.1 item 4).
+    pub fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == 80 {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// A client handshake in progress: the request it sent and what the reply must match.
+///
+/// ```
+/// use rfc6455::handshake::client::{ClientHandshake, WsUrl};
+///
+/// let url = WsUrl::parse("ws://localhost:9001/").unwrap();
+/// let (handshake, request) = ClientHandshake::new(&url, &["chat"], &[]);
+/// let request = String::from_utf8(request).unwrap();
+/// assert!(request.starts_with("GET / HTTP/1.1\r\nHost: localhost:9001\r\n"));
+///
+/// let response = format!(
+///     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+///      Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: chat\r\n\r\n",
+///     rfc6455::accept_key(handshake.key()),
+/// );
+/// let accepted = handshake.validate(response.as_bytes()).unwrap();
+/// assert_eq!(accepted.protocol.as_deref(), Some("chat"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientHandshake {
+    key: String,
+    protocols: Vec<String>,
+}
+
+/// What the server agreed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The subprotocol the server chose, one of those offered.
+    pub protocol: Option<String>,
+    /// Every response header, as (name, value).
+    pub headers: Vec<(String, String)>,
+}
+
+/// Why the server's response does not complete the handshake (RFC 6455 §4.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// Not parseable as an HTTP/1.1 response.
+    Malformed(String),
+    /// A status other than 101: the server refused (or wants auth, or redirects).
+    Status(u16),
+    /// Upgrade lacks `websocket` or Connection lacks `upgrade`.
+    MissingUpgrade,
+    /// Sec-WebSocket-Accept missing or not the expected value.
+    BadAccept,
+    /// A subprotocol the client did not offer.
+    UnexpectedProtocol(String),
+    /// An extension the client did not offer (this client offers none yet).
+    UnexpectedExtension(String),
+}
+
+impl fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResponseError::Malformed(why) => write!(f, "malformed HTTP response: {why}"),
+            ResponseError::Status(code) => write!(f, "server answered {code}, not 101"),
+            ResponseError::MissingUpgrade => {
+                f.write_str("response lacks Upgrade: websocket / Connection: Upgrade")
+            }
+            ResponseError::BadAccept => f.write_str("Sec-WebSocket-Accept does not match the key"),
+            ResponseError::UnexpectedProtocol(p) => write!(f, "subprotocol {p:?} was not offered"),
+            ResponseError::UnexpectedExtension(e) => write!(f, "extension {e:?} was not offered"),
+        }
+    }
+}
+
+impl std::error::Error for ResponseError {}
+
+impl ClientHandshake {
+    /// Builds the upgrade request for `url` with a fresh key, offering `protocols` and
+    /// adding `extra` headers; returns the handshake and the request bytes.
+    pub fn new(url: &WsUrl, protocols: &[&str], extra: &[(&str, &str)]) -> (Self, Vec<u8>) {
+        Self::with_key(generate_key(), url, protocols, extra)
+    }
+
+    /// Like [`new`](Self::new) with a given key (for tests and reproducible traces).
+    pub fn with_key(
+        key: String,
+        url: &WsUrl,
+        protocols: &[&str],
+        extra: &[(&str, &str)],
+    ) -> (Self, Vec<u8>) {
+        let mut request = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n",
+            url.resource,
+            url.host_header(),
+        );
+        if !protocols.is_empty() {
+            request.push_str("Sec-WebSocket-Protocol: ");
+            request.push_str(&protocols.join(", "));
+            request.push_str("\r\n");
+        }
+        for (name, value) in extra {
+            request.push_str(name);
+            request.push_str(": ");
+            request.extend(value.chars().filter(|c| *c != '\r' && *c != '\n'));
+            request.push_str("\r\n");
+        }
+        request.push_str("\r\n");
+        let handshake = ClientHandshake {
+            key,
+            protocols: protocols.iter().map(|p| p.to_string()).collect(),
+        };
+        (handshake, request.into_bytes())
+    }
+
+    /// The `Sec-WebSocket-Key` sent.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Validates a complete response head (RFC 6455 §4.1, "the client MUST validate").
+    pub fn validate(&self, head: &[u8]) -> Result<Accepted, ResponseError> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(head) {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) => {
+                return Err(ResponseError::Malformed("incomplete head".into()))
+            }
+            Err(e) => return Err(ResponseError::Malformed(e.to_string())),
+        }
+        match resp.code {
+            Some(101) => {}
+            Some(code) => return Err(ResponseError::Status(code)),
+            None => return Err(ResponseError::Malformed("no status".into())),
+        }
+        let headers = resp.headers;
+        if !has_token(headers, "Upgrade", "websocket")
+            || !has_token(headers, "Connection", "upgrade")
+        {
+            return Err(ResponseError::MissingUpgrade);
+        }
+        let expected = accept_key(&self.key);
+        match single_header(headers, "Sec-WebSocket-Accept") {
+            Ok(Some(value)) if value.trim_ascii() == expected.as_bytes() => {}
+            _ => return Err(ResponseError::BadAccept),
+        }
+        let mut chosen = header_tokens(headers, "Sec-WebSocket-Protocol");
+        let protocol = chosen.next().map(str::to_string);
+        if let Some(extra) = chosen.next() {
+            return Err(ResponseError::UnexpectedProtocol(extra.to_string()));
+        }
+        if let Some(p) = &protocol {
+            if !self.protocols.iter().any(|o| o == p) {
+                return Err(ResponseError::UnexpectedProtocol(p.clone()));
+            }
+        }
+        if let Some(ext) = header_tokens(headers, "Sec-WebSocket-Extensions").next() {
+            return Err(ResponseError::UnexpectedExtension(ext.to_string()));
+        }
+        Ok(Accepted {
+            protocol,
+            headers: headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect(),
+        })
+    }
+}

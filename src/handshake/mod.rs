@@ -1,0 +1,192 @@
+//! The opening handshake (RFC 6455 §4): an HTTP/1.1 Upgrade request and its 101 reply.
+//!
+//! - [`accept_key`] computes `Sec-WebSocket-Accept` from `Sec-WebSocket-Key` (§4.2.2).
+//! - [`HeadReader`] collects an HTTP head from the network, scanning each byte once and
+//!   capping its size, and keeps the bytes that follow the head (the first frames).
+//! - [`server`] parses and validates a client's request and builds the reply.
+//! - [`client`] builds a request and validates the server's reply.
+
+pub mod client;
+pub mod server;
+
+use base64::Engine;
+use sha1::{Digest, Sha1};
+
+/// The GUID that the server appends to the client's key (RFC 6455 §1.3, §4.2.2).
+pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// The default limit on an HTTP head (request or response line plus headers).
+pub const DEFAULT_MAX_HEAD: usize = 16 * 1024;
+
+/// The most header lines a head may have.
+pub const MAX_HEADERS: usize = 64;
+
+/// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`: base64(SHA-1(key + GUID))
+/// (RFC 6455 §4.2.2, step 5.4).
+///
+/// ```
+/// // The example of RFC 6455 §1.3.
+/// assert_eq!(
+///     rfc6455::accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+///     "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+/// );
+/// ```
+pub fn accept_key(key: &str) -> String {
+    let mut sha1 = Sha1::new();
+    sha1.update(key.as_bytes());
+    sha1.update(GUID.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
+}
+
+/// A fresh `Sec-WebSocket-Key`: 16 random bytes from the OS, base64 (RFC 6455 §4.1).
+pub fn generate_key() -> String {
+    let mut nonce = [0u8; 16];
+    crate::random::fill(&mut nonce);
+    base64::engine::general_purpose::STANDARD.encode(nonce)
+}
+
+/// Collects an HTTP head (up to and including the blank line) from bytes that arrive
+/// in pieces.
+///
+/// It scans each byte for the end of the head only once, so a peer that sends its
+/// head one byte at a time costs linear time (the lesson of CVE-2023-43669), and it
+/// refuses a head over its limit. Bytes after the head stay in the buffer: they are
+/// the first frames, for the connection.
+///
+/// ```
+/// use rfc6455::handshake::HeadReader;
+///
+/// let mut reader = HeadReader::new(1024);
+/// assert_eq!(reader.push(b"GET / HTTP/1.1\r\nHost: a\r\n"), Ok(None));
+/// let head_len = reader.push(b"\r\n\x81\x00").unwrap().unwrap();
+/// assert_eq!(&reader.buffer()[head_len..], b"\x81\x00");
+/// assert!(reader.push(&[b'x'; 2000]).is_ok()); // a complete head is not re-checked
+/// ```
+#[derive(Debug, Clone)]
+pub struct HeadReader {
+    buf: Vec<u8>,
+    scanned: usize,
+    head_len: Option<usize>,
+    max_head: usize,
+}
+
+/// The head grew past its limit without ending (answer 431, RFC 6585).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadTooLarge;
+
+impl HeadReader {
+    /// A reader that refuses heads longer than `max_head` bytes.
+    pub fn new(max_head: usize) -> Self {
+        HeadReader {
+            buf: Vec::new(),
+            scanned: 0,
+            head_len: None,
+            max_head,
+        }
+    }
+
+    /// Adds bytes; returns the length of the head once its blank line has arrived.
+    pub fn push(&mut self, data: &[u8]) -> Result<Option<usize>, HeadTooLarge> {
+        self.buf.extend_from_slice(data);
+        if self.head_len.is_none() {
+            self.head_len = self.scan()?;
+        }
+        Ok(self.head_len)
+    }
+
+    fn scan(&mut self) -> Result<Option<usize>, HeadTooLarge> {
+        // Resume three bytes back: the terminator may straddle two pushes.
+        let from = self.scanned.saturating_sub(3);
+        let limit = self.buf.len().min(self.max_head);
+        if let Some(pos) = self.buf[from..limit]
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+        {
+            return Ok(Some(from + pos + 4));
+        }
+        self.scanned = limit;
+        if self.buf.len() >= self.max_head {
+            return Err(HeadTooLarge);
+        }
+        Ok(None)
+    }
+
+    /// Everything pushed so far: the head, then whatever followed it.
+    pub fn buffer(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The head's length, once complete.
+    pub fn head_len(&self) -> Option<usize> {
+        self.head_len
+    }
+
+    /// The bytes after the head (empty until the head is complete).
+    pub fn take_rest(&mut self) -> Vec<u8> {
+        match self.head_len {
+            Some(len) => self.buf.split_off(len),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// The comma-separated tokens of every instance of a header, trimmed
+/// (RFC 7230 §7 lists; RFC 6455 §4.1 allows repeated header lines).
+pub(crate) fn header_tokens<'a>(
+    headers: &'a [httparse::Header<'a>],
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .iter()
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        .filter_map(|h| std::str::from_utf8(h.value).ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Does some instance of header `name` contain `token` (case-insensitively)?
+pub(crate) fn has_token(headers: &[httparse::Header<'_>], name: &str, token: &str) -> bool {
+    header_tokens(headers, name).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// The value of the one instance of header `name`; `Err(())` if it appears twice.
+pub(crate) fn single_header<'a>(
+    headers: &'a [httparse::Header<'a>],
+    name: &str,
+) -> Result<Option<&'a [u8]>, ()> {
+    let mut found = headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name));
+    let first = found.next().map(|h| h.value);
+    if found.next().is_some() {
+        return Err(());
+    }
+    Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_split_byte_by_byte() {
+        let head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nrest";
+        let mut reader = HeadReader::new(100);
+        let mut done = None;
+        for (i, b) in head.iter().enumerate() {
+            if let Some(len) = reader.push(&[*b]).unwrap() {
+                done.get_or_insert((i, len));
+            }
+        }
+        assert_eq!(done, Some((26, 27)));
+        assert_eq!(reader.take_rest(), b"rest");
+    }
+
+    #[test]
+    fn head_over_the_limit() {
+        let mut reader = HeadReader::new(10);
+        assert_eq!(reader.push(b"GET / HTTP"), Err(HeadTooLarge));
+        // Exactly at the limit with the terminator inside it is fine.
+        let mut reader = HeadReader::new(10);
+        assert_eq!(reader.push(b"GET /\r\n\r\n"), Ok(Some(9)));
+    }
+}

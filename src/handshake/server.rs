@@ -1,0 +1,324 @@
+//! The server's side of the opening handshake (RFC 6455 §4.2).
+//!
+//! [`Request::parse`] validates a client's complete request head and keeps what the
+//! application needs to decide (path, query, headers, Origin, offered subprotocols and
+//! extensions). The application then answers with [`Request::accept`] (a 101, with the
+//! subprotocol it chose) or [`reject`] (any status); a malformed request carries the
+//! status to answer in its [`RequestError`].
+
+use super::{accept_key, has_token, header_tokens, single_header, MAX_HEADERS};
+use base64::Engine;
+use std::fmt;
+
+/// A validated WebSocket upgrade request (RFC 6455 §4.2.1).
+///
+/// ```
+/// use rfc6455::handshake::server::Request;
+///
+/// let head = b"GET /chat?room=1 HTTP/1.1\r\n\
+///     Host: server.example.com\r\n\
+///     Upgrade: websocket\r\n\
+///     Connection: Upgrade\r\n\
+///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+///     Origin: http://example.com\r\n\
+///     Sec-WebSocket-Protocol: chat, superchat\r\n\
+///     Sec-WebSocket-Version: 13\r\n\r\n";
+/// let request = Request::parse(head).unwrap();
+/// assert_eq!(request.path(), "/chat");
+/// assert_eq!(request.query(), Some("room=1"));
+/// assert_eq!(request.origin(), Some("http://example.com"));
+/// assert_eq!(request.protocols(), ["chat", "superchat"]);
+///
+/// let response = String::from_utf8(request.accept(Some("chat"))).unwrap();
+/// assert!(response.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+/// assert!(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+/// assert!(response.contains("Sec-WebSocket-Protocol: chat\r\n"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    target: String,
+    headers: Vec<(String, String)>,
+    key: String,
+    protocols: Vec<String>,
+    extensions: Vec<String>,
+}
+
+/// Why a request is not a valid WebSocket upgrade, and the status that says so.
+///
+/// ```
+/// use rfc6455::handshake::server::{Request, RequestError};
+///
+/// let err = Request::parse(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap_err();
+/// assert_eq!(err, RequestError::NotUpgrade);
+/// assert_eq!(err.status(), 400);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// Not parseable as HTTP/1.x (400).
+    Malformed(String),
+    /// The head exceeds the size or header-count limit (431).
+    HeadTooLarge,
+    /// The method is not GET (405, RFC 6455 §4.1 item 2).
+    MethodNotGet(String),
+    /// HTTP/1.0: the handshake needs HTTP/1.1 or later (505, §4.1 item 2).
+    HttpVersion,
+    /// No Host header (400, §4.1 item 4).
+    MissingHost,
+    /// No `websocket` token in Upgrade or no `upgrade` token in Connection (400,
+    /// §4.2.1 items 3–4). A server that also speaks plain HTTP answers such a request
+    /// as HTTP instead.
+    NotUpgrade,
+    /// Sec-WebSocket-Key missing, repeated, or not base64 of 16 bytes (400, §4.1 item 7).
+    InvalidKey,
+    /// Sec-WebSocket-Version missing or not 13 (426 with `Sec-WebSocket-Version: 13`,
+    /// §4.2.2 item 4).
+    UnsupportedVersion,
+}
+
+impl RequestError {
+    /// The HTTP status to answer with.
+    pub fn status(&self) -> u16 {
+        match self {
+            RequestError::Malformed(_)
+            | RequestError::MissingHost
+            | RequestError::NotUpgrade
+            | RequestError::InvalidKey => 400,
+            RequestError::MethodNotGet(_) => 405,
+            RequestError::HeadTooLarge => 431,
+            RequestError::HttpVersion => 505,
+            RequestError::UnsupportedVersion => 426,
+        }
+    }
+
+    /// The whole HTTP response for this rejection, with the headers the RFC asks for.
+    pub fn response(&self) -> Vec<u8> {
+        let extra: &[(&str, &str)] = match self {
+            RequestError::UnsupportedVersion => &[("Sec-WebSocket-Version", "13")],
+            RequestError::MethodNotGet(_) => &[("Allow", "GET")],
+            _ => &[],
+        };
+        reject(self.status(), extra, &self.to_string())
+    }
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::Malformed(why) => write!(f, "malformed HTTP request: {why}"),
+            RequestError::HeadTooLarge => f.write_str("request head too large"),
+            RequestError::MethodNotGet(m) => write!(f, "method {m} is not GET (RFC 6455 §4.1)"),
+            RequestError::HttpVersion => f.write_str("HTTP/1.1 or later required (RFC 6455 §4.1)"),
+            RequestError::MissingHost => f.write_str("no Host header (RFC 6455 §4.1)"),
+            RequestError::NotUpgrade => f.write_str(
+                "not a WebSocket upgrade: Upgrade/Connection tokens missing (RFC 6455 §4.2.1)",
+            ),
+            RequestError::InvalidKey => {
+                f.write_str("Sec-WebSocket-Key must be base64 of 16 bytes (RFC 6455 §4.1)")
+            }
+            RequestError::UnsupportedVersion => {
+                f.write_str("Sec-WebSocket-Version must be 13 (RFC 6455 §4.2.2)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+impl Request {
+    /// Parses and validates a complete request head, as found by
+    /// [`HeadReader`](super::HeadReader) (RFC 6455 §4.2.1).
+    pub fn parse(head: &[u8]) -> Result<Request, RequestError> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(head) {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) => {
+                return Err(RequestError::Malformed("incomplete head".into()))
+            }
+            Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeadTooLarge),
+            Err(e) => return Err(RequestError::Malformed(e.to_string())),
+        }
+        let method = req.method.unwrap_or_default();
+        if method != "GET" {
+            return Err(RequestError::MethodNotGet(method.to_string()));
+        }
+        if req.version != Some(1) {
+            return Err(RequestError::HttpVersion);
+        }
+        let headers = req.headers;
+        match single_header(headers, "Host") {
+            Ok(Some(host)) if !host.is_empty() => {}
+            _ => return Err(RequestError::MissingHost),
+        }
+        if !has_token(headers, "Upgrade", "websocket")
+            || !has_token(headers, "Connection", "upgrade")
+        {
+            return Err(RequestError::NotUpgrade);
+        }
+        match single_header(headers, "Sec-WebSocket-Version") {
+            Ok(Some(b"13")) => {}
+            _ => return Err(RequestError::UnsupportedVersion),
+        }
+        let key = match single_header(headers, "Sec-WebSocket-Key") {
+            Ok(Some(key)) => std::str::from_utf8(key)
+                .map_err(|_| RequestError::InvalidKey)?
+                .trim(),
+            _ => return Err(RequestError::InvalidKey),
+        };
+        match base64::engine::general_purpose::STANDARD.decode(key) {
+            Ok(nonce) if nonce.len() == 16 => {}
+            _ => return Err(RequestError::InvalidKey),
+        }
+        let owned = |s: &str| s.to_string();
+        Ok(Request {
+            target: req.path.unwrap_or("/").to_string(),
+            headers: headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect(),
+            key: key.to_string(),
+            protocols: header_tokens(headers, "Sec-WebSocket-Protocol")
+                .map(owned)
+                .collect(),
+            extensions: header_tokens(headers, "Sec-WebSocket-Extensions")
+                .map(owned)
+                .collect(),
+        })
+    }
+
+    /// The request target as sent: path and query.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("/")
+    }
+
+    /// The query string after `?`, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.target.split_once('?').map(|(_, q)| q)
+    }
+
+    /// The value of the first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every header, in order, as (name, value).
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// The Origin header, which browsers send (RFC 6455 §4.1 item 8, §10.2).
+    pub fn origin(&self) -> Option<&str> {
+        self.header("Origin")
+    }
+
+    /// The Host header.
+    pub fn host(&self) -> &str {
+        self.header("Host").unwrap_or_default()
+    }
+
+    /// The client's `Sec-WebSocket-Key`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The subprotocols the client offers, in its order of preference (§4.1 item 10).
+    pub fn protocols(&self) -> &[String] {
+        &self.protocols
+    }
+
+    /// The extensions the client offers, each with its parameters (§9.1).
+    pub fn extensions(&self) -> &[String] {
+        &self.extensions
+    }
+
+    /// The 101 response that completes the handshake (RFC 6455 §4.2.2 step 5).
+    ///
+    /// `protocol` must be one the client offered, or `None`.
+    pub fn accept(&self, protocol: Option<&str>) -> Vec<u8> {
+        self.accept_with_headers(protocol, &[])
+    }
+
+    /// Like [`accept`](Self::accept), with extra response headers (e.g. Set-Cookie).
+    pub fn accept_with_headers(&self, protocol: Option<&str>, extra: &[(&str, &str)]) -> Vec<u8> {
+        debug_assert!(protocol.is_none_or(|p| self.protocols.iter().any(|o| o == p)));
+        let mut out = String::with_capacity(160);
+        out.push_str("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+        out.push_str(&accept_key(&self.key));
+        out.push_str("\r\n");
+        if let Some(protocol) = protocol {
+            out.push_str("Sec-WebSocket-Protocol: ");
+            out.push_str(protocol);
+            out.push_str("\r\n");
+        }
+        for (name, value) in extra {
+            push_header(&mut out, name, value);
+        }
+        out.push_str("\r\n");
+        out.into_bytes()
+    }
+}
+
+/// An HTTP response that refuses the handshake: `status`, extra headers, and a short
+/// plain-text body (RFC 6455 §4.2.2: "an appropriate HTTP error code").
+///
+/// ```
+/// let response = rfc6455::handshake::server::reject(403, &[], "origin not allowed");
+/// assert!(response.starts_with(b"HTTP/1.1 403 Forbidden\r\n"));
+/// ```
+pub fn reject(status: u16, extra: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reason_phrase(status),
+        body.len() + 1,
+    );
+    for (name, value) in extra {
+        push_header(&mut out, name, value);
+    }
+    out.push_str("\r\n");
+    out.push_str(body);
+    out.push('\n');
+    out.into_bytes()
+}
+
+/// Appends a header line, dropping CR and LF from the value so that an application's
+/// string cannot split the response.
+fn push_header(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push_str(": ");
+    out.extend(value.chars().filter(|c| *c != '\r' && *c != '\n'));
+    out.push_str("\r\n");
+}
+
+/// The reason phrase of the statuses a WebSocket server commonly answers with.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Error",
+    }
+}
