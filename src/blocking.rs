@@ -226,8 +226,9 @@ impl<S: Read + Write> WebSocket<S> {
     /// Reads the next message or control frame. Pongs to pings and the reply to a
     /// Close are sent before it returns.
     ///
-    /// After the closing handshake it returns [`Error::Closed`]; a client first waits
-    /// for the server to close the TCP connection (RFC 6455 §7.1.1).
+    /// After the closing handshake it returns [`Error::Closed`]. A client first waits
+    /// for the server to close the TCP connection (RFC 6455 §7.1.1), after a clean close
+    /// as after a failure; give the stream a read timeout to bound that wait.
     pub fn read(&mut self) -> Result<Event, Error> {
         loop {
             match self.conn.next_event() {
@@ -238,7 +239,9 @@ impl<S: Read + Write> WebSocket<S> {
                 Ok(None) => {}
                 Err(err) => {
                     // Best effort: the peer may already be gone.
-                    let _ = self.flush();
+                    if self.flush().is_ok() && self.conn.role() == Role::Client {
+                        self.wait_for_server_close();
+                    }
                     return Err(Error::Protocol(err));
                 }
             }
