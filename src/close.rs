@@ -1,7 +1,6 @@
 //! Close codes and the Close frame payload (RFC 6455 §5.5.1, §7.4).
 
 use crate::error::ProtocolError;
-use crate::utf8::Utf8Validator;
 use std::fmt;
 
 /// A close status code (RFC 6455 §7.4).
@@ -139,13 +138,13 @@ impl CloseFrame {
                 if !code.is_valid_on_wire() {
                     return Err(ProtocolError::InvalidCloseCode(code.0));
                 }
-                let mut validator = Utf8Validator::new();
-                if validator.feed(reason).is_err() || !validator.is_complete() {
-                    return Err(ProtocolError::InvalidCloseReason);
-                }
-                let reason = String::from_utf8(reason.to_vec())
-                    .map_err(|_| ProtocolError::InvalidCloseReason)?;
-                Ok(Some(CloseFrame { code, reason }))
+                // The whole reason is at hand: no need for the incremental validator.
+                let reason =
+                    std::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidCloseReason)?;
+                Ok(Some(CloseFrame {
+                    code,
+                    reason: reason.to_string(),
+                }))
             }
         }
     }

@@ -57,3 +57,8 @@ pub use connection::{Config, Connection, Event, MessageKind, Role, State};
 pub use error::{ProtocolError, SendError};
 pub use frame::OpCode;
 pub use handshake::accept_key;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

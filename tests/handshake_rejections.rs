@@ -1,0 +1,252 @@
+//! Opening handshakes that must be refused (RFC 6455 §4.1, §4.2), on both sides, with
+//! the status a server answers.
+
+use rfc6455::handshake::client::{ClientHandshake, ResponseError, WsUrl};
+use rfc6455::handshake::server::{Request, RequestError};
+use rfc6455::handshake::{HeadReader, DEFAULT_MAX_HEAD};
+
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+fn request(lines: &[&str]) -> Vec<u8> {
+    let mut head = lines.join("\r\n");
+    head.push_str("\r\n\r\n");
+    head.into_bytes()
+}
+
+fn valid_lines() -> Vec<&'static str> {
+    vec![
+        "GET /chat HTTP/1.1",
+        "Host: example.com",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+    ]
+}
+
+/// The valid request with line `index` replaced (or removed, with `None`).
+fn with_line(index: usize, line: Option<&'static str>) -> Vec<u8> {
+    let mut lines = valid_lines();
+    match line {
+        Some(line) => lines[index] = line,
+        None => {
+            lines.remove(index);
+        }
+    }
+    request(&lines)
+}
+
+#[test]
+fn the_valid_request_is_accepted_with_header_variations() {
+    assert!(Request::parse(&request(&valid_lines())).is_ok());
+    // Tokens are case-insensitive and Connection may list several (RFC 6455 §4.2.1).
+    let variants = [
+        (2, "upgrade: WebSocket"),
+        (3, "Connection: keep-alive, Upgrade"),
+        (3, "connection: UPGRADE"),
+        (4, "sec-websocket-key:   dGhlIHNhbXBsZSBub25jZQ==  "),
+    ];
+    for (index, line) in variants {
+        let head = with_line(index, Some(line));
+        let parsed = Request::parse(&head);
+        assert!(parsed.is_ok(), "{line}: {parsed:?}");
+        assert_eq!(parsed.unwrap().key(), KEY);
+    }
+}
+
+#[test]
+fn each_broken_request_gets_its_status() {
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (with_line(0, Some("POST /chat HTTP/1.1")), 405, "method"),
+        (with_line(0, Some("GET /chat HTTP/1.0")), 505, "HTTP/1.0"),
+        (with_line(1, None), 400, "no Host"),
+        (with_line(2, None), 400, "no Upgrade"),
+        (with_line(2, Some("Upgrade: h2c")), 400, "Upgrade: h2c"),
+        (with_line(3, None), 400, "no Connection"),
+        (
+            with_line(3, Some("Connection: close")),
+            400,
+            "Connection: close",
+        ),
+        (with_line(4, None), 400, "no key"),
+        (
+            with_line(4, Some("Sec-WebSocket-Key: short")),
+            400,
+            "key not base64 of 16 bytes",
+        ),
+        (
+            with_line(4, Some("Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAAAAAAA")),
+            400,
+            "key of 21 bytes",
+        ),
+        (with_line(5, None), 426, "no version"),
+        (
+            with_line(5, Some("Sec-WebSocket-Version: 8")),
+            426,
+            "version 8",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost\r\n\r\n".to_vec(),
+            400,
+            "malformed header",
+        ),
+        (b"\x00\x01garbage\r\n\r\n".to_vec(), 400, "garbage"),
+    ];
+    for (head, status, what) in cases {
+        let err = Request::parse(&head).expect_err(what);
+        assert_eq!(err.status(), status, "{what}: {err}");
+        let response = String::from_utf8(err.response()).unwrap();
+        assert!(
+            response.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{what}: {response}"
+        );
+    }
+}
+
+#[test]
+fn duplicated_single_valued_headers_are_rejected() {
+    let mut lines = valid_lines();
+    lines.push("Sec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==");
+    assert_eq!(
+        Request::parse(&request(&lines)),
+        Err(RequestError::InvalidKey)
+    );
+    let mut lines = valid_lines();
+    lines.push("Host: other.example");
+    assert_eq!(Request::parse(&request(&lines)).unwrap_err().status(), 400);
+}
+
+#[test]
+fn version_rejection_advertises_version_13() {
+    // RFC 6455 §4.4: the 426 carries the versions the server supports.
+    let err = Request::parse(&with_line(5, Some("Sec-WebSocket-Version: 8"))).unwrap_err();
+    let response = String::from_utf8(err.response()).unwrap();
+    assert!(
+        response.contains("Sec-WebSocket-Version: 13\r\n"),
+        "{response}"
+    );
+}
+
+#[test]
+fn too_many_headers_is_431() {
+    let mut lines = valid_lines();
+    let extra: Vec<String> = (0..100).map(|i| format!("X-Filler-{i}: x")).collect();
+    lines.extend(extra.iter().map(String::as_str));
+    let err = Request::parse(&request(&lines)).unwrap_err();
+    assert_eq!(err.status(), 431);
+}
+
+#[test]
+fn an_endless_head_is_cut_at_the_limit() {
+    let mut reader = HeadReader::new(DEFAULT_MAX_HEAD);
+    let filler = b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    let mut fed = 0;
+    let result = loop {
+        match reader.push(filler) {
+            Ok(None) => fed += filler.len(),
+            other => break other,
+        }
+        assert!(fed <= DEFAULT_MAX_HEAD, "buffered past the limit");
+    };
+    assert!(result.is_err());
+    assert!(reader.buffer().len() <= DEFAULT_MAX_HEAD + filler.len());
+}
+
+#[test]
+fn a_head_split_anywhere_is_found_and_the_rest_kept() {
+    let mut bytes = request(&valid_lines());
+    let head_len = bytes.len();
+    bytes.extend_from_slice(&[0x81, 0x80, 1, 2, 3, 4]);
+    for split in 0..bytes.len() {
+        let mut reader = HeadReader::new(DEFAULT_MAX_HEAD);
+        let (found, rest) = match reader.push(&bytes[..split]).unwrap() {
+            // Found in the first read: what follows is all frame bytes.
+            Some(len) => {
+                let mut rest = reader.take_rest();
+                rest.extend_from_slice(&bytes[split..]);
+                (Some(len), rest)
+            }
+            None => (reader.push(&bytes[split..]).unwrap(), reader.take_rest()),
+        };
+        assert_eq!(found, Some(head_len), "split at {split}");
+        assert_eq!(rest, [0x81, 0x80, 1, 2, 3, 4], "split at {split}");
+    }
+}
+
+fn response(lines: &[&str]) -> Vec<u8> {
+    request(lines)
+}
+
+#[test]
+fn the_client_validates_the_response() {
+    let url = WsUrl::parse("ws://example.com/chat").unwrap();
+    let (handshake, _) = ClientHandshake::with_key(KEY.into(), &url, &["chat"], &[]);
+    let good = [
+        "HTTP/1.1 101 Switching Protocols",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+    ];
+    assert!(handshake.validate(&response(&good)).is_ok());
+
+    let replace = |index: usize, line: &'static str| {
+        let mut lines = good.to_vec();
+        lines[index] = line;
+        response(&lines)
+    };
+    let with = |line: &'static str| {
+        let mut lines = good.to_vec();
+        lines.push(line);
+        response(&lines)
+    };
+    let cases = [
+        (
+            replace(0, "HTTP/1.1 403 Forbidden"),
+            ResponseError::Status(403),
+        ),
+        (replace(0, "HTTP/1.1 200 OK"), ResponseError::Status(200)),
+        (replace(1, "Upgrade: h2c"), ResponseError::MissingUpgrade),
+        (
+            replace(2, "Connection: close"),
+            ResponseError::MissingUpgrade,
+        ),
+        (
+            replace(3, "Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+            ResponseError::BadAccept,
+        ),
+        (
+            with("Sec-WebSocket-Protocol: superchat"),
+            ResponseError::UnexpectedProtocol("superchat".into()),
+        ),
+        (
+            with("Sec-WebSocket-Extensions: permessage-deflate"),
+            ResponseError::UnexpectedExtension("permessage-deflate".into()),
+        ),
+    ];
+    for (head, expected) in cases {
+        assert_eq!(handshake.validate(&head), Err(expected));
+    }
+    let missing_accept = response(&good[..3]);
+    assert_eq!(
+        handshake.validate(&missing_accept),
+        Err(ResponseError::BadAccept)
+    );
+}
+
+#[test]
+fn urls_are_parsed_strictly() {
+    let url = WsUrl::parse("ws://[::1]:9001/a?b=c").unwrap();
+    assert_eq!(url.port, 9001);
+    assert_eq!(url.resource, "/a?b=c");
+    assert_eq!(url.host_header(), "[::1]:9001");
+    let url = WsUrl::parse("ws://example.com").unwrap();
+    assert_eq!((url.port, url.resource.as_str()), (80, "/"));
+    for bad in [
+        "http://example.com/",
+        "wss://example.com/",
+        "ws://",
+        "example.com",
+    ] {
+        assert!(WsUrl::parse(bad).is_err(), "{bad}");
+    }
+}

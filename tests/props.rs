@@ -1,0 +1,243 @@
+//! Properties over arbitrary input (proptest): the same invariants the fuzz targets
+//! check, so that `cargo test` on stable covers them.
+
+mod support;
+
+use proptest::prelude::*;
+use rfc6455::frame::{FrameHeader, Parsed};
+use rfc6455::mask::apply_mask;
+use rfc6455::utf8::Utf8Validator;
+use rfc6455::{Config, Connection, Event, MessageKind, OpCode, Role};
+use support::invariants::{check_output, drive};
+
+fn small_config() -> Config {
+    Config {
+        max_frame_size: 300,
+        max_message_size: 1000,
+        ..Config::default()
+    }
+}
+
+fn any_header() -> impl Strategy<Value = FrameHeader> {
+    (
+        any::<bool>(),
+        0u8..8,
+        0u8..16,
+        proptest::option::of(any::<[u8; 4]>()),
+        prop_oneof![0u64..=125, 126u64..=65535, 65536u64..=(u64::MAX >> 1)],
+    )
+        .prop_map(|(fin, rsv, opcode, masking_key, payload_len)| FrameHeader {
+            fin,
+            rsv,
+            opcode: OpCode::from_bits(opcode),
+            masking_key,
+            payload_len,
+        })
+}
+
+/// Bytes that are often, but not always, UTF-8, with multi-byte sequences.
+fn mostly_text() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        any::<String>().prop_map(String::into_bytes),
+        proptest::collection::vec(any::<u8>(), 0..64),
+        (any::<String>(), any::<u8>(), any::<usize>()).prop_map(|(s, b, at)| {
+            let mut bytes = s.into_bytes();
+            let at = if bytes.is_empty() {
+                0
+            } else {
+                at % bytes.len()
+            };
+            bytes.insert(at, b);
+            bytes
+        }),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Message {
+    Text(String),
+    Binary(Vec<u8>),
+    Ping(Vec<u8>),
+}
+
+fn any_message() -> impl Strategy<Value = (Message, Vec<usize>)> {
+    let message = prop_oneof![
+        any::<String>().prop_map(Message::Text),
+        proptest::collection::vec(any::<u8>(), 0..2000).prop_map(Message::Binary),
+        proptest::collection::vec(any::<u8>(), 0..=125).prop_map(Message::Ping),
+    ];
+    // Fragment sizes: empty means one frame.
+    (message, proptest::collection::vec(0usize..50, 0..4))
+}
+
+/// Sends `messages` from a `role` connection, fragmenting at the given sizes.
+fn send_all(conn: &mut Connection, messages: &[(Message, Vec<usize>)]) -> Vec<Event> {
+    let mut expected = Vec::new();
+    for (message, fragments) in messages {
+        let (kind, bytes) = match message {
+            Message::Ping(p) => {
+                conn.send_ping(p).unwrap();
+                expected.push(Event::Ping(p.clone()));
+                continue;
+            }
+            Message::Text(t) => (MessageKind::Text, t.as_bytes()),
+            Message::Binary(b) => (MessageKind::Binary, &b[..]),
+        };
+        let mut rest = bytes;
+        for &size in fragments {
+            let (piece, tail) = rest.split_at(size.min(rest.len()));
+            conn.send_fragment(kind, piece, false).unwrap();
+            rest = tail;
+        }
+        conn.send_fragment(kind, rest, true).unwrap();
+        expected.push(match message {
+            Message::Text(t) => Event::Text(t.clone()),
+            Message::Binary(b) => Event::Binary(b.clone()),
+            Message::Ping(_) => unreachable!(),
+        });
+    }
+    expected
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn a_header_round_trips(header in any_header()) {
+        let (bytes, len) = header.encode();
+        prop_assert_eq!(len, header.encoded_len());
+        prop_assert_eq!(FrameHeader::parse(&bytes[..len]), Ok(Parsed::Complete(header, len)));
+        // Any prefix is incomplete and says how much is missing.
+        for cut in 0..len {
+            match FrameHeader::parse(&bytes[..cut]) {
+                Ok(Parsed::Incomplete(missing)) => prop_assert!(cut + missing <= len),
+                other => prop_assert!(false, "prefix {} gave {:?}", cut, other),
+            }
+        }
+    }
+
+    #[test]
+    fn a_parsed_header_re_encodes_to_its_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..20)) {
+        if let Ok(Parsed::Complete(header, len)) = FrameHeader::parse(&bytes) {
+            let (encoded, encoded_len) = header.encode();
+            prop_assert_eq!(&encoded[..encoded_len], &bytes[..len]);
+        }
+    }
+
+    #[test]
+    fn incremental_utf8_agrees_with_std(bytes in mostly_text(), splits in proptest::collection::vec(any::<usize>(), 0..5)) {
+        let mut cuts: Vec<usize> = splits.iter().map(|s| s % (bytes.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut validator = Utf8Validator::new();
+        let mut start = 0;
+        let mut failed_at = None;
+        for &cut in cuts.iter().chain([&bytes.len()]) {
+            if validator.feed(&bytes[start..cut]).is_err() {
+                failed_at = Some(cut);
+                break;
+            }
+            start = cut;
+        }
+        match std::str::from_utf8(&bytes) {
+            Ok(_) => {
+                prop_assert_eq!(failed_at, None);
+                prop_assert!(validator.is_complete());
+            }
+            Err(e) => match e.error_len() {
+                // A byte that can never be valid: caught by the piece that holds it.
+                Some(_) => {
+                    let piece_end = failed_at.expect("invalid bytes were accepted");
+                    prop_assert!(piece_end > e.valid_up_to());
+                }
+                // Only an unfinished sequence at the end: caught by is_complete.
+                None => prop_assert!(failed_at.is_none() && !validator.is_complete()),
+            },
+        }
+    }
+
+    #[test]
+    fn masking_in_pieces_equals_masking_at_once(
+        data in proptest::collection::vec(any::<u8>(), 0..300),
+        key in any::<[u8; 4]>(),
+        cut in any::<usize>(),
+    ) {
+        let mut whole = data.clone();
+        apply_mask(&mut whole, key, 0);
+        let expected: Vec<u8> = data.iter().enumerate().map(|(i, b)| b ^ key[i % 4]).collect();
+        prop_assert_eq!(&whole, &expected);
+        let cut = cut % (data.len() + 1);
+        let mut pieces = data.clone();
+        let (a, b) = pieces.split_at_mut(cut);
+        apply_mask(a, key, 0);
+        apply_mask(b, key, cut);
+        prop_assert_eq!(pieces, expected);
+    }
+
+    #[test]
+    fn messages_round_trip_through_any_chunking(
+        messages in proptest::collection::vec(any_message(), 0..8),
+        chunks in proptest::collection::vec(0usize..100, 0..8),
+        client_sends in any::<bool>(),
+    ) {
+        let (sender_role, receiver_role) = if client_sends {
+            (Role::Client, Role::Server)
+        } else {
+            (Role::Server, Role::Client)
+        };
+        let mut sender = Connection::new(sender_role);
+        let expected = send_all(&mut sender, &messages);
+        let wire = sender.pending_output().to_vec();
+        check_output(sender_role, &wire);
+        let observed = drive(receiver_role, &Config::default(), &wire, &chunks);
+        prop_assert!(!observed.failed);
+        prop_assert_eq!(observed.events, expected);
+    }
+
+    #[test]
+    fn arbitrary_bytes_to_a_server_keep_every_invariant(
+        input in proptest::collection::vec(any::<u8>(), 0..600),
+        chunks in proptest::collection::vec(0usize..64, 0..8),
+    ) {
+        drive(Role::Server, &small_config(), &input, &chunks);
+    }
+
+    #[test]
+    fn arbitrary_bytes_to_a_client_keep_every_invariant(
+        input in proptest::collection::vec(any::<u8>(), 0..600),
+        chunks in proptest::collection::vec(0usize..64, 0..8),
+    ) {
+        drive(Role::Client, &small_config(), &input, &chunks);
+    }
+
+    #[test]
+    fn corrupted_valid_traffic_keeps_every_invariant(
+        messages in proptest::collection::vec(any_message(), 1..6),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+        chunks in proptest::collection::vec(0usize..64, 0..8),
+    ) {
+        // Mostly-valid input reaches deeper states than random bytes do.
+        let mut sender = Connection::new(Role::Client);
+        send_all(&mut sender, &messages);
+        let mut wire = sender.pending_output().to_vec();
+        for (at, xor) in flips {
+            let at = at % wire.len();
+            wire[at] ^= xor;
+        }
+        drive(Role::Server, &small_config(), &wire, &chunks);
+    }
+}
+
+#[test]
+fn a_message_over_the_limit_is_refused_whatever_the_fragmentation() {
+    let config = small_config();
+    for fragments in [vec![], vec![500], vec![100, 100, 100, 100, 100, 100]] {
+        let mut sender = Connection::new(Role::Client);
+        send_all(
+            &mut sender,
+            &[(Message::Binary(vec![0; 1001]), fragments.clone())],
+        );
+        let observed = drive(Role::Server, &config, sender.pending_output(), &[7]);
+        assert!(observed.failed, "fragments {fragments:?}");
+        assert!(observed.events.is_empty());
+    }
+}
