@@ -12,25 +12,37 @@ use std::time::Duration;
 /// A server that runs `handler` on each of `connections` accepted streams, in turn.
 fn server<F>(connections: usize, handler: F) -> (String, JoinHandle<Vec<Result<(), Error>>>)
 where
-    F: Fn(TcpStream) -> Result<(), Error> + Send + 'static,
+    F: Fn(&mut TcpStream) -> Result<(), Error> + Send + 'static,
 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let handle = thread::spawn(move || {
         (0..connections)
             .map(|_| {
-                let (stream, _) = listener.accept().unwrap();
+                let (mut stream, _) = listener.accept().unwrap();
                 stream
                     .set_read_timeout(Some(Duration::from_secs(10)))
                     .unwrap();
-                handler(stream)
+                let result = handler(&mut stream);
+                close_transport(stream);
+                result
             })
             .collect()
     });
     (addr, handle)
 }
 
-fn echo(stream: TcpStream) -> Result<(), Error> {
+/// The server closes the TCP connection first (RFC 6455 §7.1.1): a FIN after its last
+/// bytes, then it reads what the peer still sends, so that closing a socket with unread
+/// input does not reset the connection and destroy the response or Close frame.
+fn close_transport(mut stream: TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut sink = [0u8; 4096];
+    while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+}
+
+fn echo(stream: &mut TcpStream) -> Result<(), Error> {
     let mut ws = blocking::accept(stream)?;
     loop {
         match ws.read()? {
@@ -78,6 +90,7 @@ fn messages_echo_and_the_client_closes() {
     );
     // The client waits for the server to close the TCP connection (RFC 6455 §7.1.1).
     assert!(matches!(ws.read(), Err(Error::Closed)));
+    drop(ws);
     assert!(server.join().unwrap()[0].is_ok());
 }
 
@@ -102,6 +115,7 @@ fn the_server_closes_first() {
         }))
     );
     assert!(matches!(ws.read(), Err(Error::Closed)));
+    drop(ws);
     assert!(server.join().unwrap()[0].is_ok());
 }
 
@@ -124,6 +138,7 @@ fn subprotocols_are_negotiated_and_upgrades_can_be_refused() {
     assert_eq!(ws.read().unwrap(), Event::Text("v2".into()));
     ws.close(CloseCode::NORMAL, "").unwrap();
     while ws.read().is_ok() {}
+    drop(ws);
 
     let refused = blocking::connect(&format!("ws://{addr}/elsewhere"));
     assert!(matches!(
@@ -167,22 +182,38 @@ fn close_code_received(mut stream: TcpStream) -> u16 {
 
 #[test]
 fn protocol_violations_get_the_right_close_code_and_the_server_carries_on() {
-    let cases: [(&[u8], u16); 4] = [
-        // An unmasked frame from a client: 1002.
+    let cases: &[(&[u8], u16)] = &[
+        // An unmasked frame from a client (§5.1).
         (&[0x81, 0x02, b'h', b'i'], 1002),
-        // Invalid UTF-8 in a text frame: 1007.
+        // RSV1 without an extension (§5.2).
+        (&[0xc1, 0x80, 1, 2, 3, 4], 1002),
+        // Reserved opcodes, data and control (§5.2).
+        (&[0x83, 0x80, 1, 2, 3, 4], 1002),
+        (&[0x8b, 0x80, 1, 2, 3, 4], 1002),
+        // A ping of 126 bytes (§5.5): the header alone is enough.
+        (&[0x89, 0xfe, 0x00, 0x7e, 1, 2, 3, 4], 1002),
+        // A fragmented ping (§5.5).
+        (&[0x09, 0x80, 1, 2, 3, 4], 1002),
+        // A 64-bit length with its top bit set (§5.2).
+        (&[0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4], 1002),
+        // A continuation of nothing (§5.4).
+        (&[0x80, 0x80, 1, 2, 3, 4], 1002),
+        // A new text frame inside a fragmented message (§5.4).
+        (&[0x01, 0x80, 1, 2, 3, 4, 0x81, 0x80, 1, 2, 3, 4], 1002),
+        // A Close of one byte; a Close with code 1005, which is never sent (§5.5.1, §7.4).
+        (&[0x88, 0x81, 0, 0, 0, 0, 0x03], 1002),
+        (&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xed], 1002),
+        // Invalid UTF-8 in a text frame, and in a close reason (§8.1).
         (&[0x81, 0x81, 0, 0, 0, 0, 0xff], 1007),
+        (&[0x88, 0x83, 0, 0, 0, 0, 0x03, 0xe8, 0xff], 1007),
         // A frame announcing 2^62 bytes, with no payload following: 1009 at once.
         (&[0x82, 0xff, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4], 1009),
-        // A reserved opcode: 1002.
-        (&[0x83, 0x80, 1, 2, 3, 4], 1002),
     ];
-    // `echo` drops the stream when it returns: the server closes the TCP connection first.
     let (addr, server) = server(cases.len() + 1, echo);
     for (bytes, code) in cases {
         let mut stream = raw_upgrade(&addr);
         stream.write_all(bytes).unwrap();
-        assert_eq!(close_code_received(stream), code, "input {bytes:02x?}");
+        assert_eq!(close_code_received(stream), *code, "input {bytes:02x?}");
     }
     // A well-behaved client is still served.
     let mut ws = connect(&addr);
@@ -190,30 +221,72 @@ fn protocol_violations_get_the_right_close_code_and_the_server_carries_on() {
     assert_eq!(ws.read().unwrap(), Event::Text("still here".into()));
     ws.close(CloseCode::NORMAL, "").unwrap();
     while ws.read().is_ok() {}
+    drop(ws);
 
     let results = server.join().unwrap();
-    for result in &results[..4] {
+    for result in &results[..cases.len()] {
         assert!(matches!(result, Err(Error::Protocol(_))), "{result:?}");
     }
-    assert!(results[4].is_ok());
+    assert!(results[cases.len()].is_ok());
 }
 
 #[test]
-fn plain_http_gets_an_error_status() {
-    let (addr, server) = server(1, echo);
-    let mut stream = TcpStream::connect(&addr).unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
-    assert!(matches!(server.join().unwrap()[0], Err(Error::Request(_))));
+fn malformed_handshakes_get_their_status_and_the_server_carries_on() {
+    let valid = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let cases: Vec<(String, &str)> = vec![
+        ("GET / HTTP/1.1\r\nHost: x\r\n\r\n".into(), "400"),
+        (valid.replace("GET", "POST"), "405"),
+        (valid.replace("HTTP/1.1", "HTTP/1.0"), "505"),
+        (valid.replace("Host: x\r\n", ""), "400"),
+        (valid.replace("websocket", "h2c"), "400"),
+        (
+            valid.replace("Connection: Upgrade", "Connection: close"),
+            "400",
+        ),
+        (valid.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ="), "400"),
+        (valid.replace("Version: 13", "Version: 8"), "426"),
+        (huge, "431"),
+        ("\x16\x03\x01 not http at all\r\n\r\n".into(), "400"),
+    ];
+    let (addr, server) = server(cases.len() + 1, echo);
+    for (request, status) in &cases {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        // The server may answer and close before reading all of an oversized head.
+        let _ = stream.write_all(request.as_bytes());
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let response = String::from_utf8_lossy(&response);
+        assert!(
+            response.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{request:.60}: {response}"
+        );
+        if *status == "426" {
+            assert!(response.contains("Sec-WebSocket-Version: 13\r\n"));
+        }
+    }
+    let mut ws = connect(&addr);
+    ws.send_text("still here").unwrap();
+    assert_eq!(ws.read().unwrap(), Event::Text("still here".into()));
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    while ws.read().is_ok() {}
+    drop(ws);
+    let results = server.join().unwrap();
+    for result in &results[..cases.len()] {
+        assert!(matches!(result, Err(Error::Request(_))), "{result:?}");
+    }
 }
 
 #[test]
 fn a_client_rejects_a_masked_frame_from_the_server() {
-    let (addr, server) = server(1, |mut stream| {
+    let (addr, server) = server(1, |stream| {
         let mut head = [0u8; 1024];
         let mut len = 0;
         while !head[..len].ends_with(b"\r\n\r\n") {
