@@ -250,3 +250,21 @@ fn urls_are_parsed_strictly() {
         assert!(WsUrl::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn fuzz_found_blank_lines_before_the_status_line() {
+    // Found by fuzz/handshake_response: a 101 preceded by blank lines. httparse skips
+    // them (RFC 9112 §2.2 lets a recipient ignore empty lines before the start line),
+    // so `validate` accepts it — the target's assertion was too strict. A reader of a
+    // live stream never gets there: the head ends at the first blank line, and that
+    // empty head is refused.
+    let head = b"\r\n\r\nHTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    let url = WsUrl::parse("ws://example.com/chat").unwrap();
+    let (handshake, _) = ClientHandshake::with_key(KEY.into(), &url, &[], &[]);
+    assert!(handshake.validate(head).is_ok());
+    let mut reader = HeadReader::new(DEFAULT_MAX_HEAD);
+    let head_len = reader.push(head).unwrap().unwrap();
+    assert_eq!(head_len, 4);
+    assert!(handshake.validate(&head[..head_len]).is_err());
+}

@@ -133,7 +133,7 @@ proptest! {
         let mut failed_at = None;
         for &cut in cuts.iter().chain([&bytes.len()]) {
             if validator.feed(&bytes[start..cut]).is_err() {
-                failed_at = Some(cut);
+                failed_at = Some((start, cut));
                 break;
             }
             start = cut;
@@ -144,10 +144,12 @@ proptest! {
                 prop_assert!(validator.is_complete());
             }
             Err(e) => match e.error_len() {
-                // A byte that can never be valid: caught by the piece that holds it.
-                Some(_) => {
-                    let piece_end = failed_at.expect("invalid bytes were accepted");
+                // Fail fast: the failing piece holds the byte that proves the sequence
+                // at `valid_up_to` bad (its first byte, or the one after its valid prefix).
+                Some(error_len) => {
+                    let (piece_start, piece_end) = failed_at.expect("invalid bytes were accepted");
                     prop_assert!(piece_end > e.valid_up_to());
+                    prop_assert!(piece_start <= e.valid_up_to() + error_len);
                 }
                 // Only an unfinished sequence at the end: caught by is_complete.
                 None => prop_assert!(failed_at.is_none() && !validator.is_complete()),
@@ -170,7 +172,10 @@ proptest! {
         let (a, b) = pieces.split_at_mut(cut);
         apply_mask(a, key, 0);
         apply_mask(b, key, cut);
-        prop_assert_eq!(pieces, expected);
+        prop_assert_eq!(&pieces, &expected);
+        // An involution: masking again restores the payload (RFC 6455 §5.3).
+        apply_mask(&mut pieces, key, 0);
+        prop_assert_eq!(pieces, data);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, unit/property/end-to-end
-# tests, and the Autobahn TestSuite against our server and our client.
+# tests, the Autobahn TestSuite against our server and our client, and a short run
+# of every fuzz target.
 #
 #   bash tests/run.sh
 set -euo pipefail
@@ -22,5 +23,8 @@ bash autobahn/run.sh server
 
 step "Autobahn TestSuite: our client"
 bash autobahn/run.sh client
+
+step "fuzz smoke: every target for ${FUZZ_SMOKE_SECONDS:-20} s"
+bash fuzz/run.sh "${FUZZ_SMOKE_SECONDS:-20}"
 
 step "all passed"

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora under fuzz/corpus/TARGET/ (committed; small).
+
+Seeds: the RFC 6455 §5.7 examples, length encodings at their boundaries, close frames
+with a code of every class, fragmented messages with interleaved control frames, and
+valid and invalid handshakes. Run again after changing it: python3 fuzz/make_corpus.py
+"""
+import hashlib
+import os
+import struct
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+KEY = bytes([0x37, 0xFA, 0x21, 0x3D])
+
+
+def frame(opcode, payload=b"", fin=True, rsv=0, masked=False, key=KEY):
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+    n = len(payload)
+    mask_bit = 0x80 if masked else 0
+    if n < 126:
+        head = bytes([b0, mask_bit | n])
+    elif n < 65536:
+        head = bytes([b0, mask_bit | 126]) + struct.pack(">H", n)
+    else:
+        head = bytes([b0, mask_bit | 127]) + struct.pack(">Q", n)
+    if masked:
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        head += key
+    return head + payload
+
+
+def close(code, reason=b""):
+    return struct.pack(">H", code) + reason
+
+
+def stream_frames(masked):
+    """Frame sequences a peer of each role might send (masked = client to server)."""
+    f = lambda *a, **k: frame(*a, masked=masked, **k)
+    seqs = {
+        "text_hello": f(0x1, b"Hello"),
+        "binary_256": f(0x2, bytes(range(256))),
+        "binary_64k_truncated": f(0x2, b"\xab" * 65536)[:300],
+        "fragmented": f(0x1, b"Hel", fin=False) + f(0x9, b"ping") + f(0x0, b"lo"),
+        "fragmented_utf8": f(0x1, "€".encode()[:1], fin=False) + f(0x0, "€".encode()[1:]),
+        "ping_pong": f(0x9, b"Hello") + f(0xA, b"unsolicited"),
+        "empty_messages": f(0x1) + f(0x2) + f(0x9) + f(0xA),
+        "invalid_utf8": f(0x1, b"ok\xff"),
+        "reserved_opcode": f(0x3) + f(0xB),
+        "rsv_bits": f(0x1, b"x", rsv=4),
+        "long_ping": f(0x9, b"p" * 126),
+        "fragmented_ping": f(0x9, b"", fin=False),
+        "lone_continuation": f(0x0, b"x"),
+        "nested_message": f(0x1, b"a", fin=False) + f(0x2, b"b"),
+        "msb_length": bytes([0x82, 0xFF | (0 if masked else 0)]) + b"\x80" + b"\0" * 7,
+        "huge_length": bytes([0x82, 0xFF if masked else 0x7F]) + struct.pack(">Q", 1 << 40) + (KEY if masked else b""),
+        "close_empty": f(0x8),
+        "close_one_byte": f(0x8, b"\x03"),
+        "close_bad_reason": f(0x8, close(1000, b"\xff")),
+        "after_close": f(0x8, close(1000)) + f(0x1, b"late"),
+    }
+    for code in [999, 1000, 1001, 1002, 1003, 1004, 1005, 1006, 1007, 1011, 1014,
+                 1015, 1016, 2999, 3000, 4999, 5000, 65535]:
+        seqs["close_%d" % code] = f(0x8, close(code, b"bye"))
+    # The peer's frames masked the wrong way round.
+    seqs["wrong_masking"] = frame(0x1, b"Hello", masked=not masked)
+    return seqs
+
+
+def write(target, name, data):
+    d = os.path.join(ROOT, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as fh:
+        fh.write(data)
+
+
+def main():
+    # RFC 6455 §5.7, verbatim.
+    rfc = {
+        "rfc_masked_hello": bytes([0x81, 0x85, 0x37, 0xFA, 0x21, 0x3D, 0x7F, 0x9F, 0x4D, 0x51, 0x58]),
+        "rfc_unmasked_hello": bytes([0x81, 0x05, 0x48, 0x65, 0x6C, 0x6C, 0x6F]),
+        "rfc_fragmented": bytes([0x01, 0x03, 0x48, 0x65, 0x6C, 0x80, 0x02, 0x6C, 0x6F]),
+        "rfc_ping": bytes([0x89, 0x05, 0x48, 0x65, 0x6C, 0x6C, 0x6F]),
+        "rfc_pong": bytes([0x8A, 0x85, 0x37, 0xFA, 0x21, 0x3D, 0x7F, 0x9F, 0x4D, 0x51, 0x58]),
+        "rfc_256": bytes([0x82, 0x7E, 0x01, 0x00]),
+        "rfc_64k": bytes([0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0]),
+    }
+    for name, data in rfc.items():
+        write("frame_header", name, data[:14])
+    write("frame_header", "non_minimal_16", bytes([0x82, 0x7E, 0x00, 0x05]))
+    write("frame_header", "non_minimal_64", bytes([0x82, 0x7F]) + struct.pack(">Q", 5))
+    write("frame_header", "msb_64", bytes([0x82, 0x7F]) + struct.pack(">Q", 1 << 63))
+
+    # Connection targets: byte 0 = number of chunk-size bytes, then sizes, then stream.
+    for target, masked in [("connection_server", True), ("connection_client", False)]:
+        for name, data in stream_frames(masked).items():
+            write(target, name, b"\x00" + data)
+            write(target, name + "_chunked", b"\x03\x01\x07\x02" + data)
+    for name in ("rfc_masked_hello", "rfc_pong"):
+        write("connection_server", name, b"\x00" + rfc[name])
+    for name in ("rfc_unmasked_hello", "rfc_fragmented", "rfc_ping"):
+        write("connection_client", name, b"\x00" + rfc[name])
+
+    valid = (b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n"
+             b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             b"Origin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\n"
+             b"Sec-WebSocket-Version: 13\r\n\r\n")
+    requests = {
+        "valid": valid,
+        "valid_with_frame": valid + rfc["rfc_masked_hello"],
+        "post": valid.replace(b"GET", b"POST"),
+        "http10": valid.replace(b"HTTP/1.1", b"HTTP/1.0"),
+        "no_host": valid.replace(b"Host: server.example.com\r\n", b""),
+        "no_upgrade": valid.replace(b"Upgrade: websocket\r\n", b""),
+        "connection_list": valid.replace(b"Connection: Upgrade", b"Connection: keep-alive, Upgrade"),
+        "short_key": valid.replace(b"dGhlIHNhbXBsZSBub25jZQ==", b"c2hvcnQ="),
+        "version_8": valid.replace(b"Version: 13", b"Version: 8"),
+        "duplicate_key": valid.replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==\r\n\r\n"),
+        "not_http": b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
+    }
+    for name, data in requests.items():
+        write("handshake_request", name, data)
+
+    response = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n")
+    responses = {
+        "valid": response,
+        "no_protocol": response.replace(b"Sec-WebSocket-Protocol: chat\r\n", b""),
+        "bad_accept": response.replace(b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", b"AAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+        "forbidden": b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
+        "extension": response.replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"),
+        "other_protocol": response.replace(b"chat\r\n", b"v9\r\n"),
+    }
+    for name, data in responses.items():
+        write("handshake_response", name, data)
+
+    texts = ["Hello", "€uro", "κόσμε", "𝄞 clef", "\ud7ff\ue000".encode("utf-8", "surrogatepass").decode("utf-8")]
+    for i, t in enumerate(texts):
+        write("utf8", "valid_%d" % i, bytes([i]) + t.encode())
+    for i, bad in enumerate([b"\xed\xa0\x80", b"\xc0\xaf", b"\xf4\x90\x80\x80", b"\xe2\x82", b"ok\xff", b"\xf0\x9f\x98"]):
+        write("utf8", "invalid_%d" % i, bytes([i + 1]) + bad)
+
+    # roundtrip takes `arbitrary`-structured input: a few raw seeds are enough.
+    for i in range(4):
+        write("roundtrip", "seed_%d" % i, hashlib.sha256(b"seed%d" % i).digest() * 4)
+
+
+if __name__ == "__main__":
+    main()
