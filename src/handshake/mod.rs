@@ -32,10 +32,21 @@ pub const MAX_HEADERS: usize = 64;
 /// );
 /// ```
 pub fn accept_key(key: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(accept_digest(key))
+}
+
+/// The SHA-1 digest of the key concatenated with [`GUID`]: the step of
+/// [`accept_key`] before base64, shown by `rfc6455 accept`.
+///
+/// ```
+/// let digest = rfc6455::handshake::accept_digest("dGhlIHNhbXBsZSBub25jZQ==");
+/// assert_eq!(digest[..4], [0xb3, 0x7a, 0x4f, 0x2c]); // RFC 6455 §1.3: 0xb3 0x7a 0x4f 0x2c ...
+/// ```
+pub fn accept_digest(key: &str) -> [u8; 20] {
     let mut sha1 = Sha1::new();
     sha1.update(key.as_bytes());
     sha1.update(GUID.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
+    sha1.finalize().into()
 }
 
 /// A fresh `Sec-WebSocket-Key`: 16 random bytes from the OS, base64 (RFC 6455 §4.1).

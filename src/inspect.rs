@@ -1,0 +1,411 @@
+//! A frame inspector for people learning the wire protocol: bytes in, an annotated,
+//! bit-by-bit account of every frame out, with each rule the bytes break and the RFC
+//! section that sets it.
+//!
+//! It is what `rfc6455 decode` and `rfc6455 encode` print. Unlike [`Connection`], it does
+//! not stop at the first violation: it reports it and reads on as long as the frame
+//! boundaries are still known.
+//!
+//! ```
+//! use rfc6455::inspect::inspect;
+//!
+//! // RFC 6455 §5.7: a masked "Hello" from a client, then a ping over 125 bytes.
+//! let mut bytes = vec![0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+//! bytes.extend([0x89, 0xfe, 0x00, 0x7e, 0, 0, 0, 0]);
+//! let report = inspect(&bytes, None);
+//! assert!(report.contains("unmasked: \"Hello\""));
+//! assert!(report.contains("control frame payload of 126 bytes (over 125) (RFC 6455 §5.5)"));
+//! assert!(report.contains("126 more bytes needed"));
+//! ```
+//!
+//! [`Connection`]: crate::Connection
+
+use crate::close::CloseFrame;
+use crate::error::ProtocolError;
+use crate::frame::{FrameHeader, OpCode, Parsed};
+use crate::mask::apply_mask;
+use crate::utf8::Utf8Validator;
+use crate::Role;
+use std::fmt::Write as _;
+
+/// How many payload bytes are shown in hex, and text characters quoted.
+const PREVIEW_BYTES: usize = 32;
+const PREVIEW_CHARS: usize = 120;
+
+/// Describes every frame in `bytes`, as sent by `sender` (`None`: decided from the
+/// first frame's MASK bit, since only clients mask, RFC 6455 §5.3).
+pub fn inspect(bytes: &[u8], sender: Option<Role>) -> String {
+    let mut inspector = Inspector {
+        out: String::new(),
+        sender,
+        fragmented: None,
+        utf8: Utf8Validator::new(),
+        utf8_failed: false,
+        closed: false,
+        violations: 0,
+    };
+    let mut offset = 0;
+    let mut frames = 0;
+    while offset < bytes.len() {
+        frames += 1;
+        match inspector.frame(frames, offset, &bytes[offset..]) {
+            Some(len) => offset += len,
+            None => break,
+        }
+    }
+    if bytes.is_empty() {
+        inspector.out.push_str("no bytes\n");
+    }
+    let violations = inspector.violations;
+    let _ = writeln!(
+        inspector.out,
+        "{} byte{}, {} frame{}, {} violation{}",
+        bytes.len(),
+        plural(bytes.len()),
+        frames,
+        plural(frames),
+        violations,
+        plural(violations)
+    );
+    inspector.out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+struct Inspector {
+    out: String,
+    sender: Option<Role>,
+    /// The opcode of the fragmented message in progress (RFC 6455 §5.4).
+    fragmented: Option<OpCode>,
+    utf8: Utf8Validator,
+    utf8_failed: bool,
+    closed: bool,
+    violations: usize,
+}
+
+impl Inspector {
+    fn violation(&mut self, err: impl std::fmt::Display) {
+        self.violations += 1;
+        let _ = writeln!(self.out, "  ✗ {err}");
+    }
+
+    /// Describes the frame at the start of `buf`; returns its length, or `None` when
+    /// it is incomplete or its length cannot be known.
+    fn frame(&mut self, index: usize, offset: usize, buf: &[u8]) -> Option<usize> {
+        let _ = writeln!(self.out, "frame {index} at byte {offset}:");
+        let (header, header_len) = match parse_lenient(buf) {
+            Ok(Parsed::Complete(header, len)) => (header, len),
+            Ok(Parsed::Incomplete(missing)) => {
+                self.bits(buf);
+                let _ = writeln!(
+                    self.out,
+                    "  incomplete header: {missing} more byte{} needed",
+                    plural(missing)
+                );
+                return None;
+            }
+            Err(err) => {
+                self.bits(buf);
+                self.violation(err);
+                let _ = writeln!(
+                    self.out,
+                    "  (the frame's length is unknown: decoding stops)"
+                );
+                return None;
+            }
+        };
+        self.bits(&buf[..header_len]);
+        if let Err(ProtocolError::NonMinimalLength) = FrameHeader::parse(buf) {
+            self.violation(ProtocolError::NonMinimalLength);
+        }
+
+        let sender = *self.sender.get_or_insert(if header.masking_key.is_some() {
+            Role::Client
+        } else {
+            Role::Server
+        });
+        let receiver = match sender {
+            Role::Client => Role::Server,
+            Role::Server => Role::Client,
+        };
+        self.rules(&header, receiver);
+
+        let payload_len = header.payload_len as usize;
+        let available = buf.len() - header_len;
+        if available < payload_len {
+            let _ = writeln!(
+                self.out,
+                "  incomplete payload: {available} of {payload_len} bytes present, {} more bytes needed",
+                payload_len - available
+            );
+            return None;
+        }
+        let raw = &buf[header_len..header_len + payload_len];
+        let mut payload = raw.to_vec();
+        if let Some(key) = header.masking_key {
+            apply_mask(&mut payload, key, 0);
+            if !raw.is_empty() {
+                let _ = writeln!(self.out, "  payload, masked: {}", hex_preview(raw));
+            }
+        }
+        self.payload(&header, &payload);
+        Some(header_len + payload_len)
+    }
+
+    /// The header, byte by byte and bit by bit.
+    fn bits(&mut self, header: &[u8]) {
+        let out = &mut self.out;
+        if let Some(&b0) = header.first() {
+            let opcode = OpCode::from_bits(b0);
+            let _ = writeln!(
+                out,
+                "  {b0:02x}  {:08b}  FIN={} RSV1={} RSV2={} RSV3={} opcode={:#x} {}",
+                b0,
+                b0 >> 7,
+                (b0 >> 6) & 1,
+                (b0 >> 5) & 1,
+                (b0 >> 4) & 1,
+                b0 & 0x0f,
+                opcode.name()
+            );
+        }
+        let Some(&b1) = header.get(1) else { return };
+        let len7 = b1 & 0x7f;
+        let length = match len7 {
+            126 => "126: a 16-bit length follows".to_string(),
+            127 => "127: a 64-bit length follows".to_string(),
+            n => format!("{n} (7-bit length)"),
+        };
+        let _ = writeln!(
+            out,
+            "  {b1:02x}  {b1:08b}  MASK={} payload length {length}",
+            b1 >> 7
+        );
+        let ext = match len7 {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        let ext_bytes = &header[2.min(header.len())..(2 + ext).min(header.len())];
+        if ext > 0 && ext_bytes.len() == ext {
+            let value = ext_bytes.iter().fold(0u128, |v, b| v << 8 | u128::from(*b));
+            let _ = writeln!(
+                out,
+                "  {}  extended payload length = {value} ({}-bit)",
+                hex(ext_bytes),
+                ext * 8
+            );
+        }
+        if b1 & 0x80 != 0 {
+            let key = &header[(2 + ext).min(header.len())..(6 + ext).min(header.len())];
+            if key.len() == 4 {
+                let _ = writeln!(out, "  {}  masking key", hex(key));
+            }
+        }
+    }
+
+    /// The rules of RFC 6455 §5 that the header alone decides.
+    fn rules(&mut self, header: &FrameHeader, receiver: Role) {
+        if header.rsv != 0 {
+            self.violation(ProtocolError::ReservedBitsSet(header.rsv));
+        }
+        if let OpCode::Reserved(bits) = header.opcode {
+            self.violation(ProtocolError::ReservedOpcode(bits));
+        }
+        if header.opcode.is_control() {
+            if header.payload_len > 125 {
+                self.violation(ProtocolError::ControlFrameTooLong(header.payload_len));
+            }
+            if !header.fin {
+                self.violation(ProtocolError::FragmentedControlFrame);
+            }
+        }
+        match (receiver, header.masking_key.is_some()) {
+            (Role::Server, false) => self.violation(ProtocolError::UnmaskedClientFrame),
+            (Role::Client, true) => self.violation(ProtocolError::MaskedServerFrame),
+            _ => {}
+        }
+        if self.closed {
+            self.violations += 1;
+            self.out
+                .push_str("  ✗ a frame after the Close frame (RFC 6455 §5.5.1)\n");
+        }
+        match header.opcode {
+            OpCode::Continuation if self.fragmented.is_none() => {
+                self.violation(ProtocolError::UnexpectedContinuation);
+            }
+            OpCode::Text | OpCode::Binary => {
+                if self.fragmented.is_some() {
+                    self.violation(ProtocolError::ExpectedContinuation);
+                }
+                self.fragmented = Some(header.opcode);
+                self.utf8.reset();
+                self.utf8_failed = false;
+            }
+            OpCode::Close => self.closed = true,
+            _ => {}
+        }
+    }
+
+    fn payload(&mut self, header: &FrameHeader, payload: &[u8]) {
+        let message = match header.opcode {
+            OpCode::Continuation | OpCode::Text | OpCode::Binary => self.fragmented,
+            _ => None,
+        };
+        let position = match (header.opcode, header.fin) {
+            (OpCode::Continuation, true) => "last fragment of a message",
+            (OpCode::Continuation, false) => "middle fragment of a message",
+            (OpCode::Text | OpCode::Binary, false) => "first fragment of a message",
+            (OpCode::Text | OpCode::Binary, true) => "a whole message",
+            (OpCode::Reserved(_), _) => "a frame with a reserved opcode",
+            _ => "control frame",
+        };
+        let _ = writeln!(self.out, "  {position}, {} payload bytes", payload.len());
+        match header.opcode {
+            OpCode::Close => self.close_payload(payload),
+            _ if message == Some(OpCode::Text) => {
+                let was_ok = !self.utf8_failed;
+                if was_ok && self.utf8.feed(payload).is_err() {
+                    self.utf8_failed = true;
+                    self.violation(ProtocolError::InvalidUtf8);
+                }
+                if header.fin && !self.utf8_failed && !self.utf8.is_complete() {
+                    self.utf8_failed = true;
+                    self.violation(ProtocolError::InvalidUtf8);
+                }
+                self.show(payload);
+            }
+            _ => self.show(payload),
+        }
+        if header.fin && message.is_some() {
+            self.fragmented = None;
+        }
+    }
+
+    fn close_payload(&mut self, payload: &[u8]) {
+        match CloseFrame::parse(payload) {
+            Ok(None) => self.out.push_str("  no status code (the peer sees 1005)\n"),
+            Ok(Some(frame)) => {
+                let _ = writeln!(self.out, "  close code {}", frame.code);
+                if !frame.reason.is_empty() {
+                    let _ = writeln!(self.out, "  reason {:?}", frame.reason);
+                }
+            }
+            Err(err) => {
+                if payload.len() >= 2 {
+                    let code = crate::CloseCode(u16::from_be_bytes([payload[0], payload[1]]));
+                    let _ = writeln!(self.out, "  close code {code}");
+                }
+                self.violation(err);
+            }
+        }
+    }
+
+    /// The unmasked payload: as text when it is UTF-8, else in hex.
+    fn show(&mut self, payload: &[u8]) {
+        if payload.is_empty() {
+            return;
+        }
+        let line = match std::str::from_utf8(payload) {
+            Ok(text) if !text.is_empty() => {
+                let shown: String = text.chars().take(PREVIEW_CHARS).collect();
+                let more = if shown.len() < text.len() { "…" } else { "" };
+                format!("{shown:?}{more}")
+            }
+            _ => hex_preview(payload),
+        };
+        let _ = writeln!(self.out, "  unmasked: {line}");
+    }
+}
+
+/// Parses a header, tolerating a non-minimal length (reported separately) so that the
+/// frame can still be shown; a length with its top bit set stays an error.
+fn parse_lenient(buf: &[u8]) -> Result<Parsed, ProtocolError> {
+    match FrameHeader::parse(buf) {
+        Err(ProtocolError::NonMinimalLength) => {
+            let ext = if buf[1] & 0x7f == 126 { 2 } else { 8 };
+            let masked = buf[1] & 0x80 != 0;
+            let payload_len = buf[2..2 + ext]
+                .iter()
+                .fold(0u64, |v, b| v << 8 | u64::from(*b));
+            let key_at = 2 + ext;
+            Ok(Parsed::Complete(
+                FrameHeader {
+                    fin: buf[0] & 0x80 != 0,
+                    rsv: (buf[0] >> 4) & 0x07,
+                    opcode: OpCode::from_bits(buf[0]),
+                    masking_key: masked.then(|| {
+                        [
+                            buf[key_at],
+                            buf[key_at + 1],
+                            buf[key_at + 2],
+                            buf[key_at + 3],
+                        ]
+                    }),
+                    payload_len,
+                },
+                key_at + if masked { 4 } else { 0 },
+            ))
+        }
+        other => other,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn hex_preview(bytes: &[u8]) -> String {
+    if bytes.len() <= PREVIEW_BYTES {
+        hex(bytes)
+    } else {
+        format!(
+            "{} … ({} more bytes)",
+            hex(&bytes[..PREVIEW_BYTES]),
+            bytes.len() - PREVIEW_BYTES
+        )
+    }
+}
+
+/// Parses hex digits, ignoring whitespace, commas, colons and `0x` prefixes, so that
+/// bytes pasted from a capture or from the RFC work as they are.
+///
+/// ```
+/// use rfc6455::inspect::parse_hex;
+///
+/// assert_eq!(parse_hex("0x81 0x05, 48:65 6c6c6f"), Ok(vec![0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]));
+/// assert!(parse_hex("8").is_err());
+/// ```
+pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
+    let cleaned = text.replace("0x", "").replace("0X", "");
+    let digits: Vec<u8> = cleaned
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace() && !matches!(b, b',' | b':'))
+        .collect();
+    if digits.len() % 2 != 0 {
+        return Err(format!(
+            "odd number of hex digits ({}): each byte is two digits",
+            digits.len()
+        ));
+    }
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let s = std::str::from_utf8(pair).map_err(|_| "not hex".to_string())?;
+            u8::from_str_radix(s, 16).map_err(|_| format!("{s:?} is not a hex byte"))
+        })
+        .collect()
+}

@@ -1,0 +1,221 @@
+//! `rfc6455`: the command line tool. Today it holds the learning tools — `decode`,
+//! `encode` and `accept` — that show the wire protocol byte by byte.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use rfc6455::frame::FrameHeader;
+use rfc6455::handshake::{accept_digest, GUID};
+use rfc6455::inspect::{inspect, parse_hex};
+use rfc6455::mask::apply_mask;
+use rfc6455::{accept_key, OpCode, Role};
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "rfc6455", version, about = "WebSocket (RFC 6455) tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decodes frames from hex bytes and explains every bit (RFC 6455 §5.2).
+    ///
+    /// Example: rfc6455 decode 81 85 37 fa 21 3d 7f 9f 4d 51 58
+    Decode {
+        /// Hex bytes (spaces, commas, colons and 0x prefixes are ignored); `-` reads
+        /// them from standard input.
+        #[arg(required = true)]
+        hex: Vec<String>,
+        /// Who sent the bytes; by default the first frame's MASK bit decides.
+        #[arg(long, value_enum)]
+        from: Option<Sender>,
+    },
+    /// Encodes one message as frames, prints their bytes in hex and explains them.
+    ///
+    /// Example: rfc6455 encode --text Hello --mask 37fa213d
+    Encode {
+        #[command(flatten)]
+        payload: Payload,
+        /// The reason of a --close frame.
+        #[arg(long, requires = "close")]
+        reason: Option<String>,
+        /// Mask with this key (8 hex digits), as a client must (RFC 6455 §5.3).
+        #[arg(long, value_name = "KEY", conflicts_with = "client")]
+        mask: Option<String>,
+        /// Mask with a fresh random key, as a client does.
+        #[arg(long)]
+        client: bool,
+        /// Split a text or binary payload into fragments of at most N bytes (§5.4).
+        #[arg(long, value_name = "N")]
+        fragment: Option<usize>,
+    },
+    /// Computes Sec-WebSocket-Accept for a Sec-WebSocket-Key, step by step (§4.2.2).
+    ///
+    /// Example: rfc6455 accept dGhlIHNhbXBsZSBub25jZQ==
+    Accept {
+        /// The client's Sec-WebSocket-Key.
+        key: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Sender {
+    Client,
+    Server,
+}
+
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct Payload {
+    /// A text message.
+    #[arg(long)]
+    text: Option<String>,
+    /// A binary message, in hex.
+    #[arg(long, value_name = "HEX")]
+    binary: Option<String>,
+    /// A ping with this text payload.
+    #[arg(long)]
+    ping: Option<String>,
+    /// A pong with this text payload.
+    #[arg(long)]
+    pong: Option<String>,
+    /// A close frame with this status code (add --reason).
+    #[arg(long, value_name = "CODE")]
+    close: Option<u16>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Decode { hex, from } => decode(&hex, from),
+        Command::Encode {
+            payload,
+            reason,
+            mask,
+            client,
+            fragment,
+        } => encode(
+            &payload,
+            reason.as_deref(),
+            mask.as_deref(),
+            client,
+            fragment,
+        ),
+        Command::Accept { key } => Ok(accept_steps(&key)),
+    };
+    match result {
+        Ok(text) => {
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn decode(hex: &[String], from: Option<Sender>) -> Result<String, String> {
+    let text = if hex == ["-"] {
+        let mut input = String::new();
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .map_err(|e| e.to_string())?;
+        input
+    } else {
+        hex.join(" ")
+    };
+    let bytes = parse_hex(&text)?;
+    let sender = from.map(|s| match s {
+        Sender::Client => Role::Client,
+        Sender::Server => Role::Server,
+    });
+    Ok(inspect(&bytes, sender))
+}
+
+fn encode(
+    payload: &Payload,
+    reason: Option<&str>,
+    mask: Option<&str>,
+    client: bool,
+    fragment: Option<usize>,
+) -> Result<String, String> {
+    let (opcode, data) = if let Some(text) = &payload.text {
+        (OpCode::Text, text.as_bytes().to_vec())
+    } else if let Some(hex) = &payload.binary {
+        (OpCode::Binary, parse_hex(hex)?)
+    } else if let Some(text) = &payload.ping {
+        (OpCode::Ping, text.as_bytes().to_vec())
+    } else if let Some(text) = &payload.pong {
+        (OpCode::Pong, text.as_bytes().to_vec())
+    } else if let Some(code) = payload.close {
+        let mut data = code.to_be_bytes().to_vec();
+        data.extend_from_slice(reason.unwrap_or("").as_bytes());
+        (OpCode::Close, data)
+    } else {
+        unreachable!("clap requires one payload option")
+    };
+    let key = match (mask, client) {
+        (Some(hex), _) => {
+            let bytes = parse_hex(hex)?;
+            let key: [u8; 4] = bytes
+                .try_into()
+                .map_err(|_| "a masking key is 4 bytes: 8 hex digits".to_string())?;
+            Some(key)
+        }
+        (None, true) => {
+            let mut key = [0u8; 4];
+            getrandom::fill(&mut key).map_err(|e| e.to_string())?;
+            Some(key)
+        }
+        (None, false) => None,
+    };
+    let pieces: Vec<&[u8]> = match fragment {
+        Some(0) => return Err("--fragment needs at least 1 byte per fragment".into()),
+        Some(n) if !opcode.is_control() && data.len() > n => data.chunks(n).collect(),
+        _ => vec![&data[..]],
+    };
+    let mut wire = Vec::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let header = FrameHeader {
+            fin: i + 1 == pieces.len(),
+            rsv: 0,
+            opcode: if i == 0 { opcode } else { OpCode::Continuation },
+            masking_key: key,
+            payload_len: piece.len() as u64,
+        };
+        let (head, n) = header.encode();
+        wire.extend_from_slice(&head[..n]);
+        let start = wire.len();
+        wire.extend_from_slice(piece);
+        if let Some(key) = key {
+            apply_mask(&mut wire[start..], key, 0);
+        }
+    }
+    let hex: Vec<String> = wire.iter().map(|b| format!("{b:02x}")).collect();
+    let sender = if key.is_some() {
+        Role::Client
+    } else {
+        Role::Server
+    };
+    Ok(format!(
+        "{}\n\n{}",
+        hex.join(" "),
+        inspect(&wire, Some(sender))
+    ))
+}
+
+fn accept_steps(key: &str) -> String {
+    let digest = accept_digest(key);
+    let digest_hex: Vec<String> = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let mut out = String::new();
+    out.push_str("RFC 6455 §4.2.2: Sec-WebSocket-Accept = base64(SHA-1(key + GUID))\n");
+    out.push_str(&format!("1. key:          {key}\n"));
+    out.push_str(&format!("2. + GUID:       {key}{GUID}\n"));
+    out.push_str(&format!("3. SHA-1:        {}\n", digest_hex.join(" ")));
+    out.push_str(&format!("4. base64:       {}\n", accept_key(key)));
+    out.push_str(&format!("Sec-WebSocket-Accept: {}\n", accept_key(key)));
+    out
+}
