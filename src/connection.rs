@@ -312,6 +312,7 @@ impl Connection {
 
     fn read_header(&mut self) -> Result<Step, ProtocolError> {
         let available = &self.input[self.input_start..self.input_end];
+        let available_len = available.len();
         let (header, header_len) = match FrameHeader::parse(available)? {
             Parsed::Complete(header, len) => (header, len),
             Parsed::Incomplete(_) => return Ok(Step::NeedMore),
@@ -348,14 +349,7 @@ impl Connection {
         match (starts, &self.message) {
             (None, None) => return Err(ProtocolError::UnexpectedContinuation),
             (Some(_), Some(_)) => return Err(ProtocolError::ExpectedContinuation),
-            (None, Some(_)) => {}
-            (Some(kind), None) => {
-                self.message = Some(IncomingMessage {
-                    kind,
-                    data: Vec::new(),
-                    utf8: Utf8Validator::new(),
-                });
-            }
+            _ => {}
         }
         let so_far = self.message.as_ref().map_or(0, |m| m.data.len()) as u64;
         if so_far + header.payload_len > self.config.max_message_size as u64 {
@@ -364,6 +358,37 @@ impl Connection {
                 max: self.config.max_message_size,
             });
         }
+        let Some(kind) = starts else {
+            return Ok(self.start_payload(&header, header_len));
+        };
+        // The common case: a whole unfragmented message already in the buffer. One
+        // exact allocation, one copy, unmasked in place, text validated once (all of
+        // it is at hand, so failing at its end is failing fast).
+        let len = header.payload_len as usize;
+        if header.fin && available_len - header_len >= len {
+            let start = self.input_start + header_len;
+            let mut data = self.input[start..start + len].to_vec();
+            if let Some(key) = header.masking_key {
+                apply_mask(&mut data, key, 0);
+            }
+            self.input_start = start + len;
+            return Ok(Step::Event(match kind {
+                MessageKind::Text => {
+                    Event::Text(String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?)
+                }
+                MessageKind::Binary => Event::Binary(data),
+            }));
+        }
+        self.message = Some(IncomingMessage {
+            kind,
+            data: Vec::new(),
+            utf8: Utf8Validator::new(),
+        });
+        Ok(self.start_payload(&header, header_len))
+    }
+
+    /// Consumes a data frame's header; its payload is read by `read_payload`.
+    fn start_payload(&mut self, header: &FrameHeader, header_len: usize) -> Step {
         self.input_start += header_len;
         self.payload = Some(PayloadInProgress {
             remaining: header.payload_len,
@@ -371,7 +396,7 @@ impl Connection {
             offset: 0,
             fin: header.fin,
         });
-        Ok(Step::Continue)
+        Step::Continue
     }
 
     /// Moves the payload bytes at hand into the message: one copy, unmasked in place,

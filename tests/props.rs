@@ -246,3 +246,65 @@ fn a_message_over_the_limit_is_refused_whatever_the_fragmentation() {
         assert!(observed.events.is_empty());
     }
 }
+
+/// A valid upgrade request, for mutation.
+const VALID_REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+Sec-WebSocket-Protocol: chat\r\n\r\n";
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The mirror of fuzz/handshake_request: a rejection always carries an error
+    /// status and a response saying it; an acceptance yields a 101 the client accepts.
+    #[test]
+    fn any_request_is_accepted_or_refused_with_a_status(
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+        truncate in any::<bool>(),
+        cut in any::<usize>(),
+    ) {
+        use rfc6455::handshake::client::{ClientHandshake, WsUrl};
+        use rfc6455::handshake::server::Request;
+        let mut head = VALID_REQUEST.to_vec();
+        for (at, byte) in edits {
+            let at = at % head.len();
+            head[at] = byte;
+        }
+        if truncate {
+            head.truncate(cut % (head.len() + 1));
+        }
+        match Request::parse(&head) {
+            Ok(request) => {
+                let url = WsUrl::parse("ws://example.com/").unwrap();
+                let offered: Vec<&str> = request.protocols().iter().map(String::as_str).collect();
+                let (client, _) = ClientHandshake::with_key(request.key().to_string(), &url, &offered, &[]);
+                let response = request.accept(offered.first().copied());
+                prop_assert!(client.validate(&response).is_ok());
+            }
+            Err(err) => {
+                let status = err.status();
+                prop_assert!((400..600).contains(&status));
+                let response = err.response();
+                let status_line = format!("HTTP/1.1 {status} ");
+                prop_assert!(response.starts_with(status_line.as_bytes()));
+            }
+        }
+    }
+
+    /// The mirror of fuzz/handshake_response: only a 101 with the right accept passes.
+    #[test]
+    fn any_response_is_validated_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        use rfc6455::handshake::client::{ClientHandshake, WsUrl};
+        let url = WsUrl::parse("ws://example.com/").unwrap();
+        let (client, _) = ClientHandshake::with_key("dGhlIHNhbXBsZSBub25jZQ==".into(), &url, &[], &[]);
+        prop_assert!(client.validate(&bytes).is_err() || bytes.windows(28).any(|w| w == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+    }
+
+    /// The frame inspector reads any bytes without panicking and counts what it saw.
+    #[test]
+    fn the_inspector_describes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let report = rfc6455::inspect::inspect(&bytes, None);
+        let summary = format!("{} byte", bytes.len());
+        prop_assert!(report.lines().last().unwrap().starts_with(&summary));
+    }
+}

@@ -18,6 +18,9 @@ cargo clippy --all-targets -- -D warnings
 step "cargo test"
 cargo test
 
+step "cargo bench --no-run (benchmarks build; they run with cargo bench)"
+cargo bench --no-run
+
 step "Autobahn TestSuite: our servers"
 bash autobahn/run.sh server
 
