@@ -2,7 +2,8 @@
 # Runs the Autobahn TestSuite against rfc6455 and fails unless every case passes
 # strictly (OK or INFORMATIONAL, for the behaviour and the closing behaviour).
 #
-#   autobahn/run.sh server   wstest's fuzzingclient tests our servers (autobahn/fuzzingclient.json)
+#   autobahn/run.sh server   wstest's fuzzingclient tests our servers (autobahn/fuzzingclient.json):
+#                            examples/echo_server (blocking) and `rfc6455 echo` (mio event loop)
 #   autobahn/run.sh client   wstest's fuzzingserver tests our client (autobahn/fuzzingserver.json)
 #
 # wstest comes from Docker (crossbario/autobahn-testsuite) when a Docker engine answers,
@@ -48,14 +49,18 @@ wait_for_port() {
   return 1
 }
 
-cargo build --release --examples --quiet
+cargo build --release --examples --bins --quiet
 rm -rf "autobahn/reports/$mode"
 start=$(date +%s)
 
 if [ "$mode" = server ]; then
+  # Two testees: the blocking echo server and the event-loop one.
   target/release/examples/echo_server 127.0.0.1:9002 2>/dev/null &
   pids+=($!)
+  target/release/rfc6455 echo --addr 127.0.0.1:9003 2>/dev/null &
+  pids+=($!)
   wait_for_port 9002
+  wait_for_port 9003
   "${wstest[@]}" -m fuzzingclient -s autobahn/fuzzingclient.json
 else
   "${wstest[@]}" -m fuzzingserver -s autobahn/fuzzingserver.json &

@@ -52,6 +52,8 @@ pub mod handshake;
 pub mod inspect;
 pub mod mask;
 mod random;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};

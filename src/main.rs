@@ -1,11 +1,14 @@
-//! `rfc6455`: the command line tool. Today it holds the learning tools — `decode`,
-//! `encode` and `accept` — that show the wire protocol byte by byte.
+//! `rfc6455`: the command line tool: `echo`, the echo server on the event loop (the
+//! Autobahn testee), and the learning tools `decode`, `encode` and `accept` that show
+//! the wire protocol byte by byte.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use rfc6455::frame::FrameHeader;
+use rfc6455::handshake::server::Request;
 use rfc6455::handshake::{accept_digest, GUID};
 use rfc6455::inspect::{inspect, parse_hex};
 use rfc6455::mask::apply_mask;
+use rfc6455::server;
 use rfc6455::{accept_key, OpCode, Role};
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -19,6 +22,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Runs the echo server on the mio event loop: every text and binary message is
+    /// sent back. Ctrl-C (or SIGTERM) closes every connection with 1001 and exits.
+    Echo {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        addr: std::net::SocketAddr,
+        /// Log every connection event (-v) or more (-vv).
+        #[arg(short, long, action = clap::ArgAction::Count)]
+        verbose: u8,
+    },
     /// Decodes frames from hex bytes and explains every bit (RFC 6455 §5.2).
     ///
     /// Example: rfc6455 decode 81 85 37 fa 21 3d 7f 9f 4d 51 58
@@ -88,6 +101,7 @@ struct Payload {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Echo { addr, verbose } => echo(addr, verbose),
         Command::Decode { hex, from } => decode(&hex, from),
         Command::Encode {
             payload,
@@ -218,4 +232,85 @@ fn accept_steps(key: &str) -> String {
     out.push_str(&format!("4. base64:       {}\n", accept_key(key)));
     out.push_str(&format!("Sec-WebSocket-Accept: {}\n", accept_key(key)));
     out
+}
+
+/// Logs to stderr: `log` records at or above the level chosen with -v.
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            eprintln!("{:5} {}", record.level(), record.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Info,
+        _ => log::LevelFilter::Debug,
+    };
+    if log::set_logger(&StderrLogger).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+/// Shuts the server down gracefully on SIGINT or SIGTERM.
+fn shutdown_on_signals(handle: server::Handle) -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            eprintln!("shutting down: closing every connection with 1001");
+            handle.shutdown();
+        }
+    });
+    Ok(())
+}
+
+struct EchoHandler;
+
+impl server::Handler for EchoHandler {
+    type Data = ();
+
+    fn upgrade(&mut self, _request: &Request) -> Result<server::Accept<()>, u16> {
+        Ok(server::Accept::new(()))
+    }
+
+    fn message(
+        &mut self,
+        ctx: &mut server::Ctx<'_, ()>,
+        id: server::ConnId,
+        message: server::Message,
+    ) {
+        ctx.send(id, &message);
+    }
+}
+
+fn echo(addr: std::net::SocketAddr, verbose: u8) -> Result<String, String> {
+    init_logging(verbose);
+    let config = server::ServerConfig {
+        // Autobahn's 9.* cases send messages of up to 16 MiB and expect them back.
+        connection: rfc6455::Config {
+            max_frame_size: 64 << 20,
+            max_message_size: 64 << 20,
+            ..rfc6455::Config::default()
+        },
+        max_queued_output: 128 << 20,
+        ..server::ServerConfig::default()
+    };
+    let server = server::Server::bind(addr, config).map_err(|e| format!("bind {addr}: {e}"))?;
+    eprintln!(
+        "echo server (mio event loop) listening on ws://{}/",
+        server.local_addr().map_err(|e| e.to_string())?
+    );
+    shutdown_on_signals(server.handle())?;
+    server.run(EchoHandler).map_err(|e| e.to_string())?;
+    Ok(String::new())
 }

@@ -1,0 +1,142 @@
+//! Plain HTTP on the WebSocket port, for requests that are not upgrades: the server
+//! answers `GET /healthz` itself and asks the [`Handler`](super::Handler) about the rest
+//! (the rooms server serves its page this way).
+
+use crate::handshake::{has_token, MAX_HEADERS};
+
+/// A plain HTTP request head.
+///
+/// ```
+/// use rfc6455::server::HttpRequest;
+///
+/// let request = HttpRequest::parse(b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+/// assert_eq!(request.path(), "/metrics");
+/// assert_eq!(request.header("host"), Some("a"));
+/// assert!(!request.is_upgrade());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// The method, e.g. `GET`.
+    pub method: String,
+    /// The request target: path and query.
+    pub target: String,
+    /// Every header, as (name, value).
+    pub headers: Vec<(String, String)>,
+    upgrade: bool,
+}
+
+impl HttpRequest {
+    /// Parses a complete request head; `None` if it is not HTTP/1.x.
+    pub fn parse(head: &[u8]) -> Option<HttpRequest> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(head) {
+            Ok(httparse::Status::Complete(_)) => {}
+            _ => return None,
+        }
+        let upgrade = has_token(req.headers, "Upgrade", "websocket");
+        Some(HttpRequest {
+            method: req.method?.to_string(),
+            target: req.path?.to_string(),
+            headers: req
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect(),
+            upgrade,
+        })
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("/")
+    }
+
+    /// The query string, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.target.split_once('?').map(|(_, q)| q)
+    }
+
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// True if the request asks for a WebSocket upgrade (even an invalid one).
+    pub fn is_upgrade(&self) -> bool {
+        self.upgrade
+    }
+}
+
+/// A response to a plain HTTP request; the connection closes after it.
+///
+/// ```
+/// use rfc6455::server::HttpResponse;
+///
+/// let bytes = HttpResponse::text(200, "ok\n").to_bytes();
+/// assert!(bytes.starts_with(b"HTTP/1.1 200 OK\r\n"));
+/// assert!(bytes.ends_with(b"\r\n\r\nok\n"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The Content-Type.
+    pub content_type: String,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A `text/plain` response.
+    pub fn text(status: u16, body: &str) -> Self {
+        Self::with_type(
+            status,
+            "text/plain; charset=utf-8",
+            body.as_bytes().to_vec(),
+        )
+    }
+
+    /// A `text/html` response.
+    pub fn html(status: u16, body: &str) -> Self {
+        Self::with_type(status, "text/html; charset=utf-8", body.as_bytes().to_vec())
+    }
+
+    /// A response with any content type.
+    pub fn with_type(status: u16, content_type: &str, body: Vec<u8>) -> Self {
+        HttpResponse {
+            status,
+            content_type: content_type.to_string(),
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    /// The response on the wire.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            self.status,
+            crate::handshake::server::reason_phrase(self.status),
+            self.content_type,
+            self.body.len()
+        )
+        .into_bytes();
+        for (name, value) in &self.headers {
+            out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
