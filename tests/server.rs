@@ -1,0 +1,422 @@
+//! The mio event-loop server over real sockets: echo, plain HTTP, refusals, limits,
+//! timers, backpressure and graceful shutdown.
+#![cfg(feature = "server")]
+
+use rfc6455::blocking::{self, Error};
+use rfc6455::handshake::server::Request;
+use rfc6455::server::{
+    Accept, CloseInfo, ConnId, Ctx, Handle, Handler, HttpRequest, HttpResponse, Message, Server,
+    ServerConfig, SlowConsumer,
+};
+use rfc6455::{CloseCode, Event};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// What the test handler saw, in order.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Open(String),
+    Close(String, CloseInfo),
+}
+
+/// Echoes, except: "broadcast:X" sends X to every other connection; "flood:N" sends N
+/// messages of 64 KiB back; refuses the path /forbidden with 403; serves GET /page.
+struct TestHandler {
+    seen: mpsc::Sender<Seen>,
+}
+
+impl Handler for TestHandler {
+    type Data = String; // the request path
+
+    fn upgrade(&mut self, request: &Request) -> Result<Accept<String>, u16> {
+        if request.path() == "/forbidden" {
+            return Err(403);
+        }
+        let protocol = request.protocols().iter().find(|p| *p == "chat").cloned();
+        Ok(Accept {
+            protocol,
+            data: request.path().to_string(),
+        })
+    }
+
+    fn open(&mut self, ctx: &mut Ctx<'_, String>, id: ConnId) {
+        let path = ctx.data(id).unwrap().clone();
+        let _ = self.seen.send(Seen::Open(path));
+    }
+
+    fn message(&mut self, ctx: &mut Ctx<'_, String>, id: ConnId, message: Message) {
+        if let Message::Text(text) = &message {
+            if let Some(rest) = text.strip_prefix("broadcast:") {
+                for other in ctx.connections() {
+                    if other != id {
+                        ctx.send_text(other, rest);
+                    }
+                }
+                return;
+            }
+            if let Some(n) = text.strip_prefix("flood:") {
+                let chunk = vec![0u8; 64 * 1024];
+                for _ in 0..n.parse::<usize>().unwrap() {
+                    ctx.send_binary(id, &chunk);
+                }
+                return;
+            }
+        }
+        ctx.send(id, &message);
+    }
+
+    fn close(&mut self, _ctx: &mut Ctx<'_, String>, _id: ConnId, path: String, info: CloseInfo) {
+        let _ = self.seen.send(Seen::Close(path, info));
+    }
+
+    fn http(&mut self, request: &HttpRequest) -> Option<HttpResponse> {
+        (request.path() == "/page").then(|| HttpResponse::html(200, "<h1>rooms</h1>"))
+    }
+}
+
+struct Running {
+    addr: SocketAddr,
+    handle: Handle,
+    seen: mpsc::Receiver<Seen>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    fn next_seen(&self) -> Seen {
+        self.seen
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the handler saw nothing")
+    }
+
+    fn stop(mut self) {
+        self.handle.shutdown();
+        self.thread.take().unwrap().join().unwrap();
+    }
+}
+
+fn start(mut config: ServerConfig) -> Running {
+    // Clients that are not reading never answer the shutdown's Close: don't wait long.
+    config.shutdown_timeout = Duration::from_millis(300);
+    let server = Server::bind("127.0.0.1:0".parse().unwrap(), config).unwrap();
+    let addr = server.local_addr().unwrap();
+    let handle = server.handle();
+    let (tx, seen) = mpsc::channel();
+    let thread = thread::spawn(move || server.run(TestHandler { seen: tx }).unwrap());
+    Running {
+        addr,
+        handle,
+        seen,
+        thread: Some(thread),
+    }
+}
+
+fn connect(url: &str) -> blocking::WebSocket<TcpStream> {
+    let ws = blocking::connect(url).unwrap();
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    ws
+}
+
+fn http_get(addr: SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+}
+
+/// Reads events until the peer's Close; returns its code.
+fn close_code(ws: &mut blocking::WebSocket<TcpStream>) -> u16 {
+    loop {
+        match ws.read() {
+            Ok(Event::Close(frame)) => return frame.map_or(1005, |f| f.code.0),
+            Ok(_) => {}
+            Err(e) => panic!("no Close frame: {e}"),
+        }
+    }
+}
+
+#[test]
+fn echoes_and_reports_a_clean_close() {
+    let server = start(ServerConfig::default());
+    let mut ws = connect(&server.url("/echo"));
+    assert_eq!(server.next_seen(), Seen::Open("/echo".into()));
+    ws.send_text("hello").unwrap();
+    assert_eq!(ws.read().unwrap(), Event::Text("hello".into()));
+    ws.send_binary(&[1, 2, 3]).unwrap();
+    assert_eq!(ws.read().unwrap(), Event::Binary(vec![1, 2, 3]));
+    ws.close(CloseCode::NORMAL, "bye").unwrap();
+    assert_eq!(close_code(&mut ws), 1000);
+    assert!(matches!(ws.read(), Err(Error::Closed)));
+    match server.next_seen() {
+        Seen::Close(path, info) => {
+            assert_eq!(path, "/echo");
+            assert_eq!(info.code, CloseCode::NORMAL);
+            assert_eq!(info.reason, "bye");
+            assert!(info.clean);
+        }
+        other => panic!("{other:?}"),
+    }
+    server.stop();
+}
+
+#[test]
+fn a_dropped_tcp_connection_is_reported_as_1006() {
+    let server = start(ServerConfig::default());
+    let ws = connect(&server.url("/gone"));
+    assert_eq!(server.next_seen(), Seen::Open("/gone".into()));
+    drop(ws);
+    match server.next_seen() {
+        Seen::Close(_, info) => {
+            assert_eq!(info.code, CloseCode::ABNORMAL_CLOSURE);
+            assert!(!info.clean);
+        }
+        other => panic!("{other:?}"),
+    }
+    server.stop();
+}
+
+#[test]
+fn the_handler_sends_to_other_connections() {
+    let server = start(ServerConfig::default());
+    let mut a = connect(&server.url("/a"));
+    let mut b = connect(&server.url("/b"));
+    let mut c = connect(&server.url("/c"));
+    for _ in 0..3 {
+        assert!(matches!(server.next_seen(), Seen::Open(_)));
+    }
+    a.send_text("broadcast:hi all").unwrap();
+    assert_eq!(b.read().unwrap(), Event::Text("hi all".into()));
+    assert_eq!(c.read().unwrap(), Event::Text("hi all".into()));
+    // Not to the sender: its next message is the echo of what it sends next.
+    a.send_text("me").unwrap();
+    assert_eq!(a.read().unwrap(), Event::Text("me".into()));
+    server.stop();
+}
+
+#[test]
+fn plain_http_on_the_same_port() {
+    let server = start(ServerConfig::default());
+    let health = http_get(server.addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
+    assert!(health.ends_with("\r\n\r\nok\n"), "{health}");
+    let page = http_get(server.addr, "GET /page HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n") && page.ends_with("<h1>rooms</h1>"));
+    let missing = http_get(server.addr, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
+    let malformed = http_get(server.addr, "BLAH\r\n\r\n");
+    assert!(malformed.starts_with("HTTP/1.1 400 "), "{malformed}");
+    // A broken upgrade gets the handshake's status, not 404.
+    let old_version = http_get(
+        server.addr,
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+    );
+    assert!(old_version.starts_with("HTTP/1.1 426 "), "{old_version}");
+    server.stop();
+}
+
+#[test]
+fn upgrades_are_refused_by_the_handler_and_over_the_connection_limit() {
+    let server = start(ServerConfig {
+        max_connections: 1,
+        ..ServerConfig::default()
+    });
+    match blocking::connect(&server.url("/forbidden")) {
+        Err(Error::Response(e)) => assert!(e.to_string().contains("403"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let mut first = connect(&server.url("/one"));
+    assert_eq!(server.next_seen(), Seen::Open("/one".into()));
+    match blocking::connect(&server.url("/two")) {
+        Err(Error::Response(e)) => assert!(e.to_string().contains("503"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    first.send_text("still served").unwrap();
+    assert_eq!(first.read().unwrap(), Event::Text("still served".into()));
+    server.stop();
+}
+
+#[test]
+fn a_subprotocol_is_chosen_by_the_handler() {
+    let server = start(ServerConfig::default());
+    let ws = blocking::connect_with(&server.url("/"), rfc6455::Config::default(), &["x", "chat"])
+        .unwrap();
+    assert_eq!(ws.protocol(), Some("chat"));
+    server.stop();
+}
+
+#[test]
+fn a_client_that_never_finishes_its_head_is_dropped() {
+    let server = start(ServerConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    });
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut rest = Vec::new();
+    // The server closes the connection without an answer.
+    let _ = slow.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+    server.stop();
+}
+
+#[test]
+fn a_peer_that_stops_answering_pings_is_closed() {
+    let server = start(ServerConfig {
+        ping_interval: Some(Duration::from_millis(100)),
+        ping_timeout: Duration::from_millis(200),
+        close_timeout: Duration::from_millis(200),
+        ..ServerConfig::default()
+    });
+    // A raw client: completes the handshake, then never sends a byte (no pongs).
+    let mut raw = TcpStream::connect(server.addr).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    raw.write_all(
+        b"GET /silent HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut received = Vec::new();
+    let _ = raw.read_to_end(&mut received);
+    let after_head = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let frames = &received[after_head..];
+    // A ping (0x89 0x00), then a Close with 1008.
+    assert_eq!(frames[..2], [0x89, 0x00], "{frames:02x?}");
+    let close = frames.windows(2).position(|w| w[0] == 0x88).unwrap();
+    assert_eq!(frames[close + 2..close + 4], 1008u16.to_be_bytes());
+    assert_eq!(server.next_seen(), Seen::Open("/silent".into()));
+    assert!(matches!(server.next_seen(), Seen::Close(_, info) if !info.clean));
+
+    // A client that answers pings (the blocking client does, automatically) stays.
+    let mut alive = connect(&server.url("/alive"));
+    for _ in 0..3 {
+        thread::sleep(Duration::from_millis(150));
+        alive.send_text("tick").unwrap();
+        loop {
+            match alive.read().unwrap() {
+                Event::Text(t) => {
+                    assert_eq!(t, "tick");
+                    break;
+                }
+                Event::Ping(_) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    server.stop();
+}
+
+#[test]
+fn a_slow_consumer_is_closed_and_others_are_not_slowed() {
+    let server = start(ServerConfig {
+        max_queued_output: 256 * 1024,
+        ..ServerConfig::default()
+    });
+    let mut slow = connect(&server.url("/slow"));
+    let mut fast = connect(&server.url("/fast"));
+    // 64 MiB asked for, at most 256 KiB queued: the server closes with 1008.
+    slow.send_text("flood:1024").unwrap();
+    fast.send_text("ping me").unwrap();
+    assert_eq!(fast.read().unwrap(), Event::Text("ping me".into()));
+    let mut received = 0;
+    let code = loop {
+        match slow.read() {
+            Ok(Event::Binary(data)) => received += data.len(),
+            Ok(Event::Close(frame)) => break frame.unwrap().code.0,
+            Ok(_) => {}
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(code, 1008);
+    assert!(received < 64 << 20, "received {received}");
+    server.stop();
+}
+
+#[test]
+fn a_slow_consumer_can_lose_messages_instead() {
+    let server = start(ServerConfig {
+        max_queued_output: 256 * 1024,
+        slow_consumer: SlowConsumer::DropMessages,
+        ..ServerConfig::default()
+    });
+    let mut slow = connect(&server.url("/slow"));
+    slow.send_text("flood:1024").unwrap();
+    slow.send_text("after").unwrap();
+    let mut binary = 0;
+    loop {
+        match slow.read().unwrap() {
+            Event::Binary(_) => binary += 1,
+            Event::Text(t) => {
+                assert_eq!(t, "after");
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(binary < 1024, "nothing was dropped");
+    server.stop();
+}
+
+#[test]
+fn the_message_rate_is_limited() {
+    let server = start(ServerConfig {
+        max_messages_per_second: Some(5),
+        ..ServerConfig::default()
+    });
+    let mut ws = connect(&server.url("/chatty"));
+    for i in 0..20 {
+        if ws.send_text(&format!("{i}")).is_err() {
+            break;
+        }
+    }
+    assert_eq!(close_code(&mut ws), 1008);
+    server.stop();
+}
+
+#[test]
+fn an_oversized_message_gets_1009() {
+    let server = start(ServerConfig {
+        connection: rfc6455::Config {
+            max_message_size: 1000,
+            ..rfc6455::Config::default()
+        },
+        ..ServerConfig::default()
+    });
+    let mut ws = connect(&server.url("/big"));
+    ws.send_binary(&[0; 1001]).unwrap();
+    assert_eq!(close_code(&mut ws), 1009);
+    server.stop();
+}
+
+#[test]
+fn graceful_shutdown_closes_every_connection_with_1001() {
+    let server = start(ServerConfig::default());
+    let mut a = connect(&server.url("/a"));
+    let mut b = connect(&server.url("/b"));
+    assert!(matches!(server.next_seen(), Seen::Open(_)));
+    assert!(matches!(server.next_seen(), Seen::Open(_)));
+    let addr = server.addr;
+    server.handle.shutdown();
+    assert_eq!(close_code(&mut a), 1001);
+    assert_eq!(close_code(&mut b), 1001);
+    // The blocking client answered both Close frames: the server is done.
+    drop((a, b));
+    let Running { thread, .. } = server;
+    thread.unwrap().join().unwrap();
+    // And no longer listens.
+    assert!(TcpStream::connect(addr).is_err());
+}
