@@ -18,7 +18,7 @@ shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(frame_header handshake_request handshake_response connection_server
-           connection_client utf8 roundtrip)
+           connection_client utf8 roundtrip inspect)
 fi
 sanitizer="${FUZZ_SANITIZER:-none}"
 toolchain="${FUZZ_TOOLCHAIN:-stable}"

@@ -175,7 +175,7 @@ pub struct Connection {
 
 /// Buffers larger than this are released when they empty, so that one big message
 /// does not pin its memory to an idle connection.
-const RETAINED_BUFFER: usize = 256 * 1024;
+const RETAINED_BUFFER: usize = 1024 * 1024;
 
 impl Connection {
     /// A connection in the Open state with the default [`Config`].
@@ -280,6 +280,31 @@ impl Connection {
         );
         if self.state != State::Closed {
             self.input_end += n;
+        }
+    }
+
+    /// Frees the input and output buffers when they hold nothing and are larger than
+    /// a few KiB, so that an idle connection keeps almost no memory. An event loop
+    /// holding many connections calls it when one goes quiet.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, Role};
+    ///
+    /// let mut conn = Connection::new(Role::Server);
+    /// conn.input_buffer(64 * 1024);
+    /// conn.release_idle_buffers();
+    /// assert_eq!(conn.buffered_input(), 0);
+    /// ```
+    pub fn release_idle_buffers(&mut self) {
+        const KEEP: usize = 4096;
+        if self.input_start == self.input_end && self.input.capacity() > KEEP {
+            self.input = Vec::new();
+            self.input_start = 0;
+            self.input_end = 0;
+        }
+        if self.output_start == self.output.len() && self.output.capacity() > KEEP {
+            self.output = Vec::new();
+            self.output_start = 0;
         }
     }
 

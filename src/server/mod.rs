@@ -57,7 +57,7 @@ use timers::Timers;
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 /// How much is read from a socket at a time.
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
 
 /// What to do with a connection whose queued output is over the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,6 +296,8 @@ struct Conn<D> {
     peer_close: Option<(CloseCode, String)>,
     /// The TCP write side is shut: waiting for the peer's EOF, then drop.
     shut: bool,
+    /// Traffic since the last tick (see `release_idle_buffers`).
+    active: bool,
 }
 
 /// The event-loop server.
@@ -350,6 +352,8 @@ impl Server {
             stats: Stats::default(),
             handler,
             shutdown_deadline: None,
+            scratch: vec![0; READ_CHUNK],
+            dirty: Vec::new(),
         }
         .run()
     }
@@ -366,6 +370,10 @@ struct Loop<H: Handler> {
     stats: Stats,
     handler: H,
     shutdown_deadline: Option<Instant>,
+    /// Where idle connections read into (see `read`).
+    scratch: Vec<u8>,
+    /// Connections with output queued during this turn of the loop.
+    dirty: Vec<usize>,
 }
 
 /// What a handler callback can do: send to and close any connection, reach its data.
@@ -509,6 +517,7 @@ impl<H: Handler> Loop<H> {
                     Token(slot) => self.ready(slot, event.is_readable(), event.is_writable()),
                 }
             }
+            self.flush_dirty();
             if self.stop.load(Ordering::SeqCst) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown();
             }
@@ -519,7 +528,9 @@ impl<H: Handler> Loop<H> {
             if now >= next_tick {
                 next_tick = now + self.config.tick_interval;
                 self.with_ctx(|handler, ctx| handler.tick(ctx));
+                self.release_idle_buffers();
             }
+            self.flush_dirty();
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || now >= deadline {
                     log::info!(
@@ -605,6 +616,7 @@ impl<H: Handler> Loop<H> {
                 our_close: None,
                 peer_close: None,
                 shut: false,
+                active: true,
             });
             self.timers.schedule(deadline, slot);
             log::debug!("accepted {peer} as slot {slot}");
@@ -632,12 +644,22 @@ impl<H: Handler> Loop<H> {
             let result = match &mut conn.phase {
                 // Head bytes (or, while closing, bytes to discard) go through `buf`.
                 Phase::Handshake(_) | Phase::Closing => conn.stream.read(&mut buf),
-                // Frames are read straight into the connection's input buffer.
-                Phase::Open { ws, .. } => {
+                // Mid-frame, read straight into the connection's input buffer. An idle
+                // connection reads into the loop's scratch buffer instead, so that it
+                // holds no read buffer of its own between messages: idle connections
+                // cost little memory (the buffer grows only while a frame is arriving).
+                Phase::Open { ws, .. } if ws.buffered_input() > 0 => {
                     let space = ws.input_buffer(READ_CHUNK);
                     let result = conn.stream.read(space);
                     if let Ok(n) = result {
                         ws.commit_input(n);
+                    }
+                    result
+                }
+                Phase::Open { ws, .. } => {
+                    let result = conn.stream.read(&mut self.scratch);
+                    if let Ok(n) = result {
+                        ws.receive(&self.scratch[..n]);
                     }
                     result
                 }
@@ -807,7 +829,24 @@ impl<H: Handler> Loop<H> {
                 }
             }
         }
-        self.flush(slot);
+        self.dirty.push(slot);
+        if let Some(conn) = self.conns.get_mut(slot) {
+            conn.active = true;
+        }
+    }
+
+    /// Frees the buffers of connections that saw no traffic since the last tick, so an
+    /// idle connection holds almost no memory, while a busy one keeps its buffers
+    /// (freeing and faulting in large buffers per message costs more than the copies).
+    fn release_idle_buffers(&mut self) {
+        for (_, conn) in self.conns.iter_mut() {
+            if let Phase::Open { ws, .. } = &mut conn.phase {
+                if !conn.active {
+                    ws.release_idle_buffers();
+                }
+            }
+            conn.active = false;
+        }
     }
 
     fn on_message(&mut self, id: ConnId, message: Message) {
@@ -843,15 +882,27 @@ impl<H: Handler> Loop<H> {
             touched: &mut touched,
         };
         f(&mut self.handler, &mut ctx);
-        touched.sort_unstable();
-        touched.dedup();
-        for slot in touched {
+        for &slot in &touched {
             if let Some(conn) = self.conns.get(slot) {
                 if let Some(deadline) = conn.close_deadline {
                     self.timers.schedule(deadline, slot);
                 }
             }
-            self.flush(slot);
+        }
+        // Written at the end of this turn of the loop: every message queued for a
+        // connection meanwhile goes out in one write.
+        self.dirty.extend(touched);
+    }
+
+    /// Writes the output of every connection that got some during this turn.
+    fn flush_dirty(&mut self) {
+        while !self.dirty.is_empty() {
+            let mut dirty = std::mem::take(&mut self.dirty);
+            dirty.sort_unstable();
+            dirty.dedup();
+            for slot in dirty {
+                self.flush(slot);
+            }
         }
     }
 

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Echo load, side by side on loopback: our mio event-loop server (`rfc6455 echo`), our
+# blocking thread-per-connection server (examples/echo_server) and a tungstenite
+# thread-per-connection server (examples/tungstenite_echo), each driven by
+# examples/loadgen with the same workloads, one server at a time.
+#
+#   bash benches/load.sh [ROUNDS]     # default 3 rounds; the median of each is printed
+#
+# Prints messages/s, MB/s and p50/p99 round trip per server and workload, and the ratio
+# of each figure to tungstenite's. The load generator shares the machine's cores with
+# the server: compare ratios, not absolute numbers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds="${1:-3}"
+
+cargo build --release --examples --bins --quiet
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_for_port() {
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2; return 1
+}
+
+target/release/rfc6455 echo --addr 127.0.0.1:9101 2>/dev/null & pids+=($!)
+target/release/examples/echo_server 127.0.0.1:9102 2>/dev/null & pids+=($!)
+target/release/examples/tungstenite_echo 127.0.0.1:9103 2>/dev/null & pids+=($!)
+for port in 9101 9102 9103; do wait_for_port $port; done
+
+# name: loadgen arguments
+workloads=(
+  "latency 1x16B depth1:-c 1 -s 16 -d 1 -m 20000"
+  "50 conns x16B depth16:-c 50 -s 16 -d 16 -m 4000"
+  "10 conns x64KiB depth4:-c 10 -s 65536 -d 4 -m 400"
+)
+servers=("mio:9101" "blocking:9102" "tungstenite:9103")
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+printf '%-24s %-12s %12s %9s %9s %9s  %s\n' workload server msg/s MB/s p50_us p99_us "ratio to tungstenite (msg/s, p99)"
+for workload in "${workloads[@]}"; do
+  name="${workload%%:*}"; args="${workload#*:}"
+  declare -A rate=() p99=()
+  for server in "${servers[@]}"; do
+    sname="${server%%:*}"; port="${server#*:}"
+    results=()
+    for _ in $(seq 1 "$rounds"); do
+      # shellcheck disable=SC2086
+      results+=("$(target/release/examples/loadgen "ws://127.0.0.1:$port/" $args -t 20 --raw)")
+    done
+    r=$(printf '%s\n' "${results[@]}" | awk '{print $1}' | median)
+    mb=$(printf '%s\n' "${results[@]}" | awk '{print $2}' | median)
+    p50=$(printf '%s\n' "${results[@]}" | awk '{print $3}' | median)
+    p=$(printf '%s\n' "${results[@]}" | awk '{print $4}' | median)
+    errors=$(printf '%s\n' "${results[@]}" | awk '{s += $6} END {print s}')
+    rate[$sname]=$r; p99[$sname]=$p
+    line=$(printf '%-24s %-12s %12s %9s %9s %9s' "$name" "$sname" "$r" "$mb" "$p50" "$p")
+    [ "$errors" != 0 ] && line="$line  ($errors errors)"
+    echo "$line"
+  done
+  for sname in mio blocking; do
+    awk -v n="$name" -v s="$sname" -v a="${rate[$sname]}" -v b="${rate[tungstenite]}" \
+        -v c="${p99[$sname]}" -v d="${p99[tungstenite]}" \
+        'BEGIN { printf "%-24s %-12s %12s  %.2fx msg/s, p99 %.2fx\n", n, s, "", a / b, c / d }'
+  done
+done
