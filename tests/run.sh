@@ -21,6 +21,17 @@ cargo test
 step "cargo bench --no-run (benchmarks build; they run with cargo bench)"
 cargo bench --no-run
 
+step "interop: the Python websockets client against both of our servers"
+cargo build --release --examples --bins --quiet
+target/release/rfc6455 echo --addr 127.0.0.1:9401 2>/dev/null & mio_pid=$!
+target/release/examples/echo_server 127.0.0.1:9402 2>/dev/null & blocking_pid=$!
+trap 'kill $mio_pid $blocking_pid 2>/dev/null || true' EXIT
+sleep 0.5
+python3 tests/interop/websockets_client.py ws://127.0.0.1:9401/ 200
+python3 tests/interop/websockets_client.py ws://127.0.0.1:9402/ 200
+kill $mio_pid $blocking_pid 2>/dev/null || true
+trap - EXIT
+
 step "Autobahn TestSuite: our servers"
 bash autobahn/run.sh server
 

@@ -420,3 +420,28 @@ fn graceful_shutdown_closes_every_connection_with_1001() {
     // And no longer listens.
     assert!(TcpStream::connect(addr).is_err());
 }
+
+#[test]
+fn many_concurrent_connections_echo_correctly() {
+    let server = start(ServerConfig::default());
+    let url = server.url("/many");
+    let clients: Vec<_> = (0..100)
+        .map(|i| {
+            let url = url.clone();
+            thread::spawn(move || {
+                let mut ws = connect(&url);
+                for j in 0..20 {
+                    let text = format!("client {i} message {j} {}", "x".repeat(j * 100));
+                    ws.send_text(&text).unwrap();
+                    assert_eq!(ws.read().unwrap(), Event::Text(text));
+                }
+                ws.close(CloseCode::NORMAL, "").unwrap();
+                assert_eq!(close_code(&mut ws), 1000);
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    server.stop();
+}
