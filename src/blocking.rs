@@ -201,6 +201,20 @@ where
     })
 }
 
+impl<S> WebSocket<S> {
+    /// Wraps a stream whose opening handshake is already done, and the connection to
+    /// run on it (holding any frame bytes that arrived with the handshake). For drivers
+    /// that perform the handshake themselves, e.g. to show it.
+    pub fn from_parts(stream: S, conn: Connection, protocol: Option<String>) -> WebSocket<S> {
+        WebSocket {
+            stream,
+            conn,
+            protocol,
+            eof: false,
+        }
+    }
+}
+
 enum HeadError {
     Io(io::Error),
     TooLarge,
@@ -335,6 +349,12 @@ impl<S: Read + Write> WebSocket<S> {
     /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<&str> {
         self.protocol.as_deref()
+    }
+
+    /// The frames received and sent since the last call, when [`Config::trace`] is on
+    /// (see [`Connection::take_trace`]).
+    pub fn take_trace(&mut self) -> Vec<crate::TracedFrame> {
+        self.conn.take_trace()
     }
 
     /// The sans-IO connection underneath.

@@ -56,6 +56,9 @@ pub struct Config {
     /// RSV bits (`0b0RRR`, RSV1 high) that negotiated extensions define; any other RSV
     /// bit fails the connection (RFC 6455 §5.2). Default 0: no extensions.
     pub allowed_rsv: u8,
+    /// Record every frame received and sent, for [`Connection::take_trace`] (the
+    /// `--trace` of the command line tools). Default off.
+    pub trace: bool,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             max_message_size: 64 << 20,
             auto_pong: true,
             allowed_rsv: 0,
+            trace: false,
         }
     }
 }
@@ -171,6 +175,90 @@ pub struct Connection {
     sending_fragmented: Option<MessageKind>,
     close_sent: bool,
     mask_keys: Option<MaskKeys>,
+    /// Frames seen, when `Config::trace` is on.
+    trace: Vec<TracedFrame>,
+}
+
+/// How many payload bytes a [`TracedFrame`] keeps.
+const TRACE_PREVIEW: usize = 40;
+
+/// A frame received or sent, recorded when [`Config::trace`] is on. Its `Display` is
+/// one annotated line: direction, FIN, opcode, length, mask, payload preview.
+///
+/// ```
+/// use rfc6455::{Config, Connection, Role};
+///
+/// let mut server = Connection::with_config(Role::Server, Config { trace: true, ..Config::default() });
+/// server.receive(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+/// server.next_event().unwrap();
+/// server.send_text("Hi").unwrap();
+/// let lines: Vec<String> = server.take_trace().iter().map(|f| f.to_string()).collect();
+/// assert_eq!(lines, [
+///     "<- FIN=1 text (0x1) len=5 (7-bit) mask=37fa213d \"Hello\"",
+///     "-> FIN=1 text (0x1) len=2 (7-bit) unmasked \"Hi\"",
+/// ]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracedFrame {
+    /// True for a frame this end sent.
+    pub outgoing: bool,
+    /// The frame's header.
+    pub header: FrameHeader,
+    /// The first bytes of the unmasked payload (those at hand when it was read).
+    pub preview: Vec<u8>,
+}
+
+impl std::fmt::Display for TracedFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let h = &self.header;
+        let arrow = if self.outgoing { "->" } else { "<-" };
+        let bits = match h.payload_len {
+            0..=125 => 7,
+            126..=65535 => 16,
+            _ => 64,
+        };
+        write!(
+            f,
+            "{arrow} FIN={} {} len={} ({bits}-bit)",
+            u8::from(h.fin),
+            h.opcode,
+            h.payload_len
+        )?;
+        if h.rsv != 0 {
+            write!(f, " RSV={:03b}", h.rsv)?;
+        }
+        match h.masking_key {
+            Some(k) => write!(f, " mask={:02x}{:02x}{:02x}{:02x}", k[0], k[1], k[2], k[3])?,
+            None => f.write_str(" unmasked")?,
+        }
+        if h.opcode == OpCode::Close && self.preview.len() >= 2 {
+            let code = CloseCode(u16::from_be_bytes([self.preview[0], self.preview[1]]));
+            write!(f, " code={code}")?;
+            let reason = String::from_utf8_lossy(&self.preview[2..]);
+            if !reason.is_empty() {
+                write!(f, " {reason:?}")?;
+            }
+            return Ok(());
+        }
+        if self.preview.is_empty() {
+            return Ok(());
+        }
+        let more = if (self.preview.len() as u64) < h.payload_len {
+            "…"
+        } else {
+            ""
+        };
+        match std::str::from_utf8(&self.preview) {
+            Ok(text) if h.opcode != OpCode::Binary => write!(f, " {text:?}{more}"),
+            _ => {
+                f.write_str(" ")?;
+                for b in &self.preview {
+                    write!(f, "{b:02x}")?;
+                }
+                f.write_str(more)
+            }
+        }
+    }
 }
 
 /// Buffers larger than this are released when they empty, so that one big message
@@ -199,6 +287,7 @@ impl Connection {
             sending_fragmented: None,
             close_sent: false,
             mask_keys: (role == Role::Client).then(MaskKeys::new),
+            trace: Vec::new(),
         }
     }
 
@@ -308,6 +397,29 @@ impl Connection {
         }
     }
 
+    /// The frames received and sent since the last call, when [`Config::trace`] is on.
+    pub fn take_trace(&mut self) -> Vec<TracedFrame> {
+        std::mem::take(&mut self.trace)
+    }
+
+    /// Records a received frame whose payload starts at `payload_start` in the input.
+    fn trace_in(&mut self, header: &FrameHeader, payload_start: usize) {
+        if !self.config.trace {
+            return;
+        }
+        let at_hand = (self.input_end - payload_start).min(header.payload_len as usize);
+        let mut preview =
+            self.input[payload_start..payload_start + at_hand.min(TRACE_PREVIEW)].to_vec();
+        if let Some(key) = header.masking_key {
+            apply_mask(&mut preview, key, 0);
+        }
+        self.trace.push(TracedFrame {
+            outgoing: false,
+            header: *header,
+            preview,
+        });
+    }
+
     /// The number of received bytes not yet interpreted.
     pub fn buffered_input(&self) -> usize {
         self.input_end - self.input_start
@@ -351,6 +463,7 @@ impl Connection {
                 return Ok(Step::NeedMore);
             }
             let start = self.input_start + header_len;
+            self.trace_in(&header, start);
             let mut payload = self.input[start..start + len].to_vec();
             if let Some(key) = header.masking_key {
                 apply_mask(&mut payload, key, 0);
@@ -392,6 +505,7 @@ impl Connection {
         let len = header.payload_len as usize;
         if header.fin && available_len - header_len >= len {
             let start = self.input_start + header_len;
+            self.trace_in(&header, start);
             let mut data = self.input[start..start + len].to_vec();
             if let Some(key) = header.masking_key {
                 apply_mask(&mut data, key, 0);
@@ -415,6 +529,7 @@ impl Connection {
     /// Consumes a data frame's header; its payload is read by `read_payload`.
     fn start_payload(&mut self, header: &FrameHeader, header_len: usize) -> Step {
         self.input_start += header_len;
+        self.trace_in(header, self.input_start);
         self.payload = Some(PayloadInProgress {
             remaining: header.payload_len,
             masking_key: header.masking_key,
@@ -668,6 +783,13 @@ impl Connection {
             masking_key,
             payload_len: payload.len() as u64,
         };
+        if self.config.trace {
+            self.trace.push(TracedFrame {
+                outgoing: true,
+                header,
+                preview: payload[..payload.len().min(TRACE_PREVIEW)].to_vec(),
+            });
+        }
         let (head, head_len) = header.encode();
         if self.output_start > 0 && self.output_start >= self.output.len() / 2 {
             self.output.drain(..self.output_start);

@@ -57,7 +57,7 @@ pub mod server;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
-pub use connection::{Config, Connection, Event, MessageKind, Role, State};
+pub use connection::{Config, Connection, Event, MessageKind, Role, State, TracedFrame};
 pub use error::{ProtocolError, SendError};
 pub use frame::OpCode;
 pub use handshake::accept_key;

@@ -31,6 +31,20 @@ enum Command {
         /// Log every connection event (-v) or more (-vv).
         #[arg(short, long, action = clap::ArgAction::Count)]
         verbose: u8,
+        /// Log every frame in and out, annotated, and the handshake heads.
+        #[arg(long)]
+        trace: bool,
+    },
+    /// A terminal client, like wscat: each stdin line is sent as a text message and
+    /// every message received is printed. Commands: /ping [TEXT], /close [CODE [REASON]].
+    ///
+    /// Example: rfc6455 client ws://127.0.0.1:9001/ --trace
+    Client {
+        /// The server's ws:// URL.
+        url: String,
+        /// Print every frame in and out, annotated, and the handshake.
+        #[arg(long)]
+        trace: bool,
     },
     /// Decodes frames from hex bytes and explains every bit (RFC 6455 §5.2).
     ///
@@ -101,7 +115,12 @@ struct Payload {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Echo { addr, verbose } => echo(addr, verbose),
+        Command::Echo {
+            addr,
+            verbose,
+            trace,
+        } => echo(addr, verbose, trace),
+        Command::Client { url, trace } => client(&url, trace),
         Command::Decode { hex, from } => decode(&hex, from),
         Command::Encode {
             payload,
@@ -293,13 +312,14 @@ impl server::Handler for EchoHandler {
     }
 }
 
-fn echo(addr: std::net::SocketAddr, verbose: u8) -> Result<String, String> {
-    init_logging(verbose);
+fn echo(addr: std::net::SocketAddr, verbose: u8, trace: bool) -> Result<String, String> {
+    init_logging(if trace { verbose.max(1) } else { verbose });
     let config = server::ServerConfig {
         // Autobahn's 9.* cases send messages of up to 16 MiB and expect them back.
         connection: rfc6455::Config {
             max_frame_size: 64 << 20,
             max_message_size: 64 << 20,
+            trace,
             ..rfc6455::Config::default()
         },
         max_queued_output: 128 << 20,
@@ -313,4 +333,124 @@ fn echo(addr: std::net::SocketAddr, verbose: u8) -> Result<String, String> {
     shutdown_on_signals(server.handle())?;
     server.run(EchoHandler).map_err(|e| e.to_string())?;
     Ok(String::new())
+}
+
+/// `rfc6455 client`: stdin lines out, messages in, on one thread that polls the socket
+/// with a short read timeout between lines.
+fn client(url: &str, trace: bool) -> Result<String, String> {
+    use rfc6455::blocking::{self, Error};
+    use rfc6455::handshake::client::{ClientHandshake, WsUrl};
+    use rfc6455::handshake::{HeadReader, DEFAULT_MAX_HEAD};
+    use rfc6455::{CloseCode, Event};
+    use std::io::BufRead;
+    use std::sync::mpsc;
+
+    let parsed = WsUrl::parse(url).map_err(|e| e.to_string())?;
+    let mut stream = std::net::TcpStream::connect((parsed.host.as_str(), parsed.port))
+        .map_err(|e| format!("connect {url}: {e}"))?;
+    // The opening handshake, done here so that --trace can show both heads.
+    let (handshake, request) = ClientHandshake::new(&parsed, &[], &[]);
+    let show = |arrow: &str, head: &[u8]| {
+        for line in String::from_utf8_lossy(head).lines() {
+            eprintln!("{arrow} {line}");
+        }
+    };
+    if trace {
+        show("->", &request);
+    }
+    stream.write_all(&request).map_err(|e| e.to_string())?;
+    let mut head = HeadReader::new(DEFAULT_MAX_HEAD);
+    let head_len = loop {
+        let mut buf = [0u8; 4096];
+        let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the server closed the connection during the handshake".into());
+        }
+        match head.push(&buf[..n]) {
+            Ok(Some(len)) => break len,
+            Ok(None) => {}
+            Err(_) => return Err("the response head is too large".into()),
+        }
+    };
+    if trace {
+        show("<-", &head.buffer()[..head_len]);
+    }
+    let accepted = handshake
+        .validate(&head.buffer()[..head_len])
+        .map_err(|e| format!("handshake: {e}"))?;
+    let config = rfc6455::Config {
+        trace,
+        ..rfc6455::Config::default()
+    };
+    let mut conn = rfc6455::Connection::with_config(Role::Client, config);
+    conn.receive(&head.take_rest());
+    let mut ws = blocking::WebSocket::from_parts(stream, conn, accepted.protocol);
+    eprintln!("connected to {url} (type lines; /ping, /close CODE REASON, Ctrl-D to quit)");
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    ws.get_mut()
+        .set_read_timeout(Some(std::time::Duration::from_millis(50)))
+        .map_err(|e| e.to_string())?;
+    let mut stdin_open = true;
+    loop {
+        let result = ws.read();
+        if trace {
+            for frame in ws.take_trace() {
+                eprintln!("{frame}");
+            }
+        }
+        match result {
+            Ok(Event::Text(text)) => println!("< {text}"),
+            Ok(Event::Binary(data)) => println!("< binary, {} bytes", data.len()),
+            Ok(Event::Ping(p)) => println!("< ping {}", String::from_utf8_lossy(&p)),
+            Ok(Event::Pong(p)) => println!("< pong {}", String::from_utf8_lossy(&p)),
+            Ok(Event::Close(frame)) => match frame {
+                Some(f) => println!("< close {} {:?}", f.code, f.reason),
+                None => println!("< close (no status)"),
+            },
+            Err(Error::Closed) => return Ok(String::new()),
+            Err(Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        while stdin_open {
+            let line = match lines.try_recv() {
+                Ok(line) => line,
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    stdin_open = false;
+                    if !ws.connection().is_closed() {
+                        let _ = ws.close(CloseCode::NORMAL, "");
+                    }
+                    break;
+                }
+            };
+            let sent = if let Some(text) = line.strip_prefix("/ping") {
+                ws.send_ping(text.trim().as_bytes())
+            } else if let Some(rest) = line.strip_prefix("/close") {
+                let mut parts = rest.trim().splitn(2, ' ');
+                let code = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1000);
+                ws.close(CloseCode(code), parts.next().unwrap_or(""))
+            } else {
+                ws.send_text(&line)
+            };
+            if let Err(e) = sent {
+                eprintln!("cannot send: {e}");
+            }
+            if trace {
+                for frame in ws.take_trace() {
+                    eprintln!("{frame}");
+                }
+            }
+        }
+    }
 }

@@ -232,3 +232,76 @@ Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=
 "
     );
 }
+
+#[test]
+fn trace_shows_the_handshake_and_every_frame_on_both_ends() {
+    use std::io::Write;
+    use std::process::Stdio;
+    // A free port: bind 0, note it, let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_rfc6455"))
+        .args(["echo", "--addr", &addr, "--trace"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(ready, "the echo server did not start");
+    let mut client = Command::new(env!("CARGO_BIN_EXE_rfc6455"))
+        .args(["client", &format!("ws://{addr}/trace"), "--trace"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Hello\n/ping hi\n")
+        .unwrap();
+    let output = client.wait_with_output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stdout.contains("< Hello\n"), "{stdout}");
+    assert!(stdout.contains("< pong hi\n"), "{stdout}");
+    assert!(stderr.contains("-> GET /trace HTTP/1.1\n"), "{stderr}");
+    assert!(
+        stderr.contains("<- HTTP/1.1 101 Switching Protocols\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("-> FIN=1 text (0x1) len=5 (7-bit) mask="),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("<- FIN=1 text (0x1) len=5 (7-bit) unmasked \"Hello\""),
+        "{stderr}"
+    );
+
+    server.kill().unwrap();
+    let server_output = server.wait_with_output().unwrap();
+    let log = String::from_utf8(server_output.stderr).unwrap();
+    assert!(log.contains("<- GET /trace HTTP/1.1"), "{log}");
+    assert!(log.contains("-> HTTP/1.1 101 Switching Protocols"), "{log}");
+    assert!(
+        log.contains("<- FIN=1 ping (0x9) len=2 (7-bit) mask="),
+        "{log}"
+    );
+    assert!(
+        log.contains("-> FIN=1 pong (0xa) len=2 (7-bit) unmasked \"hi\""),
+        "{log}"
+    );
+    assert!(log.contains("code=1000 (normal closure)"), "{log}");
+}

@@ -710,6 +710,11 @@ impl<H: Handler> Loop<H> {
         };
         let head_bytes = head.buffer()[..head_len].to_vec();
         let rest = head.take_rest();
+        if self.config.connection.trace {
+            for line in String::from_utf8_lossy(&head_bytes).lines() {
+                log::info!(target: "rfc6455::trace", "slot {slot} <- {line}");
+            }
+        }
         match Request::parse(&head_bytes) {
             Ok(request) => self.upgrade(slot, request, rest),
             Err(err) => {
@@ -757,6 +762,11 @@ impl<H: Handler> Loop<H> {
         let ping_at = self.config.ping_interval.map(|i| now + i);
         let conn = &mut self.conns[slot];
         conn.raw_output = request.accept(accepted.protocol.as_deref());
+        if self.config.connection.trace {
+            for line in String::from_utf8_lossy(&conn.raw_output).lines() {
+                log::info!(target: "rfc6455::trace", "slot {slot} -> {line}");
+            }
+        }
         let mut ws = Connection::with_config(Role::Server, self.config.connection.clone());
         ws.receive(&rest);
         conn.phase = Phase::Open {
@@ -909,6 +919,9 @@ impl<H: Handler> Loop<H> {
     /// Writes pending output until done or `WouldBlock`; registers WRITABLE interest
     /// only while output is left. Ends the connection once it is closed and flushed.
     fn flush(&mut self, slot: usize) {
+        if self.config.connection.trace {
+            self.log_trace(slot);
+        }
         let has_output = match self.write_pending(slot) {
             Ok(has_output) => has_output,
             Err(e) => {
@@ -953,6 +966,22 @@ impl<H: Handler> Loop<H> {
             self.timers.schedule(deadline, slot);
             if matches!(conn.phase, Phase::Open { .. }) {
                 self.report_close(slot);
+            }
+        }
+    }
+
+    /// Logs the frames a connection received and sent since the last call (`--trace`).
+    fn log_trace(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let id = ConnId {
+            slot,
+            generation: conn.generation,
+        };
+        if let Phase::Open { ws, .. } = &mut conn.phase {
+            for frame in ws.take_trace() {
+                log::info!(target: "rfc6455::trace", "{id} {frame}");
             }
         }
     }
