@@ -764,6 +764,13 @@ impl Connection {
         Ok(())
     }
 
+    /// True when a data message may be sent now: no Close sent and no fragmented
+    /// message unfinished. Drivers that queue pre-encoded frames next to this
+    /// connection's output (e.g. a broadcast encoded once) ask this first.
+    pub fn can_send_data(&self) -> bool {
+        self.check_can_send_data().is_ok() && self.sending_fragmented.is_none()
+    }
+
     fn check_can_send_data(&self) -> Result<(), SendError> {
         if self.close_sent || self.state == State::Closed {
             Err(SendError::Closing)

@@ -2,6 +2,8 @@
 //! Autobahn testee), and the learning tools `decode`, `encode` and `accept` that show
 //! the wire protocol byte by byte.
 
+mod chat;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use rfc6455::frame::FrameHeader;
 use rfc6455::handshake::server::Request;
@@ -22,6 +24,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Runs the rooms server: a JSON chat protocol with presence, typing, direct
+    /// messages, acks and catch-up, and its chat page at http://ADDR/.
+    ///
+    /// Example: rfc6455 serve --addr 127.0.0.1:9001
+    Serve {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        addr: std::net::SocketAddr,
+        /// Accept upgrades only from these Origins (repeatable); others get 403.
+        #[arg(long = "origin", value_name = "ORIGIN")]
+        origins: Vec<String>,
+        /// Require `?token=TOKEN` or `Authorization: Bearer TOKEN` (401 otherwise).
+        #[arg(long)]
+        token: Option<String>,
+        /// Messages kept per room for late joiners and catch-up.
+        #[arg(long, default_value_t = 100)]
+        history: usize,
+        /// Log connection events (-v) or more (-vv).
+        #[arg(short, long, action = clap::ArgAction::Count)]
+        verbose: u8,
+        /// Log every frame in and out, annotated, and the handshake heads.
+        #[arg(long)]
+        trace: bool,
+    },
     /// Runs the echo server on the mio event loop: every text and binary message is
     /// sent back. Ctrl-C (or SIGTERM) closes every connection with 1001 and exits.
     Echo {
@@ -115,6 +141,23 @@ struct Payload {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve {
+            addr,
+            origins,
+            token,
+            history,
+            verbose,
+            trace,
+        } => serve(
+            addr,
+            chat::ChatConfig {
+                origins,
+                token,
+                history,
+            },
+            verbose,
+            trace,
+        ),
         Command::Echo {
             addr,
             verbose,
@@ -453,4 +496,32 @@ fn client(url: &str, trace: bool) -> Result<String, String> {
             }
         }
     }
+}
+
+fn serve(
+    addr: std::net::SocketAddr,
+    config: chat::ChatConfig,
+    verbose: u8,
+    trace: bool,
+) -> Result<String, String> {
+    init_logging(if trace { verbose.max(1) } else { verbose });
+    let server_config = server::ServerConfig {
+        connection: rfc6455::Config {
+            max_frame_size: 64 * 1024,
+            max_message_size: 64 * 1024,
+            trace,
+            ..rfc6455::Config::default()
+        },
+        max_messages_per_second: Some(50),
+        ..server::ServerConfig::default()
+    };
+    let server =
+        server::Server::bind(addr, server_config).map_err(|e| format!("bind {addr}: {e}"))?;
+    let local = server.local_addr().map_err(|e| e.to_string())?;
+    eprintln!("rooms server on ws://{local}/ - chat page at http://{local}/ - metrics at http://{local}/metrics");
+    shutdown_on_signals(server.handle())?;
+    server
+        .run(chat::Chat::new(config))
+        .map_err(|e| e.to_string())?;
+    Ok(String::new())
 }

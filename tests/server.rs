@@ -6,7 +6,7 @@ use rfc6455::blocking::{self, Error};
 use rfc6455::handshake::server::Request;
 use rfc6455::server::{
     Accept, CloseInfo, ConnId, Ctx, Handle, Handler, HttpRequest, HttpResponse, Message, Server,
-    ServerConfig, SlowConsumer,
+    ServerConfig, SlowConsumer, Stats,
 };
 use rfc6455::{CloseCode, Event};
 use std::io::{Read, Write};
@@ -72,7 +72,7 @@ impl Handler for TestHandler {
         let _ = self.seen.send(Seen::Close(path, info));
     }
 
-    fn http(&mut self, request: &HttpRequest) -> Option<HttpResponse> {
+    fn http(&mut self, request: &HttpRequest, _stats: &Stats) -> Option<HttpResponse> {
         (request.path() == "/page").then(|| HttpResponse::html(200, "<h1>rooms</h1>"))
     }
 }

@@ -37,16 +37,19 @@
 //! ```
 
 mod http;
+pub mod rooms;
 mod timers;
 
 pub use http::{HttpRequest, HttpResponse};
 
+use crate::frame::FrameHeader;
 use crate::handshake::server::{reject, Request};
 use crate::handshake::HeadReader;
-use crate::{CloseCode, Config, Connection, Event, MessageKind, Role, State};
+use crate::{CloseCode, Config, Connection, Event, MessageKind, OpCode, Role, State};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -152,6 +155,67 @@ pub enum Message {
     Binary(Vec<u8>),
 }
 
+/// A server frame (unmasked, RFC 6455 §5.1) encoded once and shared by reference among
+/// any number of connections: a broadcast costs one encoding and no per-recipient copy.
+///
+/// ```
+/// use rfc6455::server::SharedFrame;
+///
+/// let frame = SharedFrame::text("Hello");
+/// assert_eq!(frame.bytes(), [0x81, 0x05, b'H', b'e', b'l', b'l', b'o']);
+/// assert_eq!(frame.payload_len(), 5);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedFrame(Arc<[u8]>);
+
+impl SharedFrame {
+    /// A text message in one frame.
+    pub fn text(text: &str) -> Self {
+        Self::encode(OpCode::Text, text.as_bytes())
+    }
+
+    /// A binary message in one frame.
+    pub fn binary(data: &[u8]) -> Self {
+        Self::encode(OpCode::Binary, data)
+    }
+
+    fn encode(opcode: OpCode, payload: &[u8]) -> Self {
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            masking_key: None,
+            payload_len: payload.len() as u64,
+        };
+        let (head, n) = header.encode();
+        let mut bytes = Vec::with_capacity(n + payload.len());
+        bytes.extend_from_slice(&head[..n]);
+        bytes.extend_from_slice(payload);
+        SharedFrame(bytes.into())
+    }
+
+    /// The frame on the wire.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The payload's length (for statistics).
+    pub fn payload_len(&self) -> usize {
+        let (_, len) = match FrameHeader::parse(&self.0) {
+            Ok(crate::frame::Parsed::Complete(h, len)) => (h, len),
+            _ => return self.0.len(),
+        };
+        self.0.len() - len
+    }
+}
+
+fn shared_len(queue: &VecDeque<(SharedFrame, usize)>) -> usize {
+    queue
+        .iter()
+        .map(|(f, written)| f.bytes().len() - written)
+        .sum()
+}
+
 /// The handler's yes to an upgrade: the subprotocol chosen and the connection's data.
 #[derive(Debug)]
 pub struct Accept<D> {
@@ -213,8 +277,9 @@ pub trait Handler {
     fn tick(&mut self, _ctx: &mut Ctx<'_, Self::Data>) {}
 
     /// A plain HTTP request that is not an upgrade (and not `GET /healthz`, which the
-    /// server answers itself): answer it, or `None` for 404.
-    fn http(&mut self, _request: &HttpRequest) -> Option<HttpResponse> {
+    /// server answers itself): answer it, or `None` for 404. `stats` are the server's
+    /// counters now (e.g. for a `/metrics` page).
+    fn http(&mut self, _request: &HttpRequest, _stats: &Stats) -> Option<HttpResponse> {
         None
     }
 }
@@ -282,6 +347,9 @@ struct Conn<D> {
     phase: Phase<D>,
     /// For HTTP responses and the 101; WebSocket output is in the `Connection`.
     raw_output: Vec<u8>,
+    /// Frames shared with other connections (broadcasts), each with how much of it is
+    /// written; they go out after `raw_output` and before the `Connection`'s output.
+    shared: VecDeque<(SharedFrame, usize)>,
     writable_registered: bool,
     /// When the next timer for this connection is due (see `on_timer`).
     handshake_deadline: Option<Instant>,
@@ -420,7 +488,7 @@ impl<D> Ctx<'_, D> {
         let Phase::Open { ws, .. } = &mut conn.phase else {
             return false;
         };
-        let queued = ws.pending_output().len();
+        let queued = ws.pending_output().len() + shared_len(&conn.shared);
         if queued + payload.len() > limit {
             self.stats.slow_consumer_events += 1;
             match policy {
@@ -444,6 +512,46 @@ impl<D> Ctx<'_, D> {
         }
         self.stats.messages_out += 1;
         self.stats.bytes_out += payload.len() as u64;
+        self.touched.push(id.slot);
+        true
+    }
+
+    /// Queues a frame encoded once for many connections (see [`SharedFrame`]): the
+    /// bytes are shared, not copied per recipient. Returns false when the connection
+    /// is gone, closing, or over its output limit (then the slow-consumer policy
+    /// applies).
+    pub fn send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> bool {
+        let limit = self.config.max_queued_output;
+        let policy = self.config.slow_consumer;
+        let Some(conn) = self.open_conn(id) else {
+            return false;
+        };
+        let Phase::Open { ws, .. } = &mut conn.phase else {
+            return false;
+        };
+        if !ws.can_send_data() {
+            return false;
+        }
+        let queued = ws.pending_output().len() + shared_len(&conn.shared);
+        if queued + frame.bytes().len() > limit {
+            self.stats.slow_consumer_events += 1;
+            if policy == SlowConsumer::Close {
+                log::info!("{id}: slow consumer, closing ({queued} bytes queued)");
+                self.close(id, CloseCode::POLICY_VIOLATION, "slow consumer");
+            }
+            return false;
+        }
+        // Keep the order: what the connection queued before goes out before this.
+        let own = ws.pending_output();
+        if !own.is_empty() {
+            let earlier = SharedFrame(Arc::from(own));
+            let n = own.len();
+            ws.consume_output(n);
+            conn.shared.push_back((earlier, 0));
+        }
+        conn.shared.push_back((frame.clone(), 0));
+        self.stats.messages_out += 1;
+        self.stats.bytes_out += frame.payload_len() as u64;
         self.touched.push(id.slot);
         true
     }
@@ -606,6 +714,7 @@ impl<H: Handler> Loop<H> {
                 generation: self.next_generation,
                 phase: Phase::Handshake(HeadReader::new(self.config.max_head)),
                 raw_output: Vec::new(),
+                shared: VecDeque::new(),
                 writable_registered: false,
                 handshake_deadline: Some(deadline),
                 next_ping: None,
@@ -736,7 +845,7 @@ impl<H: Handler> Loop<H> {
             return HttpResponse::text(200, "ok\n");
         }
         self.handler
-            .http(request)
+            .http(request, &self.stats)
             .unwrap_or_else(|| HttpResponse::text(404, "not found\n"))
     }
 
@@ -992,8 +1101,11 @@ impl<H: Handler> Loop<H> {
             return Ok(false);
         };
         loop {
+            // In order: the HTTP head, shared frames, the connection's own frames.
             let pending: &[u8] = if !conn.raw_output.is_empty() {
                 &conn.raw_output
+            } else if let Some((frame, written)) = conn.shared.front() {
+                &frame.bytes()[*written..]
             } else if let Phase::Open { ws, .. } = &conn.phase {
                 ws.pending_output()
             } else {
@@ -1007,6 +1119,11 @@ impl<H: Handler> Loop<H> {
                 Ok(n) => {
                     if !conn.raw_output.is_empty() {
                         conn.raw_output.drain(..n);
+                    } else if let Some((frame, written)) = conn.shared.front_mut() {
+                        *written += n;
+                        if *written == frame.bytes().len() {
+                            conn.shared.pop_front();
+                        }
                     } else if let Phase::Open { ws, .. } = &mut conn.phase {
                         ws.consume_output(n);
                     }
