@@ -32,6 +32,9 @@ python3 tests/interop/websockets_client.py ws://127.0.0.1:9402/ 200
 kill $mio_pid $blocking_pid 2>/dev/null || true
 trap - EXIT
 
+step "browser: two headless Chromium sessions chat through the rooms page"
+target/release/examples/browser_check
+
 step "Autobahn TestSuite: our servers"
 bash autobahn/run.sh server
 
