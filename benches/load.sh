@@ -69,3 +69,9 @@ for workload in "${workloads[@]}"; do
         'BEGIN { printf "%-24s %-12s %12s  %.2fx msg/s, p99 %.2fx\n", n, s, "", a / b, c / d }'
   done
 done
+
+echo
+echo "fan-out: one publisher, 200 messages, to a room of 1000 members (rfc6455 serve)"
+target/release/rfc6455 serve --addr 127.0.0.1:9104 --max-rate 0 2>/dev/null & pids+=($!)
+wait_for_port 9104
+target/release/examples/loadgen ws://127.0.0.1:9104/ --fanout 1000 --publish 200

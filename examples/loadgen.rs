@@ -6,6 +6,15 @@
 //! cargo run --release --example loadgen -- ws://127.0.0.1:9001/ -c 50 -s 16 -d 16 -m 20000
 //! ```
 //!
+//! Fan-out mode, against `rfc6455 serve` (the rooms server): K members join one room,
+//! one publisher sends P messages carrying their send time; reports deliveries per
+//! second and p50/p99 delivery latency.
+//!
+//! ```text
+//! cargo run --release -- serve --max-rate 0 &
+//! cargo run --release --example loadgen -- ws://127.0.0.1:9001/ --fanout 1000 --publish 200
+//! ```
+//!
 //! `benches/load.sh` runs it against our event-loop server, our blocking server and a
 //! tungstenite server, side by side. Each connection is one thread with the blocking
 //! client; latency is measured per message, from just before its frame is written to
@@ -39,6 +48,12 @@ struct Args {
     /// Print one machine-readable line: msgs_per_s mb_per_s p50_us p99_us max_us errors.
     #[arg(long)]
     raw: bool,
+    /// Fan-out mode: this many members join one room of the rooms server.
+    #[arg(long, value_name = "K")]
+    fanout: Option<usize>,
+    /// Fan-out mode: messages the publisher sends.
+    #[arg(long, value_name = "P", default_value_t = 100)]
+    publish: usize,
 }
 
 #[derive(Default)]
@@ -97,6 +112,9 @@ fn run_connection(args: &Args, deadline: Instant) -> Outcome {
 
 fn main() {
     let args = Args::parse();
+    if let Some(members) = args.fanout {
+        return fanout(&args, members);
+    }
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let threads: Vec<_> = (0..args.connections)
@@ -142,4 +160,105 @@ fn main() {
             total.errors
         );
     }
+}
+
+fn micros_since_epoch() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Connects to the rooms server, says hello as `name` and joins the room.
+fn member(url: &str, name: &str) -> blocking::WebSocket<std::net::TcpStream> {
+    let mut ws = blocking::connect(url).expect("connect");
+    ws.send_text(&format!(r#"{{"type":"hello","name":"{name}"}}"#))
+        .unwrap();
+    ws.send_text(r#"{"type":"join","room":"fanout"}"#).unwrap();
+    // Wait for our own presence event: then we are in the room.
+    loop {
+        if let Ok(Event::Text(t)) = ws.read() {
+            if t.contains(r#""type":"presence""#) {
+                return ws;
+            }
+        }
+    }
+}
+
+fn fanout(args: &Args, members: usize) {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(members + 1));
+    let threads: Vec<_> = (0..members)
+        .map(|i| {
+            let url = args.url.clone();
+            let barrier = barrier.clone();
+            let expected = args.publish;
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let mut ws = member(&url, &format!("m{i}"));
+                    let _ = ws.get_ref().set_read_timeout(Some(Duration::from_secs(30)));
+                    barrier.wait();
+                    let mut latencies = Vec::with_capacity(expected);
+                    let mut last = Instant::now();
+                    while latencies.len() < expected {
+                        match ws.read() {
+                            Ok(Event::Text(t)) if t.contains(r#""type":"message""#) => {
+                                let now = micros_since_epoch();
+                                // The publisher's text is its send time in µs.
+                                let sent: u64 = t
+                                    .split(r#""text":""#)
+                                    .nth(1)
+                                    .and_then(|r| r.split('"').next())
+                                    .and_then(|n| n.parse().ok())
+                                    .unwrap_or(now);
+                                latencies.push(Duration::from_micros(now.saturating_sub(sent)));
+                                last = Instant::now();
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                    (latencies, last)
+                })
+                .expect("spawn a member")
+        })
+        .collect();
+    let mut publisher = member(&args.url, "publisher");
+    barrier.wait();
+    let started = Instant::now();
+    for _ in 0..args.publish {
+        let text = micros_since_epoch();
+        publisher
+            .send_text(&format!(
+                r#"{{"type":"message","room":"fanout","text":"{text}"}}"#
+            ))
+            .unwrap();
+    }
+    let mut latencies = Vec::new();
+    let mut finished = started;
+    let mut short = 0;
+    for thread in threads {
+        let (l, last) = thread.join().expect("a member panicked");
+        if l.len() < args.publish {
+            short += 1;
+        }
+        finished = finished.max(last);
+        latencies.extend(l);
+    }
+    latencies.sort_unstable();
+    let elapsed = finished.duration_since(started).as_secs_f64();
+    let pct = |p: f64| {
+        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    };
+    println!(
+        "fan-out: {} members x {} messages = {} deliveries in {elapsed:.3} s: {:.0} deliveries/s; \
+         delivery latency p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs; {short} members missed messages",
+        members,
+        args.publish,
+        latencies.len(),
+        latencies.len() as f64 / elapsed,
+        pct(0.5),
+        pct(0.99),
+        pct(1.0),
+    );
 }

@@ -41,6 +41,9 @@ enum Command {
         /// Messages kept per room for late joiners and catch-up.
         #[arg(long, default_value_t = 100)]
         history: usize,
+        /// Messages per second one connection may send (over it: close 1008); 0: no limit.
+        #[arg(long, default_value_t = 50)]
+        max_rate: u32,
         /// Log connection events (-v) or more (-vv).
         #[arg(short, long, action = clap::ArgAction::Count)]
         verbose: u8,
@@ -146,6 +149,7 @@ fn main() -> ExitCode {
             origins,
             token,
             history,
+            max_rate,
             verbose,
             trace,
         } => serve(
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
                 token,
                 history,
             },
+            max_rate,
             verbose,
             trace,
         ),
@@ -501,6 +506,7 @@ fn client(url: &str, trace: bool) -> Result<String, String> {
 fn serve(
     addr: std::net::SocketAddr,
     config: chat::ChatConfig,
+    max_rate: u32,
     verbose: u8,
     trace: bool,
 ) -> Result<String, String> {
@@ -512,7 +518,7 @@ fn serve(
             trace,
             ..rfc6455::Config::default()
         },
-        max_messages_per_second: Some(50),
+        max_messages_per_second: (max_rate > 0).then_some(max_rate),
         ..server::ServerConfig::default()
     };
     let server =
