@@ -141,12 +141,7 @@ pub fn client<S: Read + Write>(
         .map_err(Error::Response)?;
     let mut conn = Connection::with_config(Role::Client, config);
     conn.receive(&head.take_rest());
-    Ok(WebSocket {
-        stream,
-        conn,
-        protocol,
-        eof: false,
-    })
+    Ok(WebSocket::from_parts(stream, conn, protocol))
 }
 
 /// Accepts a WebSocket on a server-side stream with the default configuration,
@@ -193,12 +188,7 @@ where
     stream.flush()?;
     let mut conn = Connection::with_config(Role::Server, config);
     conn.receive(&head.take_rest());
-    Ok(WebSocket {
-        stream,
-        conn,
-        protocol,
-        eof: false,
-    })
+    Ok(WebSocket::from_parts(stream, conn, protocol))
 }
 
 impl<S> WebSocket<S> {

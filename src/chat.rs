@@ -300,66 +300,68 @@ impl Chat {
     }
 
     fn metrics(&self, m: &Stats) -> String {
+        let series: [(&str, &str, &str, String); 9] = [
+            (
+                "rfc6455_open_connections",
+                "WebSocket connections open.",
+                "gauge",
+                m.open.to_string(),
+            ),
+            (
+                "rfc6455_rooms",
+                "Rooms with members.",
+                "gauge",
+                self.rooms.room_count().to_string(),
+            ),
+            (
+                "rfc6455_users",
+                "Users who said hello.",
+                "gauge",
+                self.names.len().to_string(),
+            ),
+            (
+                "rfc6455_messages_in_total",
+                "Messages received.",
+                "counter",
+                m.messages_in.to_string(),
+            ),
+            (
+                "rfc6455_messages_out_total",
+                "Messages queued for sending.",
+                "counter",
+                m.messages_out.to_string(),
+            ),
+            (
+                "rfc6455_bytes_in_total",
+                "Payload bytes received.",
+                "counter",
+                m.bytes_in.to_string(),
+            ),
+            (
+                "rfc6455_bytes_out_total",
+                "Payload bytes queued for sending.",
+                "counter",
+                m.bytes_out.to_string(),
+            ),
+            (
+                "rfc6455_chat_deliveries_total",
+                "Chat messages delivered to members.",
+                "counter",
+                self.delivered.to_string(),
+            ),
+            (
+                "rfc6455_slow_consumer_events_total",
+                "Messages dropped or connections closed for slow consumers.",
+                "counter",
+                m.slow_consumer_events.to_string(),
+            ),
+        ];
         let mut out = String::new();
-        let mut gauge = |name: &str, help: &str, kind: &str, value: String| {
+        for (name, help, kind, value) in series {
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
             ));
-        };
-        gauge(
-            "rfc6455_open_connections",
-            "WebSocket connections open.",
-            "gauge",
-            m.open.to_string(),
-        );
-        gauge(
-            "rfc6455_rooms",
-            "Rooms with members.",
-            "gauge",
-            self.rooms.room_count().to_string(),
-        );
-        gauge(
-            "rfc6455_users",
-            "Users who said hello.",
-            "gauge",
-            self.names.len().to_string(),
-        );
-        gauge(
-            "rfc6455_messages_in_total",
-            "Messages received.",
-            "counter",
-            m.messages_in.to_string(),
-        );
-        gauge(
-            "rfc6455_messages_out_total",
-            "Messages queued for sending.",
-            "counter",
-            m.messages_out.to_string(),
-        );
-        gauge(
-            "rfc6455_bytes_in_total",
-            "Payload bytes received.",
-            "counter",
-            m.bytes_in.to_string(),
-        );
-        gauge(
-            "rfc6455_bytes_out_total",
-            "Payload bytes queued for sending.",
-            "counter",
-            m.bytes_out.to_string(),
-        );
-        gauge(
-            "rfc6455_chat_deliveries_total",
-            "Chat messages delivered to members.",
-            "counter",
-            self.delivered.to_string(),
-        );
-        gauge(
-            "rfc6455_slow_consumer_events_total",
-            "Messages dropped or connections closed for slow consumers.",
-            "counter",
-            m.slow_consumer_events.to_string(),
-        );
+        }
         out.push_str("# HELP rfc6455_handshake_rejections_total Upgrades refused, by status.\n# TYPE rfc6455_handshake_rejections_total counter\n");
         for (status, n) in &m.rejected {
             out.push_str(&format!(

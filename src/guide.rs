@@ -166,8 +166,8 @@
 //! ## All together
 //!
 //! ```text
-//! $ cargo run --release --example echo_server -- 127.0.0.1:9001   # terminal 1
-//! $ cargo run --example client -- ws://127.0.0.1:9001/            # terminal 2: type lines
+//! $ cargo run --release -- echo --addr 127.0.0.1:9001 --trace     # terminal 1
+//! $ cargo run --release -- client ws://127.0.0.1:9001/ --trace    # terminal 2: type lines
 //! ```
 //!
 //! The same conversation, sans I/O: a client connection's output is a server

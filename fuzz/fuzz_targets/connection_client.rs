@@ -14,7 +14,7 @@ const RESPONSE: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket
 Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
 
 fuzz_target!(|data: &[u8]| {
-    let (chunks, stream) = split_input(data);
+    let (chunks, stream) = invariants::split_input(data);
     let url = WsUrl::parse("ws://example.com/chat").unwrap();
     let (client, _) =
         ClientHandshake::with_key("dGhlIHNhbXBsZSBub25jZQ==".into(), &url, &[], &[]);
@@ -32,12 +32,3 @@ fuzz_target!(|data: &[u8]| {
     };
     invariants::drive(Role::Client, &config, &rest, &chunks);
 });
-
-fn split_input(data: &[u8]) -> (Vec<usize>, &[u8]) {
-    let Some((&n, rest)) = data.split_first() else {
-        return (Vec::new(), data);
-    };
-    let n = (n as usize % 8).min(rest.len());
-    let (sizes, stream) = rest.split_at(n);
-    (sizes.iter().map(|&s| s as usize).collect(), stream)
-}

@@ -17,7 +17,7 @@ const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: web
 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
 fuzz_target!(|data: &[u8]| {
-    let (chunks, stream) = split_input(data);
+    let (chunks, stream) = invariants::split_input(data);
     // The frames may arrive in the same read as the request head.
     let mut head = HeadReader::new(16 * 1024);
     let mut first = REQUEST.to_vec();
@@ -32,12 +32,3 @@ fuzz_target!(|data: &[u8]| {
     };
     invariants::drive(Role::Server, &config, &rest, &chunks);
 });
-
-fn split_input(data: &[u8]) -> (Vec<usize>, &[u8]) {
-    let Some((&n, rest)) = data.split_first() else {
-        return (Vec::new(), data);
-    };
-    let n = (n as usize % 8).min(rest.len());
-    let (sizes, stream) = rest.split_at(n);
-    (sizes.iter().map(|&s| s as usize).collect(), stream)
-}

@@ -253,15 +253,7 @@ impl ClientHandshake {
         }
         Ok(Accepted {
             protocol,
-            headers: headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect(),
+            headers: super::owned_headers(headers),
         })
     }
 }

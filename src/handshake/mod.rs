@@ -157,6 +157,20 @@ pub(crate) fn header_tokens<'a>(
 }
 
 /// Does some instance of header `name` contain `token` (case-insensitively)?
+/// The headers as owned (name, value) pairs; values that are not UTF-8 are converted
+/// lossily (they are for display and lookup, not for the protocol's checks).
+pub(crate) fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect()
+}
+
 pub(crate) fn has_token(headers: &[httparse::Header<'_>], name: &str, token: &str) -> bool {
     header_tokens(headers, name).any(|t| t.eq_ignore_ascii_case(token))
 }

@@ -6,7 +6,7 @@
 //! subprotocol it chose) or [`reject`] (any status); a malformed request carries the
 //! status to answer in its [`RequestError`].
 
-use super::{accept_key, has_token, header_tokens, single_header, MAX_HEADERS};
+use super::{accept_key, has_token, header_tokens, owned_headers, single_header, MAX_HEADERS};
 use base64::Engine;
 use std::fmt;
 
@@ -173,15 +173,7 @@ impl Request {
         let owned = |s: &str| s.to_string();
         Ok(Request {
             target: req.path.unwrap_or("/").to_string(),
-            headers: headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect(),
+            headers: owned_headers(headers),
             key: key.to_string(),
             protocols: header_tokens(headers, "Sec-WebSocket-Protocol")
                 .map(owned)

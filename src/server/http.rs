@@ -2,7 +2,7 @@
 //! answers `GET /healthz` itself and asks the [`Handler`](super::Handler) about the rest
 //! (the rooms server serves its page this way).
 
-use crate::handshake::{has_token, MAX_HEADERS};
+use crate::handshake::{has_token, owned_headers, MAX_HEADERS};
 
 /// A plain HTTP request head.
 ///
@@ -38,16 +38,7 @@ impl HttpRequest {
         Some(HttpRequest {
             method: req.method?.to_string(),
             target: req.path?.to_string(),
-            headers: req
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect(),
+            headers: owned_headers(req.headers),
             upgrade,
         })
     }

@@ -479,30 +479,48 @@ impl<D> Ctx<'_, D> {
         self.send_data(id, MessageKind::Binary, data)
     }
 
-    fn send_data(&mut self, id: ConnId, kind: MessageKind, payload: &[u8]) -> bool {
+    /// Whether `bytes` more may be queued for a connection that can take data now;
+    /// over the output limit, the slow-consumer policy applies.
+    fn admit(&mut self, id: ConnId, bytes: usize) -> bool {
         let limit = self.config.max_queued_output;
         let policy = self.config.slow_consumer;
         let Some(conn) = self.open_conn(id) else {
             return false;
         };
-        let Phase::Open { ws, .. } = &mut conn.phase else {
+        let Phase::Open { ws, .. } = &conn.phase else {
             return false;
         };
+        if !ws.can_send_data() {
+            return false;
+        }
         let queued = ws.pending_output().len() + shared_len(&conn.shared);
-        if queued + payload.len() > limit {
-            self.stats.slow_consumer_events += 1;
-            match policy {
-                SlowConsumer::DropMessages => {
-                    log::debug!("{id}: slow consumer, message dropped ({queued} bytes queued)");
-                    return false;
-                }
-                SlowConsumer::Close => {
-                    log::info!("{id}: slow consumer, closing ({queued} bytes queued)");
-                    self.close(id, CloseCode::POLICY_VIOLATION, "slow consumer");
-                    return false;
-                }
+        if queued + bytes <= limit {
+            return true;
+        }
+        self.stats.slow_consumer_events += 1;
+        match policy {
+            SlowConsumer::DropMessages => {
+                log::debug!("{id}: slow consumer, message dropped ({queued} bytes queued)");
+            }
+            SlowConsumer::Close => {
+                log::info!("{id}: slow consumer, closing ({queued} bytes queued)");
+                self.close(id, CloseCode::POLICY_VIOLATION, "slow consumer");
             }
         }
+        false
+    }
+
+    fn send_data(&mut self, id: ConnId, kind: MessageKind, payload: &[u8]) -> bool {
+        if !self.admit(id, payload.len()) {
+            return false;
+        }
+        let Some(Conn {
+            phase: Phase::Open { ws, .. },
+            ..
+        }) = self.open_conn(id)
+        else {
+            return false;
+        };
         let sent = match kind {
             MessageKind::Text => ws.send_text(std::str::from_utf8(payload).expect("text is UTF-8")),
             MessageKind::Binary => ws.send_binary(payload),
@@ -521,26 +539,15 @@ impl<D> Ctx<'_, D> {
     /// is gone, closing, or over its output limit (then the slow-consumer policy
     /// applies).
     pub fn send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> bool {
-        let limit = self.config.max_queued_output;
-        let policy = self.config.slow_consumer;
+        if !self.admit(id, frame.bytes().len()) {
+            return false;
+        }
         let Some(conn) = self.open_conn(id) else {
             return false;
         };
         let Phase::Open { ws, .. } = &mut conn.phase else {
             return false;
         };
-        if !ws.can_send_data() {
-            return false;
-        }
-        let queued = ws.pending_output().len() + shared_len(&conn.shared);
-        if queued + frame.bytes().len() > limit {
-            self.stats.slow_consumer_events += 1;
-            if policy == SlowConsumer::Close {
-                log::info!("{id}: slow consumer, closing ({queued} bytes queued)");
-                self.close(id, CloseCode::POLICY_VIOLATION, "slow consumer");
-            }
-            return false;
-        }
         // Keep the order: what the connection queued before goes out before this.
         let own = ws.pending_output();
         if !own.is_empty() {

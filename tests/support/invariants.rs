@@ -116,3 +116,14 @@ pub fn check_output(role: Role, output: &[u8]) {
         rest = &rest[total..];
     }
 }
+
+/// Splits a fuzz input for the connection targets: byte 0 = how many chunk-size bytes
+/// follow (mod 8), then those sizes, then the stream.
+pub fn split_input(data: &[u8]) -> (Vec<usize>, &[u8]) {
+    let Some((&n, rest)) = data.split_first() else {
+        return (Vec::new(), data);
+    };
+    let n = (n as usize % 8).min(rest.len());
+    let (sizes, stream) = rest.split_at(n);
+    (sizes.iter().map(|&s| s as usize).collect(), stream)
+}
