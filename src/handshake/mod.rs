@@ -171,6 +171,24 @@ pub(crate) fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, St
         .collect()
 }
 
+/// The path of a request target, without the query.
+pub(crate) fn target_path(target: &str) -> &str {
+    target.split('?').next().unwrap_or("/")
+}
+
+/// The query of a request target, after `?`.
+pub(crate) fn target_query(target: &str) -> Option<&str> {
+    target.split_once('?').map(|(_, q)| q)
+}
+
+/// The value of the first header called `name` (case-insensitive).
+pub(crate) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 pub(crate) fn has_token(headers: &[httparse::Header<'_>], name: &str, token: &str) -> bool {
     header_tokens(headers, name).any(|t| t.eq_ignore_ascii_case(token))
 }

@@ -191,20 +191,17 @@ impl Request {
 
     /// The path, without the query.
     pub fn path(&self) -> &str {
-        self.target.split('?').next().unwrap_or("/")
+        super::target_path(&self.target)
     }
 
     /// The query string after `?`, if any.
     pub fn query(&self) -> Option<&str> {
-        self.target.split_once('?').map(|(_, q)| q)
+        super::target_query(&self.target)
     }
 
     /// The value of the first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        super::find_header(&self.headers, name)
     }
 
     /// Every header, in order, as (name, value).

@@ -45,20 +45,17 @@ impl HttpRequest {
 
     /// The path, without the query.
     pub fn path(&self) -> &str {
-        self.target.split('?').next().unwrap_or("/")
+        crate::handshake::target_path(&self.target)
     }
 
     /// The query string, if any.
     pub fn query(&self) -> Option<&str> {
-        self.target.split_once('?').map(|(_, q)| q)
+        crate::handshake::target_query(&self.target)
     }
 
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        crate::handshake::find_header(&self.headers, name)
     }
 
     /// True if the request asks for a WebSocket upgrade (even an invalid one).
