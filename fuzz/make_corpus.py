@@ -139,6 +139,14 @@ def main():
     for i, bad in enumerate([b"\xed\xa0\x80", b"\xc0\xaf", b"\xf4\x90\x80\x80", b"\xe2\x82", b"ok\xff", b"\xf0\x9f\x98"]):
         write("utf8", "invalid_%d" % i, bytes([i + 1]) + bad)
 
+    # The inspector reads raw frame bytes, from either side.
+    for name, data in rfc.items():
+        write("inspect", name, data)
+    for name, data in stream_frames(True).items():
+        write("inspect", "client_" + name, data)
+    for name, data in stream_frames(False).items():
+        write("inspect", "server_" + name, data)
+
     # roundtrip takes `arbitrary`-structured input: a few raw seeds are enough.
     for i in range(4):
         write("roundtrip", "seed_%d" % i, hashlib.sha256(b"seed%d" % i).digest() * 4)
