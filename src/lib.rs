@@ -4,15 +4,20 @@
 //! The crate is layered the way the RFC is. Each layer only uses the ones below it:
 //!
 //! ```text
-//!   blocking::{connect, accept}        drivers: sockets, threads, the only I/O
-//!   ─────────────────────────────────────────────────────────────────────────
+//!   server::{Server, Handler}          mio event loop (feature `server`): timers, heartbeats,
+//!   server::rooms                      backpressure, limits, shutdown; rooms and broadcasts
+//!   blocking::{connect, accept}        blocking drivers: a stream per thread
+//!   ─────────────────────────────────────────────────────────────────────────  sans-IO below
 //!   handshake::{server, client}        §4   HTTP Upgrade request / 101 response
 //!   Connection                         §5–§7 bytes in → events out, sends → bytes out
 //!     ├─ frame   FrameHeader, OpCode   §5.2 the header bits
 //!     ├─ mask    apply_mask            §5.3 client-to-server masking
 //!     ├─ utf8    Utf8Validator         §8.1 fail-fast incremental UTF-8
 //!     └─ close   CloseCode, CloseFrame §5.5.1, §7.4 close payloads and codes
+//!   inspect                            annotated frame reports (`rfc6455 decode`)
 //! ```
+//!
+//! New to the protocol? The [`guide`] is a tour of the wire format, step by step.
 //!
 //! The core never touches a socket, a thread or a clock: feed it bytes, take events and
 //! bytes to write. That makes it easy to drive from any event loop and to test and fuzz
