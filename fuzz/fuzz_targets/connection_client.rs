@@ -16,8 +16,7 @@ Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\
 fuzz_target!(|data: &[u8]| {
     let (chunks, stream) = invariants::split_input(data);
     let url = WsUrl::parse("ws://example.com/chat").unwrap();
-    let (client, _) =
-        ClientHandshake::with_key("dGhlIHNhbXBsZSBub25jZQ==".into(), &url, &[], &[]);
+    let (client, _) = ClientHandshake::with_key("dGhlIHNhbXBsZSBub25jZQ==".into(), &url, &[], &[]);
     // The server's first frames may arrive in the same read as its 101.
     let mut head = HeadReader::new(16 * 1024);
     let mut first = RESPONSE.to_vec();

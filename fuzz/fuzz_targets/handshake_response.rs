@@ -13,9 +13,14 @@ fuzz_target!(|data: &[u8]| {
     let (client, _) = ClientHandshake::with_key(KEY.into(), &url, &["chat", "superchat"], &[]);
     if let Ok(accepted) = client.validate(data) {
         // httparse skips empty lines before the status line (RFC 9112 §2.2 robustness).
-        let start = data.iter().position(|b| !matches!(b, b'\r' | b'\n')).unwrap();
+        let start = data
+            .iter()
+            .position(|b| !matches!(b, b'\r' | b'\n'))
+            .unwrap();
         let status_line = &data[start..];
-        assert!(status_line.starts_with(b"HTTP/1.1 101") || status_line.starts_with(b"HTTP/1.0 101"));
+        assert!(
+            status_line.starts_with(b"HTTP/1.1 101") || status_line.starts_with(b"HTTP/1.0 101")
+        );
         assert!(data.windows(ACCEPT.len()).any(|w| w == ACCEPT));
         if let Some(p) = accepted.protocol {
             assert!(p == "chat" || p == "superchat");
