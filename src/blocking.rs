@@ -101,6 +101,8 @@ pub struct WebSocket<S> {
     conn: Connection,
     protocol: Option<String>,
     eof: bool,
+    /// The request and response heads, kept when [`Config::trace`] is on.
+    heads: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Connects to a `ws://` URL over TCP and completes the opening handshake.
@@ -136,12 +138,14 @@ pub fn client<S: Read + Write>(
         HeadError::TooLarge => Error::Response(ResponseError::Malformed("head too large".into())),
         HeadError::Eof => Error::AbnormalClosure,
     })?;
-    let Accepted { protocol, .. } = handshake
-        .validate(&head.buffer()[..head_len])
-        .map_err(Error::Response)?;
+    let response = &head.buffer()[..head_len];
+    let Accepted { protocol, .. } = handshake.validate(response).map_err(Error::Response)?;
+    let heads = config.trace.then(|| (request, response.to_vec()));
     let mut conn = Connection::with_config(Role::Client, config);
     conn.receive(&head.take_rest());
-    Ok(WebSocket::from_parts(stream, conn, protocol))
+    let mut ws = WebSocket::from_parts(stream, conn, protocol);
+    ws.heads = heads;
+    Ok(ws)
 }
 
 /// Accepts a WebSocket on a server-side stream with the default configuration,
@@ -184,11 +188,17 @@ where
             return Err(Error::Rejected(status));
         }
     };
-    stream.write_all(&request.accept(protocol.as_deref()))?;
+    let response = request.accept(protocol.as_deref());
+    stream.write_all(&response)?;
     stream.flush()?;
+    let heads = config
+        .trace
+        .then(|| (head.buffer()[..head_len].to_vec(), response));
     let mut conn = Connection::with_config(Role::Server, config);
     conn.receive(&head.take_rest());
-    Ok(WebSocket::from_parts(stream, conn, protocol))
+    let mut ws = WebSocket::from_parts(stream, conn, protocol);
+    ws.heads = heads;
+    Ok(ws)
 }
 
 impl<S> WebSocket<S> {
@@ -201,7 +211,14 @@ impl<S> WebSocket<S> {
             conn,
             protocol,
             eof: false,
+            heads: None,
         }
+    }
+
+    /// The opening handshake's request and response heads, when [`Config::trace`] was
+    /// on: what `rfc6455 client --trace` shows.
+    pub fn handshake_heads(&self) -> Option<(&[u8], &[u8])> {
+        self.heads.as_ref().map(|(req, resp)| (&req[..], &resp[..]))
     }
 }
 

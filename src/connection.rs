@@ -462,13 +462,7 @@ impl Connection {
             if available.len() < header_len + len {
                 return Ok(Step::NeedMore);
             }
-            let start = self.input_start + header_len;
-            self.trace_in(&header, start);
-            let mut payload = self.input[start..start + len].to_vec();
-            if let Some(key) = header.masking_key {
-                apply_mask(&mut payload, key, 0);
-            }
-            self.input_start = start + len;
+            let payload = self.take_payload(&header, header_len);
             return self.on_control(header.opcode, payload);
         }
 
@@ -504,13 +498,7 @@ impl Connection {
         // it is at hand, so failing at its end is failing fast).
         let len = header.payload_len as usize;
         if header.fin && available_len - header_len >= len {
-            let start = self.input_start + header_len;
-            self.trace_in(&header, start);
-            let mut data = self.input[start..start + len].to_vec();
-            if let Some(key) = header.masking_key {
-                apply_mask(&mut data, key, 0);
-            }
-            self.input_start = start + len;
+            let data = self.take_payload(&header, header_len);
             return Ok(Step::Event(match kind {
                 MessageKind::Text => {
                     Event::Text(String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?)
@@ -524,6 +512,20 @@ impl Connection {
             utf8: Utf8Validator::new(),
         });
         Ok(self.start_payload(&header, header_len))
+    }
+
+    /// Consumes a frame whose payload is entirely in the input buffer: one exact
+    /// allocation, one copy, unmasked in place.
+    fn take_payload(&mut self, header: &FrameHeader, header_len: usize) -> Vec<u8> {
+        let start = self.input_start + header_len;
+        let end = start + header.payload_len as usize;
+        self.trace_in(header, start);
+        let mut payload = self.input[start..end].to_vec();
+        if let Some(key) = header.masking_key {
+            apply_mask(&mut payload, key, 0);
+        }
+        self.input_start = end;
+        payload
     }
 
     /// Consumes a data frame's header; its payload is read by `read_payload`.

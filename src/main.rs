@@ -373,13 +373,25 @@ fn echo(addr: std::net::SocketAddr, verbose: u8, trace: bool) -> Result<String, 
         max_queued_output: 128 << 20,
         ..server::ServerConfig::default()
     };
+    run_server(addr, config, EchoHandler, |local| {
+        format!("echo server (mio event loop) listening on ws://{local}/")
+    })
+}
+
+/// Binds, announces, shuts down gracefully on SIGINT/SIGTERM, and runs `handler`.
+fn run_server<H: server::Handler>(
+    addr: std::net::SocketAddr,
+    config: server::ServerConfig,
+    handler: H,
+    banner: impl FnOnce(std::net::SocketAddr) -> String,
+) -> Result<String, String> {
     let server = server::Server::bind(addr, config).map_err(|e| format!("bind {addr}: {e}"))?;
     eprintln!(
-        "echo server (mio event loop) listening on ws://{}/",
-        server.local_addr().map_err(|e| e.to_string())?
+        "{}",
+        banner(server.local_addr().map_err(|e| e.to_string())?)
     );
     shutdown_on_signals(server.handle())?;
-    server.run(EchoHandler).map_err(|e| e.to_string())?;
+    server.run(handler).map_err(|e| e.to_string())?;
     Ok(String::new())
 }
 
@@ -387,52 +399,22 @@ fn echo(addr: std::net::SocketAddr, verbose: u8, trace: bool) -> Result<String, 
 /// with a short read timeout between lines.
 fn client(url: &str, trace: bool) -> Result<String, String> {
     use rfc6455::blocking::{self, Error};
-    use rfc6455::handshake::client::{ClientHandshake, WsUrl};
-    use rfc6455::handshake::{HeadReader, DEFAULT_MAX_HEAD};
     use rfc6455::{CloseCode, Event};
     use std::io::BufRead;
     use std::sync::mpsc;
 
-    let parsed = WsUrl::parse(url).map_err(|e| e.to_string())?;
-    let mut stream = std::net::TcpStream::connect((parsed.host.as_str(), parsed.port))
-        .map_err(|e| format!("connect {url}: {e}"))?;
-    // The opening handshake, done here so that --trace can show both heads.
-    let (handshake, request) = ClientHandshake::new(&parsed, &[], &[]);
-    let show = |arrow: &str, head: &[u8]| {
-        for line in String::from_utf8_lossy(head).lines() {
-            eprintln!("{arrow} {line}");
-        }
-    };
-    if trace {
-        show("->", &request);
-    }
-    stream.write_all(&request).map_err(|e| e.to_string())?;
-    let mut head = HeadReader::new(DEFAULT_MAX_HEAD);
-    let head_len = loop {
-        let mut buf = [0u8; 4096];
-        let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("the server closed the connection during the handshake".into());
-        }
-        match head.push(&buf[..n]) {
-            Ok(Some(len)) => break len,
-            Ok(None) => {}
-            Err(_) => return Err("the response head is too large".into()),
-        }
-    };
-    if trace {
-        show("<-", &head.buffer()[..head_len]);
-    }
-    let accepted = handshake
-        .validate(&head.buffer()[..head_len])
-        .map_err(|e| format!("handshake: {e}"))?;
     let config = rfc6455::Config {
         trace,
         ..rfc6455::Config::default()
     };
-    let mut conn = rfc6455::Connection::with_config(Role::Client, config);
-    conn.receive(&head.take_rest());
-    let mut ws = blocking::WebSocket::from_parts(stream, conn, accepted.protocol);
+    let mut ws = blocking::connect_with(url, config, &[]).map_err(|e| e.to_string())?;
+    if let Some((request, response)) = ws.handshake_heads() {
+        for (arrow, head) in [("->", request), ("<-", response)] {
+            for line in String::from_utf8_lossy(head).lines() {
+                eprintln!("{arrow} {line}");
+            }
+        }
+    }
     eprintln!("connected to {url} (type lines; /ping, /close CODE REASON, Ctrl-D to quit)");
     let (lines_tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -521,13 +503,9 @@ fn serve(
         max_messages_per_second: (max_rate > 0).then_some(max_rate),
         ..server::ServerConfig::default()
     };
-    let server =
-        server::Server::bind(addr, server_config).map_err(|e| format!("bind {addr}: {e}"))?;
-    let local = server.local_addr().map_err(|e| e.to_string())?;
-    eprintln!("rooms server on ws://{local}/ - chat page at http://{local}/ - metrics at http://{local}/metrics");
-    shutdown_on_signals(server.handle())?;
-    server
-        .run(chat::Chat::new(config))
-        .map_err(|e| e.to_string())?;
-    Ok(String::new())
+    run_server(addr, server_config, chat::Chat::new(config), |local| {
+        format!(
+            "rooms server on ws://{local}/ - chat page at http://{local}/ - metrics at http://{local}/metrics"
+        )
+    })
 }

@@ -2,6 +2,8 @@
 //! on the RFC 6455 examples and on frames that break each rule.
 #![cfg(feature = "cli")]
 
+mod support;
+
 use std::process::Command;
 
 fn run(args: &[&str]) -> (String, bool) {
@@ -237,27 +239,16 @@ Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=
 fn trace_shows_the_handshake_and_every_frame_on_both_ends() {
     use std::io::Write;
     use std::process::Stdio;
-    // A free port: bind 0, note it, let it go.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = support::free_addr();
     let mut server = Command::new(env!("CARGO_BIN_EXE_rfc6455"))
         .args(["echo", "--addr", &addr, "--trace"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut ready = false;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            ready = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(ready, "the echo server did not start");
+    assert!(
+        support::wait_until_listening(&addr),
+        "the echo server did not start"
+    );
     let mut client = Command::new(env!("CARGO_BIN_EXE_rfc6455"))
         .args(["client", &format!("ws://{addr}/trace"), "--trace"])
         .stdin(Stdio::piped())

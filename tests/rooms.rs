@@ -2,6 +2,8 @@
 //! isolation, presence, acks, direct messages, catch-up, token and Origin checks.
 #![cfg(feature = "cli")]
 
+mod support;
+
 use rfc6455::blocking::{self, WebSocket};
 use rfc6455::Event;
 use serde_json::{json, Value};
@@ -23,12 +25,7 @@ impl Drop for Serve {
 }
 
 fn serve(args: &[&str]) -> Serve {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = support::free_addr();
     let child = Command::new(env!("CARGO_BIN_EXE_rfc6455"))
         .args(["serve", "--addr", &addr])
         .args(args)
@@ -37,13 +34,11 @@ fn serve(args: &[&str]) -> Serve {
         .unwrap();
     // Owned by `Serve` at once, so that its Drop kills and waits for it on every path.
     let server = Serve { child, addr };
-    for _ in 0..100 {
-        if TcpStream::connect(&server.addr).is_ok() {
-            return server;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("serve did not start");
+    assert!(
+        support::wait_until_listening(&server.addr),
+        "serve did not start"
+    );
+    server
 }
 
 struct Client {

@@ -166,7 +166,10 @@ pub enum Message {
 /// assert_eq!(frame.payload_len(), 5);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SharedFrame(Arc<[u8]>);
+pub struct SharedFrame {
+    bytes: Arc<[u8]>,
+    header_len: usize,
+}
 
 impl SharedFrame {
     /// A text message in one frame.
@@ -187,32 +190,32 @@ impl SharedFrame {
             masking_key: None,
             payload_len: payload.len() as u64,
         };
-        let (head, n) = header.encode();
-        let mut bytes = Vec::with_capacity(n + payload.len());
-        bytes.extend_from_slice(&head[..n]);
+        let (head, header_len) = header.encode();
+        let mut bytes = Vec::with_capacity(header_len + payload.len());
+        bytes.extend_from_slice(&head[..header_len]);
         bytes.extend_from_slice(payload);
-        SharedFrame(bytes.into())
+        SharedFrame {
+            bytes: bytes.into(),
+            header_len,
+        }
     }
 
     /// The frame on the wire.
     pub fn bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 
     /// The payload's length (for statistics).
     pub fn payload_len(&self) -> usize {
-        let (_, len) = match FrameHeader::parse(&self.0) {
-            Ok(crate::frame::Parsed::Complete(h, len)) => (h, len),
-            _ => return self.0.len(),
-        };
-        self.0.len() - len
+        self.bytes.len() - self.header_len
     }
 }
 
-fn shared_len(queue: &VecDeque<(SharedFrame, usize)>) -> usize {
+/// Bytes still to write in a connection's queue of shared chunks.
+fn shared_len(queue: &VecDeque<(Arc<[u8]>, usize)>) -> usize {
     queue
         .iter()
-        .map(|(f, written)| f.bytes().len() - written)
+        .map(|(chunk, written)| chunk.len() - written)
         .sum()
 }
 
@@ -336,7 +339,7 @@ enum Phase<D> {
     /// Reading the request head.
     Handshake(HeadReader),
     /// A WebSocket connection.
-    Open { ws: Connection, data: Option<D> },
+    Open { ws: Connection, data: D },
     /// Writing a final HTTP response, then closing.
     Closing,
 }
@@ -349,7 +352,7 @@ struct Conn<D> {
     raw_output: Vec<u8>,
     /// Frames shared with other connections (broadcasts), each with how much of it is
     /// written; they go out after `raw_output` and before the `Connection`'s output.
-    shared: VecDeque<(SharedFrame, usize)>,
+    shared: VecDeque<(Arc<[u8]>, usize)>,
     writable_registered: bool,
     /// When the next timer for this connection is due (see `on_timer`).
     handshake_deadline: Option<Instant>,
@@ -364,8 +367,19 @@ struct Conn<D> {
     peer_close: Option<(CloseCode, String)>,
     /// The TCP write side is shut: waiting for the peer's EOF, then drop.
     shut: bool,
-    /// Traffic since the last tick (see `release_idle_buffers`).
+    /// Frames received since the last tick: such a connection keeps its buffers and
+    /// reads straight into them (see `read` and `release_idle_buffers`).
     active: bool,
+}
+
+impl<D> Conn<D> {
+    /// The id of the connection in `slot` (this one).
+    fn id(&self, slot: usize) -> ConnId {
+        ConnId {
+            slot,
+            generation: self.generation,
+        }
+    }
 }
 
 /// The event-loop server.
@@ -521,11 +535,9 @@ impl<D> Ctx<'_, D> {
         else {
             return false;
         };
-        let sent = match kind {
-            MessageKind::Text => ws.send_text(std::str::from_utf8(payload).expect("text is UTF-8")),
-            MessageKind::Binary => ws.send_binary(payload),
-        };
-        if sent.is_err() {
+        // One whole message. Text came in as a `&str` (see `send_text`), so it is not
+        // validated again here.
+        if ws.send_fragment(kind, payload, true).is_err() {
             return false;
         }
         self.stats.messages_out += 1;
@@ -551,12 +563,11 @@ impl<D> Ctx<'_, D> {
         // Keep the order: what the connection queued before goes out before this.
         let own = ws.pending_output();
         if !own.is_empty() {
-            let earlier = SharedFrame(Arc::from(own));
-            let n = own.len();
-            ws.consume_output(n);
+            let earlier: Arc<[u8]> = Arc::from(own);
+            ws.consume_output(earlier.len());
             conn.shared.push_back((earlier, 0));
         }
-        conn.shared.push_back((frame.clone(), 0));
+        conn.shared.push_back((frame.bytes.clone(), 0));
         self.stats.messages_out += 1;
         self.stats.bytes_out += frame.payload_len() as u64;
         self.touched.push(id.slot);
@@ -582,7 +593,7 @@ impl<D> Ctx<'_, D> {
     /// The data attached to a connection at accept time.
     pub fn data(&mut self, id: ConnId) -> Option<&mut D> {
         match &mut self.open_conn(id)?.phase {
-            Phase::Open { data, .. } => data.as_mut(),
+            Phase::Open { data, .. } => Some(data),
             _ => None,
         }
     }
@@ -592,10 +603,7 @@ impl<D> Ctx<'_, D> {
         self.conns
             .iter()
             .filter(|(_, c)| matches!(c.phase, Phase::Open { .. }))
-            .map(|(slot, c)| ConnId {
-                slot,
-                generation: c.generation,
-            })
+            .map(|(slot, c)| c.id(slot))
             .collect()
     }
 
@@ -668,14 +676,7 @@ impl<H: Handler> Loop<H> {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.shutdown_deadline = Some(Instant::now() + self.config.shutdown_timeout);
-        let ids: Vec<ConnId> = self
-            .conns
-            .iter()
-            .map(|(slot, c)| ConnId {
-                slot,
-                generation: c.generation,
-            })
-            .collect();
+        let ids: Vec<ConnId> = self.conns.iter().map(|(slot, c)| c.id(slot)).collect();
         self.with_ctx(|_, ctx| {
             for id in ids {
                 ctx.close(id, CloseCode::GOING_AWAY, "server shutting down");
@@ -732,7 +733,7 @@ impl<H: Handler> Loop<H> {
                 our_close: None,
                 peer_close: None,
                 shut: false,
-                active: true,
+                active: false,
             });
             self.timers.schedule(deadline, slot);
             log::debug!("accepted {peer} as slot {slot}");
@@ -757,14 +758,16 @@ impl<H: Handler> Loop<H> {
             let Some(conn) = self.conns.get_mut(slot) else {
                 return;
             };
+            let active = conn.active;
             let result = match &mut conn.phase {
                 // Head bytes (or, while closing, bytes to discard) go through `buf`.
                 Phase::Handshake(_) | Phase::Closing => conn.stream.read(&mut buf),
-                // Mid-frame, read straight into the connection's input buffer. An idle
-                // connection reads into the loop's scratch buffer instead, so that it
-                // holds no read buffer of its own between messages: idle connections
-                // cost little memory (the buffer grows only while a frame is arriving).
-                Phase::Open { ws, .. } if ws.buffered_input() > 0 => {
+                // A busy connection (traffic since the last tick, so its buffer is
+                // kept) or one in the middle of a frame reads straight into its input
+                // buffer: the payload is copied once, from there into the message. A
+                // quiet one reads into the loop's scratch buffer and keeps only what
+                // arrived, so that idle connections hold no read buffer of their own.
+                Phase::Open { ws, .. } if active || ws.buffered_input() > 0 => {
                     let space = ws.input_buffer(READ_CHUNK);
                     let result = conn.stream.read(space);
                     if let Ok(n) = result {
@@ -781,28 +784,26 @@ impl<H: Handler> Loop<H> {
                 }
             };
             match result {
-                Ok(0) => return self.on_eof(slot),
+                Ok(0) => return self.drop_conn(slot),
                 Ok(n) => match &mut self.conns[slot].phase {
                     Phase::Handshake(head) => {
                         let pushed = head.push(&buf[..n]);
                         self.after_head(slot, pushed);
                     }
-                    Phase::Open { .. } => self.process(slot),
+                    Phase::Open { .. } => {
+                        self.conns[slot].active = true;
+                        self.process(slot);
+                    }
                     Phase::Closing => {}
                 },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     log::debug!("slot {slot}: read error: {e}");
-                    return self.end(slot, None);
+                    return self.drop_conn(slot);
                 }
             }
         }
-    }
-
-    /// The peer closed its side (or the connection broke).
-    fn on_eof(&mut self, slot: usize) {
-        self.end(slot, None);
     }
 
     /// Handles a pushed request head: an upgrade, a plain HTTP request, or an error.
@@ -887,7 +888,7 @@ impl<H: Handler> Loop<H> {
         ws.receive(&rest);
         conn.phase = Phase::Open {
             ws,
-            data: Some(accepted.data),
+            data: accepted.data,
         };
         conn.handshake_deadline = None;
         conn.next_ping = ping_at;
@@ -895,10 +896,7 @@ impl<H: Handler> Loop<H> {
             self.timers.schedule(at, slot);
         }
         self.stats.open += 1;
-        let id = ConnId {
-            slot,
-            generation: conn.generation,
-        };
+        let id = conn.id(slot);
         log::info!("{id}: open, {}", request.target());
         self.flush(slot);
         self.with_ctx(|handler, ctx| handler.open(ctx, id));
@@ -923,10 +921,7 @@ impl<H: Handler> Loop<H> {
             let Some(conn) = self.conns.get_mut(slot) else {
                 return;
             };
-            let id = ConnId {
-                slot,
-                generation: conn.generation,
-            };
+            let id = conn.id(slot);
             let Phase::Open { ws, .. } = &mut conn.phase else {
                 return;
             };
@@ -956,9 +951,6 @@ impl<H: Handler> Loop<H> {
             }
         }
         self.dirty.push(slot);
-        if let Some(conn) = self.conns.get_mut(slot) {
-            conn.active = true;
-        }
     }
 
     /// Frees the buffers of connections that saw no traffic since the last tick, so an
@@ -1042,7 +1034,7 @@ impl<H: Handler> Loop<H> {
             Ok(has_output) => has_output,
             Err(e) => {
                 log::debug!("slot {slot}: write error: {e}");
-                return self.end(slot, None);
+                return self.drop_conn(slot);
             }
         };
         let Some(conn) = self.conns.get_mut(slot) else {
@@ -1063,7 +1055,7 @@ impl<H: Handler> Loop<H> {
                 .reregister(&mut conn.stream, Token(slot), interest)
             {
                 log::debug!("slot {slot}: reregister failed: {e}");
-                return self.end(slot, None);
+                return self.drop_conn(slot);
             }
             conn.writable_registered = has_output;
         }
@@ -1091,10 +1083,7 @@ impl<H: Handler> Loop<H> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let id = ConnId {
-            slot,
-            generation: conn.generation,
-        };
+        let id = conn.id(slot);
         if let Phase::Open { ws, .. } = &mut conn.phase {
             for frame in ws.take_trace() {
                 log::info!(target: "rfc6455::trace", "{id} {frame}");
@@ -1111,8 +1100,8 @@ impl<H: Handler> Loop<H> {
             // In order: the HTTP head, shared frames, the connection's own frames.
             let pending: &[u8] = if !conn.raw_output.is_empty() {
                 &conn.raw_output
-            } else if let Some((frame, written)) = conn.shared.front() {
-                &frame.bytes()[*written..]
+            } else if let Some((chunk, written)) = conn.shared.front() {
+                &chunk[*written..]
             } else if let Phase::Open { ws, .. } = &conn.phase {
                 ws.pending_output()
             } else {
@@ -1126,9 +1115,9 @@ impl<H: Handler> Loop<H> {
                 Ok(n) => {
                     if !conn.raw_output.is_empty() {
                         conn.raw_output.drain(..n);
-                    } else if let Some((frame, written)) = conn.shared.front_mut() {
+                    } else if let Some((chunk, written)) = conn.shared.front_mut() {
                         *written += n;
-                        if *written == frame.bytes().len() {
+                        if *written == chunk.len() {
                             conn.shared.pop_front();
                         }
                     } else if let Phase::Open { ws, .. } = &mut conn.phase {
@@ -1145,10 +1134,7 @@ impl<H: Handler> Loop<H> {
     /// Tells the handler how the connection ended (once), leaving the socket to drain.
     fn report_close(&mut self, slot: usize) {
         let conn = &mut self.conns[slot];
-        let id = ConnId {
-            slot,
-            generation: conn.generation,
-        };
+        let id = conn.id(slot);
         let phase = std::mem::replace(&mut conn.phase, Phase::Closing);
         let Phase::Open { data, .. } = phase else {
             return;
@@ -1167,14 +1153,12 @@ impl<H: Handler> Loop<H> {
             code.0,
             if clean { "clean" } else { "not clean" }
         );
-        if let Some(data) = data {
-            let info = CloseInfo {
-                code,
-                reason,
-                clean,
-            };
-            self.with_ctx(|handler, ctx| handler.close(ctx, id, data, info));
-        }
+        let info = CloseInfo {
+            code,
+            reason,
+            clean,
+        };
+        self.with_ctx(|handler, ctx| handler.close(ctx, id, data, info));
     }
 
     fn on_timer(&mut self, slot: usize, now: Instant) {
@@ -1188,12 +1172,9 @@ impl<H: Handler> Loop<H> {
         }
         if conn.close_deadline.is_some_and(|d| now >= d) {
             log::debug!("slot {slot}: close timeout");
-            return self.end(slot, None);
+            return self.drop_conn(slot);
         }
-        let id = ConnId {
-            slot,
-            generation: conn.generation,
-        };
+        let id = conn.id(slot);
         if conn.pong_deadline.is_some_and(|d| now >= d) {
             log::info!("{id}: no pong within the timeout, closing");
             conn.pong_deadline = None;
@@ -1217,16 +1198,6 @@ impl<H: Handler> Loop<H> {
     }
 
     /// The connection is over (EOF, error, timeout): tell the handler, drop it.
-    fn end(&mut self, slot: usize, _why: Option<&str>) {
-        if !self.conns.contains(slot) {
-            return;
-        }
-        if matches!(self.conns[slot].phase, Phase::Open { .. }) {
-            self.report_close(slot);
-        }
-        self.drop_conn(slot);
-    }
-
     fn drop_conn(&mut self, slot: usize) {
         if !self.conns.contains(slot) {
             return;
