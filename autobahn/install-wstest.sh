@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Autobahn TestSuite's `wstest` (Python 2.7 code) under a private cache
 # directory, without touching the system's apt configuration, and prints the path of
-# a launcher script. Idempotent: a second run only prints the path.
+# a launcher script. Idempotent: a second run only rewrites the launcher and prints
+# its path. The launcher puts $WSTEST_PYTHONPATH (if set) after the install on
+# Python's path: autobahn/run.sh uses it to load autobahn/loopback/sitecustomize.py.
 #
 # Python 2.7 comes from Debian bullseye's packages, fetched through the same mirror the
 # system's apt already uses (read from its sources) into a private apt state, and
@@ -14,28 +16,22 @@ PREFIX="$CACHE/py27"
 SITE="$CACHE/site"
 LAUNCHER="$CACHE/wstest"
 
-if [ -x "$LAUNCHER" ] && "$LAUNCHER" --help >/dev/null 2>&1; then
-  echo "$LAUNCHER"
-  exit 0
-fi
-
 log() { echo "install-wstest: $*" >&2; }
 
-# 1. The Debian mirror this machine's apt uses (deb822 or one-line sources).
-mirror=""
-for f in /etc/apt/sources.list.d/*.sources; do
-  [ -f "$f" ] || continue
-  mirror=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f")
-  [ -n "$mirror" ] && break
-done
-if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
-  mirror=$(awk '/^deb / && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }' /etc/apt/sources.list)
-fi
-[ -n "$mirror" ] || { log "cannot find the Debian mirror in the apt sources"; exit 1; }
-log "Debian mirror: $mirror"
-
-# 2. Python 2.7 from bullseye into a private prefix.
+# 1. Python 2.7 from bullseye into a private prefix, through the Debian mirror this
+#    machine's apt uses (deb822 or one-line sources).
 if [ ! -x "$PREFIX/usr/bin/python2.7" ]; then
+  mirror=""
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    mirror=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f")
+    [ -n "$mirror" ] && break
+  done
+  if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
+    mirror=$(awk '/^deb / && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) { print $i; exit } }' /etc/apt/sources.list)
+  fi
+  [ -n "$mirror" ] || { log "cannot find the Debian mirror in the apt sources"; exit 1; }
+  log "Debian mirror: $mirror"
   apt_dir="$CACHE/apt"
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/debs"
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror bullseye main" > "$apt_dir/sources.list"
@@ -61,13 +57,13 @@ py27() {
 }
 py27 -c 'import sys; assert sys.version_info[:2] == (2, 7)'
 
-# 3. pip 20.3.4 (the last for Python 2.7), fetched with python3's pip, run from its wheel.
+# 2. pip 20.3.4 (the last for Python 2.7), fetched with python3's pip, run from its wheel.
 wheel="$CACHE/pip-20.3.4-py2.py3-none-any.whl"
 if [ ! -f "$wheel" ]; then
   env -u PYTHONHOME python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$CACHE" pip==20.3.4 >&2
 fi
 
-# 4. setuptools 44 and wheel 0.37 (the last for Python 2.7): some of the pinned
+# 3. setuptools 44 and wheel 0.37 (the last for Python 2.7): some of the pinned
 #    packages are sdists whose setup.py needs them; pip's build subprocesses see them
 #    through PYTHONPATH.
 BUILD="$CACHE/build-tools"
@@ -79,7 +75,7 @@ if [ ! -f "$BUILD/setuptools/__init__.py" ]; then
     "$CACHE/wheel-0.37.1-py2.py3-none-any.whl" >&2
 fi
 
-# 5. The pinned set that is known to install and run together.
+# 4. The pinned set that is known to install and run together.
 if [ ! -f "$SITE/autobahntestsuite/wstest.py" ]; then
   log "installing autobahntestsuite into $SITE"
   PYTHONPATH="$BUILD" py27 "$wheel/pip" install --quiet --disable-pip-version-check \
@@ -96,10 +92,9 @@ cat > "$LAUNCHER" <<LAUNCH
 #!/usr/bin/env bash
 export PYTHONHOME="$PREFIX/usr"
 export LD_LIBRARY_PATH="$PREFIX/usr/lib/x86_64-linux-gnu:$PREFIX/lib/x86_64-linux-gnu"
-export PYTHONPATH="$SITE"
+export PYTHONPATH="$SITE\${WSTEST_PYTHONPATH:+:\$WSTEST_PYTHONPATH}"
 exec "$PY" -c "import sys; from autobahntestsuite.wstest import run; sys.argv[0]='wstest'; run()" "\$@"
 LAUNCH
 chmod +x "$LAUNCHER"
 "$LAUNCHER" --help >/dev/null
-log "ready: $LAUNCHER"
 echo "$LAUNCHER"

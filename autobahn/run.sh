@@ -9,6 +9,9 @@
 # wstest comes from Docker (crossbario/autobahn-testsuite) when a Docker engine answers,
 # else from a local install that autobahn/install-wstest.sh makes under ~/.cache.
 # Reports land in autobahn/reports/{server,client}/ (index.html for a browser).
+#
+# Every socket wstest listens on binds 127.0.0.1 (autobahn/loopback/sitecustomize.py:
+# wstest has no option for it), and its report web server does not run (webport 0).
 set -euo pipefail
 
 mode="${1:-}"
@@ -23,10 +26,11 @@ cd "$root"
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   container="rfc6455-wstest-$$"
   wstest=(docker run --rm --name "$container" --net=host -v "$root:$root" -w "$root"
-          crossbario/autobahn-testsuite wstest)
+          -e PYTHONPATH="$root/autobahn/loopback" crossbario/autobahn-testsuite wstest)
 else
   container=""
   wstest=("$(bash "$root/autobahn/install-wstest.sh")")   # installs once, then just answers
+  export WSTEST_PYTHONPATH="$root/autobahn/loopback"
 fi
 
 # Every process started here is stopped on the way out, whatever happens.
@@ -63,7 +67,9 @@ if [ "$mode" = server ]; then
   wait_for_port 9003
   "${wstest[@]}" -m fuzzingclient -s autobahn/fuzzingclient.json
 else
-  "${wstest[@]}" -m fuzzingserver -s autobahn/fuzzingserver.json &
+  webport=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("webport", 0))' \
+    autobahn/fuzzingserver.json)
+  "${wstest[@]}" -m fuzzingserver -s autobahn/fuzzingserver.json --webport "$webport" &
   pids+=($!)
   wait_for_port 9001
   target/release/examples/autobahn_client ws://127.0.0.1:9001 2>/dev/null

@@ -17,13 +17,23 @@
 use crate::handshake::client::{Accepted, ClientHandshake, ResponseError, UrlError, WsUrl};
 use crate::handshake::server::{reject, Request, RequestError};
 use crate::handshake::{HeadReader, DEFAULT_MAX_HEAD};
-use crate::{CloseCode, Config, Connection, Event, MessageKind, ProtocolError, Role, SendError};
+use crate::{
+    CloseCode, Config, Connection, Event, MessageKind, ProtocolError, Role, SendError, State,
+};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 /// How much to read from the stream at a time.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// How long the closing handshake may take by default: waiting for the peer's Close
+/// after ours, then (a client) for the server to close the TCP connection. RFC 6455
+/// §7.1.1 lets a client close the TCP connection itself "if it has not received a TCP
+/// Close from the server in a reasonable time period"; the event-loop server uses the
+/// same 5 s (`ServerConfig::close_timeout`).
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What can go wrong on a blocking WebSocket.
 #[derive(Debug)]
@@ -48,6 +58,10 @@ pub enum Error {
     AbnormalClosure,
     /// The connection is closed: the closing handshake completed earlier.
     Closed,
+    /// The peer did not answer our Close within the close timeout (see
+    /// [`WebSocket::set_close_timeout`]); the closing handshake is abandoned and the
+    /// connection counts as closed abnormally (1006).
+    CloseTimeout,
 }
 
 impl fmt::Display for Error {
@@ -64,6 +78,9 @@ impl fmt::Display for Error {
                 f.write_str("connection dropped without a closing handshake (1006)")
             }
             Error::Closed => f.write_str("the connection is closed"),
+            Error::CloseTimeout => {
+                f.write_str("the peer did not answer the Close frame in time (1006)")
+            }
         }
     }
 }
@@ -103,6 +120,22 @@ pub struct WebSocket<S> {
     eof: bool,
     /// The request and response heads, kept when [`Config::trace`] is on.
     heads: Option<(Vec<u8>, Vec<u8>)>,
+    /// How long the closing handshake may take; `None`: as long as the peer likes.
+    close_timeout: Option<Duration>,
+    /// When the closing handshake must be over, once it has started.
+    close_deadline: Option<Instant>,
+    /// Sets the stream's read timeout, so that a blocked read ends at the close
+    /// deadline: known for a `TcpStream` from [`connect`]; other streams are checked
+    /// between reads only (give them a read timeout to bound each read).
+    set_read_timeout: Option<fn(&S, Option<Duration>) -> io::Result<()>>,
+}
+
+/// A read that ended for lack of data (a read timeout), not for an error.
+fn timed_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
 }
 
 /// Connects to a `ws://` URL over TCP and completes the opening handshake.
@@ -119,7 +152,9 @@ pub fn connect_with(
     let parsed = WsUrl::parse(url).map_err(Error::Url)?;
     let stream = TcpStream::connect((parsed.host.as_str(), parsed.port))?;
     stream.set_nodelay(true)?;
-    client(stream, &parsed, config, protocols)
+    let mut ws = client(stream, &parsed, config, protocols)?;
+    ws.set_read_timeout = Some(|stream: &TcpStream, timeout| stream.set_read_timeout(timeout));
+    Ok(ws)
 }
 
 /// Runs the client handshake on an already connected stream.
@@ -212,7 +247,59 @@ impl<S> WebSocket<S> {
             protocol,
             eof: false,
             heads: None,
+            close_timeout: Some(DEFAULT_CLOSE_TIMEOUT),
+            close_deadline: None,
+            set_read_timeout: None,
         }
+    }
+
+    /// Bounds the closing handshake (default [`DEFAULT_CLOSE_TIMEOUT`]; `None`: no
+    /// bound). The time runs from our Close, or from the peer's: [`read`](Self::read)
+    /// then returns [`Error::CloseTimeout`] if the peer's Close has not come by the
+    /// deadline, and a client stops waiting for the server to close the TCP connection
+    /// (RFC 6455 §7.1.1) and returns [`Error::Closed`]. Drop the `WebSocket` to close
+    /// the stream.
+    ///
+    /// On a stream from [`connect`] a blocked read ends at the deadline (the socket's
+    /// read timeout is set to the time left, replacing one set by hand); on other
+    /// streams the deadline is checked between reads, so give them a read timeout too.
+    ///
+    /// ```no_run
+    /// use rfc6455::blocking;
+    /// use std::time::Duration;
+    ///
+    /// let mut ws = blocking::connect("ws://127.0.0.1:9001/")?;
+    /// ws.set_close_timeout(Some(Duration::from_secs(1)));
+    /// assert_eq!(ws.close_timeout(), Some(Duration::from_secs(1)));
+    /// # Ok::<(), rfc6455::blocking::Error>(())
+    /// ```
+    pub fn set_close_timeout(&mut self, timeout: Option<Duration>) {
+        self.close_timeout = timeout;
+        self.close_deadline = None;
+    }
+
+    /// The bound on the closing handshake (see [`set_close_timeout`](Self::set_close_timeout)).
+    pub fn close_timeout(&self) -> Option<Duration> {
+        self.close_timeout
+    }
+
+    /// Before a read during the closing handshake: starts the close deadline if it is
+    /// not running, and bounds the read by what is left of it. False once it passed.
+    fn within_close_deadline(&mut self) -> bool {
+        let Some(timeout) = self.close_timeout else {
+            return true;
+        };
+        let deadline = *self
+            .close_deadline
+            .get_or_insert_with(|| Instant::now() + timeout);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        if let Some(set_read_timeout) = self.set_read_timeout {
+            let _ = set_read_timeout(&self.stream, Some(left));
+        }
+        true
     }
 
     /// The opening handshake's request and response heads, when [`Config::trace`] was
@@ -249,7 +336,8 @@ impl<S: Read + Write> WebSocket<S> {
     ///
     /// After the closing handshake it returns [`Error::Closed`]. A client first waits
     /// for the server to close the TCP connection (RFC 6455 §7.1.1), after a clean close
-    /// as after a failure; give the stream a read timeout to bound that wait.
+    /// as after a failure. Both waits, for the peer's Close and for the end of the TCP
+    /// connection, are bounded by the close timeout ([`set_close_timeout`](Self::set_close_timeout)).
     pub fn read(&mut self) -> Result<Event, Error> {
         loop {
             match self.conn.next_event() {
@@ -273,6 +361,11 @@ impl<S: Read + Write> WebSocket<S> {
                 }
                 return Err(Error::Closed);
             }
+            // Our Close is out: the peer's must come within the close timeout.
+            let closing = self.conn.state() == State::Closing;
+            if closing && !self.within_close_deadline() {
+                return Err(Error::CloseTimeout);
+            }
             let space = self.conn.input_buffer(READ_CHUNK);
             match self.stream.read(space) {
                 Ok(0) => {
@@ -281,18 +374,23 @@ impl<S: Read + Write> WebSocket<S> {
                 }
                 Ok(n) => self.conn.commit_input(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if closing && self.close_timeout.is_some() && timed_out(&e) => {}
                 Err(e) => return Err(Error::Io(e)),
             }
         }
     }
 
-    /// Reads and discards until the server closes the stream, or it fails.
+    /// Reads and discards until the server closes the stream, it fails, or the close
+    /// timeout passes (then RFC 6455 §7.1.1 lets the client close the TCP connection
+    /// itself, which dropping the `WebSocket` does).
     fn wait_for_server_close(&mut self) {
         let mut sink = [0u8; 1024];
-        while !self.eof {
+        while !self.eof && self.within_close_deadline() {
             match self.stream.read(&mut sink) {
-                Ok(0) | Err(_) => self.eof = true,
+                Ok(0) => self.eof = true,
                 Ok(_) => {}
+                Err(e) if self.close_timeout.is_some() && timed_out(&e) => {}
+                Err(_) => self.eof = true,
             }
         }
     }
@@ -333,9 +431,13 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// Starts the closing handshake. Keep calling [`read`](Self::read) until it returns
-    /// the peer's Close (or [`Error::Closed`]) to complete it.
+    /// the peer's Close (or [`Error::Closed`]) to complete it; the close timeout starts
+    /// now (see [`set_close_timeout`](Self::set_close_timeout)).
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.conn.close(code, reason)?;
+        if let Some(timeout) = self.close_timeout {
+            self.close_deadline = Some(Instant::now() + timeout);
+        }
         self.flush()
     }
 

@@ -444,7 +444,8 @@ impl Handler for Chat {
                 "text/plain; version=0.0.4",
                 self.metrics(stats).into_bytes(),
             )),
-            _ => None,
+            // The WebSocket endpoint is `/` (with a query): a plain GET there is the page.
+            _ => Some(HttpResponse::text(404, "not found\n")),
         }
     }
 }

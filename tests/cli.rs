@@ -296,3 +296,40 @@ fn trace_shows_the_handshake_and_every_frame_on_both_ends() {
     );
     assert!(log.contains("code=1000 (normal closure)"), "{log}");
 }
+
+#[test]
+fn a_plain_get_on_the_echo_endpoint_is_told_to_upgrade() {
+    use std::io::{Read, Write};
+    let addr = support::free_addr();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_rfc6455"))
+        .args(["echo", "--addr", &addr])
+        .spawn()
+        .unwrap();
+    assert!(
+        support::wait_until_listening(&addr),
+        "the echo server did not start"
+    );
+    // What `curl -i http://ADDR/` sends.
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: curl/8\r\nAccept: */*\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 426 Upgrade Required\r\n"),
+        "{response}"
+    );
+    assert!(
+        response.contains("\r\nUpgrade: websocket\r\n"),
+        "{response}"
+    );
+    assert!(
+        response.contains("\r\nConnection: Upgrade\r\n"),
+        "{response}"
+    );
+}

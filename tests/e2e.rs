@@ -314,3 +314,61 @@ fn a_client_rejects_a_masked_frame_from_the_server() {
     drop(ws);
     server.join().unwrap()[0].as_ref().unwrap();
 }
+
+/// A server that completes the opening handshake, then reads and never closes the TCP
+/// connection; it answers the client's Close only if `answer_close`. It lets go when
+/// the test drops the returned sender.
+fn server_that_never_closes_tcp(answer_close: bool) -> (String, std::sync::mpsc::Sender<()>) {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let (addr, _handle) = server(1, move |stream| {
+        let mut ws = blocking::accept(&mut *stream)?;
+        if answer_close {
+            // Reading the Close queues and sends the answer.
+            assert!(matches!(ws.read()?, Event::Close(_)));
+        }
+        let _ = wait.recv();
+        Ok(())
+    });
+    (addr, done)
+}
+
+#[test]
+fn the_client_close_has_a_default_timeout() {
+    let (addr, _done) = server_that_never_closes_tcp(true);
+    let ws = connect(&addr);
+    assert_eq!(ws.close_timeout(), Some(blocking::DEFAULT_CLOSE_TIMEOUT));
+}
+
+#[test]
+fn the_client_stops_waiting_for_a_server_that_answers_close_but_never_closes_tcp() {
+    let (addr, _done) = server_that_never_closes_tcp(true);
+    let mut ws = connect(&addr);
+    ws.set_close_timeout(Some(Duration::from_millis(300)));
+    let started = std::time::Instant::now();
+    ws.close(CloseCode::NORMAL, "bye").unwrap();
+    // The server's Close arrives; then the wait for its TCP FIN ends at the timeout.
+    assert!(matches!(ws.read(), Ok(Event::Close(Some(_)))));
+    assert!(matches!(ws.read(), Err(Error::Closed)));
+    // The 10 s read timeout set by `connect` here did not apply: the close did.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn the_client_gives_up_on_a_server_that_never_answers_close() {
+    let (addr, _done) = server_that_never_closes_tcp(false);
+    let mut ws = connect(&addr);
+    ws.set_close_timeout(Some(Duration::from_millis(300)));
+    let started = std::time::Instant::now();
+    ws.close(CloseCode::NORMAL, "bye").unwrap();
+    assert!(matches!(ws.read(), Err(Error::CloseTimeout)));
+    assert!(ws.read().is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

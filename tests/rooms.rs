@@ -348,6 +348,8 @@ fn the_page_and_the_metrics_are_served() {
     assert!(page.starts_with("HTTP/1.1 200 OK\r\n"));
     assert!(page.contains("Content-Type: text/html"));
     assert!(page.contains("new WebSocket("));
+    let missing = get("/favicon.ico");
+    assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
     let metrics = get("/metrics");
     assert!(
         metrics.contains("\nrfc6455_open_connections 1\n"),

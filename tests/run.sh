@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, unit/property/end-to-end
 # tests, the Autobahn TestSuite against our server and our client, and a short run
-# of every fuzz target.
+# of every fuzz target. It first installs what is missing (tests/setup.sh), and it
+# fails if any process it started listens beyond loopback (tests/loopback_guard.py).
 #
 #   bash tests/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "setup: install what is missing (tests/setup.sh)"
+bash tests/setup.sh
+# shellcheck disable=SC1091
+command -v cargo >/dev/null 2>&1 || . "$HOME/.cargo/env"
+
+step "loopback guard: every listening socket of this run must be on 127.0.0.1"
+python3 tests/loopback_guard.py self-test
+guard_report="$(mktemp)"
+python3 tests/loopback_guard.py watch $$ "$guard_report" & guard_pid=$!
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -44,5 +55,9 @@ bash autobahn/run.sh client
 
 step "fuzz smoke: every target for ${FUZZ_SMOKE_SECONDS:-20} s"
 bash fuzz/run.sh "${FUZZ_SMOKE_SECONDS:-20}"
+
+step "loopback guard: what the suite listened on"
+kill "$guard_pid" && wait "$guard_pid" || true
+python3 tests/loopback_guard.py check "$guard_report"
 
 step "all passed"

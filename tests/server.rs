@@ -73,7 +73,11 @@ impl Handler for TestHandler {
     }
 
     fn http(&mut self, request: &HttpRequest, _stats: &Stats) -> Option<HttpResponse> {
-        (request.path() == "/page").then(|| HttpResponse::html(200, "<h1>rooms</h1>"))
+        match request.path() {
+            "/page" => Some(HttpResponse::html(200, "<h1>rooms</h1>")),
+            "/missing" => Some(HttpResponse::text(404, "not found\n")),
+            _ => None,
+        }
     }
 }
 
@@ -213,8 +217,27 @@ fn plain_http_on_the_same_port() {
     assert!(health.ends_with("\r\n\r\nok\n"), "{health}");
     let page = http_get(server.addr, "GET /page HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(page.starts_with("HTTP/1.1 200 OK\r\n") && page.ends_with("<h1>rooms</h1>"));
-    let missing = http_get(server.addr, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n");
+    let missing = http_get(server.addr, "GET /missing HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
+    // What the handler does not serve is a WebSocket endpoint: a plain GET there is
+    // told to upgrade (RFC 9110 §15.5.22), other methods that it takes GET.
+    let plain = http_get(server.addr, "GET /chat HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        plain.starts_with("HTTP/1.1 426 Upgrade Required\r\n"),
+        "{plain}"
+    );
+    assert!(plain.contains("\r\nUpgrade: websocket\r\n"), "{plain}");
+    assert!(plain.contains("\r\nConnection: Upgrade\r\n"), "{plain}");
+    let post = http_get(server.addr, "POST /chat HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+    assert!(post.contains("\r\nAllow: GET\r\n"), "{post}");
+    // Asking for the upgrade but getting it wrong stays a 400 (RFC 6455 §4.2.1).
+    let no_key = http_get(
+        server.addr,
+        "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n",
+    );
+    assert!(no_key.starts_with("HTTP/1.1 400 "), "{no_key}");
     let malformed = http_get(server.addr, "BLAH\r\n\r\n");
     assert!(malformed.starts_with("HTTP/1.1 400 "), "{malformed}");
     // A broken upgrade gets the handshake's status, not 404.

@@ -1,6 +1,7 @@
 //! Plain HTTP on the WebSocket port, for requests that are not upgrades: the server
 //! answers `GET /healthz` itself and asks the [`Handler`](super::Handler) about the rest
-//! (the rooms server serves its page this way).
+//! (the rooms server serves its page this way). What the handler does not serve is a
+//! WebSocket endpoint, so a plain `GET` there gets [`HttpResponse::upgrade_required`].
 
 use crate::handshake::{has_token, owned_headers, MAX_HEADERS};
 
@@ -100,6 +101,35 @@ impl HttpResponse {
         Self::with_type(status, "text/html; charset=utf-8", body.as_bytes().to_vec())
     }
 
+    /// `426 Upgrade Required`, for a plain request at a WebSocket endpoint: it names
+    /// the protocol to upgrade to (`Upgrade: websocket`, which RFC 9110 §15.5.22
+    /// requires in a 426, with `Connection: Upgrade` as §7.8 asks of every `Upgrade`
+    /// header) and the version this server speaks (RFC 6455 §4.2.2). A request that
+    /// does ask for the upgrade but gets it wrong is a 400 instead (§4.2.1).
+    ///
+    /// ```
+    /// use rfc6455::server::HttpResponse;
+    ///
+    /// let text = String::from_utf8(HttpResponse::upgrade_required().to_bytes()).unwrap();
+    /// assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+    /// assert!(text.contains("\r\nUpgrade: websocket\r\n"));
+    /// assert!(text.contains("\r\nConnection: Upgrade\r\n"));
+    /// assert!(!text.contains("Connection: close"));
+    /// ```
+    pub fn upgrade_required() -> Self {
+        let mut response = Self::text(
+            426,
+            "This is a WebSocket endpoint: connect with a WebSocket client \
+             (an HTTP/1.1 GET with Upgrade: websocket, RFC 6455 §4.1).\n",
+        );
+        response.headers = vec![
+            ("Upgrade".into(), "websocket".into()),
+            ("Connection".into(), "Upgrade".into()),
+            ("Sec-WebSocket-Version".into(), "13".into()),
+        ];
+        response
+    }
+
     /// A response with any content type.
     pub fn with_type(status: u16, content_type: &str, body: Vec<u8>) -> Self {
         HttpResponse {
@@ -110,16 +140,24 @@ impl HttpResponse {
         }
     }
 
-    /// The response on the wire.
+    /// The response on the wire. The server closes the connection after it, and says
+    /// so with `Connection: close` unless the headers carry a `Connection` of their own.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
             self.status,
             crate::handshake::server::reason_phrase(self.status),
             self.content_type,
             self.body.len()
         )
         .into_bytes();
+        if !self
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("connection"))
+        {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
         for (name, value) in &self.headers {
             out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
         }

@@ -280,8 +280,10 @@ pub trait Handler {
     fn tick(&mut self, _ctx: &mut Ctx<'_, Self::Data>) {}
 
     /// A plain HTTP request that is not an upgrade (and not `GET /healthz`, which the
-    /// server answers itself): answer it, or `None` for 404. `stats` are the server's
-    /// counters now (e.g. for a `/metrics` page).
+    /// server answers itself): answer it (404 included), or `None` to treat the path
+    /// as a WebSocket endpoint: a `GET` then gets `426 Upgrade Required`
+    /// ([`HttpResponse::upgrade_required`]), other methods 405. `stats` are the
+    /// server's counters now (e.g. for a `/metrics` page).
     fn http(&mut self, _request: &HttpRequest, _stats: &Stats) -> Option<HttpResponse> {
         None
     }
@@ -848,13 +850,21 @@ impl<H: Handler> Loop<H> {
         }
     }
 
+    /// A request that is not an upgrade: `/healthz`, then the handler; what the handler
+    /// does not serve is a WebSocket endpoint, so a `GET` there is told to upgrade.
     fn plain_http(&mut self, request: &HttpRequest) -> HttpResponse {
         if request.method == "GET" && request.path() == "/healthz" {
             return HttpResponse::text(200, "ok\n");
         }
-        self.handler
-            .http(request, &self.stats)
-            .unwrap_or_else(|| HttpResponse::text(404, "not found\n"))
+        if let Some(response) = self.handler.http(request, &self.stats) {
+            return response;
+        }
+        if request.method == "GET" || request.method == "HEAD" {
+            return HttpResponse::upgrade_required();
+        }
+        let mut response = HttpResponse::text(405, "a WebSocket endpoint takes GET\n");
+        response.headers.push(("Allow".into(), "GET".into()));
+        response
     }
 
     fn upgrade(&mut self, slot: usize, request: Request, rest: Vec<u8>) {
