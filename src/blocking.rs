@@ -127,8 +127,11 @@ pub struct WebSocket<S> {
     /// Sets the stream's read timeout, so that a blocked read ends at the close
     /// deadline: known for a `TcpStream` from [`connect`]; other streams are checked
     /// between reads only (give them a read timeout to bound each read).
-    set_read_timeout: Option<fn(&S, Option<Duration>) -> io::Result<()>>,
+    set_read_timeout: Option<SetReadTimeout<S>>,
 }
+
+/// A stream's `set_read_timeout`, e.g. [`TcpStream::set_read_timeout`].
+type SetReadTimeout<S> = fn(&S, Option<Duration>) -> io::Result<()>;
 
 /// A read that ended for lack of data (a read timeout), not for an error.
 fn timed_out(e: &io::Error) -> bool {
