@@ -1,0 +1,171 @@
+//! `rfc6455`: the command line tool. Servers (`serve`, the rooms server and its chat
+//! page; `echo`, the Autobahn testee) in `servers.rs` and `chat.rs`; the terminal
+//! client in `client.rs`; the learning tools (`decode`, `encode`, `accept`), which show
+//! the wire protocol byte by byte, in `learn.rs`.
+
+mod chat;
+mod client;
+mod learn;
+mod servers;
+
+use clap::{Parser, Subcommand};
+use learn::{Payload, Sender};
+use std::io::Write;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "rfc6455", version, about = "WebSocket (RFC 6455) tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the rooms server: a JSON chat protocol with presence, typing, direct
+    /// messages, acks and catch-up, and its chat page at http://ADDR/.
+    ///
+    /// Example: rfc6455 serve --addr 127.0.0.1:9001
+    Serve {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        addr: std::net::SocketAddr,
+        /// Accept upgrades only from these Origins (repeatable); others get 403.
+        #[arg(long = "origin", value_name = "ORIGIN")]
+        origins: Vec<String>,
+        /// Require `?token=TOKEN` or `Authorization: Bearer TOKEN` (401 otherwise).
+        #[arg(long)]
+        token: Option<String>,
+        /// Messages kept per room for late joiners and catch-up.
+        #[arg(long, default_value_t = 100)]
+        history: usize,
+        /// Messages per second one connection may send (over it: close 1008); 0: no limit.
+        #[arg(long, default_value_t = 50)]
+        max_rate: u32,
+        /// Log connection events (-v) or more (-vv).
+        #[arg(short, long, action = clap::ArgAction::Count)]
+        verbose: u8,
+        /// Log every frame in and out, annotated, and the handshake heads.
+        #[arg(long)]
+        trace: bool,
+    },
+    /// Runs the echo server on the mio event loop: every text and binary message is
+    /// sent back. Ctrl-C (or SIGTERM) closes every connection with 1001 and exits.
+    Echo {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        addr: std::net::SocketAddr,
+        /// Log every connection event (-v) or more (-vv).
+        #[arg(short, long, action = clap::ArgAction::Count)]
+        verbose: u8,
+        /// Log every frame in and out, annotated, and the handshake heads.
+        #[arg(long)]
+        trace: bool,
+    },
+    /// A terminal client, like wscat: each stdin line is sent as a text message and
+    /// every message received is printed. Commands: /ping [TEXT], /close [CODE [REASON]].
+    ///
+    /// Example: rfc6455 client ws://127.0.0.1:9001/ --trace
+    Client {
+        /// The server's ws:// URL.
+        url: String,
+        /// Print every frame in and out, annotated, and the handshake.
+        #[arg(long)]
+        trace: bool,
+    },
+    /// Decodes frames from hex bytes and explains every bit (RFC 6455 §5.2).
+    ///
+    /// Example: rfc6455 decode 81 85 37 fa 21 3d 7f 9f 4d 51 58
+    Decode {
+        /// Hex bytes (spaces, commas, colons and 0x prefixes are ignored); `-` reads
+        /// them from standard input.
+        #[arg(required = true)]
+        hex: Vec<String>,
+        /// Who sent the bytes; by default the first frame's MASK bit decides.
+        #[arg(long, value_enum)]
+        from: Option<Sender>,
+    },
+    /// Encodes one message as frames, prints their bytes in hex and explains them.
+    ///
+    /// Example: rfc6455 encode --text Hello --mask 37fa213d
+    Encode {
+        #[command(flatten)]
+        payload: Payload,
+        /// The reason of a --close frame.
+        #[arg(long, requires = "close")]
+        reason: Option<String>,
+        /// Mask with this key (8 hex digits), as a client must (RFC 6455 §5.3).
+        #[arg(long, value_name = "KEY", conflicts_with = "client")]
+        mask: Option<String>,
+        /// Mask with a fresh random key, as a client does.
+        #[arg(long)]
+        client: bool,
+        /// Split a text or binary payload into fragments of at most N bytes (§5.4).
+        #[arg(long, value_name = "N")]
+        fragment: Option<usize>,
+    },
+    /// Computes Sec-WebSocket-Accept for a Sec-WebSocket-Key, step by step (§4.2.2).
+    ///
+    /// Example: rfc6455 accept dGhlIHNhbXBsZSBub25jZQ==
+    Accept {
+        /// The client's Sec-WebSocket-Key.
+        key: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve {
+            addr,
+            origins,
+            token,
+            history,
+            max_rate,
+            verbose,
+            trace,
+        } => servers::serve(
+            addr,
+            chat::ChatConfig {
+                origins,
+                token,
+                history,
+            },
+            max_rate,
+            verbose,
+            trace,
+        ),
+        Command::Echo {
+            addr,
+            verbose,
+            trace,
+        } => servers::echo(addr, verbose, trace),
+        Command::Client { url, trace } => client::client(&url, trace),
+        Command::Decode { hex, from } => learn::decode(&hex, from),
+        Command::Encode {
+            payload,
+            reason,
+            mask,
+            client,
+            fragment,
+        } => learn::encode(
+            &payload,
+            reason.as_deref(),
+            mask.as_deref(),
+            client,
+            fragment,
+        ),
+        Command::Accept { key } => Ok(learn::accept_steps(&key)),
+    };
+    match result {
+        Ok(text) => {
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The event loop itself: one turn is poll, handle readiness (accept, read, write),
+//! flush what callbacks queued, fire due timers, tick. The HTTP side of a connection is
+//! in `upgrade.rs`, moving bytes and frames in `wire.rs`.
+
+use super::conn::{Conn, Phase};
+use super::timers::Timers;
+use super::{ConnId, Ctx, Handler, ServerConfig, Stats, LISTENER, READ_CHUNK, WAKER};
+use crate::handshake::HeadReader;
+use crate::CloseCode;
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything the loop owns. A connection's slab key is its mio `Token`; the
+/// generation makes a [`ConnId`] of a closed connection miss the slot's next tenant.
+pub(super) struct Loop<H: Handler> {
+    pub(super) poll: Poll,
+    /// `None` once a shutdown began: no more accepts.
+    pub(super) listener: Option<TcpListener>,
+    pub(super) config: ServerConfig,
+    /// Set by a [`Handle`](super::Handle) to ask for a graceful shutdown.
+    pub(super) stop: Arc<AtomicBool>,
+    pub(super) conns: Slab<Conn<H::Data>>,
+    /// Every connection's next deadline (handshake, ping, pong, close), one heap.
+    pub(super) timers: Timers,
+    pub(super) next_generation: u64,
+    pub(super) stats: Stats,
+    pub(super) handler: H,
+    /// When a graceful shutdown stops waiting for the peers' Close frames.
+    pub(super) shutdown_deadline: Option<Instant>,
+    /// Where idle connections read into (see `read`).
+    pub(super) scratch: Vec<u8>,
+    /// Connections with output queued during this turn of the loop.
+    pub(super) dirty: Vec<usize>,
+}
+
+impl<H: Handler> Loop<H> {
+    pub(super) fn new(
+        poll: Poll,
+        listener: TcpListener,
+        config: ServerConfig,
+        stop: Arc<AtomicBool>,
+        handler: H,
+    ) -> Self {
+        Loop {
+            poll,
+            listener: Some(listener),
+            config,
+            stop,
+            conns: Slab::new(),
+            timers: Timers::default(),
+            next_generation: 0,
+            stats: Stats::default(),
+            handler,
+            shutdown_deadline: None,
+            scratch: vec![0; READ_CHUNK],
+            dirty: Vec::new(),
+        }
+    }
+
+    pub(super) fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        let mut next_tick = Instant::now() + self.config.tick_interval;
+        loop {
+            let now = Instant::now();
+            let mut wake = next_tick;
+            if let Some(t) = self.timers.next() {
+                wake = wake.min(t);
+            }
+            if let Some(t) = self.shutdown_deadline {
+                wake = wake.min(t);
+            }
+            let timeout = wake.saturating_duration_since(now);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept()?,
+                    WAKER => {}
+                    Token(slot) => self.ready(slot, event.is_readable(), event.is_writable()),
+                }
+            }
+            self.flush_dirty();
+            if self.stop.load(Ordering::SeqCst) && self.shutdown_deadline.is_none() {
+                self.begin_shutdown();
+            }
+            let now = Instant::now();
+            for slot in self.timers.due(now) {
+                self.on_timer(slot, now);
+            }
+            if now >= next_tick {
+                next_tick = now + self.config.tick_interval;
+                self.with_ctx(|handler, ctx| handler.tick(ctx));
+                self.release_idle_buffers();
+            }
+            self.flush_dirty();
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.is_empty() || now >= deadline {
+                    log::info!(
+                        "shutdown complete ({} connections dropped)",
+                        self.conns.len()
+                    );
+                    let slots: Vec<usize> = self.conns.iter().map(|(s, _)| s).collect();
+                    for slot in slots {
+                        self.drop_conn(slot);
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    pub(super) fn begin_shutdown(&mut self) {
+        log::info!("shutting down: closing {} connections", self.conns.len());
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.shutdown_deadline = Some(Instant::now() + self.config.shutdown_timeout);
+        let ids: Vec<ConnId> = self.conns.iter().map(|(slot, c)| c.id(slot)).collect();
+        self.with_ctx(|_, ctx| {
+            for id in ids {
+                ctx.close(id, CloseCode::GOING_AWAY, "server shutting down");
+            }
+        });
+        let handshaking: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.phase, Phase::Handshake(_)))
+            .map(|(s, _)| s)
+            .collect();
+        for slot in handshaking {
+            self.drop_conn(slot);
+        }
+    }
+
+    pub(super) fn accept(&mut self) -> io::Result<()> {
+        loop {
+            let Some(listener) = &self.listener else {
+                return Ok(());
+            };
+            let (mut stream, peer) = match listener.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Out of file descriptors and the like: log, keep serving the others.
+                Err(e) => {
+                    log::warn!("accept failed: {e}");
+                    return Ok(());
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let entry = self.conns.vacant_entry();
+            let slot = entry.key();
+            self.poll
+                .registry()
+                .register(&mut stream, Token(slot), Interest::READABLE)?;
+            self.next_generation += 1;
+            let now = Instant::now();
+            let deadline = now + self.config.handshake_timeout;
+            entry.insert(Conn {
+                stream,
+                generation: self.next_generation,
+                phase: Phase::Handshake(HeadReader::new(self.config.max_head)),
+                raw_output: Vec::new(),
+                shared: VecDeque::new(),
+                writable_registered: false,
+                handshake_deadline: Some(deadline),
+                next_ping: None,
+                pong_deadline: None,
+                close_deadline: None,
+                tokens: f64::from(self.config.max_messages_per_second.unwrap_or(0)),
+                refilled: now,
+                our_close: None,
+                peer_close: None,
+                shut: false,
+                active: false,
+            });
+            self.timers.schedule(deadline, slot);
+            log::debug!("accepted {peer} as slot {slot}");
+        }
+    }
+
+    pub(super) fn ready(&mut self, slot: usize, readable: bool, writable: bool) {
+        if !self.conns.contains(slot) {
+            return;
+        }
+        if readable {
+            self.read(slot);
+        }
+        if writable && self.conns.contains(slot) {
+            self.flush(slot);
+        }
+    }
+
+    pub(super) fn on_timer(&mut self, slot: usize, now: Instant) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if conn.handshake_deadline.is_some_and(|d| now >= d) {
+            log::info!("slot {slot}: handshake timeout");
+            self.stats.count_rejection(408);
+            return self.drop_conn(slot);
+        }
+        if conn.close_deadline.is_some_and(|d| now >= d) {
+            log::debug!("slot {slot}: close timeout");
+            return self.drop_conn(slot);
+        }
+        let id = conn.id(slot);
+        if conn.pong_deadline.is_some_and(|d| now >= d) {
+            log::info!("{id}: no pong within the timeout, closing");
+            conn.pong_deadline = None;
+            conn.next_ping = None;
+            self.with_ctx(|_, ctx| ctx.close(id, CloseCode::POLICY_VIOLATION, "ping timeout"));
+            return;
+        }
+        if conn.next_ping.is_some_and(|d| now >= d) {
+            if let Phase::Open { ws, .. } = &mut conn.phase {
+                if ws.send_ping(b"").is_ok() {
+                    let pong_deadline = now + self.config.ping_timeout;
+                    conn.pong_deadline.get_or_insert(pong_deadline);
+                    let next = now + self.config.ping_interval.unwrap_or(Duration::MAX / 4);
+                    conn.next_ping = Some(next);
+                    let soonest = (*conn.pong_deadline.as_ref().unwrap()).min(next);
+                    self.timers.schedule(soonest, slot);
+                    self.flush(slot);
+                }
+            }
+        }
+    }
+
+    /// Frees the buffers of connections that saw no traffic since the last tick, so an
+    /// idle connection holds almost no memory, while a busy one keeps its buffers
+    /// (freeing and faulting in large buffers per message costs more than the copies).
+    pub(super) fn release_idle_buffers(&mut self) {
+        for (_, conn) in self.conns.iter_mut() {
+            if let Phase::Open { ws, .. } = &mut conn.phase {
+                if !conn.active {
+                    ws.release_idle_buffers();
+                }
+            }
+            conn.active = false;
+        }
+    }
+
+    /// Runs a handler callback with a context, then flushes what it sent.
+    pub(super) fn with_ctx(&mut self, f: impl FnOnce(&mut H, &mut Ctx<'_, H::Data>)) {
+        let mut touched = Vec::new();
+        let mut ctx = Ctx {
+            conns: &mut self.conns,
+            config: &self.config,
+            stats: &mut self.stats,
+            touched: &mut touched,
+        };
+        f(&mut self.handler, &mut ctx);
+        for &slot in &touched {
+            if let Some(conn) = self.conns.get(slot) {
+                if let Some(deadline) = conn.close_deadline {
+                    self.timers.schedule(deadline, slot);
+                }
+            }
+        }
+        // Written at the end of this turn of the loop: every message queued for a
+        // connection meanwhile goes out in one write.
+        self.dirty.extend(touched);
+    }
+
+    /// Writes the output of every connection that got some during this turn.
+    pub(super) fn flush_dirty(&mut self) {
+        while !self.dirty.is_empty() {
+            let mut dirty = std::mem::take(&mut self.dirty);
+            dirty.sort_unstable();
+            dirty.dedup();
+            for slot in dirty {
+                self.flush(slot);
+            }
+        }
+    }
+
+    /// The connection is over (EOF, error, timeout): tell the handler, drop it.
+    pub(super) fn drop_conn(&mut self, slot: usize) {
+        if !self.conns.contains(slot) {
+            return;
+        }
+        if matches!(self.conns[slot].phase, Phase::Open { .. }) {
+            self.report_close(slot);
+        }
+        let mut conn = self.conns.remove(slot);
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+    }
+}

@@ -1,0 +1,265 @@
+//! Bytes and frames: reading a connection into its `Connection`, taking the events
+//! out, and writing its output (HTTP head, shared frames, own frames) in order.
+
+use super::conn::Phase;
+use super::event_loop::Loop;
+use super::{CloseInfo, ConnId, Handler, Message, READ_CHUNK};
+use crate::{CloseCode, Event, State};
+use mio::{Interest, Token};
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::time::Instant;
+
+impl<H: Handler> Loop<H> {
+    pub(super) fn read(&mut self, slot: usize) {
+        let mut buf = [0u8; 4096];
+        loop {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return;
+            };
+            let active = conn.active;
+            let result = match &mut conn.phase {
+                // Head bytes (or, while closing, bytes to discard) go through `buf`.
+                Phase::Handshake(_) | Phase::Closing => conn.stream.read(&mut buf),
+                // A busy connection (traffic since the last tick, so its buffer is
+                // kept) or one in the middle of a frame reads straight into its input
+                // buffer: the payload is copied once, from there into the message. A
+                // quiet one reads into the loop's scratch buffer and keeps only what
+                // arrived, so that idle connections hold no read buffer of their own.
+                Phase::Open { ws, .. } if active || ws.buffered_input() > 0 => {
+                    let space = ws.input_buffer(READ_CHUNK);
+                    let result = conn.stream.read(space);
+                    if let Ok(n) = result {
+                        ws.commit_input(n);
+                    }
+                    result
+                }
+                Phase::Open { ws, .. } => {
+                    let result = conn.stream.read(&mut self.scratch);
+                    if let Ok(n) = result {
+                        ws.receive(&self.scratch[..n]);
+                    }
+                    result
+                }
+            };
+            match result {
+                Ok(0) => return self.drop_conn(slot),
+                Ok(n) => match &mut self.conns[slot].phase {
+                    Phase::Handshake(head) => {
+                        let pushed = head.push(&buf[..n]);
+                        self.after_head(slot, pushed);
+                    }
+                    Phase::Open { .. } => {
+                        self.conns[slot].active = true;
+                        self.process(slot);
+                    }
+                    Phase::Closing => {}
+                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("slot {slot}: read error: {e}");
+                    return self.drop_conn(slot);
+                }
+            }
+        }
+    }
+
+    /// Takes every event the connection has, and answers them.
+    pub(super) fn process(&mut self, slot: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return;
+            };
+            let id = conn.id(slot);
+            let Phase::Open { ws, .. } = &mut conn.phase else {
+                return;
+            };
+            let event = ws.next_event();
+            // Any frame from the peer shows it is alive (RFC 6455 §5.5.2 heartbeat).
+            if matches!(event, Ok(Some(_))) {
+                conn.pong_deadline = None;
+            }
+            match event {
+                Ok(None) => break,
+                Ok(Some(Event::Text(text))) => self.on_message(id, Message::Text(text)),
+                Ok(Some(Event::Binary(data))) => self.on_message(id, Message::Binary(data)),
+                Ok(Some(Event::Ping(_) | Event::Pong(_))) => {}
+                Ok(Some(Event::Close(frame))) => {
+                    let (code, reason) = frame
+                        .map(|f| (f.code, f.reason))
+                        .unwrap_or((CloseCode::NO_STATUS_RECEIVED, String::new()));
+                    conn.peer_close = Some((code, reason));
+                }
+                Err(err) => {
+                    log::info!(
+                        "{id}: protocol error, closing with {}: {err}",
+                        err.close_code().0
+                    );
+                    conn.our_close = Some((err.close_code(), err.to_string()));
+                }
+            }
+        }
+        self.dirty.push(slot);
+    }
+
+    pub(super) fn on_message(&mut self, id: ConnId, message: Message) {
+        let len = match &message {
+            Message::Text(t) => t.len(),
+            Message::Binary(b) => b.len(),
+        };
+        self.stats.messages_in += 1;
+        self.stats.bytes_in += len as u64;
+        if let Some(rate) = self.config.max_messages_per_second {
+            let conn = &mut self.conns[id.slot];
+            let now = Instant::now();
+            let refill = now.duration_since(conn.refilled).as_secs_f64() * f64::from(rate);
+            conn.tokens = (conn.tokens + refill).min(f64::from(rate));
+            conn.refilled = now;
+            if conn.tokens < 1.0 {
+                log::info!("{id}: over {rate} messages/s, closing");
+                self.with_ctx(|_, ctx| ctx.close(id, CloseCode::POLICY_VIOLATION, "rate limit"));
+                return;
+            }
+            conn.tokens -= 1.0;
+        }
+        self.with_ctx(|handler, ctx| handler.message(ctx, id, message));
+    }
+
+    /// Tells the handler how the connection ended (once), leaving the socket to drain.
+    pub(super) fn report_close(&mut self, slot: usize) {
+        let conn = &mut self.conns[slot];
+        let id = conn.id(slot);
+        let phase = std::mem::replace(&mut conn.phase, Phase::Closing);
+        let Phase::Open { data, .. } = phase else {
+            return;
+        };
+        // The peer's Close arrived, and the connection answers every Close it
+        // receives: both Close frames were exchanged.
+        let clean = conn.peer_close.is_some();
+        let (code, reason) = conn
+            .peer_close
+            .clone()
+            .or_else(|| conn.our_close.clone())
+            .unwrap_or((CloseCode::ABNORMAL_CLOSURE, String::new()));
+        self.stats.open -= 1;
+        log::info!(
+            "{id}: closed with {} ({})",
+            code.0,
+            if clean { "clean" } else { "not clean" }
+        );
+        let info = CloseInfo {
+            code,
+            reason,
+            clean,
+        };
+        self.with_ctx(|handler, ctx| handler.close(ctx, id, data, info));
+    }
+
+    /// Writes pending output until done or `WouldBlock`; registers WRITABLE interest
+    /// only while output is left. Ends the connection once it is closed and flushed.
+    pub(super) fn flush(&mut self, slot: usize) {
+        if self.config.connection.trace {
+            self.log_trace(slot);
+        }
+        let has_output = match self.write_pending(slot) {
+            Ok(has_output) => has_output,
+            Err(e) => {
+                log::debug!("slot {slot}: write error: {e}");
+                return self.drop_conn(slot);
+            }
+        };
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if conn.shut {
+            return;
+        }
+        if has_output != conn.writable_registered {
+            let interest = if has_output {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if let Err(e) = self
+                .poll
+                .registry()
+                .reregister(&mut conn.stream, Token(slot), interest)
+            {
+                log::debug!("slot {slot}: reregister failed: {e}");
+                return self.drop_conn(slot);
+            }
+            conn.writable_registered = has_output;
+        }
+        // Everything written and nothing more to say: the server closes the TCP
+        // connection first (RFC 6455 §7.1.1), then reads until the peer's EOF.
+        let done = match &conn.phase {
+            Phase::Closing => true,
+            Phase::Open { ws, .. } => ws.state() == State::Closed,
+            Phase::Handshake(_) => false,
+        };
+        if done && !has_output {
+            let _ = conn.stream.shutdown(Shutdown::Write);
+            conn.shut = true;
+            let deadline = Instant::now() + self.config.close_timeout;
+            conn.close_deadline = Some(deadline);
+            self.timers.schedule(deadline, slot);
+            if matches!(conn.phase, Phase::Open { .. }) {
+                self.report_close(slot);
+            }
+        }
+    }
+
+    /// Logs the frames a connection received and sent since the last call (`--trace`).
+    pub(super) fn log_trace(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let id = conn.id(slot);
+        if let Phase::Open { ws, .. } = &mut conn.phase {
+            for frame in ws.take_trace() {
+                log::info!(target: "rfc6455::trace", "{id} {frame}");
+            }
+        }
+    }
+
+    /// Writes what is pending; returns whether output is left.
+    pub(super) fn write_pending(&mut self, slot: usize) -> io::Result<bool> {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return Ok(false);
+        };
+        loop {
+            // In order: the HTTP head, shared frames, the connection's own frames.
+            let pending: &[u8] = if !conn.raw_output.is_empty() {
+                &conn.raw_output
+            } else if let Some((chunk, written)) = conn.shared.front() {
+                &chunk[*written..]
+            } else if let Phase::Open { ws, .. } = &conn.phase {
+                ws.pending_output()
+            } else {
+                &[]
+            };
+            if pending.is_empty() || conn.shut {
+                return Ok(!pending.is_empty());
+            }
+            match conn.stream.write(pending) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    if !conn.raw_output.is_empty() {
+                        conn.raw_output.drain(..n);
+                    } else if let Some((chunk, written)) = conn.shared.front_mut() {
+                        *written += n;
+                        if *written == chunk.len() {
+                            conn.shared.pop_front();
+                        }
+                    } else if let Phase::Open { ws, .. } = &mut conn.phase {
+                        ws.consume_output(n);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
