@@ -1,14 +1,17 @@
 //! The chat page in real browsers: starts `rfc6455 serve`, opens the page in two
-//! headless Chromium sessions that each join one room and say something, and watches
-//! the room (as a third, WebSocket client) until each browser reports it saw the
-//! other's message. Exits non-zero if that does not happen within 30 s — when the page,
-//! the server or the browser's WebSocket breaks.
+//! headless Chromium sessions, a laptop window (1280×800) and a phone (390×844), that
+//! each join one room and say something, and watches the room (as a third, WebSocket
+//! client) until each browser reports that every control of its page lies inside the
+//! viewport (first screen and joined) and that it saw the other's message. Exits
+//! non-zero if a page reports a layout problem, or the reports do not come within
+//! 30 s: when the page, the server or the browser's WebSocket breaks. Then it keeps a
+//! screenshot of the first screen at each size in `target/screenshots/` (CI artifacts).
 //!
 //! ```text
 //! cargo build --release --bins --examples && target/release/examples/browser_check
 //! ```
 //!
-//! Needs `chromium` (Debian: `apt-get install chromium`); `.ci/run` installs it.
+//! Needs `chromium` (Debian: `apt-get install chromium`); `tests/setup.sh` installs it.
 
 use rfc6455::blocking;
 use rfc6455::Event;
@@ -17,6 +20,20 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ROOM: &str = "browser-test";
+/// The window sizes the page must fit: a laptop and a phone.
+const LAPTOP: (u32, u32) = (1280, 800);
+const PHONE: (u32, u32) = (390, 844);
+const FLAGS: [&str; 9] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+];
 
 fn find_browser() -> Option<String> {
     ["chromium", "chromium-browser", "google-chrome"]
@@ -31,25 +48,29 @@ fn find_browser() -> Option<String> {
         .map(|name| name.to_string())
 }
 
+fn profile_dir(label: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("rfc6455-browser-{}-{label}", std::process::id()))
+}
+
 /// A headless browser session in its own process group (its renderers too), so that
-/// killing the group leaves nothing behind.
-fn open_page(browser: &str, label: &str, url: &str) -> Child {
-    let profile =
-        std::env::temp_dir().join(format!("rfc6455-browser-{}-{label}", std::process::id()));
+/// killing the group leaves nothing behind. The page runs in a frame of exactly the
+/// size asked for: a headless window has a minimum width (500 px) and browser chrome
+/// that a frame does not, so a frame is how a 390-px phone viewport is had.
+fn open_page(browser: &str, label: &str, (w, h): (u32, u32), url: &str) -> Child {
+    let frame = profile_dir(label).with_extension("html");
+    std::fs::write(
+        &frame,
+        format!(
+            "<body style='margin:0'><iframe src='{url}' \
+             style='border:0;width:{w}px;height:{h}px'></iframe></body>"
+        ),
+    )
+    .unwrap();
     Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(url)
+        .args(FLAGS)
+        .arg(format!("--window-size={},{}", w + 100, h + 200))
+        .arg(format!("--user-data-dir={}", profile_dir(label).display()))
+        .arg(format!("file://{}", frame.display()))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
@@ -70,6 +91,35 @@ fn kill_group(child: &mut Child) {
             &format!("rfc6455-browser-{}-", std::process::id()),
         ])
         .status();
+}
+
+/// A screenshot of the page's first screen at one size.
+fn screenshot(browser: &str, (w, h): (u32, u32), url: &str, out: &std::path::Path) -> bool {
+    let label = format!("shot-{w}x{h}");
+    let status = Command::new(browser)
+        .args(FLAGS)
+        .arg(format!("--window-size={w},{h}"))
+        .arg(format!("--user-data-dir={}", profile_dir(&label).display()))
+        .arg("--virtual-time-budget=3000")
+        .arg(format!("--screenshot={}", out.display()))
+        .arg(url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    status.is_ok_and(|s| s.success()) && std::fs::metadata(out).is_ok_and(|m| m.len() > 0)
+}
+
+/// What a page said about its layout, from its "layout:WxH:ok|bad: ..." report.
+fn layout_report(text: &str, from: &str) -> Option<Result<String, String>> {
+    if !text.contains(&format!(r#""from":"{from}""#)) {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let report = value["text"].as_str()?.strip_prefix("layout:")?;
+    Some(match report.split_once(":bad: ") {
+        None => Ok(report.trim_end_matches(":ok").to_string()),
+        Some((size, problems)) => Err(format!("{size}: {problems}")),
+    })
 }
 
 fn main() {
@@ -107,14 +157,32 @@ fn main() {
     let page = |me: &str, other: &str| {
         format!("http://{addr}/?autotest={me}&room={ROOM}&say=hello-from-{me}&expect=hello-from-{other}")
     };
-    let mut alice = open_page(&browser, "alice", &page("alice", "bob"));
-    let mut bob = open_page(&browser, "bob", &page("bob", "alice"));
+    let mut alice = open_page(&browser, "alice", LAPTOP, &page("alice", "bob"));
+    let mut bob = open_page(&browser, "bob", PHONE, &page("bob", "alice"));
 
     let started = Instant::now();
     let mut saw = (false, false);
-    while !(saw.0 && saw.1) && started.elapsed() < Duration::from_secs(30) {
+    // Each page's layout report: None until it comes.
+    let mut layout: [Option<Result<String, String>>; 2] = [None, None];
+    let done = |saw: (bool, bool), layout: &[Option<Result<String, String>>; 2]| {
+        saw.0 && saw.1 && layout.iter().all(Option::is_some)
+    };
+    while !done(saw, &layout) && started.elapsed() < Duration::from_secs(30) {
         match observer.read() {
             Ok(Event::Text(text)) => {
+                for (i, who) in ["alice", "bob"].into_iter().enumerate() {
+                    if let Some(report) = layout_report(&text, who) {
+                        match &report {
+                            Ok(size) => println!(
+                                "{who}'s page at {size}: every control inside the viewport"
+                            ),
+                            Err(problems) => {
+                                eprintln!("{who}'s page: layout problems at {problems}")
+                            }
+                        }
+                        layout[i] = Some(report);
+                    }
+                }
                 if text.contains(r#""text":"saw:hello-from-bob""#)
                     && text.contains(r#""from":"alice""#)
                 {
@@ -138,17 +206,43 @@ fn main() {
     }
     kill_group(&mut alice);
     kill_group(&mut bob);
+    let elapsed = started.elapsed();
+
+    // The first screen a newcomer sees, at both sizes, kept for people to look at.
+    let shots = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .and_then(|p| p.parent())
+        .unwrap()
+        .join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut shots_ok = true;
+    for (w, h) in [LAPTOP, PHONE] {
+        let out = shots.join(format!("chat-{w}x{h}.png"));
+        if screenshot(&browser, (w, h), &format!("http://{addr}/"), &out) {
+            println!("screenshot: {}", out.display());
+        } else {
+            eprintln!("browser_check: no screenshot at {w}x{h}");
+            shots_ok = false;
+        }
+    }
     let _ = server.kill();
     let _ = server.wait();
-    if saw.0 && saw.1 {
+    for label in ["alice", "bob", "shot-1280x800", "shot-390x844"] {
+        let _ = std::fs::remove_dir_all(profile_dir(label));
+        let _ = std::fs::remove_file(profile_dir(label).with_extension("html"));
+    }
+
+    let layout_ok = layout.iter().all(|r| matches!(r, Some(Ok(_))));
+    if saw.0 && saw.1 && layout_ok && shots_ok {
         println!(
-            "browser_check: two Chromium sessions chatted through the page in {:.1} s",
-            started.elapsed().as_secs_f64()
+            "browser_check: two Chromium sessions (1280x800 and 390x844) fit their pages and chatted in {:.1} s",
+            elapsed.as_secs_f64()
         );
     } else {
         eprintln!(
-            "browser_check: FAILED (alice saw bob: {}, bob saw alice: {})",
-            saw.0, saw.1
+            "browser_check: FAILED (alice saw bob: {}, bob saw alice: {}, layout: {:?}, screenshots: {})",
+            saw.0, saw.1, layout, shots_ok
         );
         std::process::exit(1);
     }

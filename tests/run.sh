@@ -44,7 +44,7 @@ python3 tests/interop/websockets_client.py ws://127.0.0.1:9402/ 200
 kill $mio_pid $blocking_pid 2>/dev/null || true
 trap - EXIT
 
-step "browser: two headless Chromium sessions chat through the rooms page"
+step "browser: the rooms page at 1280x800 and 390x844 in headless Chromium (screenshots in target/screenshots/)"
 target/release/examples/browser_check
 
 step "Autobahn TestSuite: our servers"
