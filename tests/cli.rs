@@ -239,16 +239,9 @@ Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=
 fn trace_shows_the_handshake_and_every_frame_on_both_ends() {
     use std::io::Write;
     use std::process::Stdio;
-    let addr = support::free_addr();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_rfc6455"))
-        .args(["echo", "--addr", &addr, "--trace"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(
-        support::wait_until_listening(&addr),
-        "the echo server did not start"
-    );
+    let mut server =
+        support::ServerProcess::start(env!("CARGO_BIN_EXE_rfc6455"), &["echo", "--trace"]);
+    let addr = server.addr.clone();
     let mut client = Command::new(env!("CARGO_BIN_EXE_rfc6455"))
         .args(["client", &format!("ws://{addr}/trace"), "--trace"])
         .stdin(Stdio::piped())
@@ -281,9 +274,7 @@ fn trace_shows_the_handshake_and_every_frame_on_both_ends() {
         "{stderr}"
     );
 
-    server.kill().unwrap();
-    let server_output = server.wait_with_output().unwrap();
-    let log = String::from_utf8(server_output.stderr).unwrap();
+    let log = server.stop();
     assert!(log.contains("<- GET /trace HTTP/1.1"), "{log}");
     assert!(log.contains("-> HTTP/1.1 101 Switching Protocols"), "{log}");
     assert!(
@@ -300,17 +291,10 @@ fn trace_shows_the_handshake_and_every_frame_on_both_ends() {
 #[test]
 fn a_plain_get_on_the_echo_endpoint_is_told_to_upgrade() {
     use std::io::{Read, Write};
-    let addr = support::free_addr();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_rfc6455"))
-        .args(["echo", "--addr", &addr])
-        .spawn()
-        .unwrap();
-    assert!(
-        support::wait_until_listening(&addr),
-        "the echo server did not start"
-    );
+    let server = support::ServerProcess::start(env!("CARGO_BIN_EXE_rfc6455"), &["echo"]);
+    let addr = &server.addr;
     // What `curl -i http://ADDR/` sends.
-    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
     write!(
         stream,
         "GET / HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: curl/8\r\nAccept: */*\r\n\r\n"
@@ -318,8 +302,7 @@ fn a_plain_get_on_the_echo_endpoint_is_told_to_upgrade() {
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
     assert!(
         response.starts_with("HTTP/1.1 426 Upgrade Required\r\n"),
         "{response}"

@@ -9,36 +9,16 @@ use rfc6455::Event;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+
 use std::time::Duration;
 
-struct Serve {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// `rfc6455 serve` with extra arguments, killed on drop.
+type Serve = support::ServerProcess;
 
 fn serve(args: &[&str]) -> Serve {
-    let addr = support::free_addr();
-    let child = Command::new(env!("CARGO_BIN_EXE_rfc6455"))
-        .args(["serve", "--addr", &addr])
-        .args(args)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Owned by `Serve` at once, so that its Drop kills and waits for it on every path.
-    let server = Serve { child, addr };
-    assert!(
-        support::wait_until_listening(&server.addr),
-        "serve did not start"
-    );
-    server
+    let mut all = vec!["serve"];
+    all.extend_from_slice(args);
+    support::ServerProcess::start(env!("CARGO_BIN_EXE_rfc6455"), &all)
 }
 
 struct Client {

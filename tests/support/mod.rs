@@ -3,26 +3,74 @@
 
 pub mod invariants;
 
-use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
-/// A loopback address with a port free right now: bind port 0, note it, let it go.
-pub fn free_addr() -> String {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("127.0.0.1:{port}")
+/// A server process of the `rfc6455` binary (`echo`, `serve`) listening on a port the
+/// kernel chose: it binds `127.0.0.1:0` and the address is read from the banner it
+/// prints on stderr ("... ws://127.0.0.1:PORT/ ..."). Picking a free port beforehand
+/// races with tests running in parallel (a port just freed is handed out again); this
+/// does not. Killed on drop; the rest of its stderr is collected meanwhile.
+pub struct ServerProcess {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    log: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
 }
 
-/// Waits up to 5 s for something to listen on `addr`.
-pub fn wait_until_listening(addr: &str) -> bool {
-    for _ in 0..100 {
-        if TcpStream::connect(addr).is_ok() {
-            return true;
+impl ServerProcess {
+    /// Runs `binary` with `args` and `--addr 127.0.0.1:0`; waits for its banner.
+    pub fn start(binary: &str, args: &[&str]) -> ServerProcess {
+        let mut child = Command::new(binary)
+            .args(args)
+            .args(["--addr", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut banner = String::new();
+        let addr = loop {
+            banner.clear();
+            if stderr.read_line(&mut banner).unwrap_or(0) == 0 {
+                let _ = child.kill();
+                panic!("the server exited before listening");
+            }
+            if let Some(rest) = banner.split("ws://").nth(1) {
+                break rest.split('/').next().unwrap().to_string();
+            }
+        };
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        // Drained all along, so that a chatty server never blocks on a full pipe.
+        let reader = std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = stderr.read_to_string(&mut rest);
+            sink.lock().unwrap().push_str(&rest);
+        });
+        ServerProcess {
+            child,
+            addr,
+            log,
+            reader: Some(reader),
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    false
+
+    /// Kills the server and returns what it printed on stderr after its banner.
+    pub fn stop(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
