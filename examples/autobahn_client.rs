@@ -7,6 +7,7 @@
 //! ```
 
 use rfc6455::blocking::{self, Error};
+use rfc6455::deflate::DeflateConfig;
 use rfc6455::{CloseCode, Config, Event};
 
 const AGENT: &str = "rfc6455";
@@ -48,9 +49,16 @@ fn case_count(base: &str) -> Result<u32, Error> {
 }
 
 fn run_case(url: &str) -> Result<(), Error> {
+    // permessage-deflate offered as browsers do: context takeover both ways, window
+    // limits left to the server (Autobahn's 12.*/13.* cases choose them).
     let config = Config {
         max_frame_size: 64 << 20,
         max_message_size: 64 << 20,
+        deflate: Some(DeflateConfig {
+            no_context_takeover: false,
+            request_no_context_takeover: false,
+            ..DeflateConfig::default()
+        }),
         ..Config::default()
     };
     let mut ws = blocking::connect_with(url, config, &[])?;

@@ -6,6 +6,7 @@
 //! ```
 
 use rfc6455::blocking::{self, Error};
+use rfc6455::deflate::DeflateConfig;
 use rfc6455::{Config, Event};
 use std::io::Read;
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -37,10 +38,17 @@ fn main() -> std::io::Result<()> {
 
 fn serve(stream: TcpStream) -> Result<(), Error> {
     stream.set_nodelay(true)?;
-    // Autobahn's 9.* cases send messages of up to 16 MiB.
+    // Autobahn's 9.* cases send messages of up to 16 MiB. permessage-deflate with
+    // context takeover both ways (the event-loop testee uses the memory-flat defaults,
+    // so that Autobahn's 12.*/13.* cases exercise both).
     let config = Config {
         max_frame_size: 64 << 20,
         max_message_size: 64 << 20,
+        deflate: Some(DeflateConfig {
+            no_context_takeover: false,
+            request_no_context_takeover: false,
+            ..DeflateConfig::default()
+        }),
         ..Config::default()
     };
     let mut ws = blocking::accept_with(stream, config, |_request| Ok(None))?;

@@ -167,7 +167,10 @@ pub fn client<S: Read + Write>(
     config: Config,
     protocols: &[&str],
 ) -> Result<WebSocket<S>, Error> {
-    let (handshake, request) = ClientHandshake::new(url, protocols, &[]);
+    let (handshake, request) = match &config.deflate {
+        Some(deflate) => ClientHandshake::offering_deflate(url, protocols, &[], deflate),
+        None => ClientHandshake::new(url, protocols, &[]),
+    };
     stream.write_all(&request)?;
     stream.flush()?;
     let mut head = HeadReader::new(DEFAULT_MAX_HEAD);
@@ -177,9 +180,11 @@ pub fn client<S: Read + Write>(
         HeadError::Eof => Error::AbnormalClosure,
     })?;
     let response = &head.buffer()[..head_len];
-    let Accepted { protocol, .. } = handshake.validate(response).map_err(Error::Response)?;
+    let Accepted {
+        protocol, deflate, ..
+    } = handshake.validate(response).map_err(Error::Response)?;
     let heads = config.trace.then(|| (request, response.to_vec()));
-    let mut conn = Connection::with_config(Role::Client, config);
+    let mut conn = Connection::with_deflate(Role::Client, config, deflate);
     conn.receive(&head.take_rest());
     let mut ws = WebSocket::from_parts(stream, conn, protocol);
     ws.heads = heads;
@@ -226,13 +231,14 @@ where
             return Err(Error::Rejected(status));
         }
     };
-    let response = request.accept(protocol.as_deref());
+    let (response, deflate) =
+        request.accept_negotiating(protocol.as_deref(), config.deflate.as_ref());
     stream.write_all(&response)?;
     stream.flush()?;
     let heads = config
         .trace
         .then(|| (head.buffer()[..head_len].to_vec(), response));
-    let mut conn = Connection::with_config(Role::Server, config);
+    let mut conn = Connection::with_deflate(Role::Server, config, deflate);
     conn.receive(&head.take_rest());
     let mut ws = WebSocket::from_parts(stream, conn, protocol);
     ws.heads = heads;

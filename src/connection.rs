@@ -18,6 +18,8 @@
 //! offending byte (RFC 6455 §8.1), not at the end of the message.
 
 use crate::close::{truncate_utf8, CloseCode, CloseFrame, MAX_CLOSE_REASON};
+use crate::deflate::codec::{Deflater, InflateError, Inflater};
+use crate::deflate::{DeflateConfig, Negotiated};
 use crate::error::{ProtocolError, SendError};
 use crate::frame::{FrameHeader, OpCode, Parsed, MAX_CONTROL_PAYLOAD};
 use crate::mask::apply_mask;
@@ -59,6 +61,11 @@ pub struct Config {
     /// Record every frame received and sent, for [`Connection::take_trace`] (the
     /// `--trace` of the command line tools). Default off.
     pub trace: bool,
+    /// permessage-deflate (RFC 7692) for the drivers to offer (client) or accept
+    /// (server) in the opening handshake; `None`: not offered, offers declined.
+    /// Default `None` here; the event-loop server's default turns it on. What was
+    /// agreed is given to [`Connection::with_deflate`].
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for Config {
@@ -69,6 +76,7 @@ impl Default for Config {
             auto_pong: true,
             allowed_rsv: 0,
             trace: false,
+            deflate: None,
         }
     }
 }
@@ -136,7 +144,22 @@ struct IncomingMessage {
     kind: MessageKind,
     data: Vec<u8>,
     utf8: Utf8Validator,
+    /// RSV1 on its first frame: its payloads are inflated into `data` (RFC 7692 §6).
+    compressed: bool,
 }
+
+/// permessage-deflate on this connection (RFC 7692), once negotiated.
+#[derive(Debug)]
+struct Compression {
+    negotiated: Negotiated,
+    deflater: Deflater,
+    inflater: Inflater,
+    /// Where a message is compressed before it is framed.
+    scratch: Vec<u8>,
+}
+
+/// RSV1: "Per-Message Compressed" (RFC 7692 §6).
+const RSV1: u8 = 0b100;
 
 /// The sans-IO WebSocket connection, after the opening handshake.
 ///
@@ -177,6 +200,7 @@ pub struct Connection {
     mask_keys: Option<MaskKeys>,
     /// Frames seen, when `Config::trace` is on.
     trace: Vec<TracedFrame>,
+    compression: Option<Compression>,
 }
 
 /// How many payload bytes a [`TracedFrame`] keeps.
@@ -273,6 +297,31 @@ impl Connection {
 
     /// A connection in the Open state.
     pub fn with_config(role: Role, config: Config) -> Self {
+        Self::with_deflate(role, config, None)
+    }
+
+    /// A connection in the Open state with permessage-deflate as negotiated in the
+    /// opening handshake (RFC 7692; see [`crate::deflate`]), or without it (`None`).
+    /// Text and binary messages of at least the threshold are then sent compressed,
+    /// and compressed messages are inflated, their inflated size counting against
+    /// [`Config::max_message_size`].
+    ///
+    /// ```
+    /// use rfc6455::deflate::{negotiate, DeflateConfig};
+    /// use rfc6455::extensions::parse;
+    /// use rfc6455::{Config, Connection, Event, Role};
+    ///
+    /// let offer = parse(&["permessage-deflate"]);
+    /// let (agreed, _answer) = negotiate(&DeflateConfig::default(), &offer).unwrap();
+    /// let mut server = Connection::with_deflate(Role::Server, Config::default(), Some(agreed));
+    /// // RFC 7692 §7.2.3.1: "Hello" compressed, in one masked frame with RSV1 set.
+    /// let payload = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+    /// let mut frame = vec![0xc1, 0x80 | 7, 0, 0, 0, 0];
+    /// frame.extend_from_slice(&payload);
+    /// server.receive(&frame);
+    /// assert_eq!(server.next_event(), Ok(Some(Event::Text("Hello".into()))));
+    /// ```
+    pub fn with_deflate(role: Role, config: Config, deflate: Option<Negotiated>) -> Self {
         Connection {
             role,
             config,
@@ -288,7 +337,18 @@ impl Connection {
             close_sent: false,
             mask_keys: (role == Role::Client).then(MaskKeys::new),
             trace: Vec::new(),
+            compression: deflate.map(|negotiated| Compression {
+                negotiated,
+                deflater: Deflater::new(&negotiated),
+                inflater: Inflater::new(&negotiated),
+                scratch: Vec::new(),
+            }),
         }
+    }
+
+    /// permessage-deflate as negotiated, if it was.
+    pub fn deflate(&self) -> Option<&Negotiated> {
+        self.compression.as_ref().map(|c| &c.negotiated)
     }
 
     /// This end's role.
@@ -395,6 +455,15 @@ impl Connection {
             self.output = Vec::new();
             self.output_start = 0;
         }
+        // Compression state, between messages and where no context is carried over.
+        let between_messages = self.message.is_none();
+        if let Some(c) = &mut self.compression {
+            c.scratch = Vec::new();
+            c.deflater.release_idle();
+            if between_messages {
+                c.inflater.release_idle();
+            }
+        }
     }
 
     /// The frames received and sent since the last call, when [`Config::trace`] is on.
@@ -454,7 +523,18 @@ impl Connection {
             Parsed::Complete(header, len) => (header, len),
             Parsed::Incomplete(_) => return Ok(Step::NeedMore),
         };
-        header.check(self.role, self.config.allowed_rsv)?;
+        let allowed_rsv = match self.compression {
+            Some(_) => self.config.allowed_rsv | RSV1,
+            None => self.config.allowed_rsv,
+        };
+        header.check(self.role, allowed_rsv)?;
+        let compressed = self.compression.is_some() && header.rsv & RSV1 != 0;
+        if compressed && header.opcode.is_control() {
+            return Err(ProtocolError::CompressedControlFrame);
+        }
+        if compressed && header.opcode == OpCode::Continuation {
+            return Err(ProtocolError::CompressedContinuation);
+        }
 
         if header.opcode.is_control() {
             // At most 125 bytes (checked above): wait for the whole frame.
@@ -483,8 +563,10 @@ impl Connection {
             (Some(_), Some(_)) => return Err(ProtocolError::ExpectedContinuation),
             _ => {}
         }
+        // A compressed message is held to the limit as it inflates (read_payload).
+        let inflating = compressed || self.message.as_ref().is_some_and(|m| m.compressed);
         let so_far = self.message.as_ref().map_or(0, |m| m.data.len()) as u64;
-        if so_far + header.payload_len > self.config.max_message_size as u64 {
+        if !inflating && so_far + header.payload_len > self.config.max_message_size as u64 {
             return Err(ProtocolError::MessageTooBig {
                 len: so_far + header.payload_len,
                 max: self.config.max_message_size,
@@ -497,7 +579,7 @@ impl Connection {
         // exact allocation, one copy, unmasked in place, text validated once (all of
         // it is at hand, so failing at its end is failing fast).
         let len = header.payload_len as usize;
-        if header.fin && available_len - header_len >= len {
+        if header.fin && !compressed && available_len - header_len >= len {
             let data = self.take_payload(&header, header_len);
             return Ok(Step::Event(match kind {
                 MessageKind::Text => {
@@ -510,6 +592,7 @@ impl Connection {
             kind,
             data: Vec::new(),
             utf8: Utf8Validator::new(),
+            compressed,
         });
         Ok(self.start_payload(&header, header_len))
     }
@@ -553,6 +636,9 @@ impl Connection {
             .message
             .as_mut()
             .expect("a data payload always belongs to a message");
+        if message.compressed {
+            return self.inflate_payload(progress, n);
+        }
         let old_len = message.data.len();
         message
             .data
@@ -579,7 +665,68 @@ impl Connection {
             return Ok(Step::Continue);
         }
         let message = self.message.take().expect("checked above");
-        Ok(Step::Event(match message.kind {
+        Ok(Step::Event(Self::deliver(message)?))
+    }
+
+    /// Unmasks the `n` payload bytes at hand in the input buffer and inflates them
+    /// into the message (RFC 7692 §7.2.2): its inflated size is held to
+    /// `max_message_size` as it grows, and text is checked as it inflates.
+    fn inflate_payload(
+        &mut self,
+        mut progress: PayloadInProgress,
+        n: usize,
+    ) -> Result<Step, ProtocolError> {
+        let max = self.config.max_message_size;
+        let piece = &mut self.input[self.input_start..self.input_start + n];
+        if let Some(key) = progress.masking_key {
+            apply_mask(piece, key, progress.offset);
+        }
+        let message = self.message.as_mut().expect("checked by the caller");
+        let compression = self
+            .compression
+            .as_mut()
+            .expect("compressed implies negotiated");
+        let (data, utf8, kind) = (&mut message.data, &mut message.utf8, message.kind);
+        let mut bad_text = false;
+        let mut check = |fresh: &[u8]| {
+            bad_text = kind == MessageKind::Text && utf8.feed(fresh).is_err();
+            !bad_text
+        };
+        let inflated = compression.inflater.inflate(piece, data, max, &mut check);
+        self.input_start += n;
+        progress.remaining -= n as u64;
+        progress.offset += n;
+        let finished = progress.remaining == 0 && progress.fin;
+        let result = match inflated {
+            Ok(()) if finished => compression.inflater.finish(data, max, &mut check),
+            other => other,
+        };
+        if let Err(err) = result {
+            compression.inflater.end_message();
+            return Err(match err {
+                InflateError::TooBig(len) => ProtocolError::MessageTooBig {
+                    len: len as u64,
+                    max,
+                },
+                InflateError::Invalid if bad_text => ProtocolError::InvalidUtf8,
+                InflateError::Invalid => ProtocolError::InvalidDeflateData,
+            });
+        }
+        if progress.remaining > 0 {
+            self.payload = Some(progress);
+            return Ok(Step::NeedMore);
+        }
+        self.payload = None;
+        if !progress.fin {
+            return Ok(Step::Continue);
+        }
+        let message = self.message.take().expect("checked above");
+        Ok(Step::Event(Self::deliver(message)?))
+    }
+
+    /// A complete message as an event: text is checked to its end.
+    fn deliver(message: IncomingMessage) -> Result<Event, ProtocolError> {
+        Ok(match message.kind {
             MessageKind::Binary => Event::Binary(message.data),
             MessageKind::Text => {
                 if !message.utf8.is_complete() {
@@ -589,7 +736,7 @@ impl Connection {
                     String::from_utf8(message.data).map_err(|_| ProtocolError::InvalidUtf8)?,
                 )
             }
-        }))
+        })
     }
 
     fn on_control(&mut self, opcode: OpCode, payload: Vec<u8>) -> Result<Step, ProtocolError> {
@@ -639,6 +786,9 @@ impl Connection {
 
     /// Enters Closed: everything received from now on is ignored.
     fn finish(&mut self) {
+        if let Some(c) = &mut self.compression {
+            c.inflater.end_message();
+        }
         self.state = State::Closed;
         self.input = Vec::new();
         self.input_start = 0;
@@ -689,7 +839,30 @@ impl Connection {
         if self.sending_fragmented.is_some() {
             return Err(SendError::FragmentOrder);
         }
-        self.queue_frame(true, kind.opcode(), payload);
+        let Some(c) = self
+            .compression
+            .as_mut()
+            .filter(|c| payload.len() >= c.negotiated.threshold && c.deflater.can_compress())
+        else {
+            self.queue_frame(true, kind.opcode(), payload);
+            return Ok(());
+        };
+        // RFC 7692 §7.2.1: compressed, the tail removed, RSV1 on the (only) frame.
+        // Without context takeover, a message that does not shrink goes as it is
+        // (every message may choose); with it, the peer's window must see what ours
+        // saw, so the compressed form goes whatever its size.
+        let mut compressed = std::mem::take(&mut c.scratch);
+        compressed.clear();
+        c.deflater.compress(payload, &mut compressed);
+        let takeover = !c.negotiated.local_no_context_takeover;
+        if takeover || compressed.len() < payload.len() {
+            self.queue_frame_rsv(true, RSV1, kind.opcode(), &compressed);
+        } else {
+            self.queue_frame(true, kind.opcode(), payload);
+        }
+        if let Some(c) = &mut self.compression {
+            c.scratch = compressed;
+        }
         Ok(())
     }
 
@@ -784,10 +957,15 @@ impl Connection {
     /// Appends one frame to the output: header, then the payload copied once and, for a
     /// client, masked in place with a fresh key (RFC 6455 §5.3).
     fn queue_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
+        self.queue_frame_rsv(fin, 0, opcode, payload);
+    }
+
+    /// [`queue_frame`](Self::queue_frame) with RSV bits (RSV1 for a compressed message).
+    fn queue_frame_rsv(&mut self, fin: bool, rsv: u8, opcode: OpCode, payload: &[u8]) {
         let masking_key = self.mask_keys.as_mut().map(MaskKeys::next_key);
         let header = FrameHeader {
             fin,
-            rsv: 0,
+            rsv,
             opcode,
             masking_key,
             payload_len: payload.len() as u64,

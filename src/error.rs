@@ -58,13 +58,20 @@ pub enum ProtocolError {
         /// The configured maximum frame payload.
         max: usize,
     },
-    /// A message whose size so far plus an announced frame exceeds the maximum.
+    /// A message whose size so far plus an announced frame exceeds the maximum (for a
+    /// compressed message: whose inflated size passes it).
     MessageTooBig {
         /// The message size if this frame were accepted.
         len: u64,
         /// The configured maximum message size.
         max: usize,
     },
+    /// RSV1 (compressed) on a control frame: only data messages are compressed.
+    CompressedControlFrame,
+    /// RSV1 on a continuation frame: it belongs on the message's first frame only.
+    CompressedContinuation,
+    /// A compressed message that does not inflate: not DEFLATE data.
+    InvalidDeflateData,
 }
 
 impl ProtocolError {
@@ -72,9 +79,9 @@ impl ProtocolError {
     /// 1007 for bad UTF-8, 1009 for size limits, 1002 for the rest.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
-                CloseCode::INVALID_PAYLOAD
-            }
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::InvalidDeflateData => CloseCode::INVALID_PAYLOAD,
             ProtocolError::FrameTooBig { .. } | ProtocolError::MessageTooBig { .. } => {
                 CloseCode::MESSAGE_TOO_BIG
             }
@@ -82,7 +89,17 @@ impl ProtocolError {
         }
     }
 
-    /// The section of RFC 6455 that states the rule.
+    /// The RFC that states the rule: RFC 6455, or RFC 7692 for compression.
+    pub fn rfc(&self) -> &'static str {
+        match self {
+            ProtocolError::CompressedControlFrame
+            | ProtocolError::CompressedContinuation
+            | ProtocolError::InvalidDeflateData => "RFC 7692",
+            _ => "RFC 6455",
+        }
+    }
+
+    /// The section of [`rfc`](Self::rfc) that states the rule.
     pub fn rfc_section(&self) -> &'static str {
         match self {
             ProtocolError::ReservedBitsSet(_) => "§5.2",
@@ -101,6 +118,9 @@ impl ProtocolError {
             ProtocolError::InvalidCloseReason => "§5.5.1",
             ProtocolError::FrameTooBig { .. } => "§10.4",
             ProtocolError::MessageTooBig { .. } => "§10.4",
+            ProtocolError::CompressedControlFrame => "§6.1",
+            ProtocolError::CompressedContinuation => "§6.1",
+            ProtocolError::InvalidDeflateData => "§7.2.2",
         }
     }
 }
@@ -142,8 +162,17 @@ impl fmt::Display for ProtocolError {
             ProtocolError::MessageTooBig { len, max } => {
                 write!(f, "message of {len} bytes exceeds the limit of {max}")
             }
+            ProtocolError::CompressedControlFrame => {
+                f.write_str("RSV1 (compressed) set on a control frame")
+            }
+            ProtocolError::CompressedContinuation => {
+                f.write_str("RSV1 (compressed) set on a continuation frame")
+            }
+            ProtocolError::InvalidDeflateData => {
+                f.write_str("compressed message is not valid DEFLATE data")
+            }
         }?;
-        write!(f, " (RFC 6455 {})", self.rfc_section())
+        write!(f, " ({} {})", self.rfc(), self.rfc_section())
     }
 }
 

@@ -50,7 +50,9 @@
 pub mod blocking;
 pub mod close;
 pub mod connection;
+pub mod deflate;
 pub mod error;
+pub mod extensions;
 pub mod frame;
 pub mod guide;
 pub mod handshake;

@@ -5,6 +5,7 @@
 //! client's requirements 1–6).
 
 use super::{accept_key, generate_key, has_token, header_tokens, single_header, MAX_HEADERS};
+use crate::deflate::{AnswerError, DeflateConfig, Negotiated};
 use std::fmt;
 
 /// The parts of a `ws://` URL the handshake needs (RFC 6455 §3).
@@ -122,6 +123,8 @@ impl WsUrl {
 pub struct ClientHandshake {
     key: String,
     protocols: Vec<String>,
+    /// permessage-deflate, when it was offered (RFC 7692).
+    deflate: Option<DeflateConfig>,
 }
 
 /// What the server agreed to.
@@ -131,6 +134,9 @@ pub struct Accepted {
     pub protocol: Option<String>,
     /// Every response header, as (name, value).
     pub headers: Vec<(String, String)>,
+    /// permessage-deflate, when offered and accepted (RFC 7692): pass it to
+    /// [`Connection::with_deflate`](crate::Connection::with_deflate).
+    pub deflate: Option<Negotiated>,
 }
 
 /// Why the server's response does not complete the handshake (RFC 6455 §4.1).
@@ -147,8 +153,10 @@ pub enum ResponseError {
     BadAccept,
     /// A subprotocol the client did not offer.
     UnexpectedProtocol(String),
-    /// An extension the client did not offer (this client offers none yet).
+    /// An extension the client did not offer.
     UnexpectedExtension(String),
+    /// An answer to the permessage-deflate offer that breaks RFC 7692.
+    Deflate(AnswerError),
 }
 
 impl fmt::Display for ResponseError {
@@ -162,6 +170,7 @@ impl fmt::Display for ResponseError {
             ResponseError::BadAccept => f.write_str("Sec-WebSocket-Accept does not match the key"),
             ResponseError::UnexpectedProtocol(p) => write!(f, "subprotocol {p:?} was not offered"),
             ResponseError::UnexpectedExtension(e) => write!(f, "extension {e:?} was not offered"),
+            ResponseError::Deflate(e) => write!(f, "permessage-deflate answer: {e}"),
         }
     }
 }
@@ -173,6 +182,33 @@ impl ClientHandshake {
     /// adding `extra` headers; returns the handshake and the request bytes.
     pub fn new(url: &WsUrl, protocols: &[&str], extra: &[(&str, &str)]) -> (Self, Vec<u8>) {
         Self::with_key(generate_key(), url, protocols, extra)
+    }
+
+    /// Like [`new`](Self::new), also offering permessage-deflate as `deflate` says
+    /// (RFC 7692 §5.1); [`validate`](Self::validate) then checks the answer and reports
+    /// what was agreed in [`Accepted::deflate`].
+    ///
+    /// ```
+    /// use rfc6455::deflate::DeflateConfig;
+    /// use rfc6455::handshake::client::{ClientHandshake, WsUrl};
+    ///
+    /// let url = WsUrl::parse("ws://example.com/").unwrap();
+    /// let (_, request) = ClientHandshake::offering_deflate(&url, &[], &[], &DeflateConfig::default());
+    /// let request = String::from_utf8(request).unwrap();
+    /// assert!(request.contains("\r\nSec-WebSocket-Extensions: permessage-deflate; "));
+    /// ```
+    pub fn offering_deflate(
+        url: &WsUrl,
+        protocols: &[&str],
+        extra: &[(&str, &str)],
+        deflate: &DeflateConfig,
+    ) -> (Self, Vec<u8>) {
+        let offer = crate::deflate::offer(deflate);
+        let mut headers = extra.to_vec();
+        headers.push(("Sec-WebSocket-Extensions", &offer));
+        let (mut handshake, request) = Self::with_key(generate_key(), url, protocols, &headers);
+        handshake.deflate = Some(deflate.clone());
+        (handshake, request)
     }
 
     /// Like [`new`](Self::new) with a given key (for tests and reproducible traces).
@@ -202,6 +238,7 @@ impl ClientHandshake {
         let handshake = ClientHandshake {
             key,
             protocols: protocols.iter().map(|p| p.to_string()).collect(),
+            deflate: None,
         };
         (handshake, request.into_bytes())
     }
@@ -248,12 +285,27 @@ impl ClientHandshake {
                 return Err(ResponseError::UnexpectedProtocol(p.clone()));
             }
         }
-        if let Some(ext) = header_tokens(headers, "Sec-WebSocket-Extensions").next() {
-            return Err(ResponseError::UnexpectedExtension(ext.to_string()));
-        }
+        // RFC 6455 §4.1 item 5: only extensions the client offered.
+        let values: Vec<&str> = headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
+            .map(|h| std::str::from_utf8(h.value).unwrap_or("\u{fffd}"))
+            .collect();
+        let answer = crate::extensions::parse(&values);
+        let deflate = match &self.deflate {
+            None => match answer.first() {
+                None => None,
+                Some(Ok(ext)) => return Err(ResponseError::UnexpectedExtension(ext.name.clone())),
+                Some(Err(e)) => return Err(ResponseError::UnexpectedExtension(e.0.clone())),
+            },
+            Some(config) => {
+                crate::deflate::accept_response(config, &answer).map_err(ResponseError::Deflate)?
+            }
+        };
         Ok(Accepted {
             protocol,
             headers: super::owned_headers(headers),
+            deflate,
         })
     }
 }

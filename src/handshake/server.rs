@@ -7,6 +7,8 @@
 //! status to answer in its [`RequestError`].
 
 use super::{accept_key, has_token, header_tokens, owned_headers, single_header, MAX_HEADERS};
+use crate::deflate::{DeflateConfig, Negotiated};
+use crate::extensions::{Extension, SyntaxError};
 use base64::Engine;
 use std::fmt;
 
@@ -232,6 +234,55 @@ impl Request {
     /// The extensions the client offers, each with its parameters (§9.1).
     pub fn extensions(&self) -> &[String] {
         &self.extensions
+    }
+
+    /// The extensions the client offers, parsed (RFC 6455 §9.1), from every
+    /// `Sec-WebSocket-Extensions` header line in order; malformed elements are errors
+    /// in the list, for the server to decline.
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+    ///     Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=\"10\"\r\n\
+    ///     Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+    /// let offers = Request::parse(head).unwrap().extension_offers();
+    /// assert_eq!(offers.len(), 2);
+    /// assert_eq!(offers[0].as_ref().unwrap().params[0].1.as_deref(), Some("10"));
+    /// ```
+    pub fn extension_offers(&self) -> Vec<Result<Extension, SyntaxError>> {
+        let values: Vec<&str> = self
+            .headers
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("Sec-WebSocket-Extensions"))
+            .map(|(_, value)| value.as_str())
+            .collect();
+        crate::extensions::parse(&values)
+    }
+
+    /// Negotiates permessage-deflate with the client's offers (RFC 7692 §5): what was
+    /// agreed, and the `Sec-WebSocket-Extensions` value to put in the 101 (see
+    /// [`accept_with_headers`](Self::accept_with_headers)), or `None`.
+    pub fn negotiate_deflate(&self, config: &DeflateConfig) -> Option<(Negotiated, String)> {
+        crate::deflate::negotiate(config, &self.extension_offers())
+    }
+
+    /// The 101 with permessage-deflate negotiated when `deflate` is given (the answer
+    /// in `Sec-WebSocket-Extensions`), and what was agreed, for
+    /// [`Connection::with_deflate`](crate::Connection::with_deflate).
+    pub fn accept_negotiating(
+        &self,
+        protocol: Option<&str>,
+        deflate: Option<&DeflateConfig>,
+    ) -> (Vec<u8>, Option<Negotiated>) {
+        match deflate.and_then(|config| self.negotiate_deflate(config)) {
+            Some((agreed, answer)) => (
+                self.accept_with_headers(protocol, &[("Sec-WebSocket-Extensions", &answer)]),
+                Some(agreed),
+            ),
+            None => (self.accept(protocol), None),
+        }
     }
 
     /// The 101 response that completes the handshake (RFC 6455 §4.2.2 step 5).

@@ -24,7 +24,11 @@ pub enum SlowConsumer {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Limits of each WebSocket connection (frame and message sizes: 1009 beyond).
+    /// Limits of each WebSocket connection (frame and message sizes: 1009 beyond), and
+    /// permessage-deflate (on by default, with the memory-flat [`DeflateConfig`]
+    /// defaults).
+    ///
+    /// [`DeflateConfig`]: crate::deflate::DeflateConfig
     pub connection: Config,
     /// More connections than this: upgrades get 503. Default 10 000.
     pub max_connections: usize,
@@ -57,7 +61,11 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            connection: Config::default(),
+            // permessage-deflate on: browsers offer it on every connection.
+            connection: Config {
+                deflate: Some(crate::deflate::DeflateConfig::default()),
+                ..Config::default()
+            },
             max_connections: 10_000,
             max_head: 16 * 1024,
             handshake_timeout: Duration::from_secs(10),

@@ -89,13 +89,18 @@ impl<H: Handler> Loop<H> {
         let now = Instant::now();
         let ping_at = self.config.ping_interval.map(|i| now + i);
         let conn = &mut self.conns[slot];
-        conn.raw_output = request.accept(accepted.protocol.as_deref());
+        let (response, deflate) = request.accept_negotiating(
+            accepted.protocol.as_deref(),
+            self.config.connection.deflate.as_ref(),
+        );
+        conn.raw_output = response;
         if self.config.connection.trace {
             for line in String::from_utf8_lossy(&conn.raw_output).lines() {
                 log::info!(target: "rfc6455::trace", "slot {slot} -> {line}");
             }
         }
-        let mut ws = Connection::with_config(Role::Server, self.config.connection.clone());
+        let mut ws =
+            Connection::with_deflate(Role::Server, self.config.connection.clone(), deflate);
         ws.receive(&rest);
         conn.phase = Phase::Open {
             ws,

@@ -1,15 +1,17 @@
 //! `rfc6455 client`: a terminal client like wscat.
 
-/// `rfc6455 client`: stdin lines out, messages in, on one thread that polls the socket
-/// with a short read timeout between lines.
-pub fn client(url: &str, trace: bool) -> Result<String, String> {
-    use rfc6455::blocking::{self, Error};
-    use rfc6455::{CloseCode, Event};
-    use std::io::BufRead;
-    use std::sync::mpsc;
+use rfc6455::blocking::{self, Error};
+use rfc6455::deflate::DeflateConfig;
+use rfc6455::{CloseCode, Event};
+use std::io::BufRead;
+use std::sync::mpsc;
 
+/// `rfc6455 client`: stdin lines out, messages in, on one thread that polls the socket
+/// with a short read timeout between lines; `deflate` offers permessage-deflate.
+pub fn client(url: &str, trace: bool, deflate: bool) -> Result<String, String> {
     let config = rfc6455::Config {
         trace,
+        deflate: deflate.then(DeflateConfig::default),
         ..rfc6455::Config::default()
     };
     let mut ws = blocking::connect_with(url, config, &[]).map_err(|e| e.to_string())?;

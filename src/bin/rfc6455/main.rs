@@ -48,6 +48,9 @@ enum Command {
         /// Log every frame in and out, annotated, and the handshake heads.
         #[arg(long)]
         trace: bool,
+        /// Decline permessage-deflate (RFC 7692), which is negotiated by default.
+        #[arg(long)]
+        no_deflate: bool,
     },
     /// Runs the echo server on the mio event loop: every text and binary message is
     /// sent back. Ctrl-C (or SIGTERM) closes every connection with 1001 and exits.
@@ -61,6 +64,9 @@ enum Command {
         /// Log every frame in and out, annotated, and the handshake heads.
         #[arg(long)]
         trace: bool,
+        /// Decline permessage-deflate (RFC 7692), which is negotiated by default.
+        #[arg(long)]
+        no_deflate: bool,
     },
     /// A terminal client, like wscat: each stdin line is sent as a text message and
     /// every message received is printed. Commands: /ping [TEXT], /close [CODE [REASON]].
@@ -72,6 +78,9 @@ enum Command {
         /// Print every frame in and out, annotated, and the handshake.
         #[arg(long)]
         trace: bool,
+        /// Offer permessage-deflate (RFC 7692).
+        #[arg(long)]
+        deflate: bool,
     },
     /// Decodes frames from hex bytes and explains every bit (RFC 6455 §5.2).
     ///
@@ -124,6 +133,7 @@ fn main() -> ExitCode {
             max_rate,
             verbose,
             trace,
+            no_deflate,
         } => servers::serve(
             addr,
             chat::ChatConfig {
@@ -134,13 +144,19 @@ fn main() -> ExitCode {
             max_rate,
             verbose,
             trace,
+            !no_deflate,
         ),
         Command::Echo {
             addr,
             verbose,
             trace,
-        } => servers::echo(addr, verbose, trace),
-        Command::Client { url, trace } => client::client(&url, trace),
+            no_deflate,
+        } => servers::echo(addr, verbose, trace, !no_deflate),
+        Command::Client {
+            url,
+            trace,
+            deflate,
+        } => client::client(&url, trace, deflate),
         Command::Decode { hex, from } => learn::decode(&hex, from),
         Command::Encode {
             payload,

@@ -2,6 +2,7 @@
 //! an echo handler, logging, and a graceful shutdown on SIGINT/SIGTERM.
 
 use crate::chat;
+use rfc6455::deflate::DeflateConfig;
 use rfc6455::handshake::server::Request;
 use rfc6455::server;
 
@@ -64,7 +65,12 @@ impl server::Handler for EchoHandler {
     }
 }
 
-pub fn echo(addr: std::net::SocketAddr, verbose: u8, trace: bool) -> Result<String, String> {
+pub fn echo(
+    addr: std::net::SocketAddr,
+    verbose: u8,
+    trace: bool,
+    deflate: bool,
+) -> Result<String, String> {
     init_logging(if trace { verbose.max(1) } else { verbose });
     let config = server::ServerConfig {
         // Autobahn's 9.* cases send messages of up to 16 MiB and expect them back.
@@ -72,6 +78,7 @@ pub fn echo(addr: std::net::SocketAddr, verbose: u8, trace: bool) -> Result<Stri
             max_frame_size: 64 << 20,
             max_message_size: 64 << 20,
             trace,
+            deflate: deflate.then(DeflateConfig::default),
             ..rfc6455::Config::default()
         },
         max_queued_output: 128 << 20,
@@ -105,6 +112,7 @@ pub fn serve(
     max_rate: u32,
     verbose: u8,
     trace: bool,
+    deflate: bool,
 ) -> Result<String, String> {
     init_logging(if trace { verbose.max(1) } else { verbose });
     let server_config = server::ServerConfig {
@@ -112,6 +120,7 @@ pub fn serve(
             max_frame_size: 64 * 1024,
             max_message_size: 64 * 1024,
             trace,
+            deflate: deflate.then(DeflateConfig::default),
             ..rfc6455::Config::default()
         },
         max_messages_per_second: (max_rate > 0).then_some(max_rate),
