@@ -8,6 +8,7 @@ valid and invalid handshakes. Run again after changing it: python3 fuzz/make_cor
 import hashlib
 import os
 import struct
+import zlib
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 KEY = bytes([0x37, 0xFA, 0x21, 0x3D])
@@ -27,6 +28,14 @@ def frame(opcode, payload=b"", fin=True, rsv=0, masked=False, key=KEY):
         payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
         head += key
     return head + payload
+
+
+def deflate(data):
+    """A message compressed as RFC 7692 §7.2.1 says: raw DEFLATE, sync flush, tail off."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
 
 
 def close(code, reason=b""):
@@ -146,6 +155,41 @@ def main():
         write("inspect", "client_" + name, data)
     for name, data in stream_frames(False).items():
         write("inspect", "server_" + name, data)
+
+    # permessage-deflate (RFC 7692 §7.2.3): byte 0 = role/takeover mode, then the
+    # connection layout. "Hello" compressed, shared window, stored block, BFINAL, two
+    # blocks, fragments, an empty last fragment, RSV1 on control and continuation.
+    deflate_frames = {
+        "hello": [(0x1, bytes.fromhex("f248cdc9c90700"), True, 4)],
+        "hello_twice": [(0x1, bytes.fromhex("f248cdc9c90700"), True, 4), (0x1, bytes.fromhex("f20011 0000".replace(" ", "")), True, 4)],
+        "stored": [(0x1, bytes.fromhex("000500faff48656c6c6f00"), True, 4)],
+        "bfinal": [(0x1, bytes.fromhex("f348cdc9c9070000"), True, 4)],
+        "two_blocks": [(0x1, bytes.fromhex("f24805000000ffffcac9c90700"), True, 4)],
+        "fragments": [(0x1, bytes.fromhex("f248cd"), False, 4), (0x0, bytes.fromhex("c9c90700"), True, 0)],
+        "empty_last": [(0x1, bytes.fromhex("f248cdc9c9070000 00ffff".replace(" ", "")), False, 4), (0x0, b"\x00", True, 0)],
+        "rsv1_ping": [(0x9, b"", True, 4)],
+        "rsv1_continuation": [(0x1, bytes.fromhex("f248cd"), False, 4), (0x0, bytes.fromhex("c9c90700"), True, 4)],
+        "bad_data": [(0x2, b"\xff\xff", True, 4)],
+        "binary_zeros": [(0x2, deflate(b"\x00" * 1000), True, 4)],
+        "text_long": [(0x1, deflate(b"permessage-deflate " * 100), True, 4)],
+    }
+    for name, frames in deflate_frames.items():
+        for mode, masked in [(0, True), (1, False), (2, True), (3, False)]:
+            data = b"".join(frame(op, p, fin=fin, rsv=rsv, masked=masked) for op, p, fin, rsv in frames)
+            write("connection_deflate", "%s_%d" % (name, mode), bytes([mode, 0]) + data)
+            write("connection_deflate", "%s_%d_chunked" % (name, mode), bytes([mode, 3, 1, 7, 2]) + data)
+
+    offers = {
+        "chromium": b"permessage-deflate; client_max_window_bits",
+        "firefox": b"permessage-deflate",
+        "all": b"permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+               b"server_max_window_bits=10; client_max_window_bits=12",
+        "quoted": b'permessage-deflate; client_max_window_bits="10"',
+        "several": b"x-webkit-deflate-frame, permessage-deflate; server_max_window_bits=8\npermessage-deflate",
+        "bad": b"permessage-deflate; server_max_window_bits=16; mystery; client_no_context_takeover=1",
+    }
+    for name, data in offers.items():
+        write("extensions", name, data)
 
     # roundtrip takes `arbitrary`-structured input: a few raw seeds are enough.
     for i in range(4):

@@ -18,7 +18,7 @@ shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(frame_header handshake_request handshake_response connection_server
-           connection_client utf8 roundtrip inspect)
+           connection_client utf8 roundtrip inspect connection_deflate extensions)
 fi
 sanitizer="${FUZZ_SANITIZER:-none}"
 # The default toolchain (stable works without a sanitizer); FUZZ_TOOLCHAIN=nightly to pick one.
@@ -34,7 +34,7 @@ for target in "${targets[@]}"; do
   work="target/corpus/$target"
   mkdir -p "$work"
   dict=()
-  case "$target" in handshake_*) dict=(-dict=handshake.dict) ;; esac
+  case "$target" in handshake_* | extensions) dict=(-dict=handshake.dict) ;; esac
   log="target/fuzz-$target.log"
   echo "==> $target for ${seconds}s" >&2
   if cargo ${toolchain[@]+"${toolchain[@]}"} fuzz run --sanitizer "$sanitizer" "$target" "$work" "corpus/$target" -- \

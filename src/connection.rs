@@ -228,8 +228,12 @@ pub struct TracedFrame {
     pub outgoing: bool,
     /// The frame's header.
     pub header: FrameHeader,
-    /// The first bytes of the unmasked payload (those at hand when it was read).
+    /// The first bytes of the unmasked payload (those at hand when it was read); of
+    /// the inflated message for a compressed one whose size is known.
     pub preview: Vec<u8>,
+    /// For a compressed message (RSV1, RFC 7692): its inflated size, on the frame
+    /// that ends it (and on the only frame of a message sent compressed).
+    pub inflated: Option<usize>,
 }
 
 impl std::fmt::Display for TracedFrame {
@@ -250,6 +254,9 @@ impl std::fmt::Display for TracedFrame {
         )?;
         if h.rsv != 0 {
             write!(f, " RSV={:03b}", h.rsv)?;
+        }
+        if let Some(size) = self.inflated {
+            write!(f, " deflate: {} -> {size} bytes", h.payload_len)?;
         }
         match h.masking_key {
             Some(k) => write!(f, " mask={:02x}{:02x}{:02x}{:02x}", k[0], k[1], k[2], k[3])?,
@@ -486,6 +493,7 @@ impl Connection {
             outgoing: false,
             header: *header,
             preview,
+            inflated: None,
         });
     }
 
@@ -721,6 +729,13 @@ impl Connection {
             return Ok(Step::Continue);
         }
         let message = self.message.take().expect("checked above");
+        if self.config.trace {
+            // The frame that ended it shows the message's inflated size and start.
+            if let Some(traced) = self.trace.iter_mut().rev().find(|t| !t.outgoing) {
+                traced.inflated = Some(message.data.len());
+                traced.preview = message.data[..message.data.len().min(TRACE_PREVIEW)].to_vec();
+            }
+        }
         Ok(Step::Event(Self::deliver(message)?))
     }
 
@@ -834,7 +849,19 @@ impl Connection {
         self.send_message(MessageKind::Binary, data)
     }
 
-    fn send_message(&mut self, kind: MessageKind, payload: &[u8]) -> Result<(), SendError> {
+    /// Sends a whole message of `kind` in one frame, compressed when permessage-deflate
+    /// is on and the message reaches its threshold. A text payload must be UTF-8: as
+    /// with [`send_fragment`](Self::send_fragment), it is not checked again (use
+    /// [`send_text`](Self::send_text) to have the type system check it).
+    ///
+    /// ```
+    /// use rfc6455::{Connection, MessageKind, Role};
+    ///
+    /// let mut server = Connection::new(Role::Server);
+    /// server.send_message(MessageKind::Binary, &[1, 2, 3]).unwrap();
+    /// assert_eq!(server.pending_output(), [0x82, 0x03, 1, 2, 3]);
+    /// ```
+    pub fn send_message(&mut self, kind: MessageKind, payload: &[u8]) -> Result<(), SendError> {
         self.check_can_send_data()?;
         if self.sending_fragmented.is_some() {
             return Err(SendError::FragmentOrder);
@@ -857,6 +884,10 @@ impl Connection {
         let takeover = !c.negotiated.local_no_context_takeover;
         if takeover || compressed.len() < payload.len() {
             self.queue_frame_rsv(true, RSV1, kind.opcode(), &compressed);
+            if let Some(traced) = self.trace.last_mut().filter(|_| self.config.trace) {
+                traced.inflated = Some(payload.len());
+                traced.preview = payload[..payload.len().min(TRACE_PREVIEW)].to_vec();
+            }
         } else {
             self.queue_frame(true, kind.opcode(), payload);
         }
@@ -864,6 +895,59 @@ impl Connection {
             c.scratch = compressed;
         }
         Ok(())
+    }
+
+    /// Sends a whole message as prepared by the caller: `compressed` means the payload
+    /// is already DEFLATE data as RFC 7692 §7.2.1 makes it (raw, sync-flushed, the
+    /// `00 00 ff ff` tail removed), sent with RSV1; otherwise it goes uncompressed.
+    ///
+    /// A precompressed message lets many connections share one compressor (an event
+    /// loop's), which is only correct when this end starts every message with an
+    /// empty window: it needs permessage-deflate with
+    /// [`Negotiated::local_no_context_takeover`](crate::deflate::Negotiated).
+    ///
+    /// ```
+    /// use rfc6455::deflate::Negotiated;
+    /// use rfc6455::{Config, Connection, MessageKind, Role, SendError};
+    ///
+    /// let agreed = Negotiated {
+    ///     local_no_context_takeover: true,
+    ///     remote_no_context_takeover: true,
+    ///     local_max_window_bits: 15,
+    ///     remote_max_window_bits: 15,
+    ///     level: 6,
+    ///     threshold: 64,
+    /// };
+    /// let mut server = Connection::with_deflate(Role::Server, Config::default(), Some(agreed));
+    /// // RFC 7692 §7.2.3.1: "Hello", compressed elsewhere.
+    /// let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+    /// server.send_prepared(MessageKind::Text, &hello, true).unwrap();
+    /// assert_eq!(server.pending_output()[..2], [0xc1, 0x07]);
+    ///
+    /// let mut plain = Connection::new(Role::Server);
+    /// assert_eq!(plain.send_prepared(MessageKind::Text, &hello, true), Err(SendError::CompressionNotAgreed));
+    /// ```
+    pub fn send_prepared(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        compressed: bool,
+    ) -> Result<(), SendError> {
+        self.check_can_send_data()?;
+        if self.sending_fragmented.is_some() {
+            return Err(SendError::FragmentOrder);
+        }
+        if !compressed {
+            self.queue_frame(true, kind.opcode(), payload);
+            return Ok(());
+        }
+        match &self.compression {
+            Some(c) if c.negotiated.local_no_context_takeover => {
+                self.queue_frame_rsv(true, RSV1, kind.opcode(), payload);
+                Ok(())
+            }
+            _ => Err(SendError::CompressionNotAgreed),
+        }
     }
 
     /// Sends one fragment of a message (RFC 6455 §5.4): the first call gives the
@@ -975,6 +1059,7 @@ impl Connection {
                 outgoing: true,
                 header,
                 preview: payload[..payload.len().min(TRACE_PREVIEW)].to_vec(),
+                inflated: None,
             });
         }
         let (head, head_len) = header.encode();

@@ -199,6 +199,10 @@ pub enum SendError {
     /// A message started while a fragmented message is unfinished, or a continuation
     /// with no message started (RFC 6455 §5.4).
     FragmentOrder,
+    /// A message compressed by the caller where this end may not send one: no
+    /// permessage-deflate, or this end takes over context (RFC 7692 §7.1.1), so only
+    /// its own compressor may compress.
+    CompressionNotAgreed,
 }
 
 impl fmt::Display for SendError {
@@ -212,6 +216,9 @@ impl fmt::Display for SendError {
             SendError::FragmentOrder => {
                 f.write_str("fragments must continue the unfinished message (RFC 6455 §5.4)")
             }
+            SendError::CompressionNotAgreed => f.write_str(
+                "a precompressed message needs permessage-deflate without context takeover (RFC 7692 §7.1.1)",
+            ),
         }
     }
 }

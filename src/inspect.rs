@@ -21,6 +21,8 @@
 //! [`Connection`]: crate::Connection
 
 use crate::close::CloseFrame;
+use crate::deflate::codec::Inflater;
+use crate::deflate::Negotiated;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode, Parsed};
 use crate::mask::apply_mask;
@@ -35,6 +37,22 @@ const PREVIEW_CHARS: usize = 120;
 /// Describes every frame in `bytes`, as sent by `sender` (`None`: decided from the
 /// first frame's MASK bit, since only clients mask, RFC 6455 §5.3).
 pub fn inspect(bytes: &[u8], sender: Option<Role>) -> String {
+    inspect_with(bytes, sender, false)
+}
+
+/// [`inspect`], and with `deflate` the frames are read as permessage-deflate traffic
+/// (RFC 7692): RSV1 marks a compressed message, whose payload is inflated and shown
+/// both ways (context carried over from message to message, as by default).
+///
+/// ```
+/// use rfc6455::inspect::inspect_with;
+///
+/// // RFC 7692 §7.2.3.1: "Hello" compressed.
+/// let report = inspect_with(&[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], None, true);
+/// assert!(report.contains("inflated: 7 -> 5 bytes: \"Hello\""));
+/// assert!(report.contains("0 violations"));
+/// ```
+pub fn inspect_with(bytes: &[u8], sender: Option<Role>, deflate: bool) -> String {
     let mut inspector = Inspector {
         out: String::new(),
         sender,
@@ -43,6 +61,17 @@ pub fn inspect(bytes: &[u8], sender: Option<Role>) -> String {
         utf8_failed: false,
         closed: false,
         violations: 0,
+        inflater: deflate.then(|| {
+            Inflater::new(&Negotiated {
+                local_no_context_takeover: false,
+                remote_no_context_takeover: false,
+                local_max_window_bits: 15,
+                remote_max_window_bits: 15,
+                level: 6,
+                threshold: 0,
+            })
+        }),
+        compressed: None,
     };
     let mut offset = 0;
     let mut frames = 0;
@@ -87,7 +116,15 @@ struct Inspector {
     utf8_failed: bool,
     closed: bool,
     violations: usize,
+    /// With `--deflate`: the inflate state, carried from message to message.
+    inflater: Option<Inflater>,
+    /// The compressed message in progress: its compressed size so far and what it
+    /// inflated to.
+    compressed: Option<(usize, Vec<u8>)>,
 }
+
+/// The most a compressed message is inflated to, for a report.
+const MAX_INFLATED: usize = 16 << 20;
 
 impl Inspector {
     fn violation(&mut self, err: impl std::fmt::Display) {
@@ -212,8 +249,23 @@ impl Inspector {
 
     /// The rules of RFC 6455 §5 that the header alone decides.
     fn rules(&mut self, header: &FrameHeader, receiver: Role) {
-        if header.rsv != 0 {
+        let rsv1 = header.rsv & 0b100 != 0;
+        let data_start = matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        if self.inflater.is_some() && rsv1 {
+            // RFC 7692 §6.1: RSV1 on the first frame of a data message only.
+            if header.opcode.is_control() {
+                self.violation(ProtocolError::CompressedControlFrame);
+            } else if header.opcode == OpCode::Continuation {
+                self.violation(ProtocolError::CompressedContinuation);
+            }
+            if header.rsv & 0b011 != 0 {
+                self.violation(ProtocolError::ReservedBitsSet(header.rsv));
+            }
+        } else if header.rsv != 0 {
             self.violation(ProtocolError::ReservedBitsSet(header.rsv));
+        }
+        if data_start {
+            self.compressed = (self.inflater.is_some() && rsv1).then(|| (0, Vec::new()));
         }
         if let OpCode::Reserved(bits) = header.opcode {
             self.violation(ProtocolError::ReservedOpcode(bits));
@@ -267,6 +319,13 @@ impl Inspector {
             _ => "control frame",
         };
         let _ = writeln!(self.out, "  {position}, {} payload bytes", payload.len());
+        if message.is_some() && self.compressed.is_some() {
+            self.inflate(header, payload, message == Some(OpCode::Text));
+            if header.fin {
+                self.fragmented = None;
+            }
+            return;
+        }
         match header.opcode {
             OpCode::Close => self.close_payload(payload),
             _ if message == Some(OpCode::Text) => {
@@ -285,6 +344,44 @@ impl Inspector {
         }
         if header.fin && message.is_some() {
             self.fragmented = None;
+        }
+    }
+
+    /// A piece of a compressed message (RFC 7692 §7.2.2): shown as it came, inflated
+    /// with the tail appended at the message's end, then the message shown.
+    fn inflate(&mut self, header: &FrameHeader, payload: &[u8], text: bool) {
+        let _ = writeln!(self.out, "  compressed: {}", hex_preview(payload));
+        let (Some(inflater), Some((size, data))) = (&mut self.inflater, &mut self.compressed)
+        else {
+            return;
+        };
+        *size += payload.len();
+        let mut ignore = |_: &[u8]| true;
+        let mut result = inflater.inflate(payload, data, MAX_INFLATED, &mut ignore);
+        if result.is_ok() && header.fin {
+            result = inflater.finish(data, MAX_INFLATED, &mut ignore);
+        }
+        if result.is_err() {
+            inflater.end_message();
+            self.compressed = None;
+            self.violation(ProtocolError::InvalidDeflateData);
+            return;
+        }
+        if !header.fin {
+            return;
+        }
+        let (size, data) = self.compressed.take().expect("checked above");
+        let shown = match std::str::from_utf8(&data) {
+            Ok(text) if !text.is_empty() => {
+                let shown: String = text.chars().take(PREVIEW_CHARS).collect();
+                let more = if shown.len() < text.len() { "…" } else { "" };
+                format!("{shown:?}{more}")
+            }
+            _ => hex_preview(&data),
+        };
+        let _ = writeln!(self.out, "  inflated: {size} -> {} bytes: {shown}", data.len());
+        if text && std::str::from_utf8(&data).is_err() {
+            self.violation(ProtocolError::InvalidUtf8);
         }
     }
 

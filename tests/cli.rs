@@ -316,3 +316,41 @@ fn a_plain_get_on_the_echo_endpoint_is_told_to_upgrade() {
         "{response}"
     );
 }
+
+#[test]
+fn decode_deflate_inflates_the_examples_of_rfc_7692() {
+    // §7.2.3.1 then §7.2.3.2 (the second refers to the first), and RSV1 on a ping.
+    let report = ok(&[
+        "decode",
+        "--deflate",
+        "c1 07 f2 48 cd c9 c9 07 00",
+        "c1 05 f2 00 11 00 00",
+        "c9 00",
+    ]);
+    assert_eq!(
+        report,
+        "\
+frame 1 at byte 0:
+  c1  11000001  FIN=1 RSV1=1 RSV2=0 RSV3=0 opcode=0x1 text
+  07  00000111  MASK=0 payload length 7 (7-bit length)
+  a whole message, 7 payload bytes
+  compressed: f2 48 cd c9 c9 07 00
+  inflated: 7 -> 5 bytes: \"Hello\"
+frame 2 at byte 9:
+  c1  11000001  FIN=1 RSV1=1 RSV2=0 RSV3=0 opcode=0x1 text
+  05  00000101  MASK=0 payload length 5 (7-bit length)
+  a whole message, 5 payload bytes
+  compressed: f2 00 11 00 00
+  inflated: 5 -> 5 bytes: \"Hello\"
+frame 3 at byte 16:
+  c9  11001001  FIN=1 RSV1=1 RSV2=0 RSV3=0 opcode=0x9 ping
+  00  00000000  MASK=0 payload length 0 (7-bit length)
+  ✗ RSV1 (compressed) set on a control frame (RFC 7692 §6.1)
+  control frame, 0 payload bytes
+18 bytes, 3 frames, 1 violation
+"
+    );
+    // Without --deflate, RSV1 is a reserved bit.
+    assert!(ok(&["decode", "c1 07 f2 48 cd c9 c9 07 00"])
+        .contains("reserved bits set (100) without an extension (RFC 6455 §5.2)"));
+}

@@ -8,7 +8,8 @@ use rfc6455::frame::{FrameHeader, Parsed};
 use rfc6455::mask::apply_mask;
 use rfc6455::utf8::Utf8Validator;
 use rfc6455::{Config, Connection, Event, MessageKind, OpCode, Role};
-use support::invariants::{check_output, drive};
+use rfc6455::deflate::Negotiated;
+use support::invariants::{check_output, check_output_with, drive, drive_with};
 
 fn small_config() -> Config {
     Config {
@@ -229,6 +230,143 @@ proptest! {
             wire[at] ^= xor;
         }
         drive(Role::Server, &small_config(), &wire, &chunks);
+    }
+}
+
+/// Re-frames `wire` (whole frames from one sender) so that every data frame's payload
+/// is split at `sizes`: the first piece keeps the opcode and RSV bits, the rest become
+/// continuations without RSV1 (RFC 7692 §6.1), masked afresh for a client.
+fn refragment(wire: &[u8], role: Role, sizes: &[usize]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = wire;
+    let fragmenting = !sizes.is_empty();
+    let mut sizes = sizes.iter().cycle();
+    while !rest.is_empty() {
+        let Ok(Parsed::Complete(header, len)) = FrameHeader::parse(rest) else {
+            panic!("our own output parses");
+        };
+        let end = len + header.payload_len as usize;
+        let mut payload = rest[len..end].to_vec();
+        if let Some(key) = header.masking_key {
+            apply_mask(&mut payload, key, 0);
+        }
+        rest = &rest[end..];
+        let mut pieces: Vec<&[u8]> = Vec::new();
+        let mut left = &payload[..];
+        if header.opcode.is_control() || !fragmenting {
+            pieces.push(left);
+        } else {
+            loop {
+                let size = (*sizes.next().unwrap()).min(left.len());
+                let (piece, tail) = left.split_at(size);
+                pieces.push(piece);
+                left = tail;
+                if left.is_empty() {
+                    break;
+                }
+            }
+        }
+        for (i, piece) in pieces.iter().enumerate() {
+            let masking_key = (role == Role::Client).then_some([1, 2, 3, 4]);
+            let piece_header = FrameHeader {
+                fin: i + 1 == pieces.len() && header.fin,
+                rsv: if i == 0 { header.rsv } else { 0 },
+                opcode: if i == 0 { header.opcode } else { OpCode::Continuation },
+                masking_key,
+                payload_len: piece.len() as u64,
+            };
+            let (head, head_len) = piece_header.encode();
+            out.extend_from_slice(&head[..head_len]);
+            let start = out.len();
+            out.extend_from_slice(piece);
+            if let Some(key) = masking_key {
+                apply_mask(&mut out[start..], key, 0);
+            }
+        }
+    }
+    out
+}
+
+/// Text that compresses (repeated words), or any text, or any bytes.
+fn compressible_message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (proptest::collection::vec("[a-c ]{1,8}", 0..60)).prop_map(|words| Message::Text(words.concat())),
+        any::<String>().prop_map(Message::Text),
+        proptest::collection::vec(any::<u8>(), 0..3000).prop_map(Message::Binary),
+        proptest::collection::vec(0u8..4, 0..3000).prop_map(Message::Binary),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// permessage-deflate: whatever the messages, the context takeover on either side,
+    /// the threshold, the fragmentation of the compressed frames and the chunking of
+    /// the input, the receiver gets exactly the messages sent, and both ends keep
+    /// every invariant.
+    #[test]
+    fn compressed_messages_round_trip_through_any_fragmentation_and_chunking(
+        messages in proptest::collection::vec(compressible_message(), 1..8),
+        no_context_takeover in any::<bool>(),
+        window_bits in 9u8..=15,
+        threshold in 0usize..100,
+        fragment_sizes in proptest::collection::vec(1usize..40, 0..4),
+        chunks in proptest::collection::vec(0usize..100, 0..8),
+        client_sends in any::<bool>(),
+    ) {
+        let (sender_role, receiver_role) = if client_sends {
+            (Role::Client, Role::Server)
+        } else {
+            (Role::Server, Role::Client)
+        };
+        // What the sender agreed is what the receiver agreed, seen from the other end.
+        let sending = Negotiated {
+            local_no_context_takeover: no_context_takeover,
+            remote_no_context_takeover: no_context_takeover,
+            local_max_window_bits: window_bits,
+            remote_max_window_bits: window_bits,
+            level: 6,
+            threshold,
+        };
+        let mut sender = Connection::with_deflate(sender_role, Config::default(), Some(sending));
+        let mut expected = Vec::new();
+        for message in &messages {
+            match message {
+                Message::Text(t) => {
+                    sender.send_text(t).unwrap();
+                    expected.push(Event::Text(t.clone()));
+                }
+                Message::Binary(b) => {
+                    sender.send_binary(b).unwrap();
+                    expected.push(Event::Binary(b.clone()));
+                }
+                Message::Ping(_) => unreachable!(),
+            }
+        }
+        let wire = refragment(sender.pending_output(), sender_role, &fragment_sizes);
+        check_output_with(sender_role, &wire, true);
+        let observed = drive_with(receiver_role, &Config::default(), Some(sending), &wire, &chunks);
+        prop_assert!(!observed.failed);
+        prop_assert_eq!(observed.events, expected);
+    }
+
+    /// Arbitrary bytes to a connection with deflate negotiated: every invariant holds.
+    #[test]
+    fn arbitrary_bytes_with_deflate_keep_every_invariant(
+        input in proptest::collection::vec(any::<u8>(), 0..600),
+        chunks in proptest::collection::vec(0usize..64, 0..8),
+        server in any::<bool>(),
+    ) {
+        let agreed = Negotiated {
+            local_no_context_takeover: false,
+            remote_no_context_takeover: false,
+            local_max_window_bits: 15,
+            remote_max_window_bits: 15,
+            level: 6,
+            threshold: 0,
+        };
+        let role = if server { Role::Server } else { Role::Client };
+        drive_with(role, &small_config(), Some(agreed), &input, &chunks);
     }
 }
 

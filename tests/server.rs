@@ -6,8 +6,9 @@ use rfc6455::blocking::{self, Error};
 use rfc6455::handshake::server::Request;
 use rfc6455::server::{
     Accept, CloseInfo, ConnId, Ctx, Handle, Handler, HttpRequest, HttpResponse, Message, Server,
-    ServerConfig, SlowConsumer, Stats,
+    ServerConfig, SharedFrame, SlowConsumer, Stats,
 };
+use rfc6455::deflate::DeflateConfig;
 use rfc6455::{CloseCode, Event};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -20,10 +21,13 @@ use std::time::Duration;
 enum Seen {
     Open(String),
     Close(String, CloseInfo),
+    /// A "share:" broadcast went out; its compressed size, if it was compressed.
+    Shared(Option<usize>),
 }
 
-/// Echoes, except: "broadcast:X" sends X to every other connection; "flood:N" sends N
-/// messages of 64 KiB back; refuses the path /forbidden with 403; serves GET /page.
+/// Echoes, except: "broadcast:X" sends X to every other connection; "share:X" sends X
+/// to every other connection as one `SharedFrame`; "flood:N" sends N messages of 64 KiB
+/// back; refuses the path /forbidden with 403; serves GET /page.
 struct TestHandler {
     seen: mpsc::Sender<Seen>,
 }
@@ -55,6 +59,16 @@ impl Handler for TestHandler {
                         ctx.send_text(other, rest);
                     }
                 }
+                return;
+            }
+            if let Some(rest) = text.strip_prefix("share:") {
+                let frame = SharedFrame::text(rest);
+                for other in ctx.connections() {
+                    if other != id {
+                        ctx.send_shared(other, &frame);
+                    }
+                }
+                let _ = self.seen.send(Seen::Shared(frame.compressed_len()));
                 return;
             }
             if let Some(n) = text.strip_prefix("flood:") {
@@ -465,6 +479,102 @@ fn many_concurrent_connections_echo_correctly() {
         .collect();
     for client in clients {
         client.join().unwrap();
+    }
+    server.stop();
+}
+
+/// A client that offers permessage-deflate and records frames (to see RSV1).
+fn connect_deflate(url: &str) -> blocking::WebSocket<TcpStream> {
+    connect_offering(url, DeflateConfig::default())
+}
+
+fn connect_offering(url: &str, deflate: DeflateConfig) -> blocking::WebSocket<TcpStream> {
+    let config = rfc6455::Config {
+        deflate: Some(deflate),
+        trace: true,
+        ..rfc6455::Config::default()
+    };
+    let ws = blocking::connect_with(url, config, &[]).unwrap();
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    ws
+}
+
+/// Whether the last data frame `ws` received had RSV1 (compressed) set.
+fn last_received_compressed(ws: &mut blocking::WebSocket<TcpStream>) -> bool {
+    ws.take_trace()
+        .iter()
+        .rfind(|f| !f.outgoing && !f.header.opcode.is_control())
+        .expect("a data frame was received")
+        .header
+        .rsv
+        == 0b100
+}
+
+#[test]
+fn a_broadcast_is_compressed_once_for_every_deflate_member() {
+    let server = start(ServerConfig::default());
+    let mut sender = connect(&server.url("/s"));
+    let mut a = connect_deflate(&server.url("/a"));
+    let mut b = connect_deflate(&server.url("/b"));
+    let mut plain = connect(&server.url("/p"));
+    for _ in 0..4 {
+        assert!(matches!(server.next_seen(), Seen::Open(_)));
+    }
+    let text = "a message that compresses, a message that compresses, a message that compresses";
+    sender.send_text(&format!("share:{text}")).unwrap();
+    let compressed = match server.next_seen() {
+        Seen::Shared(size) => size.expect("compressed for the deflate members"),
+        other => panic!("{other:?}"),
+    };
+    assert!(compressed < 2 + text.len(), "{compressed}");
+    for ws in [&mut a, &mut b] {
+        assert_eq!(ws.read().unwrap(), Event::Text(text.into()));
+        assert!(last_received_compressed(ws));
+    }
+    assert_eq!(plain.read().unwrap(), Event::Text(text.into()));
+    // Direct sends are compressed too (the echo), and small ones are not.
+    a.send_text(text).unwrap();
+    assert_eq!(a.read().unwrap(), Event::Text(text.into()));
+    assert!(last_received_compressed(&mut a));
+    a.send_text("short").unwrap();
+    assert_eq!(a.read().unwrap(), Event::Text("short".into()));
+    assert!(!last_received_compressed(&mut a));
+    server.stop();
+}
+
+#[test]
+fn with_context_takeover_each_connection_compresses_for_itself() {
+    let server = start(ServerConfig {
+        connection: rfc6455::Config {
+            deflate: Some(DeflateConfig {
+                no_context_takeover: false,
+                request_no_context_takeover: false,
+                ..DeflateConfig::default()
+            }),
+            ..rfc6455::Config::default()
+        },
+        ..ServerConfig::default()
+    });
+    let mut sender = connect(&server.url("/s"));
+    // As browsers offer: nothing asked of the server.
+    let takeover = DeflateConfig {
+        no_context_takeover: false,
+        request_no_context_takeover: false,
+        ..DeflateConfig::default()
+    };
+    let mut a = connect_offering(&server.url("/a"), takeover);
+    for _ in 0..2 {
+        assert!(matches!(server.next_seen(), Seen::Open(_)));
+    }
+    let text = "context taken over, context taken over, context taken over, context taken over";
+    for _ in 0..3 {
+        sender.send_text(&format!("share:{text}")).unwrap();
+        // Not compressed once for all: this connection's own compressor did it.
+        assert!(matches!(server.next_seen(), Seen::Shared(None)));
+        assert_eq!(a.read().unwrap(), Event::Text(text.into()));
+        assert!(last_received_compressed(&mut a));
     }
     server.stop();
 }

@@ -1,7 +1,7 @@
 //! What a handler callback can do ([`Ctx`]) and the server's counters ([`Stats`]).
 
 use super::conn::{Conn, Phase};
-use super::shared::shared_len;
+use super::shared::{shared_len, BroadcastCompressor, Variant};
 use super::{ConnId, Message, ServerConfig, SharedFrame, SlowConsumer};
 use crate::{CloseCode, MessageKind};
 use slab::Slab;
@@ -43,6 +43,8 @@ pub struct Ctx<'a, D> {
     pub(super) stats: &'a mut Stats,
     /// Connections whose output changed, to flush after the callback.
     pub(super) touched: &'a mut Vec<usize>,
+    /// Compresses broadcasts once for the connections that share parameters.
+    pub(super) compressor: &'a mut BroadcastCompressor,
 }
 
 impl<D> Ctx<'_, D> {
@@ -109,13 +111,27 @@ impl<D> Ctx<'_, D> {
         let Some(Conn {
             phase: Phase::Open { ws, .. },
             ..
-        }) = self.open_conn(id)
+        }) = self
+            .conns
+            .get_mut(id.slot)
+            .filter(|c| c.generation == id.generation)
         else {
             return false;
         };
-        // One whole message. Text came in as a `&str` (see `send_text`), so it is not
-        // validated again here.
-        if ws.send_fragment(kind, payload, true).is_err() {
+        // One whole message. Without context takeover it is compressed by the loop's
+        // compressor (the connection keeps none); with it, by the connection's own.
+        // Text came in as a `&str` (see `send_text`), so it is not validated again.
+        let sent = match ws.deflate().copied() {
+            Some(deflate) if deflate.local_no_context_takeover => {
+                if self.compressor.compress_for(&deflate, payload) {
+                    ws.send_prepared(kind, &self.compressor.scratch, true)
+                } else {
+                    ws.send_prepared(kind, payload, false)
+                }
+            }
+            _ => ws.send_message(kind, payload),
+        };
+        if sent.is_err() {
             return false;
         }
         self.stats.messages_out += 1;
@@ -132,11 +148,32 @@ impl<D> Ctx<'_, D> {
         if !self.admit(id, frame.bytes().len()) {
             return false;
         }
-        let Some(conn) = self.open_conn(id) else {
+        // Borrowed field by field: the connection and the compressor at once.
+        let Some(conn) = self
+            .conns
+            .get_mut(id.slot)
+            .filter(|c| c.generation == id.generation)
+        else {
             return false;
         };
         let Phase::Open { ws, .. } = &mut conn.phase else {
             return false;
+        };
+        let bytes = match ws.deflate() {
+            None => frame.bytes.clone(),
+            Some(deflate) => match frame.variant(deflate, self.compressor) {
+                Variant::Shared(bytes) => bytes,
+                // Compressed by the connection itself, after what it queued before.
+                Variant::Own(kind, bytes, header_len) => {
+                    if ws.send_message(kind, &bytes[header_len..]).is_err() {
+                        return false;
+                    }
+                    self.stats.messages_out += 1;
+                    self.stats.bytes_out += frame.payload_len() as u64;
+                    self.touched.push(id.slot);
+                    return true;
+                }
+            },
         };
         // Keep the order: what the connection queued before goes out before this.
         let own = ws.pending_output();
@@ -145,7 +182,7 @@ impl<D> Ctx<'_, D> {
             ws.consume_output(earlier.len());
             conn.shared.push_back((earlier, 0));
         }
-        conn.shared.push_back((frame.bytes.clone(), 0));
+        conn.shared.push_back((bytes, 0));
         self.stats.messages_out += 1;
         self.stats.bytes_out += frame.payload_len() as u64;
         self.touched.push(id.slot);

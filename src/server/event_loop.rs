@@ -3,6 +3,7 @@
 //! in `upgrade.rs`, moving bytes and frames in `wire.rs`.
 
 use super::conn::{Conn, Phase};
+use super::shared::BroadcastCompressor;
 use super::timers::Timers;
 use super::{ConnId, Ctx, Handler, ServerConfig, Stats, LISTENER, READ_CHUNK, WAKER};
 use crate::handshake::HeadReader;
@@ -37,6 +38,8 @@ pub(super) struct Loop<H: Handler> {
     pub(super) scratch: Vec<u8>,
     /// Connections with output queued during this turn of the loop.
     pub(super) dirty: Vec<usize>,
+    /// Compresses broadcasts once (see `SharedFrame`).
+    pub(super) compressor: BroadcastCompressor,
 }
 
 impl<H: Handler> Loop<H> {
@@ -60,6 +63,7 @@ impl<H: Handler> Loop<H> {
             shutdown_deadline: None,
             scratch: vec![0; READ_CHUNK],
             dirty: Vec::new(),
+            compressor: BroadcastCompressor::default(),
         }
     }
 
@@ -259,6 +263,7 @@ impl<H: Handler> Loop<H> {
             config: &self.config,
             stats: &mut self.stats,
             touched: &mut touched,
+            compressor: &mut self.compressor,
         };
         f(&mut self.handler, &mut ctx);
         for &slot in &touched {

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 use rfc6455::frame::{FrameHeader, Parsed};
+use rfc6455::deflate::Negotiated;
 use rfc6455::{CloseFrame, Config, Connection, Event, OpCode, Role, State};
 
 /// What one connection did with one input.
@@ -20,7 +21,18 @@ pub struct Observed {
 /// chunk size of 0 counts as 1), draining events after each chunk, and checks every
 /// invariant. Panics with a description if one breaks.
 pub fn drive(role: Role, config: &Config, input: &[u8], chunks: &[usize]) -> Observed {
-    let mut conn = Connection::with_config(role, config.clone());
+    drive_with(role, config, None, input, chunks)
+}
+
+/// [`drive`] with permessage-deflate negotiated (RFC 7692).
+pub fn drive_with(
+    role: Role,
+    config: &Config,
+    deflate: Option<Negotiated>,
+    input: &[u8],
+    chunks: &[usize],
+) -> Observed {
+    let mut conn = Connection::with_deflate(role, config.clone(), deflate);
     let mut observed = Observed::default();
     let mut output = Vec::new();
     let mut rest = input;
@@ -60,7 +72,7 @@ pub fn drive(role: Role, config: &Config, input: &[u8], chunks: &[usize]) -> Obs
         output.extend_from_slice(conn.pending_output());
         conn.consume_output(conn.pending_output().len());
     }
-    check_output(role, &output);
+    check_output_with(role, &output, deflate.is_some());
     observed
 }
 
@@ -78,6 +90,12 @@ fn check_event(event: &Event, config: &Config) {
 /// sequence of complete frames: masked iff sent by a client, control frames short
 /// and unfragmented, at most one Close, which is the last frame, with a legal payload.
 pub fn check_output(role: Role, output: &[u8]) {
+    check_output_with(role, output, false)
+}
+
+/// [`check_output`] for a connection with permessage-deflate: RSV1 may be set, on the
+/// first frame of a data message only (RFC 7692 §6.1).
+pub fn check_output_with(role: Role, output: &[u8], deflate: bool) {
     let receiver = match role {
         Role::Client => Role::Server,
         Role::Server => Role::Client,
@@ -91,7 +109,11 @@ pub fn check_output(role: Role, output: &[u8]) {
             Ok(Parsed::Complete(header, len)) => (header, len),
             other => panic!("our output does not parse: {other:?}"),
         };
-        header.check(receiver, 0).expect("our frame breaks a rule");
+        let rsv1_allowed =
+            deflate && matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        header
+            .check(receiver, if rsv1_allowed { 0b100 } else { 0 })
+            .expect("our frame breaks a rule");
         let total = len + header.payload_len as usize;
         assert!(total <= rest.len(), "our output ends inside a frame");
         let mut payload = rest[len..total].to_vec();

@@ -4,7 +4,7 @@
 use clap::ValueEnum;
 use rfc6455::frame::FrameHeader;
 use rfc6455::handshake::{accept_digest, GUID};
-use rfc6455::inspect::{inspect, parse_hex};
+use rfc6455::inspect::{inspect, inspect_with, parse_hex};
 use rfc6455::mask::apply_mask;
 use rfc6455::{accept_key, OpCode, Role};
 use std::io::Read;
@@ -35,7 +35,7 @@ pub struct Payload {
     pub close: Option<u16>,
 }
 
-pub fn decode(hex: &[String], from: Option<Sender>) -> Result<String, String> {
+pub fn decode(hex: &[String], from: Option<Sender>, deflate: bool) -> Result<String, String> {
     let text = if hex == ["-"] {
         let mut input = String::new();
         std::io::stdin()
@@ -50,7 +50,7 @@ pub fn decode(hex: &[String], from: Option<Sender>) -> Result<String, String> {
         Sender::Client => Role::Client,
         Sender::Server => Role::Server,
     });
-    Ok(inspect(&bytes, sender))
+    Ok(inspect_with(&bytes, sender, deflate))
 }
 
 pub fn encode(

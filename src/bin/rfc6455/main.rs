@@ -85,6 +85,8 @@ enum Command {
     /// Decodes frames from hex bytes and explains every bit (RFC 6455 §5.2).
     ///
     /// Example: rfc6455 decode 81 85 37 fa 21 3d 7f 9f 4d 51 58
+    ///
+    /// Compressed (RFC 7692 §7.2.3.1): rfc6455 decode --deflate c1 07 f2 48 cd c9 c9 07 00
     Decode {
         /// Hex bytes (spaces, commas, colons and 0x prefixes are ignored); `-` reads
         /// them from standard input.
@@ -93,6 +95,10 @@ enum Command {
         /// Who sent the bytes; by default the first frame's MASK bit decides.
         #[arg(long, value_enum)]
         from: Option<Sender>,
+        /// Read them as permessage-deflate traffic (RFC 7692): RSV1 marks a compressed
+        /// message, which is inflated and shown both ways.
+        #[arg(long)]
+        deflate: bool,
     },
     /// Encodes one message as frames, prints their bytes in hex and explains them.
     ///
@@ -157,7 +163,7 @@ fn main() -> ExitCode {
             trace,
             deflate,
         } => client::client(&url, trace, deflate),
-        Command::Decode { hex, from } => learn::decode(&hex, from),
+        Command::Decode { hex, from, deflate } => learn::decode(&hex, from, deflate),
         Command::Encode {
             payload,
             reason,
