@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Runs the Autobahn TestSuite against rfc6455 and fails unless every case passes
-# strictly (OK or INFORMATIONAL, for the behaviour and the closing behaviour).
+# strictly (OK or INFORMATIONAL, for the behaviour and the closing behaviour). Every
+# case runs, permessage-deflate (12.*, 13.*) included: 517 per agent.
 #
 #   autobahn/run.sh server   wstest's fuzzingclient tests our servers (autobahn/fuzzingclient.json):
 #                            examples/echo_server (blocking) and `rfc6455 echo` (mio event loop)
 #   autobahn/run.sh client   wstest's fuzzingserver tests our client (autobahn/fuzzingserver.json)
+#   autobahn/run.sh all      both
+#
+# wstest is single-threaded Python and the bottleneck (our agents idle meanwhile), so
+# each agent gets a wstest process of its own and they run side by side.
 #
 # wstest comes from Docker (crossbario/autobahn-testsuite) when a Docker engine answers,
 # else from a local install that autobahn/install-wstest.sh makes under ~/.cache.
-# Reports land in autobahn/reports/{server,client}/ (index.html for a browser).
+# Reports land in autobahn/reports/{server/AGENT,client}/ (index.html for a browser).
 #
 # Every socket wstest listens on binds 127.0.0.1 (autobahn/loopback/sitecustomize.py:
 # wstest has no option for it), and its report web server does not run (webport 0).
@@ -16,30 +21,33 @@ set -euo pipefail
 
 mode="${1:-}"
 case "$mode" in
-  server|client) ;;
-  *) echo "usage: $0 server|client" >&2; exit 2 ;;
+  server|client|all) ;;
+  *) echo "usage: $0 server|client|all" >&2; exit 2 ;;
 esac
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
-  container="rfc6455-wstest-$$"
-  wstest=(docker run --rm --name "$container" --net=host -v "$root:$root" -w "$root"
-          -e PYTHONPATH="$root/autobahn/loopback" crossbario/autobahn-testsuite wstest)
+  docker_run() {
+    docker run --rm --name "rfc6455-wstest-$$-$1" --net=host -v "$root:$root" -w "$root" \
+      -e PYTHONPATH="$root/autobahn/loopback" crossbario/autobahn-testsuite wstest "${@:2}"
+  }
+  wstest=(docker_run)
 else
-  container=""
-  wstest=("$(bash "$root/autobahn/install-wstest.sh")")   # installs once, then just answers
+  wstest_bin="$(bash "$root/autobahn/install-wstest.sh")"   # installs once, then just answers
   export WSTEST_PYTHONPATH="$root/autobahn/loopback"
+  local_run() { "$wstest_bin" "${@:2}"; }
+  wstest=(local_run)
 fi
 
 # Every process started here is stopped on the way out, whatever happens.
 pids=()
 cleanup() {
-  [ -n "$container" ] && docker rm -f "$container" >/dev/null 2>&1
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   pids=()
+  docker ps -q --filter "name=rfc6455-wstest-$$-" 2>/dev/null | xargs -r docker rm -f >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -54,10 +62,13 @@ wait_for_port() {
 }
 
 cargo build --release --examples --bins --quiet
-rm -rf "autobahn/reports/$mode"
+mkdir -p autobahn/reports
 start=$(date +%s)
+runs=()      # "name pid log" of each wstest run
+indexes=()   # the index.json of each report
 
-if [ "$mode" = server ]; then
+if [ "$mode" != client ]; then
+  rm -rf autobahn/reports/server
   # Two testees: the blocking echo server and the event-loop one.
   target/release/examples/echo_server 127.0.0.1:9002 2>/dev/null &
   pids+=($!)
@@ -65,43 +76,83 @@ if [ "$mode" = server ]; then
   pids+=($!)
   wait_for_port 9002
   wait_for_port 9003
-  "${wstest[@]}" -m fuzzingclient -s autobahn/fuzzingclient.json
-else
+  # One spec (and wstest) per agent, from autobahn/fuzzingclient.json.
+  for agent in $(python3 -c 'import json; print(" ".join(s["agent"] for s in json.load(open("autobahn/fuzzingclient.json"))["servers"]))'); do
+    spec="autobahn/reports/spec-$agent.json"
+    python3 - "$agent" "$spec" <<'PY'
+import json, sys
+agent, out = sys.argv[1], sys.argv[2]
+spec = json.load(open("autobahn/fuzzingclient.json"))
+spec["servers"] = [s for s in spec["servers"] if s["agent"] == agent]
+spec["outdir"] = "./autobahn/reports/server/" + agent
+json.dump(spec, open(out, "w"), indent=1)
+PY
+    log="autobahn/reports/wstest-$agent.log"
+    "${wstest[@]}" "$agent" -m fuzzingclient -s "$spec" >"$log" 2>&1 &
+    runs+=("$agent $! $log")
+    indexes+=("autobahn/reports/server/$agent/index.json")
+  done
+fi
+
+if [ "$mode" != server ]; then
+  rm -rf autobahn/reports/client
   webport=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("webport", 0))' \
     autobahn/fuzzingserver.json)
-  "${wstest[@]}" -m fuzzingserver -s autobahn/fuzzingserver.json --webport "$webport" &
+  "${wstest[@]}" client -m fuzzingserver -s autobahn/fuzzingserver.json --webport "$webport" \
+    >autobahn/reports/wstest-fuzzingserver.log 2>&1 &
   pids+=($!)
   wait_for_port 9001
-  target/release/examples/autobahn_client ws://127.0.0.1:9001 2>/dev/null
+  target/release/examples/autobahn_client ws://127.0.0.1:9001 >autobahn/reports/client.log 2>&1 &
+  runs+=("client $! autobahn/reports/client.log")
+  indexes+=("autobahn/reports/client/index.json")
 fi
-echo "autobahn $mode: wstest finished in $(( $(date +%s) - start )) s"
+
+failed=0
+for run in "${runs[@]}"; do
+  read -r name pid log <<<"$run"
+  if wait "$pid"; then
+    echo "autobahn $name: finished after $(( $(date +%s) - start )) s"
+  else
+    echo "autobahn $name: exited with an error" >&2
+    tail -20 "$log" >&2
+    failed=1
+  fi
+done
 cleanup
 
-python3 - "autobahn/reports/$mode/index.json" <<'PY'
-import collections, json, sys
+python3 - "${indexes[@]}" <<'PY' || failed=1
+import collections, json, os, sys
 
-with open(sys.argv[1]) as f:
-    index = json.load(f)
 passing = {"OK", "INFORMATIONAL"}
 failed = False
 
 def case_key(case):
     return [int(part) for part in case.split(".")]
 
-for agent, cases in sorted(index.items()):
-    counts = collections.Counter(result["behavior"] for result in cases.values())
-    close_counts = collections.Counter(result["behaviorClose"] for result in cases.values())
-    print("%s: %d cases" % (agent, len(cases)))
-    print("  behavior:      " + ", ".join("%s %d" % kv for kv in sorted(counts.items())))
-    print("  behaviorClose: " + ", ".join("%s %d" % kv for kv in sorted(close_counts.items())))
-    for case in sorted(cases, key=case_key):
-        result = cases[case]
-        if result["behavior"] not in passing or result["behaviorClose"] not in passing:
-            failed = True
-            print("  %-8s behavior %-13s behaviorClose %-13s %s" % (
-                case, result["behavior"], result["behaviorClose"], result.get("reportfile", "")))
-if not index:
-    print("no results")
-    failed = True
+for path in sys.argv[1:]:
+    if not os.path.exists(path):
+        print("no results in %s" % path)
+        failed = True
+        continue
+    with open(path) as f:
+        index = json.load(f)
+    if not index:
+        print("no results in %s" % path)
+        failed = True
+    for agent, cases in sorted(index.items()):
+        counts = collections.Counter(result["behavior"] for result in cases.values())
+        close_counts = collections.Counter(result["behaviorClose"] for result in cases.values())
+        seconds = sum(result.get("duration", 0) for result in cases.values()) / 1000.0
+        print("%s: %d cases (%.0f s of cases)" % (agent, len(cases), seconds))
+        print("  behavior:      " + ", ".join("%s %d" % kv for kv in sorted(counts.items())))
+        print("  behaviorClose: " + ", ".join("%s %d" % kv for kv in sorted(close_counts.items())))
+        for case in sorted(cases, key=case_key):
+            result = cases[case]
+            if result["behavior"] not in passing or result["behaviorClose"] not in passing:
+                failed = True
+                print("  %-8s behavior %-13s behaviorClose %-13s %s" % (
+                    case, result["behavior"], result["behaviorClose"], result.get("reportfile", "")))
 sys.exit(1 if failed else 0)
 PY
+echo "autobahn $mode: $(( $(date +%s) - start )) s in all"
+exit $failed

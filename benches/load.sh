@@ -71,7 +71,9 @@ for workload in "${workloads[@]}"; do
 done
 
 echo
-echo "fan-out: one publisher, 200 messages, to a room of 1000 members (rfc6455 serve)"
+echo "fan-out: one publisher, 200 messages, to a room of 1000 members (rfc6455 serve),"
+echo "without and with permessage-deflate (each broadcast compressed once for all members)"
 target/release/rfc6455 serve --addr 127.0.0.1:9104 --max-rate 0 2>/dev/null & pids+=($!)
 wait_for_port 9104
 target/release/examples/loadgen ws://127.0.0.1:9104/ --fanout 1000 --publish 200
+target/release/examples/loadgen ws://127.0.0.1:9104/ --fanout 1000 --publish 200 --deflate

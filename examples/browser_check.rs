@@ -2,7 +2,8 @@
 //! headless Chromium sessions, a laptop window (1280×800) and a phone (390×844), that
 //! each join one room and say something, and watches the room (as a third, WebSocket
 //! client) until each browser reports that every control of its page lies inside the
-//! viewport (first screen and joined) and that it saw the other's message. Exits
+//! viewport (first screen and joined), that its WebSocket negotiated permessage-deflate
+//! (RFC 7692, Chromium's offer and our answer), and that it saw the other's message. Exits
 //! non-zero if a page reports a layout problem, or the reports do not come within
 //! 30 s: when the page, the server or the browser's WebSocket breaks. Then it keeps a
 //! screenshot of the first screen at each size in `target/screenshots/` (CI artifacts).
@@ -109,6 +110,20 @@ fn screenshot(browser: &str, (w, h): (u32, u32), url: &str, out: &std::path::Pat
     status.is_ok_and(|s| s.success()) && std::fs::metadata(out).is_ok_and(|m| m.len() > 0)
 }
 
+/// The extensions a page's WebSocket negotiated, from its "extensions:..." report.
+fn extensions_report(text: &str, from: &str) -> Option<String> {
+    if !text.contains(&format!(r#""from":"{from}""#)) {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    Some(
+        value["text"]
+            .as_str()?
+            .strip_prefix("extensions:")?
+            .to_string(),
+    )
+}
+
 /// What a page said about its layout, from its "layout:WxH:ok|bad: ..." report.
 fn layout_report(text: &str, from: &str) -> Option<Result<String, String>> {
     if !text.contains(&format!(r#""from":"{from}""#)) {
@@ -164,13 +179,21 @@ fn main() {
     let mut saw = (false, false);
     // Each page's layout report: None until it comes.
     let mut layout: [Option<Result<String, String>>; 2] = [None, None];
-    let done = |saw: (bool, bool), layout: &[Option<Result<String, String>>; 2]| {
-        saw.0 && saw.1 && layout.iter().all(Option::is_some)
+    // Whether each page's WebSocket negotiated permessage-deflate (`ws.extensions`).
+    let mut deflate: [Option<bool>; 2] = [None, None];
+    let done = |saw: (bool, bool),
+                layout: &[Option<Result<String, String>>; 2],
+                deflate: &[Option<bool>; 2]| {
+        saw.0 && saw.1 && layout.iter().all(Option::is_some) && deflate.iter().all(Option::is_some)
     };
-    while !done(saw, &layout) && started.elapsed() < Duration::from_secs(30) {
+    while !done(saw, &layout, &deflate) && started.elapsed() < Duration::from_secs(30) {
         match observer.read() {
             Ok(Event::Text(text)) => {
                 for (i, who) in ["alice", "bob"].into_iter().enumerate() {
+                    if let Some(agreed) = extensions_report(&text, who) {
+                        println!("{who}'s page negotiated: {agreed}");
+                        deflate[i] = Some(agreed.starts_with("permessage-deflate"));
+                    }
                     if let Some(report) = layout_report(&text, who) {
                         match &report {
                             Ok(size) => println!(
@@ -234,15 +257,16 @@ fn main() {
     }
 
     let layout_ok = layout.iter().all(|r| matches!(r, Some(Ok(_))));
-    if saw.0 && saw.1 && layout_ok && shots_ok {
+    let deflate_ok = deflate.iter().all(|d| *d == Some(true));
+    if saw.0 && saw.1 && layout_ok && shots_ok && deflate_ok {
         println!(
-            "browser_check: two Chromium sessions (1280x800 and 390x844) fit their pages and chatted in {:.1} s",
+            "browser_check: two Chromium sessions (1280x800 and 390x844) fit their pages and chatted over permessage-deflate in {:.1} s",
             elapsed.as_secs_f64()
         );
     } else {
         eprintln!(
-            "browser_check: FAILED (alice saw bob: {}, bob saw alice: {}, layout: {:?}, screenshots: {})",
-            saw.0, saw.1, layout, shots_ok
+            "browser_check: FAILED (alice saw bob: {}, bob saw alice: {}, layout: {:?}, screenshots: {}, permessage-deflate: {:?})",
+            saw.0, saw.1, layout, shots_ok, deflate
         );
         std::process::exit(1);
     }

@@ -2,9 +2,15 @@
 //! starts it as a child process, opens N WebSocket connections to it (default 10 000),
 //! and reads the child's VmRSS from /proc before and after. Linux only.
 //!
+//! With `deflate`, every connection negotiates permessage-deflate with Chromium's
+//! offer; idle, they are measured as above. Then each sends one compressed message and
+//! reads its compressed echo (so that the server inflated and compressed for it), and
+//! the peak while they did (`VmHWM`) is reported: memory per active connection.
+//!
 //! ```text
 //! cargo build --release --bins --examples
 //! target/release/examples/idle_memory 10000
+//! target/release/examples/idle_memory 10000 deflate
 //! ```
 
 use std::io::{Read, Write};
@@ -13,12 +19,39 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("Linux /proc");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
+        .expect(field)
+}
+
+/// A compressed, masked text message of 200 bytes, as a client with
+/// permessage-deflate sends it (no context takeover: valid on any connection).
+fn compressed_message() -> Vec<u8> {
+    let agreed = rfc6455::deflate::Negotiated {
+        local_no_context_takeover: true,
+        remote_no_context_takeover: true,
+        local_max_window_bits: 15,
+        remote_max_window_bits: 15,
+        level: 6,
+        threshold: 0,
+    };
+    let mut client = rfc6455::Connection::with_deflate(
+        rfc6455::Role::Client,
+        rfc6455::Config::default(),
+        Some(agreed),
+    );
+    let text = "{\"type\":\"message\",\"room\":\"lobby\",\"text\":\"hello\"} ".repeat(4);
+    client.send_text(&text).unwrap();
+    let frame = client.pending_output().to_vec();
+    assert_eq!(frame[0], 0xc1, "compressed");
+    frame
 }
 
 fn main() {
@@ -26,9 +59,15 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(10_000);
+    let deflate = std::env::args().nth(2).as_deref() == Some("deflate");
     let exe = std::env::current_exe().unwrap();
     let server_bin = exe.parent().unwrap().parent().unwrap().join("rfc6455");
     let addr = "127.0.0.1:9301";
+    let offer = if deflate {
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+    } else {
+        ""
+    };
     let mut child = Command::new(&server_bin)
         .args(["echo", "--addr", addr])
         .stderr(Stdio::null())
@@ -38,35 +77,71 @@ fn main() {
     let pid = child.id();
 
     // One connection first, so that one-time allocations are not counted per connection.
-    let mut conns = vec![open(addr)];
+    let mut conns = vec![open(addr, offer, deflate)];
     std::thread::sleep(Duration::from_millis(200));
     let before = rss_kib(pid);
+    // The peak from here on (Linux: "5" to clear_refs resets VmHWM).
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
     for _ in 1..n {
-        conns.push(open(addr));
+        conns.push(open(addr, offer, deflate));
     }
+    let per = |kib: u64| (kib.saturating_sub(before)) as f64 * 1024.0 / (n - 1) as f64;
     // Let the server finish every handshake and a tick release idle buffers.
     std::thread::sleep(Duration::from_millis(2500));
-    let after = rss_kib(pid);
-    let per_conn = (after.saturating_sub(before)) as f64 * 1024.0 / (n - 1) as f64;
+    let idle = rss_kib(pid);
     println!(
-        "{n} idle connections: server RSS {before} KiB -> {after} KiB, {per_conn:.0} bytes per connection"
+        "{n} idle connections{}: server RSS {before} KiB -> {idle} KiB, {:.0} bytes per connection",
+        if deflate {
+            " with permessage-deflate"
+        } else {
+            ""
+        },
+        per(idle)
     );
+    if deflate {
+        // Every connection sends one compressed message and reads the echo.
+        let message = compressed_message();
+        for conn in &mut conns {
+            conn.write_all(&message).unwrap();
+        }
+        for conn in &mut conns {
+            let mut reply = [0u8; 512];
+            let got = conn.read(&mut reply).unwrap();
+            assert!(got > 2 && reply[0] == 0xc1, "a compressed echo");
+        }
+        let peak = status_kib(pid, "VmHWM:");
+        println!(
+            "then each one compressed message in and out: server peak {before} KiB -> {peak} KiB, {:.0} bytes per active connection",
+            per(peak)
+        );
+        // The server frees what idle connections hold on its next tick; the allocator
+        // may keep the freed pages, so RSS says little about what is still in use.
+        std::thread::sleep(Duration::from_millis(2500));
+        let after = rss_kib(pid);
+        println!(
+            "idle again: server RSS {after} KiB ({:.0} bytes per connection, freed memory the allocator keeps included)",
+            per(after)
+        );
+    }
     drop(conns);
     let _ = child.kill();
     let _ = child.wait();
 }
 
-/// Opens a WebSocket connection with a raw handshake and keeps it idle.
-fn open(addr: &str) -> TcpStream {
+/// Opens a WebSocket connection with a raw handshake (with `offer`, an extra header
+/// line) and keeps it idle.
+fn open(addr: &str, offer: &str, deflate: bool) -> TcpStream {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .write_all(
-            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .unwrap();
-    let mut head = [0u8; 256];
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 512];
     let n = stream.read(&mut head).unwrap();
-    assert!(head[..n].starts_with(b"HTTP/1.1 101"), "handshake failed");
+    let head = String::from_utf8_lossy(&head[..n]);
+    assert!(head.starts_with("HTTP/1.1 101"), "handshake failed");
+    assert_eq!(head.contains("permessage-deflate"), deflate, "{head}");
     stream
 }

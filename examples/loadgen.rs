@@ -54,6 +54,21 @@ struct Args {
     /// Fan-out mode: messages the publisher sends.
     #[arg(long, value_name = "P", default_value_t = 100)]
     publish: usize,
+    /// Offer permessage-deflate (RFC 7692) on every connection.
+    #[arg(long)]
+    deflate: bool,
+}
+
+/// Connects, offering permessage-deflate if asked.
+fn connect(
+    url: &str,
+    deflate: bool,
+) -> Result<blocking::WebSocket<std::net::TcpStream>, blocking::Error> {
+    let config = rfc6455::Config {
+        deflate: deflate.then(rfc6455::deflate::DeflateConfig::default),
+        ..rfc6455::Config::default()
+    };
+    blocking::connect_with(url, config, &[])
 }
 
 #[derive(Default)]
@@ -65,7 +80,7 @@ struct Outcome {
 
 fn run_connection(args: &Args, deadline: Instant) -> Outcome {
     let mut outcome = Outcome::default();
-    let mut ws = match blocking::connect(&args.url) {
+    let mut ws = match connect(&args.url, args.deflate) {
         Ok(ws) => ws,
         Err(e) => {
             eprintln!("connect: {e}");
@@ -169,8 +184,8 @@ fn micros_since_epoch() -> u64 {
 }
 
 /// Connects to the rooms server, says hello as `name` and joins the room.
-fn member(url: &str, name: &str) -> blocking::WebSocket<std::net::TcpStream> {
-    let mut ws = blocking::connect(url).expect("connect");
+fn member(url: &str, name: &str, deflate: bool) -> blocking::WebSocket<std::net::TcpStream> {
+    let mut ws = connect(url, deflate).expect("connect");
     ws.send_text(&format!(r#"{{"type":"hello","name":"{name}"}}"#))
         .unwrap();
     ws.send_text(r#"{"type":"join","room":"fanout"}"#).unwrap();
@@ -191,10 +206,11 @@ fn fanout(args: &Args, members: usize) {
             let url = args.url.clone();
             let barrier = barrier.clone();
             let expected = args.publish;
+            let deflate = args.deflate;
             std::thread::Builder::new()
                 .stack_size(256 * 1024)
                 .spawn(move || {
-                    let mut ws = member(&url, &format!("m{i}"));
+                    let mut ws = member(&url, &format!("m{i}"), deflate);
                     let _ = ws.get_ref().set_read_timeout(Some(Duration::from_secs(30)));
                     barrier.wait();
                     let mut latencies = Vec::with_capacity(expected);
@@ -222,7 +238,7 @@ fn fanout(args: &Args, members: usize) {
                 .expect("spawn a member")
         })
         .collect();
-    let mut publisher = member(&args.url, "publisher");
+    let mut publisher = member(&args.url, "publisher", args.deflate);
     barrier.wait();
     let started = Instant::now();
     for _ in 0..args.publish {

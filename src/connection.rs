@@ -200,7 +200,9 @@ pub struct Connection {
     mask_keys: Option<MaskKeys>,
     /// Frames seen, when `Config::trace` is on.
     trace: Vec<TracedFrame>,
-    compression: Option<Compression>,
+    /// Boxed: a connection without permessage-deflate pays one pointer for it (an
+    /// event loop keeps thousands of connections in one table).
+    compression: Option<Box<Compression>>,
 }
 
 /// How many payload bytes a [`TracedFrame`] keeps.
@@ -344,11 +346,13 @@ impl Connection {
             close_sent: false,
             mask_keys: (role == Role::Client).then(MaskKeys::new),
             trace: Vec::new(),
-            compression: deflate.map(|negotiated| Compression {
-                negotiated,
-                deflater: Deflater::new(&negotiated),
-                inflater: Inflater::new(&negotiated),
-                scratch: Vec::new(),
+            compression: deflate.map(|negotiated| {
+                Box::new(Compression {
+                    negotiated,
+                    deflater: Deflater::new(&negotiated),
+                    inflater: Inflater::new(&negotiated),
+                    scratch: Vec::new(),
+                })
             }),
         }
     }
@@ -1082,4 +1086,55 @@ enum Step {
     Event(Event),
     Continue,
     NeedMore,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agreed(no_context_takeover: bool) -> Negotiated {
+        Negotiated {
+            local_no_context_takeover: no_context_takeover,
+            remote_no_context_takeover: no_context_takeover,
+            local_max_window_bits: 15,
+            remote_max_window_bits: 15,
+            level: 6,
+            threshold: 0,
+        }
+    }
+
+    /// Compression state exists only while it is needed: allocated by the first
+    /// compressed message each way, and freed when the connection goes idle, unless
+    /// context takeover obliges it to be kept (RFC 7692 §7.1.1).
+    #[test]
+    fn compression_state_is_freed_when_idle_unless_context_is_taken_over() {
+        for no_context_takeover in [true, false] {
+            let mut client =
+                Connection::with_deflate(Role::Client, Config::default(), Some(agreed(true)));
+            client.send_text(&"compressible ".repeat(20)).unwrap();
+            let frame = client.pending_output().to_vec();
+            let mut server = Connection::with_deflate(
+                Role::Server,
+                Config::default(),
+                Some(agreed(no_context_takeover)),
+            );
+            let state = |conn: &Connection| {
+                let c = conn.compression.as_ref().unwrap();
+                (c.deflater.holds_state(), c.inflater.holds_state())
+            };
+            assert_eq!(state(&server), (false, false), "nothing before a message");
+            server.receive(&frame);
+            assert!(matches!(server.next_event(), Ok(Some(Event::Text(_)))));
+            server
+                .send_text(&"a reply that compresses ".repeat(10))
+                .unwrap();
+            assert_eq!(state(&server), (true, true));
+            let pending = server.pending_output().len();
+            server.consume_output(pending);
+            server.release_idle_buffers();
+            let kept = !no_context_takeover;
+            assert_eq!(state(&server), (kept, kept));
+            assert!(server.input.capacity() <= 4096);
+        }
+    }
 }

@@ -379,7 +379,11 @@ impl Inspector {
             }
             _ => hex_preview(&data),
         };
-        let _ = writeln!(self.out, "  inflated: {size} -> {} bytes: {shown}", data.len());
+        let _ = writeln!(
+            self.out,
+            "  inflated: {size} -> {} bytes: {shown}",
+            data.len()
+        );
         if text && std::str::from_utf8(&data).is_err() {
             self.violation(ProtocolError::InvalidUtf8);
         }

@@ -9,6 +9,8 @@
 //!   blocking::{connect, accept}        blocking drivers: a stream per thread
 //!   ─────────────────────────────────────────────────────────────────────────  sans-IO below
 //!   handshake::{server, client}        §4   HTTP Upgrade request / 101 response
+//!   extensions                         §9.1 the Sec-WebSocket-Extensions header
+//!   deflate                            RFC 7692 permessage-deflate: negotiation, codec
 //!   Connection                         §5–§7 bytes in → events out, sends → bytes out
 //!     ├─ frame   FrameHeader, OpCode   §5.2 the header bits
 //!     ├─ mask    apply_mask            §5.3 client-to-server masking

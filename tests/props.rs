@@ -4,11 +4,11 @@
 mod support;
 
 use proptest::prelude::*;
+use rfc6455::deflate::Negotiated;
 use rfc6455::frame::{FrameHeader, Parsed};
 use rfc6455::mask::apply_mask;
 use rfc6455::utf8::Utf8Validator;
 use rfc6455::{Config, Connection, Event, MessageKind, OpCode, Role};
-use rfc6455::deflate::Negotiated;
 use support::invariants::{check_output, check_output_with, drive, drive_with};
 
 fn small_config() -> Config {
@@ -271,7 +271,11 @@ fn refragment(wire: &[u8], role: Role, sizes: &[usize]) -> Vec<u8> {
             let piece_header = FrameHeader {
                 fin: i + 1 == pieces.len() && header.fin,
                 rsv: if i == 0 { header.rsv } else { 0 },
-                opcode: if i == 0 { header.opcode } else { OpCode::Continuation },
+                opcode: if i == 0 {
+                    header.opcode
+                } else {
+                    OpCode::Continuation
+                },
                 masking_key,
                 payload_len: piece.len() as u64,
             };
@@ -290,7 +294,8 @@ fn refragment(wire: &[u8], role: Role, sizes: &[usize]) -> Vec<u8> {
 /// Text that compresses (repeated words), or any text, or any bytes.
 fn compressible_message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (proptest::collection::vec("[a-c ]{1,8}", 0..60)).prop_map(|words| Message::Text(words.concat())),
+        (proptest::collection::vec("[a-c ]{1,8}", 0..60))
+            .prop_map(|words| Message::Text(words.concat())),
         any::<String>().prop_map(Message::Text),
         proptest::collection::vec(any::<u8>(), 0..3000).prop_map(Message::Binary),
         proptest::collection::vec(0u8..4, 0..3000).prop_map(Message::Binary),

@@ -47,11 +47,8 @@ trap - EXIT
 step "browser: the rooms page at 1280x800 and 390x844 in headless Chromium (screenshots in target/screenshots/)"
 target/release/examples/browser_check
 
-step "Autobahn TestSuite: our servers"
-bash autobahn/run.sh server
-
-step "Autobahn TestSuite: our client"
-bash autobahn/run.sh client
+step "Autobahn TestSuite, every case (permessage-deflate included): our two servers and our client, side by side"
+bash autobahn/run.sh all
 
 step "fuzz smoke: every target for ${FUZZ_SMOKE_SECONDS:-20} s"
 bash fuzz/run.sh "${FUZZ_SMOKE_SECONDS:-20}"

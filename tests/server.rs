@@ -3,12 +3,12 @@
 #![cfg(feature = "server")]
 
 use rfc6455::blocking::{self, Error};
+use rfc6455::deflate::DeflateConfig;
 use rfc6455::handshake::server::Request;
 use rfc6455::server::{
     Accept, CloseInfo, ConnId, Ctx, Handle, Handler, HttpRequest, HttpResponse, Message, Server,
     ServerConfig, SharedFrame, SlowConsumer, Stats,
 };
-use rfc6455::deflate::DeflateConfig;
 use rfc6455::{CloseCode, Event};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -216,3 +216,19 @@ impl Inflater {
         }
     }
 }
+
+impl Deflater {
+    /// Whether a compressor is allocated now.
+    #[cfg(test)]
+    pub(crate) fn holds_state(&self) -> bool {
+        self.stream.is_some()
+    }
+}
+
+impl Inflater {
+    /// Whether inflate state is allocated now.
+    #[cfg(test)]
+    pub(crate) fn holds_state(&self) -> bool {
+        self.stream.is_some()
+    }
+}

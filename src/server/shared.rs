@@ -81,7 +81,12 @@ impl BroadcastCompressor {
         }
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
-        self.compress(deflate.level.min(9), deflate.local_max_window_bits, payload, &mut out);
+        self.compress(
+            deflate.level.min(9),
+            deflate.local_max_window_bits,
+            payload,
+            &mut out,
+        );
         let shrank = out.len() < payload.len();
         self.scratch = out;
         shrank
@@ -89,7 +94,8 @@ impl BroadcastCompressor {
 
     fn compress(&mut self, level: u32, window_bits: u8, payload: &[u8], out: &mut Vec<u8>) {
         if !matches!(&self.stream, Some((l, w, _)) if *l == level && *w == window_bits) {
-            let stream = Compress::new_with_window_bits(Compression::new(level), false, window_bits);
+            let stream =
+                Compress::new_with_window_bits(Compression::new(level), false, window_bits);
             self.stream = Some((level, window_bits, stream));
         }
         let (_, _, stream) = self.stream.as_mut().expect("set above");
@@ -139,7 +145,11 @@ impl SharedFrame {
     /// under the threshold, or one that does not shrink), the frame compressed once for
     /// everyone with the same parameters, or, with context takeover or other
     /// parameters, the message for the connection to compress itself.
-    pub(super) fn variant(&self, deflate: &Negotiated, compressor: &mut BroadcastCompressor) -> Variant {
+    pub(super) fn variant(
+        &self,
+        deflate: &Negotiated,
+        compressor: &mut BroadcastCompressor,
+    ) -> Variant {
         let payload_len = self.payload_len();
         if payload_len < deflate.threshold || deflate.local_max_window_bits < 9 {
             return Variant::Shared(self.bytes.clone());

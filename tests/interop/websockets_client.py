@@ -6,6 +6,10 @@
 Opens CONNECTIONS (default 200) concurrent connections; each sends text and binary
 messages of several sizes, a fragmented message and a ping, checks every echo, and
 closes with 1000. Exits non-zero on the first mismatch.
+
+`websockets` offers permessage-deflate (RFC 7692) by default and compresses what it
+sends; the server must accept it (its Sec-WebSocket-Extensions answer is checked), and
+so every message goes compressed both ways.
 """
 import asyncio
 import os
@@ -16,6 +20,8 @@ import websockets
 
 async def one(url, index):
     async with websockets.connect(url, max_size=2**24) as ws:
+        answer = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        assert answer.startswith("permessage-deflate"), "deflate not accepted: %r" % answer
         for size in (0, 1, 125, 126, 65535, 65536, 200_000):
             text = ("é%d-" % index * (size // 4 + 1))[:size]
             await ws.send(text)
@@ -38,7 +44,7 @@ async def main():
     url = sys.argv[1]
     connections = int(sys.argv[2]) if len(sys.argv) > 2 else 200
     await asyncio.gather(*(one(url, i) for i in range(connections)))
-    print("websockets %s: %d connections echoed correctly by %s"
+    print("websockets %s: %d connections with permessage-deflate echoed correctly by %s"
           % (websockets.__version__, connections, url))
 
 

@@ -6,8 +6,8 @@
 
 #![allow(dead_code)]
 
-use rfc6455::frame::{FrameHeader, Parsed};
 use rfc6455::deflate::Negotiated;
+use rfc6455::frame::{FrameHeader, Parsed};
 use rfc6455::{CloseFrame, Config, Connection, Event, OpCode, Role, State};
 
 /// What one connection did with one input.
@@ -109,8 +109,7 @@ pub fn check_output_with(role: Role, output: &[u8], deflate: bool) {
             Ok(Parsed::Complete(header, len)) => (header, len),
             other => panic!("our output does not parse: {other:?}"),
         };
-        let rsv1_allowed =
-            deflate && matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        let rsv1_allowed = deflate && matches!(header.opcode, OpCode::Text | OpCode::Binary);
         header
             .check(receiver, if rsv1_allowed { 0b100 } else { 0 })
             .expect("our frame breaks a rule");
