@@ -33,10 +33,8 @@ fn agreed(takeover: bool) -> Negotiated {
     Negotiated {
         local_no_context_takeover: !takeover,
         remote_no_context_takeover: !takeover,
-        local_max_window_bits: 15,
-        remote_max_window_bits: 15,
-        level: 6,
         threshold: 0,
+        ..Negotiated::default()
     }
 }
 

@@ -37,10 +37,8 @@ fn compressed_message() -> Vec<u8> {
     let agreed = rfc6455::deflate::Negotiated {
         local_no_context_takeover: true,
         remote_no_context_takeover: true,
-        local_max_window_bits: 15,
-        remote_max_window_bits: 15,
-        level: 6,
         threshold: 0,
+        ..rfc6455::deflate::Negotiated::default()
     };
     let mut client = rfc6455::Connection::with_deflate(
         rfc6455::Role::Client,

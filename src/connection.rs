@@ -668,6 +668,12 @@ impl Connection {
         self.input_start += n;
         progress.remaining -= n as u64;
         progress.offset += n;
+        self.after_payload(progress)
+    }
+
+    /// After a piece of a data frame's payload: wait for the rest of the frame, go on
+    /// to the next frame, or deliver the message the frame ended.
+    fn after_payload(&mut self, progress: PayloadInProgress) -> Result<Step, ProtocolError> {
         if progress.remaining > 0 {
             self.payload = Some(progress);
             return Ok(Step::NeedMore);
@@ -676,7 +682,17 @@ impl Connection {
         if !progress.fin {
             return Ok(Step::Continue);
         }
-        let message = self.message.take().expect("checked above");
+        let message = self
+            .message
+            .take()
+            .expect("a data payload belongs to a message");
+        if message.compressed && self.config.trace {
+            // The frame that ended it shows the message's inflated size and start.
+            if let Some(traced) = self.trace.iter_mut().rev().find(|t| !t.outgoing) {
+                traced.inflated = Some(message.data.len());
+                traced.preview = message.data[..message.data.len().min(TRACE_PREVIEW)].to_vec();
+            }
+        }
         Ok(Step::Event(Self::deliver(message)?))
     }
 
@@ -724,23 +740,7 @@ impl Connection {
                 InflateError::Invalid => ProtocolError::InvalidDeflateData,
             });
         }
-        if progress.remaining > 0 {
-            self.payload = Some(progress);
-            return Ok(Step::NeedMore);
-        }
-        self.payload = None;
-        if !progress.fin {
-            return Ok(Step::Continue);
-        }
-        let message = self.message.take().expect("checked above");
-        if self.config.trace {
-            // The frame that ended it shows the message's inflated size and start.
-            if let Some(traced) = self.trace.iter_mut().rev().find(|t| !t.outgoing) {
-                traced.inflated = Some(message.data.len());
-                traced.preview = message.data[..message.data.len().min(TRACE_PREVIEW)].to_vec();
-            }
-        }
-        Ok(Step::Event(Self::deliver(message)?))
+        self.after_payload(progress)
     }
 
     /// A complete message as an event: text is checked to its end.
@@ -1096,10 +1096,8 @@ mod tests {
         Negotiated {
             local_no_context_takeover: no_context_takeover,
             remote_no_context_takeover: no_context_takeover,
-            local_max_window_bits: 15,
-            remote_max_window_bits: 15,
-            level: 6,
             threshold: 0,
+            ..Negotiated::default()
         }
     }
 

@@ -61,16 +61,7 @@ pub fn inspect_with(bytes: &[u8], sender: Option<Role>, deflate: bool) -> String
         utf8_failed: false,
         closed: false,
         violations: 0,
-        inflater: deflate.then(|| {
-            Inflater::new(&Negotiated {
-                local_no_context_takeover: false,
-                remote_no_context_takeover: false,
-                local_max_window_bits: 15,
-                remote_max_window_bits: 15,
-                level: 6,
-                threshold: 0,
-            })
-        }),
+        inflater: deflate.then(|| Inflater::new(&Negotiated::default())),
         compressed: None,
     };
     let mut offset = 0;

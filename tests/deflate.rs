@@ -8,12 +8,8 @@ use rfc6455::{CloseCode, Config, Connection, Event, ProtocolError, Role};
 /// What both ends agree when neither limits anything: context takeover both ways.
 fn takeover() -> Negotiated {
     Negotiated {
-        local_no_context_takeover: false,
-        remote_no_context_takeover: false,
-        local_max_window_bits: 15,
-        remote_max_window_bits: 15,
-        level: 6,
         threshold: 0,
+        ..Negotiated::default()
     }
 }
 

@@ -25,10 +25,9 @@ fn a_bomb_gets_1009_at_the_limit_without_inflating_past_it() {
     let negotiated = Negotiated {
         local_no_context_takeover: true,
         remote_no_context_takeover: true,
-        local_max_window_bits: 15,
-        remote_max_window_bits: 15,
         level: 9,
         threshold: 0,
+        ..Negotiated::default()
     };
     // 16 MiB of zeros in one message: about 16 KB on the wire. (Built with our own
     // compressing end, a client, so it is masked as a server expects.)

@@ -363,12 +363,8 @@ proptest! {
         server in any::<bool>(),
     ) {
         let agreed = Negotiated {
-            local_no_context_takeover: false,
-            remote_no_context_takeover: false,
-            local_max_window_bits: 15,
-            remote_max_window_bits: 15,
-            level: 6,
             threshold: 0,
+            ..Negotiated::default()
         };
         let role = if server { Role::Server } else { Role::Client };
         drive_with(role, &small_config(), Some(agreed), &input, &chunks);

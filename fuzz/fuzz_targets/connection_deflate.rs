@@ -25,10 +25,8 @@ fuzz_target!(|data: &[u8]| {
     let agreed = Negotiated {
         local_no_context_takeover: true,
         remote_no_context_takeover: mode & 2 != 0,
-        local_max_window_bits: 15,
-        remote_max_window_bits: 15,
-        level: 6,
         threshold: 0,
+        ..Negotiated::default()
     };
     let config = Config {
         max_frame_size: 4096,

@@ -82,6 +82,16 @@ impl Default for DeflateConfig {
 }
 
 /// The outcome of the negotiation, from this end's point of view.
+///
+/// Its `Default` is what a bare `permessage-deflate` offer and answer agree: context
+/// taken over both ways, windows of 15 bits, level 6, threshold 64.
+///
+/// ```
+/// use rfc6455::deflate::Negotiated;
+///
+/// let agreed = Negotiated { threshold: 0, ..Negotiated::default() };
+/// assert!(!agreed.local_no_context_takeover && !agreed.remote_no_context_takeover);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Negotiated {
     /// This end resets its compressor after every message.
@@ -98,6 +108,19 @@ pub struct Negotiated {
     pub level: u32,
     /// Messages shorter than this go uncompressed.
     pub threshold: usize,
+}
+
+impl Default for Negotiated {
+    fn default() -> Self {
+        Negotiated {
+            local_no_context_takeover: false,
+            remote_no_context_takeover: false,
+            local_max_window_bits: 15,
+            remote_max_window_bits: 15,
+            level: 6,
+            threshold: DeflateConfig::default().threshold,
+        }
+    }
 }
 
 /// The parameters of one permessage-deflate offer or answer (RFC 7692 §7.1).
