@@ -30,14 +30,15 @@ cd "$root"
 
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   docker_run() {
-    docker run --rm --name "rfc6455-wstest-$$-$1" --net=host -v "$root:$root" -w "$root" \
+    exec docker run --rm --name "rfc6455-wstest-$$-$1" --net=host -v "$root:$root" -w "$root" \
       -e PYTHONPATH="$root/autobahn/loopback" crossbario/autobahn-testsuite wstest "${@:2}"
   }
   wstest=(docker_run)
 else
   wstest_bin="$(bash "$root/autobahn/install-wstest.sh")"   # installs once, then just answers
   export WSTEST_PYTHONPATH="$root/autobahn/loopback"
-  local_run() { "$wstest_bin" "${@:2}"; }
+  # exec: in a background subshell, $! is then wstest itself, which cleanup can stop.
+  local_run() { exec "$wstest_bin" "${@:2}"; }
   wstest=(local_run)
 fi
 

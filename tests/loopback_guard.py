@@ -6,7 +6,7 @@ of them is reachable from beyond this machine (bound to anything but 127.0.0.0/8
     loopback_guard.py watch ROOT_PID REPORT   poll until ROOT_PID exits or SIGTERM;
                                               write a summary to REPORT
     loopback_guard.py check REPORT            exit 1 if REPORT names a violation
-    loopback_guard.py self-test               prove the guard catches a 0.0.0.0 listener
+    loopback_guard.py self-test               prove the guard catches a listener it must
 
 "A process of the suite" is ROOT_PID or any descendant of it (by the parent chain in
 /proc). Listening means a TCP socket in LISTEN state, or a UDP socket bound with no
@@ -114,7 +114,11 @@ def command_of(pid):
         return "?"
 
 
-def scan(root, violations, loopback_seen):
+def scan(root, violations, allowed_seen, allowed=None):
+    """Records the listening sockets of ROOT's process tree: those on an address that
+    `allowed` accepts (by default: loopback) in `allowed_seen`, the others in
+    `violations`."""
+    allowed = allowed or is_loopback
     sockets = listening_sockets()
     if not sockets:
         return
@@ -123,8 +127,8 @@ def scan(root, violations, loopback_seen):
             continue
         proto, ip, port = sockets[inode]
         key = (proto, ip, port, pid)
-        if is_loopback(ip):
-            loopback_seen.add(key)
+        if allowed(ip):
+            allowed_seen.add(key)
         elif key not in violations:
             violations[key] = command_of(pid)
 
@@ -152,23 +156,35 @@ def check(report):
 
 
 def self_test():
-    """One child listens on 127.0.0.1, another on 0.0.0.0: the guard must see the
-    first as fine and report the second."""
+    """Proves the guard can fail, without opening anything to the network: address
+    classes first, then the whole pipeline (/proc tables, socket owners, the process
+    tree) on two children listening on 127.0.0.1 and 127.0.0.2, with only 127.0.0.2
+    allowed: the first must be reported, the second not."""
+    unspecified4 = socket.inet_ntop(socket.AF_INET, bytes(4))
+    unspecified6 = socket.inet_ntop(socket.AF_INET6, bytes(16))
+    cases = [("127.0.0.1", True), ("127.9.9.9", True), ("::1", True), ("::ffff:127.0.0.1", True),
+             (unspecified4, False), (unspecified6, False), ("192.0.2.7", False), ("2001:db8::7", False),
+             ("::ffff:192.0.2.7", False)]
+    wrong = [(ip, want) for ip, want in cases if is_loopback(ip) != want]
+    if wrong:
+        print("loopback guard self-test FAILED: address classes %r" % wrong)
+        return 1
     code = "import socket, time; s = socket.socket(); s.bind((%r, 0)); s.listen(); time.sleep(3)"
-    children = [subprocess.Popen([sys.executable, "-c", code % host]) for host in ("127.0.0.1", "0.0.0.0")]
-    violations, loopback_seen = {}, set()
+    children = [subprocess.Popen([sys.executable, "-c", code % host]) for host in ("127.0.0.1", "127.0.0.2")]
+    violations, allowed_seen = {}, set()
+    only_second = lambda ip: ip == "127.0.0.2"
     deadline = time.time() + 2.5
-    while time.time() < deadline and not (violations and loopback_seen):
-        scan(os.getpid(), violations, loopback_seen)
+    while time.time() < deadline and not (violations and allowed_seen):
+        scan(os.getpid(), violations, allowed_seen, only_second)
         time.sleep(0.05)
     for child in children:
         child.kill()
         child.wait()
-    wide = [key for key in violations if key[1] == "0.0.0.0"]
-    if not wide or not loopback_seen or len(violations) != 1:
-        print("loopback guard self-test FAILED: violations %r, loopback %r" % (violations, loopback_seen))
+    caught = [key for key in violations if key[1] == "127.0.0.1"]
+    if not caught or not allowed_seen or len(violations) != 1:
+        print("loopback guard self-test FAILED: violations %r, allowed %r" % (violations, allowed_seen))
         return 1
-    print("loopback guard self-test: a 0.0.0.0 listener is caught, a 127.0.0.1 one is not")
+    print("loopback guard self-test: a listener outside the allowed addresses is caught, an allowed one is not")
     return 0
 
 

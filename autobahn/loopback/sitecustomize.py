@@ -1,7 +1,7 @@
 # Loaded by wstest's Python (autobahn/run.sh puts this folder on PYTHONPATH): every
-# socket that Twisted listens on binds the loopback interface, never every interface.
-# wstest itself has no option for it (autobahn's listenWS binds '' = 0.0.0.0), and a
-# test server reachable from the network for the length of a run is not acceptable.
+# socket that Twisted listens on binds the loopback interface. wstest itself has no
+# option for it (autobahn's listenWS binds every interface), and a test server
+# reachable from the network for the length of a run is not acceptable.
 # Python 2.7 and 3 alike.
 try:
     from twisted.internet import posixbase
@@ -9,7 +9,10 @@ except ImportError:  # not wstest's interpreter: nothing to do
     posixbase = None
 
 LOOPBACK = "127.0.0.1"
-WIDE = ("", "0.0.0.0", "::")
+
+
+def _is_loopback(interface):
+    return interface.startswith("127.") or interface == "::1" or interface == "localhost"
 
 
 def _loopback_only(name, interface_index):
@@ -18,10 +21,10 @@ def _loopback_only(name, interface_index):
     def listen(self, *args, **kwargs):
         args = list(args)
         if "interface" in kwargs:
-            if kwargs["interface"] in WIDE:
+            if not _is_loopback(kwargs["interface"]):
                 kwargs["interface"] = LOOPBACK
         elif len(args) > interface_index:
-            if args[interface_index] in WIDE:
+            if not _is_loopback(args[interface_index]):
                 args[interface_index] = LOOPBACK
         else:
             kwargs["interface"] = LOOPBACK
