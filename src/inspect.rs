@@ -362,14 +362,7 @@ impl Inspector {
             return;
         }
         let (size, data) = self.compressed.take().expect("checked above");
-        let shown = match std::str::from_utf8(&data) {
-            Ok(text) if !text.is_empty() => {
-                let shown: String = text.chars().take(PREVIEW_CHARS).collect();
-                let more = if shown.len() < text.len() { "…" } else { "" };
-                format!("{shown:?}{more}")
-            }
-            _ => hex_preview(&data),
-        };
+        let shown = preview(&data);
         let _ = writeln!(
             self.out,
             "  inflated: {size} -> {} bytes: {shown}",
@@ -404,15 +397,19 @@ impl Inspector {
         if payload.is_empty() {
             return;
         }
-        let line = match std::str::from_utf8(payload) {
-            Ok(text) if !text.is_empty() => {
-                let shown: String = text.chars().take(PREVIEW_CHARS).collect();
-                let more = if shown.len() < text.len() { "…" } else { "" };
-                format!("{shown:?}{more}")
-            }
-            _ => hex_preview(payload),
-        };
-        let _ = writeln!(self.out, "  unmasked: {line}");
+        let _ = writeln!(self.out, "  unmasked: {}", preview(payload));
+    }
+}
+
+/// Bytes as quoted text when they are UTF-8, else in hex; cut to a preview.
+fn preview(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !text.is_empty() => {
+            let shown: String = text.chars().take(PREVIEW_CHARS).collect();
+            let more = if shown.len() < text.len() { "…" } else { "" };
+            format!("{shown:?}{more}")
+        }
+        _ => hex_preview(bytes),
     }
 }
 

@@ -36,6 +36,14 @@ impl Stats {
     }
 }
 
+/// The connection `id` names, if it is still the one in its slot. A free function, so
+/// that callers can hold it and another field of `Ctx` (the compressor) at once.
+fn conn_of<D>(conns: &mut Slab<Conn<D>>, id: ConnId) -> Option<&mut Conn<D>> {
+    conns
+        .get_mut(id.slot)
+        .filter(|c| c.generation == id.generation)
+}
+
 /// What a handler callback can do: send to and close any connection, reach its data.
 pub struct Ctx<'a, D> {
     pub(super) conns: &'a mut Slab<Conn<D>>,
@@ -49,9 +57,7 @@ pub struct Ctx<'a, D> {
 
 impl<D> Ctx<'_, D> {
     fn open_conn(&mut self, id: ConnId) -> Option<&mut Conn<D>> {
-        self.conns
-            .get_mut(id.slot)
-            .filter(|c| c.generation == id.generation)
+        conn_of(self.conns, id)
     }
 
     /// Sends a message to a connection. Returns false when the connection is gone or
@@ -111,10 +117,7 @@ impl<D> Ctx<'_, D> {
         let Some(Conn {
             phase: Phase::Open { ws, .. },
             ..
-        }) = self
-            .conns
-            .get_mut(id.slot)
-            .filter(|c| c.generation == id.generation)
+        }) = conn_of(self.conns, id)
         else {
             return false;
         };
@@ -148,12 +151,7 @@ impl<D> Ctx<'_, D> {
         if !self.admit(id, frame.bytes().len()) {
             return false;
         }
-        // Borrowed field by field: the connection and the compressor at once.
-        let Some(conn) = self
-            .conns
-            .get_mut(id.slot)
-            .filter(|c| c.generation == id.generation)
-        else {
+        let Some(conn) = conn_of(self.conns, id) else {
             return false;
         };
         let Phase::Open { ws, .. } = &mut conn.phase else {
