@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Echo load, side by side on loopback: our mio event-loop server (`rfc6455 echo`), our
-# blocking thread-per-connection server (examples/echo_server) and a tungstenite
+# Echo load, side by side on loopback: our mio event-loop server (`rfc6455 echo`) with
+# one loop, with two loops (`--threads 2`, both `--balance` modes), our blocking
+# thread-per-connection server (examples/echo_server) and a tungstenite
 # thread-per-connection server (examples/tungstenite_echo), each driven by
 # examples/loadgen with the same workloads, one server at a time.
 #
@@ -27,10 +28,12 @@ wait_for_port() {
   echo "nothing listens on port $1" >&2; return 1
 }
 
-target/release/rfc6455 echo --addr 127.0.0.1:9101 2>/dev/null & pids+=($!)
+target/release/rfc6455 echo --addr 127.0.0.1:9101 --threads 1 2>/dev/null & pids+=($!)
 target/release/examples/echo_server 127.0.0.1:9102 2>/dev/null & pids+=($!)
 target/release/examples/tungstenite_echo 127.0.0.1:9103 2>/dev/null & pids+=($!)
-for port in 9101 9102 9103; do wait_for_port $port; done
+target/release/rfc6455 echo --addr 127.0.0.1:9105 --threads 2 2>/dev/null & pids+=($!)
+target/release/rfc6455 echo --addr 127.0.0.1:9106 --threads 2 --balance reuse-port 2>/dev/null & pids+=($!)
+for port in 9101 9102 9103 9105 9106; do wait_for_port $port; done
 
 # name: loadgen arguments
 workloads=(
@@ -38,7 +41,7 @@ workloads=(
   "50 conns x16B depth16:-c 50 -s 16 -d 16 -m 4000"
   "10 conns x64KiB depth4:-c 10 -s 65536 -d 4 -m 400"
 )
-servers=("mio:9101" "blocking:9102" "tungstenite:9103")
+servers=("mio:9101" "mio-2loops:9105" "mio-2reuse:9106" "blocking:9102" "tungstenite:9103")
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
@@ -63,7 +66,7 @@ for workload in "${workloads[@]}"; do
     [ "$errors" != 0 ] && line="$line  ($errors errors)"
     echo "$line"
   done
-  for sname in mio blocking; do
+  for sname in mio mio-2loops mio-2reuse blocking; do
     awk -v n="$name" -v s="$sname" -v a="${rate[$sname]}" -v b="${rate[tungstenite]}" \
         -v c="${p99[$sname]}" -v d="${p99[tungstenite]}" \
         'BEGIN { printf "%-24s %-12s %12s  %.2fx msg/s, p99 %.2fx\n", n, s, "", a / b, c / d }'
@@ -72,8 +75,14 @@ done
 
 echo
 echo "fan-out: one publisher, 200 messages, to a room of 1000 members (rfc6455 serve),"
-echo "without and with permessage-deflate (each broadcast compressed once for all members)"
-target/release/rfc6455 serve --addr 127.0.0.1:9104 --max-rate 0 2>/dev/null & pids+=($!)
-wait_for_port 9104
-target/release/examples/loadgen ws://127.0.0.1:9104/ --fanout 1000 --publish 200
-target/release/examples/loadgen ws://127.0.0.1:9104/ --fanout 1000 --publish 200 --deflate
+echo "without and with permessage-deflate (each broadcast compressed once for all members),"
+echo "with one event loop and with two (members spread over both)"
+target/release/rfc6455 serve --addr 127.0.0.1:9104 --max-rate 0 --threads 1 2>/dev/null & pids+=($!)
+target/release/rfc6455 serve --addr 127.0.0.1:9107 --max-rate 0 --threads 2 2>/dev/null & pids+=($!)
+wait_for_port 9104; wait_for_port 9107
+for port in 9104 9107; do
+  loops=$([ $port = 9104 ] && echo 1 || echo 2)
+  echo "-- $loops loop(s)"
+  target/release/examples/loadgen ws://127.0.0.1:$port/ --fanout 1000 --publish 200
+  target/release/examples/loadgen ws://127.0.0.1:$port/ --fanout 1000 --publish 200 --deflate
+done

@@ -15,8 +15,10 @@ use std::time::Duration;
 /// `rfc6455 serve` with extra arguments, killed on drop.
 type Serve = support::ServerProcess;
 
-fn serve(args: &[&str]) -> Serve {
-    let mut all = vec!["serve"];
+/// `threads` event loops: every test runs with one and with two (`--threads`), and
+/// with two, consecutive clients land on alternate loops (least connections).
+fn serve(threads: &str, args: &[&str]) -> Serve {
+    let mut all = vec!["serve", "--threads", threads];
     all.extend_from_slice(args);
     support::ServerProcess::start(env!("CARGO_BIN_EXE_rfc6455"), &all)
 }
@@ -82,13 +84,40 @@ impl Client {
     }
 }
 
+/// Runs each named test with one event loop and with two.
+macro_rules! on_one_and_two_loops {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn one_loop() {
+                super::$name("1")
+            }
+            #[test]
+            fn two_loops() {
+                super::$name("2")
+            }
+        }
+    )*};
+}
+
+on_one_and_two_loops!(
+    messages_reach_the_other_members_of_the_room_only,
+    presence_follows_joins_leaves_and_disconnects,
+    direct_messages_are_acknowledged_with_their_delivery,
+    a_reconnecting_client_catches_up_on_exactly_what_it_missed,
+    history_is_bounded,
+    bad_requests_get_error_events_not_a_crash,
+    a_token_is_required_when_configured,
+    origins_are_restricted_when_configured,
+    the_page_and_the_metrics_are_served,
+);
+
 fn message(text: &str, room: &str, id: u64) -> Value {
     json!({"type": "message", "room": room, "text": text, "id": id})
 }
 
-#[test]
-fn messages_reach_the_other_members_of_the_room_only() {
-    let server = serve(&[]);
+fn messages_reach_the_other_members_of_the_room_only(threads: &str) {
+    let server = serve(threads, &[]);
     let mut ann = Client::hello(&server, "ann");
     let mut bob = Client::hello(&server, "bob");
     let mut cy = Client::hello(&server, "cy");
@@ -118,9 +147,8 @@ fn messages_reach_the_other_members_of_the_room_only() {
     ann.assert_nothing_pending();
 }
 
-#[test]
-fn presence_follows_joins_leaves_and_disconnects() {
-    let server = serve(&[]);
+fn presence_follows_joins_leaves_and_disconnects(threads: &str) {
+    let server = serve(threads, &[]);
     let mut ann = Client::hello(&server, "ann");
     ann.join("lobby", None);
     let mut bob = Client::hello(&server, "bob");
@@ -159,9 +187,8 @@ fn presence_follows_joins_leaves_and_disconnects() {
     let _bob_again = Client::hello(&server, "bob");
 }
 
-#[test]
-fn direct_messages_are_acknowledged_with_their_delivery() {
-    let server = serve(&[]);
+fn direct_messages_are_acknowledged_with_their_delivery(threads: &str) {
+    let server = serve(threads, &[]);
     let mut ann = Client::hello(&server, "ann");
     let mut bob = Client::hello(&server, "bob");
     ann.send(json!({"type": "direct", "to": "bob", "text": "psst", "id": 3}));
@@ -181,9 +208,8 @@ fn direct_messages_are_acknowledged_with_their_delivery() {
     );
 }
 
-#[test]
-fn a_reconnecting_client_catches_up_on_exactly_what_it_missed() {
-    let server = serve(&[]);
+fn a_reconnecting_client_catches_up_on_exactly_what_it_missed(threads: &str) {
+    let server = serve(threads, &[]);
     let mut ann = Client::hello(&server, "ann");
     ann.join("news", None);
     let mut bob = Client::hello(&server, "bob");
@@ -211,9 +237,8 @@ fn a_reconnecting_client_catches_up_on_exactly_what_it_missed() {
     assert_eq!(cy.join("news", None).len(), 5);
 }
 
-#[test]
-fn history_is_bounded() {
-    let server = serve(&["--history", "3"]);
+fn history_is_bounded(threads: &str) {
+    let server = serve(threads, &["--history", "3"]);
     let mut ann = Client::hello(&server, "ann");
     ann.join("r", None);
     for i in 1..=5 {
@@ -229,9 +254,8 @@ fn history_is_bounded() {
     assert_eq!(seqs, [3, 4, 5]);
 }
 
-#[test]
-fn bad_requests_get_error_events_not_a_crash() {
-    let server = serve(&[]);
+fn bad_requests_get_error_events_not_a_crash(threads: &str) {
+    let server = serve(threads, &[]);
     let mut c = Client::connect(&server, "");
     c.ws.send_text("{not json").unwrap();
     assert_eq!(c.recv()["code"], "bad_json");
@@ -281,9 +305,8 @@ fn raw_upgrade_status(addr: &str, target: &str, extra: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn a_token_is_required_when_configured() {
-    let server = serve(&["--token", "s3cret"]);
+fn a_token_is_required_when_configured(threads: &str) {
+    let server = serve(threads, &["--token", "s3cret"]);
     assert!(raw_upgrade_status(&server.addr, "/", "").starts_with("HTTP/1.1 401"));
     assert!(raw_upgrade_status(&server.addr, "/?token=wrong", "").starts_with("HTTP/1.1 401"));
     assert!(raw_upgrade_status(&server.addr, "/?token=s3cret", "").starts_with("HTTP/1.1 101"));
@@ -293,14 +316,16 @@ fn a_token_is_required_when_configured() {
     );
 }
 
-#[test]
-fn origins_are_restricted_when_configured() {
-    let server = serve(&[
-        "--origin",
-        "https://chat.example",
-        "--origin",
-        "http://localhost:9001",
-    ]);
+fn origins_are_restricted_when_configured(threads: &str) {
+    let server = serve(
+        threads,
+        &[
+            "--origin",
+            "https://chat.example",
+            "--origin",
+            "http://localhost:9001",
+        ],
+    );
     assert!(raw_upgrade_status(&server.addr, "/", "").starts_with("HTTP/1.1 403"));
     assert!(
         raw_upgrade_status(&server.addr, "/", "Origin: https://evil.example\r\n")
@@ -312,9 +337,8 @@ fn origins_are_restricted_when_configured() {
     );
 }
 
-#[test]
-fn the_page_and_the_metrics_are_served() {
-    let server = serve(&[]);
+fn the_page_and_the_metrics_are_served(threads: &str) {
+    let server = serve(threads, &[]);
     let mut ann = Client::hello(&server, "ann");
     ann.join("lobby", None);
     let get = |path: &str| {
@@ -341,4 +365,83 @@ fn the_page_and_the_metrics_are_served() {
         metrics.contains("rfc6455_messages_in_total 2\n"),
         "{metrics}"
     );
+}
+
+/// Two publishers on two event loops, 1,000 messages each at once: every member, on
+/// either loop, sees the same 2,000 messages with seq 1..=2000, no gap, no duplicate,
+/// and each publisher's in the order it sent them.
+#[test]
+fn two_publishers_on_two_loops_give_every_member_one_gapless_order() {
+    const EACH: u64 = 1000;
+    let server = serve("2", &["--max-rate", "0", "--history", "10"]);
+    let metrics = || {
+        let mut stream = TcpStream::connect(&server.addr).unwrap();
+        write!(stream, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let mut clients: Vec<Client> = ["ann", "bob", "cy", "dee"]
+        .iter()
+        .map(|name| Client::hello(&server, name))
+        .collect();
+    let m = metrics();
+    assert!(
+        m.contains("rfc6455_loop_open_connections{loop=\"0\"} 2\n")
+            && m.contains("rfc6455_loop_open_connections{loop=\"1\"} 2\n"),
+        "two members on each loop: {m}"
+    );
+    for c in &mut clients {
+        c.join("feed", None);
+    }
+    let readers: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            std::thread::spawn(move || {
+                if i < 2 {
+                    for n in 0..EACH {
+                        c.send(json!({"type": "message", "room": "feed", "text": n.to_string()}));
+                    }
+                }
+                // Each member gets every message but its own; the senders get acks
+                // (no id: none) and the other sender's messages.
+                let expected = if i < 2 { EACH } else { 2 * EACH };
+                let mut got = Vec::new();
+                while got.len() < expected as usize {
+                    let v = c.recv();
+                    if v["type"] == "message" {
+                        got.push((
+                            v["seq"].as_u64().unwrap(),
+                            v["from"].clone(),
+                            v["text"].clone(),
+                        ));
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    let views: Vec<_> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    let seqs: Vec<u64> = views[2].iter().map(|m| m.0).collect();
+    assert!(
+        seqs == (1..=2 * EACH).collect::<Vec<_>>(),
+        "no gap, no duplicate"
+    );
+    assert!(views[2] == views[3], "members on both loops see one order");
+    for (sender, name) in [(0, "ann"), (1, "bob")] {
+        let own: Vec<String> = views[2]
+            .iter()
+            .filter(|m| m.1 == name)
+            .map(|m| m.2.as_str().unwrap().to_string())
+            .collect();
+        let sent: Vec<String> = (0..EACH).map(|n| n.to_string()).collect();
+        assert!(own == sent, "{name}'s messages, all, in the order sent");
+        // The other sender saw this one's messages with the same seq numbers.
+        let mine: Vec<_> = views[2].iter().filter(|m| m.1 == name).cloned().collect();
+        assert!(
+            views[1 - sender] == mine,
+            "{name}'s messages as the other sender saw them"
+        );
+    }
 }

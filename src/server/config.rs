@@ -1,5 +1,6 @@
 //! The server's limits and timers.
 
+use super::Balance;
 use crate::Config;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ pub enum SlowConsumer {
     DropMessages,
 }
 
-/// Limits and timers of a [`Server`].
+/// Limits and timers of a [`Server`](super::Server).
 ///
 /// ```
 /// use rfc6455::server::ServerConfig;
@@ -52,10 +53,16 @@ pub struct ServerConfig {
     /// Messages per second a connection may send (token bucket, burst of the same
     /// size); over it, close 1008. Default `None`: no limit.
     pub max_messages_per_second: Option<u32>,
-    /// How often [`Handler::tick`] runs. Default 1 s.
+    /// How often [`Handler::tick`](super::Handler::tick) runs. Default 1 s.
     pub tick_interval: Duration,
     /// How long a graceful shutdown waits for the peers' Close frames. Default 5 s.
     pub shutdown_timeout: Duration,
+    /// How many event loops, each on its own thread, serve connections (run them with
+    /// [`Server::run_with`](super::Server::run_with)). Default 1; the command line's
+    /// `--threads` defaults to the number of cores.
+    pub threads: usize,
+    /// How connections are spread over the loops when there are several.
+    pub balance: Balance,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +84,8 @@ impl Default for ServerConfig {
             max_messages_per_second: None,
             tick_interval: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(5),
+            threads: 1,
+            balance: Balance::LeastConnections,
         }
     }
 }

@@ -23,6 +23,8 @@ pub(super) enum Phase<D> {
 
 pub(super) struct Conn<D> {
     pub(super) stream: TcpStream,
+    /// The loop it lives on (its index).
+    pub(super) worker: usize,
     pub(super) generation: u64,
     pub(super) phase: Phase<D>,
     /// For HTTP responses and the 101; WebSocket output is in the `Connection`.
@@ -53,6 +55,7 @@ impl<D> Conn<D> {
     /// The id of the connection in `slot` (this one).
     pub(super) fn id(&self, slot: usize) -> ConnId {
         ConnId {
+            worker: self.worker,
             slot,
             generation: self.generation,
         }

@@ -1,6 +1,7 @@
 //! What a handler callback can do ([`Ctx`]) and the server's counters ([`Stats`]).
 
 use super::conn::{Conn, Phase};
+use super::loops::{Loops, Mail};
 use super::shared::{shared_len, BroadcastCompressor, Variant};
 use super::{ConnId, Message, ServerConfig, SharedFrame, SlowConsumer};
 use crate::{CloseCode, MessageKind};
@@ -25,27 +26,58 @@ pub struct Stats {
     pub rejected: Vec<(u16, u64)>,
     /// Messages dropped, or connections closed, for being slow consumers.
     pub slow_consumer_events: u64,
+    /// WebSocket connections open on each event loop, in the totals given to
+    /// [`Handler::http`](super::Handler::http) (empty in a loop's own counters).
+    pub open_per_loop: Vec<usize>,
 }
 
 impl Stats {
     pub(super) fn count_rejection(&mut self, status: u16) {
+        self.count_rejections(status, 1);
+    }
+
+    fn count_rejections(&mut self, status: u16, count: u64) {
         match self.rejected.iter_mut().find(|(s, _)| *s == status) {
-            Some((_, n)) => *n += 1,
-            None => self.rejected.push((status, 1)),
+            Some((_, n)) => *n += count,
+            None => self.rejected.push((status, count)),
+        }
+    }
+
+    /// Adds another loop's counters to these (the process's totals).
+    pub(super) fn add(&mut self, other: &Stats) {
+        self.open += other.open;
+        self.messages_in += other.messages_in;
+        self.messages_out += other.messages_out;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.slow_consumer_events += other.slow_consumer_events;
+        for &(status, count) in &other.rejected {
+            self.count_rejections(status, count);
         }
     }
 }
 
-/// The connection `id` names, if it is still the one in its slot. A free function, so
-/// that callers can hold it and another field of `Ctx` (the compressor) at once.
+/// The connection `id` names, if it is still the one in its slot of this loop. A free
+/// function, so that callers can hold it and another field of `Ctx` (the compressor)
+/// at once.
 fn conn_of<D>(conns: &mut Slab<Conn<D>>, id: ConnId) -> Option<&mut Conn<D>> {
     conns
         .get_mut(id.slot)
-        .filter(|c| c.generation == id.generation)
+        .filter(|c| c.generation == id.generation && c.worker == id.worker)
 }
 
 /// What a handler callback can do: send to and close any connection, reach its data.
+///
+/// With several loops ([`ServerConfig::threads`]), a send or close for a connection of
+/// another loop is handed to that loop, which applies it in the order it was made; the
+/// call then returns true if that loop took it, and the output limit and the
+/// slow-consumer policy apply when it arrives. A loop applies what others sent it
+/// before each send of its own, so sends made in an order that the handlers agree on
+/// (under one lock) reach every connection in that order.
 pub struct Ctx<'a, D> {
+    /// The loop this callback runs on.
+    pub(super) worker: usize,
+    pub(super) loops: &'a Loops,
     pub(super) conns: &'a mut Slab<Conn<D>>,
     pub(super) config: &'a ServerConfig,
     pub(super) stats: &'a mut Stats,
@@ -58,6 +90,21 @@ pub struct Ctx<'a, D> {
 impl<D> Ctx<'_, D> {
     fn open_conn(&mut self, id: ConnId) -> Option<&mut Conn<D>> {
         conn_of(self.conns, id)
+    }
+
+    /// Applies what the other loops sent to this loop's connections.
+    pub(super) fn deliver_mail(&mut self) {
+        for mail in self.loops.take_mail(self.worker) {
+            match mail {
+                Mail::Shared(id, frame) => {
+                    self.local_send_shared(id, &frame);
+                }
+                Mail::Data(id, kind, payload) => {
+                    self.local_send_data(id, kind, &payload);
+                }
+                Mail::Close(id, code, reason) => self.local_close(id, code, &reason),
+            }
+        }
     }
 
     /// Sends a message to a connection. Returns false when the connection is gone or
@@ -104,13 +151,23 @@ impl<D> Ctx<'_, D> {
             }
             SlowConsumer::Close => {
                 log::info!("{id}: slow consumer, closing ({queued} bytes queued)");
-                self.close(id, CloseCode::POLICY_VIOLATION, "slow consumer");
+                self.local_close(id, CloseCode::POLICY_VIOLATION, "slow consumer");
             }
         }
         false
     }
 
     fn send_data(&mut self, id: ConnId, kind: MessageKind, payload: &[u8]) -> bool {
+        if id.worker != self.worker {
+            return self
+                .loops
+                .post(id.worker, Mail::Data(id, kind, payload.to_vec()));
+        }
+        self.deliver_mail();
+        self.local_send_data(id, kind, payload)
+    }
+
+    fn local_send_data(&mut self, id: ConnId, kind: MessageKind, payload: &[u8]) -> bool {
         if !self.admit(id, payload.len()) {
             return false;
         }
@@ -148,6 +205,14 @@ impl<D> Ctx<'_, D> {
     /// is gone, closing, or over its output limit (then the slow-consumer policy
     /// applies).
     pub fn send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> bool {
+        if id.worker != self.worker {
+            return self.loops.post(id.worker, Mail::Shared(id, frame.clone()));
+        }
+        self.deliver_mail();
+        self.local_send_shared(id, frame)
+    }
+
+    fn local_send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> bool {
         if !self.admit(id, frame.bytes().len()) {
             return false;
         }
@@ -189,6 +254,16 @@ impl<D> Ctx<'_, D> {
 
     /// Starts the closing handshake with a connection (RFC 6455 §7.1.2).
     pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) {
+        if id.worker != self.worker {
+            self.loops
+                .post(id.worker, Mail::Close(id, code, reason.to_string()));
+            return;
+        }
+        self.deliver_mail();
+        self.local_close(id, code, reason);
+    }
+
+    fn local_close(&mut self, id: ConnId, code: CloseCode, reason: &str) {
         let close_timeout = self.config.close_timeout;
         let Some(conn) = self.open_conn(id) else {
             return;
@@ -203,7 +278,7 @@ impl<D> Ctx<'_, D> {
         }
     }
 
-    /// The data attached to a connection at accept time.
+    /// The data attached to a connection at accept time (connections of this loop).
     pub fn data(&mut self, id: ConnId) -> Option<&mut D> {
         match &mut self.open_conn(id)?.phase {
             Phase::Open { data, .. } => Some(data),
@@ -211,7 +286,7 @@ impl<D> Ctx<'_, D> {
         }
     }
 
-    /// Every open connection.
+    /// Every open connection of this loop.
     pub fn connections(&self) -> Vec<ConnId> {
         self.conns
             .iter()
@@ -220,7 +295,7 @@ impl<D> Ctx<'_, D> {
             .collect()
     }
 
-    /// The server's counters.
+    /// This loop's counters.
     pub fn stats(&self) -> &Stats {
         self.stats
     }

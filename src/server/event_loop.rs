@@ -3,29 +3,33 @@
 //! in `upgrade.rs`, moving bytes and frames in `wire.rs`.
 
 use super::conn::{Conn, Phase};
+use super::loops::Loops;
 use super::shared::BroadcastCompressor;
 use super::timers::Timers;
-use super::{ConnId, Ctx, Handler, ServerConfig, Stats, LISTENER, READ_CHUNK, WAKER};
+use super::{Balance, ConnId, Ctx, Handler, ServerConfig, Stats, LISTENER, READ_CHUNK, WAKER};
 use crate::handshake::HeadReader;
 use crate::CloseCode;
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Everything the loop owns. A connection's slab key is its mio `Token`; the
 /// generation makes a [`ConnId`] of a closed connection miss the slot's next tenant.
 pub(super) struct Loop<H: Handler> {
+    /// This loop's index among the server's loops.
+    pub(super) worker: usize,
     pub(super) poll: Poll,
-    /// `None` once a shutdown began: no more accepts.
+    /// `None` once a shutdown began, or when another loop accepts for this one.
     pub(super) listener: Option<TcpListener>,
     pub(super) config: ServerConfig,
-    /// Set by a [`Handle`](super::Handle) to ask for a graceful shutdown.
-    pub(super) stop: Arc<AtomicBool>,
+    /// What the loops share: the stop flag a [`Handle`](super::Handle) sets, the
+    /// mailboxes, the process-wide counts.
+    pub(super) loops: Arc<Loops>,
     pub(super) conns: Slab<Conn<H::Data>>,
     /// Every connection's next deadline (handshake, ping, pong, close), one heap.
     pub(super) timers: Timers,
@@ -44,17 +48,19 @@ pub(super) struct Loop<H: Handler> {
 
 impl<H: Handler> Loop<H> {
     pub(super) fn new(
+        worker: usize,
         poll: Poll,
-        listener: TcpListener,
+        listener: Option<TcpListener>,
         config: ServerConfig,
-        stop: Arc<AtomicBool>,
+        loops: Arc<Loops>,
         handler: H,
     ) -> Self {
         Loop {
+            worker,
             poll,
-            listener: Some(listener),
+            listener,
             config,
-            stop,
+            loops,
             conns: Slab::new(),
             timers: Timers::default(),
             next_generation: 0,
@@ -89,12 +95,13 @@ impl<H: Handler> Loop<H> {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept()?,
-                    WAKER => {}
+                    WAKER => self.adopt_handed_over()?,
                     Token(slot) => self.ready(slot, event.is_readable(), event.is_writable()),
                 }
             }
+            self.deliver_mail();
             self.flush_dirty();
-            if self.stop.load(Ordering::SeqCst) && self.shutdown_deadline.is_none() {
+            if self.loops.stop.load(Ordering::SeqCst) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown();
             }
             let now = Instant::now();
@@ -106,7 +113,11 @@ impl<H: Handler> Loop<H> {
                 self.with_ctx(|handler, ctx| handler.tick(ctx));
                 self.release_idle_buffers();
             }
+            self.deliver_mail();
             self.flush_dirty();
+            if self.loops.count() > 1 {
+                self.loops.publish(self.worker, &self.stats);
+            }
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || now >= deadline {
                     log::info!(
@@ -147,11 +158,12 @@ impl<H: Handler> Loop<H> {
     }
 
     pub(super) fn accept(&mut self) -> io::Result<()> {
+        let hand_over = self.config.balance == Balance::LeastConnections && self.loops.count() > 1;
         loop {
             let Some(listener) = &self.listener else {
                 return Ok(());
             };
-            let (mut stream, peer) = match listener.accept() {
+            let (stream, peer) = match listener.accept() {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -161,36 +173,72 @@ impl<H: Handler> Loop<H> {
                     return Ok(());
                 }
             };
-            let _ = stream.set_nodelay(true);
-            let entry = self.conns.vacant_entry();
-            let slot = entry.key();
-            self.poll
-                .registry()
-                .register(&mut stream, Token(slot), Interest::READABLE)?;
-            self.next_generation += 1;
-            let now = Instant::now();
-            let deadline = now + self.config.handshake_timeout;
-            entry.insert(Conn {
-                stream,
-                generation: self.next_generation,
-                phase: Phase::Handshake(HeadReader::new(self.config.max_head)),
-                raw_output: Vec::new(),
-                shared: VecDeque::new(),
-                writable_registered: false,
-                handshake_deadline: Some(deadline),
-                next_ping: None,
-                pong_deadline: None,
-                close_deadline: None,
-                tokens: f64::from(self.config.max_messages_per_second.unwrap_or(0)),
-                refilled: now,
-                our_close: None,
-                peer_close: None,
-                shut: false,
-                active: false,
-            });
-            self.timers.schedule(deadline, slot);
-            log::debug!("accepted {peer} as slot {slot}");
+            log::debug!("accepted {peer}");
+            let stream = if hand_over {
+                match self.loops.hand_over(self.worker, stream) {
+                    Some(mine) => mine,
+                    None => continue,
+                }
+            } else {
+                stream
+            };
+            self.loops.loaded(self.worker);
+            self.register(stream)?;
         }
+    }
+
+    /// Registers the sockets another loop accepted for this one.
+    fn adopt_handed_over(&mut self) -> io::Result<()> {
+        for stream in self.loops.take_adopted(self.worker) {
+            if self.shutdown_deadline.is_some() {
+                // Shutting down: no new connections.
+                self.loops.unloaded(self.worker);
+                continue;
+            }
+            self.register(stream)?;
+        }
+        Ok(())
+    }
+
+    /// A new TCP connection (already counted in this loop's load): wait for its
+    /// request head.
+    fn register(&mut self, mut stream: TcpStream) -> io::Result<()> {
+        let _ = stream.set_nodelay(true);
+        let entry = self.conns.vacant_entry();
+        let slot = entry.key();
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(slot), Interest::READABLE)
+        {
+            self.loops.unloaded(self.worker);
+            return Err(e);
+        }
+        self.next_generation += 1;
+        let now = Instant::now();
+        let deadline = now + self.config.handshake_timeout;
+        entry.insert(Conn {
+            stream,
+            worker: self.worker,
+            generation: self.next_generation,
+            phase: Phase::Handshake(HeadReader::new(self.config.max_head)),
+            raw_output: Vec::new(),
+            shared: VecDeque::new(),
+            writable_registered: false,
+            handshake_deadline: Some(deadline),
+            next_ping: None,
+            pong_deadline: None,
+            close_deadline: None,
+            tokens: f64::from(self.config.max_messages_per_second.unwrap_or(0)),
+            refilled: now,
+            our_close: None,
+            peer_close: None,
+            shut: false,
+            active: false,
+        });
+        self.timers.schedule(deadline, slot);
+        log::debug!("slot {slot} on loop {}", self.worker);
+        Ok(())
     }
 
     pub(super) fn ready(&mut self, slot: usize, readable: bool, writable: bool) {
@@ -259,6 +307,8 @@ impl<H: Handler> Loop<H> {
     pub(super) fn with_ctx(&mut self, f: impl FnOnce(&mut H, &mut Ctx<'_, H::Data>)) {
         let mut touched = Vec::new();
         let mut ctx = Ctx {
+            worker: self.worker,
+            loops: &self.loops,
             conns: &mut self.conns,
             config: &self.config,
             stats: &mut self.stats,
@@ -299,6 +349,14 @@ impl<H: Handler> Loop<H> {
             self.report_close(slot);
         }
         let mut conn = self.conns.remove(slot);
+        self.loops.unloaded(self.worker);
         let _ = self.poll.registry().deregister(&mut conn.stream);
+    }
+
+    /// Applies what the other loops sent to this one's connections.
+    pub(super) fn deliver_mail(&mut self) {
+        if self.loops.count() > 1 {
+            self.with_ctx(|_, ctx| ctx.deliver_mail());
+        }
     }
 }

@@ -5,17 +5,27 @@ use super::{Ctx, HttpRequest, HttpResponse, Stats};
 use crate::handshake::server::Request;
 use crate::CloseCode;
 
-/// A connection's identity, stable for its lifetime (slab key + generation, so that a
-/// stale id never reaches a later connection in the same slot).
+/// A connection's identity, stable for its lifetime: the loop it lives on (see
+/// [`ServerConfig::threads`](super::ServerConfig::threads)), its slab key, and a
+/// generation, so that a stale id never reaches a later connection in the same slot.
+/// Displayed as `#slot.generation@loop`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
+    pub(super) worker: usize,
     pub(super) slot: usize,
     pub(super) generation: u64,
 }
 
+impl ConnId {
+    /// The index of the event loop the connection lives on (0 with one loop).
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+}
+
 impl std::fmt::Display for ConnId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "#{}.{}", self.slot, self.generation)
+        write!(f, "#{}.{}@{}", self.slot, self.generation, self.worker)
     }
 }
 
@@ -85,7 +95,7 @@ pub trait Handler {
     ) {
     }
 
-    /// Runs every [`ServerConfig::tick_interval`].
+    /// Runs every [`ServerConfig::tick_interval`](super::ServerConfig::tick_interval).
     fn tick(&mut self, _ctx: &mut Ctx<'_, Self::Data>) {}
 
     /// A plain HTTP request that is not an upgrade (and not `GET /healthz`, which the

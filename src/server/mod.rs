@@ -1,5 +1,7 @@
-//! A single-threaded `mio` event-loop server that drives the sans-IO [`Connection`]:
-//! many connections on one thread, no async runtime, no thread per connection.
+//! A `mio` event-loop server that drives the sans-IO [`Connection`](crate::Connection):
+//! many connections on one thread, no async runtime, no thread per connection — and, to
+//! use every core, [`ServerConfig::threads`] such loops side by side, connections spread
+//! over them ([`Balance`]), any loop able to send to any connection.
 //!
 //! The application is a [`Handler`]: it decides upgrades (authentication, Origin checks,
 //! subprotocols) before the 101, and hears about opens, messages, closes and a periodic
@@ -9,7 +11,7 @@
 //! The loop: accept until `WouldBlock`; read until `WouldBlock`; feed the connection;
 //! write while output is pending, with WRITABLE interest registered only then. Every
 //! buffer is bounded: request heads by [`ServerConfig::max_head`], messages by the
-//! [`Config`] limits, queued output by [`ServerConfig::max_queued_output`] (a slow
+//! [`Config`](crate::Config) limits, queued output by [`ServerConfig::max_queued_output`] (a slow
 //! consumer is closed with 1008 or loses messages, per [`SlowConsumer`]). Timers
 //! (handshake timeout, heartbeat pings, pong and close timeouts) live in one deadline
 //! heap checked each turn of the loop.
@@ -40,7 +42,8 @@
 //! trait and its types), `ctx.rs` ([`Ctx`], [`Stats`]), `shared.rs` ([`SharedFrame`]),
 //! `conn.rs` (one connection's state), `event_loop.rs` (the loop: poll, accept, timers,
 //! shutdown), `upgrade.rs` (request heads: 101, HTTP answers, rejections), `wire.rs`
-//! (reading, frames to callbacks, writing), `http.rs`, `timers.rs`, `rooms.rs`.
+//! (reading, frames to callbacks, writing), `loops.rs` (several loops: balancing, what
+//! they share, mail between them), `http.rs`, `timers.rs`, `rooms.rs`.
 
 mod config;
 mod conn;
@@ -48,6 +51,7 @@ mod ctx;
 mod event_loop;
 mod handler;
 mod http;
+mod loops;
 pub mod rooms;
 mod shared;
 mod timers;
@@ -58,14 +62,15 @@ pub use config::{ServerConfig, SlowConsumer};
 pub use ctx::{Ctx, Stats};
 pub use handler::{Accept, CloseInfo, ConnId, Handler, Message};
 pub use http::{HttpRequest, HttpResponse};
+pub use loops::Balance;
 pub use shared::SharedFrame;
 
 use event_loop::Loop;
+use loops::Loops;
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Token, Waker};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -74,63 +79,222 @@ const WAKER: Token = Token(usize::MAX - 2);
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Shuts a running [`Server`] down from another thread.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Handle {
-    waker: Arc<Waker>,
-    stop: Arc<AtomicBool>,
+    loops: Arc<Loops>,
 }
 
-impl Handle {
-    /// Starts a graceful shutdown: stop accepting, send Close 1001 "going away" to every
-    /// connection, wait for their Close frames up to [`ServerConfig::shutdown_timeout`],
-    /// then return from [`Server::run`].
-    pub fn shutdown(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = self.waker.wake();
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("loops", &self.loops.count())
+            .finish()
     }
 }
 
-/// The event-loop server.
-pub struct Server {
+impl Handle {
+    /// Starts a graceful shutdown of every loop: stop accepting, send Close 1001 "going
+    /// away" to every connection, wait for their Close frames up to
+    /// [`ServerConfig::shutdown_timeout`], then return from [`Server::run`] (or
+    /// [`Server::run_with`]).
+    pub fn shutdown(&self) {
+        self.loops.shutdown();
+    }
+}
+
+/// One loop's poll and, if it accepts connections itself, its listener.
+struct Seed {
     poll: Poll,
-    listener: TcpListener,
+    listener: Option<TcpListener>,
+}
+
+/// The event-loop server: [`ServerConfig::threads`] loops, each on its own thread.
+pub struct Server {
+    seeds: Vec<Seed>,
+    local_addr: SocketAddr,
     config: ServerConfig,
-    waker: Arc<Waker>,
-    stop: Arc<AtomicBool>,
+    loops: Arc<Loops>,
+}
+
+/// A listening socket that shares its address with the other loops' (`SO_REUSEPORT`).
+#[cfg(unix)]
+fn reuse_port_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 impl Server {
-    /// Binds `addr`. Run it with [`run`](Self::run).
+    /// Binds `addr` (for every loop). Run it with [`run`](Self::run) (one loop) or
+    /// [`run_with`](Self::run_with).
     pub fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<Server> {
-        let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(addr)?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let threads = config.threads.max(1);
+        let mut seeds = Vec::with_capacity(threads);
+        let mut wakers = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let poll = Poll::new()?;
+            wakers.push(Waker::new(poll.registry(), WAKER)?);
+            seeds.push(Seed {
+                poll,
+                listener: None,
+            });
+        }
+        let mut listeners = Vec::new();
+        #[cfg(unix)]
+        if threads > 1 && config.balance == Balance::ReusePort {
+            // The first socket picks the port (when `addr` has port 0); the others
+            // join it there.
+            let first = reuse_port_listener(addr)?;
+            let bound = first.local_addr()?;
+            listeners.push(first);
+            for _ in 1..threads {
+                listeners.push(reuse_port_listener(bound)?);
+            }
+        }
+        if listeners.is_empty() {
+            listeners.push(TcpListener::bind(addr)?);
+        }
+        let local_addr = listeners[0].local_addr()?;
+        for (seed, mut listener) in seeds.iter_mut().zip(listeners) {
+            seed.poll
+                .registry()
+                .register(&mut listener, LISTENER, Interest::READABLE)?;
+            seed.listener = Some(listener);
+        }
+        // A mailbox holds at most what 16 connections may queue: only a loop that
+        // stopped turning fills it.
+        let mailbox_limit = config.max_queued_output.saturating_mul(16);
         Ok(Server {
-            poll,
-            listener,
+            seeds,
+            local_addr,
             config,
-            waker,
-            stop: Arc::new(AtomicBool::new(false)),
+            loops: Arc::new(Loops::new(wakers, mailbox_limit)),
         })
     }
 
     /// The address bound (useful after binding port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        Ok(self.local_addr)
     }
 
     /// A handle to shut the server down from another thread.
     pub fn handle(&self) -> Handle {
         Handle {
-            waker: self.waker.clone(),
-            stop: self.stop.clone(),
+            loops: self.loops.clone(),
         }
     }
 
-    /// Runs the loop until [`Handle::shutdown`] completes.
+    /// Runs one loop on this thread until [`Handle::shutdown`] completes. With
+    /// [`ServerConfig::threads`] above 1, use [`run_with`](Self::run_with), which makes
+    /// a handler for each loop.
     pub fn run<H: Handler>(self, handler: H) -> io::Result<()> {
-        Loop::new(self.poll, self.listener, self.config, self.stop, handler).run()
+        if self.seeds.len() != 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a server with several threads needs a handler per loop: use Server::run_with",
+            ));
+        }
+        let seed = self.seeds.into_iter().next().expect("one loop");
+        run_loop(0, seed, self.config, self.loops, handler)
     }
+
+    /// Runs [`ServerConfig::threads`] loops until [`Handle::shutdown`] completes: loop 0
+    /// on this thread, the others on threads of their own. `make_handler(i)` makes loop
+    /// `i`'s handler, on that loop's thread; handlers that must agree on something (a
+    /// chat's rooms) share it through an `Arc`. A send to a connection of another loop
+    /// is handed to that loop (see [`Ctx::send`]). If a loop fails or panics, the others
+    /// shut down too.
+    ///
+    /// ```no_run
+    /// use rfc6455::server::{Accept, Ctx, ConnId, Handler, Message, Server, ServerConfig};
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// struct Echo;
+    ///
+    /// impl Handler for Echo {
+    ///     type Data = ();
+    ///     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
+    ///         Ok(Accept::new(()))
+    ///     }
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
+    ///         ctx.send(id, &message);
+    ///     }
+    /// }
+    ///
+    /// let config = ServerConfig { threads: 4, ..ServerConfig::default() };
+    /// let server = Server::bind("127.0.0.1:9001".parse().unwrap(), config)?;
+    /// server.run_with(|_loop_index| Echo)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn run_with<H, F>(self, mut make_handler: F) -> io::Result<()>
+    where
+        H: Handler,
+        F: FnMut(usize) -> H + Send,
+    {
+        let Server {
+            seeds,
+            config,
+            loops,
+            ..
+        } = self;
+        let make_handler = std::sync::Mutex::new(&mut make_handler);
+        let run = |worker: usize, seed: Seed| -> io::Result<()> {
+            let handler = (make_handler.lock().unwrap_or_else(|p| p.into_inner()))(worker);
+            run_loop(worker, seed, config.clone(), loops.clone(), handler)
+        };
+        std::thread::scope(|scope| {
+            let mut seeds = seeds.into_iter().enumerate();
+            let (_, first) = seeds.next().expect("at least one loop");
+            let mut threads = Vec::new();
+            let mut result = Ok(());
+            for (worker, seed) in seeds {
+                let run = &run;
+                match std::thread::Builder::new()
+                    .name(format!("rfc6455-loop-{worker}"))
+                    .spawn_scoped(scope, move || run(worker, seed))
+                {
+                    Ok(thread) => threads.push(thread),
+                    Err(e) => {
+                        loops.shutdown();
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            if result.is_ok() {
+                result = run(0, first);
+            }
+            for thread in threads {
+                match thread.join() {
+                    Ok(r) => result = result.and(r),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            result
+        })
+    }
+}
+
+/// Runs loop `worker` on this thread. However it ends (done, failed, panicked), the
+/// other loops stop too.
+fn run_loop<H: Handler>(
+    worker: usize,
+    seed: Seed,
+    config: ServerConfig,
+    loops: Arc<Loops>,
+    handler: H,
+) -> io::Result<()> {
+    struct StopAll(Arc<Loops>);
+    impl Drop for StopAll {
+        fn drop(&mut self) {
+            self.0.shutdown();
+        }
+    }
+    let _stop_all = StopAll(loops.clone());
+    Loop::new(worker, seed.poll, seed.listener, config, loops, handler).run()
 }

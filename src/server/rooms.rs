@@ -133,6 +133,7 @@ mod tests {
 
     fn id(slot: usize) -> ConnId {
         ConnId {
+            worker: 0,
             slot,
             generation: slot as u64,
         }

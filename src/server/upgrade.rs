@@ -57,7 +57,8 @@ impl<H: Handler> Loop<H> {
         if request.method == "GET" && request.path() == "/healthz" {
             return HttpResponse::text(200, "ok\n");
         }
-        if let Some(response) = self.handler.http(request, &self.stats) {
+        let stats = self.loops.totals(self.worker, &self.stats);
+        if let Some(response) = self.handler.http(request, &stats) {
             return response;
         }
         if request.method == "GET" || request.method == "HEAD" {
@@ -69,8 +70,7 @@ impl<H: Handler> Loop<H> {
     }
 
     pub(super) fn upgrade(&mut self, slot: usize, request: Request, rest: Vec<u8>) {
-        let open = self.stats.open;
-        if open >= self.config.max_connections {
+        if let Err(open) = self.loops.try_open(self.config.max_connections) {
             log::warn!("slot {slot}: refused, {open} connections open (503)");
             self.stats.count_rejection(503);
             return self.respond_and_close(slot, reject(503, &[], "too many connections"));
@@ -78,6 +78,7 @@ impl<H: Handler> Loop<H> {
         let accepted = match self.handler.upgrade(&request) {
             Ok(accepted) => accepted,
             Err(status) => {
+                self.loops.closed();
                 log::info!(
                     "slot {slot}: upgrade of {} refused with {status}",
                     request.target()

@@ -143,6 +143,7 @@ impl<H: Handler> Loop<H> {
             .or_else(|| conn.our_close.clone())
             .unwrap_or((CloseCode::ABNORMAL_CLOSURE, String::new()));
         self.stats.open -= 1;
+        self.loops.closed();
         log::info!(
             "{id}: closed with {} ({})",
             code.0,

@@ -15,6 +15,12 @@
 //! errors: {"type":"error","code":"name_taken"|"bad_json"|"unknown_type"|"no_hello"|
 //!          "bad_field"|"too_long"|"not_in_room","message":"...","id":...}
 //! ```
+//!
+//! With several event loops (`--threads`), each loop has its own `Chat` and they all
+//! share one [`ChatState`] behind a lock: a room's members may sit on any loop, and
+//! names, presence, seq numbers and history are the process's. A request is handled
+//! with the lock held, and the messages it sends to other loops' members are posted
+//! while it is held, so every member sees a room's messages in seq order.
 
 use rfc6455::handshake::server::Request;
 use rfc6455::server::rooms::{broadcast, RoomRegistry, Rooms};
@@ -23,6 +29,7 @@ use rfc6455::server::{
 };
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The chat page, served at `GET /`.
@@ -45,11 +52,10 @@ pub struct ChatConfig {
     pub history: usize,
 }
 
-/// One user's connection.
+/// One user's connection. Its name lives in the shared [`ChatState`], where the other
+/// loops can see it.
 #[derive(Debug, Default)]
-pub struct Member {
-    name: Option<String>,
-}
+pub struct Member;
 
 #[derive(Debug, Default)]
 struct RoomLog {
@@ -57,12 +63,21 @@ struct RoomLog {
     messages: VecDeque<Value>,
 }
 
-/// The chat application.
+/// The chat application: one per event loop, all sharing one [`ChatState`].
+#[derive(Clone)]
 pub struct Chat {
-    config: ChatConfig,
-    rooms: Box<dyn RoomRegistry>,
+    config: Arc<ChatConfig>,
+    state: Arc<Mutex<ChatState>>,
+}
+
+/// What the loops of one process agree on: who is where, under which name, and each
+/// room's numbered history.
+pub struct ChatState {
+    rooms: Box<dyn RoomRegistry + Send>,
     logs: HashMap<String, RoomLog>,
+    /// Name to connection, and back (the other loops' connections' data is theirs).
     names: HashMap<String, ConnId>,
+    users: HashMap<ConnId, String>,
     /// Messages received and delivered, for /metrics.
     delivered: u64,
     rejected_origin: u64,
@@ -88,34 +103,46 @@ fn error(ctx: &mut Ctx<'_, Member>, id: ConnId, code: &str, message: &str, req: 
 }
 
 impl Chat {
+    /// A chat for one loop; [`clone`](Clone::clone) it for the others.
     pub fn new(config: ChatConfig) -> Self {
         Chat {
-            config,
-            rooms: Box::new(Rooms::default()),
-            logs: HashMap::new(),
-            names: HashMap::new(),
-            delivered: 0,
-            rejected_origin: 0,
-            rejected_token: 0,
+            config: Arc::new(config),
+            state: Arc::new(Mutex::new(ChatState {
+                rooms: Box::new(Rooms::default()),
+                logs: HashMap::new(),
+                names: HashMap::new(),
+                users: HashMap::new(),
+                delivered: 0,
+                rejected_origin: 0,
+                rejected_token: 0,
+            })),
         }
     }
 
-    fn name_of(ctx: &mut Ctx<'_, Member>, id: ConnId) -> Option<String> {
-        ctx.data(id).and_then(|m| m.name.clone())
+    fn state(&self) -> MutexGuard<'_, ChatState> {
+        // Every change to the state is complete before it can panic (JSON is built
+        // before the maps change): a poisoned lock still guards consistent data.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl ChatState {
+    fn name_of(&self, id: ConnId) -> Option<String> {
+        self.users.get(&id).cloned()
     }
 
-    fn presence(&self, room: &str, ctx: &mut Ctx<'_, Member>) -> Value {
+    fn presence(&self, room: &str) -> Value {
         let mut members: Vec<String> = self
             .rooms
             .members(room)
             .into_iter()
-            .filter_map(|id| Self::name_of(ctx, id))
+            .filter_map(|id| self.name_of(id))
             .collect();
         members.sort();
         json!({"type": "presence", "room": room, "members": members})
     }
 
-    fn request(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, text: &str) {
+    fn request(&mut self, config: &ChatConfig, ctx: &mut Ctx<'_, Member>, id: ConnId, text: &str) {
         let Ok(req) = serde_json::from_str::<Value>(text) else {
             return error(ctx, id, "bad_json", "not a JSON object", None);
         };
@@ -142,7 +169,7 @@ impl Chat {
                 }
             };
         }
-        let me = Self::name_of(ctx, id);
+        let me = self.name_of(id);
         if kind != "hello" && me.is_none() {
             return error(ctx, id, "no_hello", "say hello with a name first", rid);
         }
@@ -168,9 +195,7 @@ impl Chat {
                     self.names.remove(&old);
                 }
                 self.names.insert(name.clone(), id);
-                if let Some(member) = ctx.data(id) {
-                    member.name = Some(name.clone());
-                }
+                self.users.insert(id, name.clone());
                 ack(ctx, json!({"name": name}));
             }
             "join" => {
@@ -195,7 +220,7 @@ impl Chat {
                     let frame = SharedFrame::text(&joined.to_string());
                     broadcast(self.rooms.as_ref(), ctx, &room, &frame, Some(id));
                 }
-                let presence = self.presence(&room, ctx);
+                let presence = self.presence(&room);
                 send(ctx, id, &presence);
             }
             "leave" => {
@@ -224,7 +249,7 @@ impl Chat {
                 let message = json!({"type": "message", "room": room, "from": me,
                                      "text": text, "seq": log.seq, "ts": now_ms()});
                 log.messages.push_back(message.clone());
-                while log.messages.len() > self.config.history {
+                while log.messages.len() > config.history {
                     log.messages.pop_front();
                 }
                 let seq = log.seq;
@@ -362,6 +387,12 @@ impl Chat {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
             ));
         }
+        out.push_str("# HELP rfc6455_loop_open_connections WebSocket connections open on each event loop.\n# TYPE rfc6455_loop_open_connections gauge\n");
+        for (i, open) in m.open_per_loop.iter().enumerate() {
+            out.push_str(&format!(
+                "rfc6455_loop_open_connections{{loop=\"{i}\"}} {open}\n"
+            ));
+        }
         out.push_str("# HELP rfc6455_handshake_rejections_total Upgrades refused, by status.\n# TYPE rfc6455_handshake_rejections_total counter\n");
         for (status, n) in &m.rejected {
             out.push_str(&format!(
@@ -389,7 +420,7 @@ impl Handler for Chat {
                 .origin()
                 .is_some_and(|o| self.config.origins.iter().any(|a| a == o));
             if !allowed {
-                self.rejected_origin += 1;
+                self.state().rejected_origin += 1;
                 return Err(403);
             }
         }
@@ -403,30 +434,34 @@ impl Handler for Chat {
                 .and_then(|h| h.strip_prefix("Bearer "))
                 .is_some_and(|t| t.trim() == token);
             if !in_query && !in_header {
-                self.rejected_token += 1;
+                self.state().rejected_token += 1;
                 return Err(401);
             }
         }
-        Ok(Accept::new(Member::default()))
+        Ok(Accept::new(Member))
     }
 
     fn message(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, message: Message) {
         match message {
-            Message::Text(text) => self.request(ctx, id, &text),
+            Message::Text(text) => {
+                let config = self.config.clone();
+                self.state().request(&config, ctx, id, &text);
+            }
             Message::Binary(_) => error(ctx, id, "bad_json", "send JSON text messages", None),
         }
     }
 
-    fn close(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, member: Member, _info: CloseInfo) {
-        let rooms = self.rooms.leave_all(id);
-        if let Some(name) = member.name {
-            if self.names.get(&name) == Some(&id) {
-                self.names.remove(&name);
+    fn close(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, _member: Member, _info: CloseInfo) {
+        let mut state = self.state();
+        let rooms = state.rooms.leave_all(id);
+        if let Some(name) = state.users.remove(&id) {
+            if state.names.get(&name) == Some(&id) {
+                state.names.remove(&name);
             }
             for room in rooms {
                 let left = json!({"type": "left", "room": room, "user": name});
                 broadcast(
-                    self.rooms.as_ref(),
+                    state.rooms.as_ref(),
                     ctx,
                     &room,
                     &SharedFrame::text(&left.to_string()),
@@ -442,7 +477,7 @@ impl Handler for Chat {
             ("GET", "/metrics") => Some(HttpResponse::with_type(
                 200,
                 "text/plain; version=0.0.4",
-                self.metrics(stats).into_bytes(),
+                self.state().metrics(stats).into_bytes(),
             )),
             // The WebSocket endpoint is `/` (with a query): a plain GET there is the page.
             _ => Some(HttpResponse::text(404, "not found\n")),

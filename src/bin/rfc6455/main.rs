@@ -27,9 +27,8 @@ enum Command {
     ///
     /// Example: rfc6455 serve --addr 127.0.0.1:9001
     Serve {
-        /// The address to listen on.
-        #[arg(long, default_value = "127.0.0.1:9001")]
-        addr: std::net::SocketAddr,
+        #[command(flatten)]
+        server: servers::ServerArgs,
         /// Accept upgrades only from these Origins (repeatable); others get 403.
         #[arg(long = "origin", value_name = "ORIGIN")]
         origins: Vec<String>,
@@ -42,31 +41,12 @@ enum Command {
         /// Messages per second one connection may send (over it: close 1008); 0: no limit.
         #[arg(long, default_value_t = 50)]
         max_rate: u32,
-        /// Log connection events (-v) or more (-vv).
-        #[arg(short, long, action = clap::ArgAction::Count)]
-        verbose: u8,
-        /// Log every frame in and out, annotated, and the handshake heads.
-        #[arg(long)]
-        trace: bool,
-        /// Decline permessage-deflate (RFC 7692), which is negotiated by default.
-        #[arg(long)]
-        no_deflate: bool,
     },
     /// Runs the echo server on the mio event loop: every text and binary message is
     /// sent back. Ctrl-C (or SIGTERM) closes every connection with 1001 and exits.
     Echo {
-        /// The address to listen on.
-        #[arg(long, default_value = "127.0.0.1:9001")]
-        addr: std::net::SocketAddr,
-        /// Log every connection event (-v) or more (-vv).
-        #[arg(short, long, action = clap::ArgAction::Count)]
-        verbose: u8,
-        /// Log every frame in and out, annotated, and the handshake heads.
-        #[arg(long)]
-        trace: bool,
-        /// Decline permessage-deflate (RFC 7692), which is negotiated by default.
-        #[arg(long)]
-        no_deflate: bool,
+        #[command(flatten)]
+        server: servers::ServerArgs,
     },
     /// A terminal client, like wscat: each stdin line is sent as a text message and
     /// every message received is printed. Commands: /ping [TEXT], /close [CODE [REASON]].
@@ -132,32 +112,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve {
-            addr,
+            server,
             origins,
             token,
             history,
             max_rate,
-            verbose,
-            trace,
-            no_deflate,
         } => servers::serve(
-            addr,
+            &server,
             chat::ChatConfig {
                 origins,
                 token,
                 history,
             },
             max_rate,
-            verbose,
-            trace,
-            !no_deflate,
         ),
-        Command::Echo {
-            addr,
-            verbose,
-            trace,
-            no_deflate,
-        } => servers::echo(addr, verbose, trace, !no_deflate),
+        Command::Echo { server } => servers::echo(&server),
         Command::Client {
             url,
             trace,

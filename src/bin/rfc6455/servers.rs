@@ -65,70 +65,123 @@ impl server::Handler for EchoHandler {
     }
 }
 
-pub fn echo(
+/// What `serve` and `echo` share on the command line.
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9001")]
     addr: std::net::SocketAddr,
+    /// Log connection events (-v) or more (-vv).
+    #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log every frame in and out, annotated, and the handshake heads.
+    #[arg(long)]
     trace: bool,
-    deflate: bool,
-) -> Result<String, String> {
-    init_logging(if trace { verbose.max(1) } else { verbose });
-    let config = server::ServerConfig {
-        // Autobahn's 9.* cases send messages of up to 16 MiB and expect them back.
-        connection: rfc6455::Config {
-            max_frame_size: 64 << 20,
-            max_message_size: 64 << 20,
-            trace,
-            deflate: deflate.then(DeflateConfig::default),
-            ..rfc6455::Config::default()
-        },
-        max_queued_output: 128 << 20,
-        ..server::ServerConfig::default()
-    };
-    run_server(addr, config, EchoHandler, |local| {
-        format!("echo server (mio event loop) listening on ws://{local}/")
-    })
+    /// Decline permessage-deflate (RFC 7692), which is negotiated by default.
+    #[arg(long)]
+    no_deflate: bool,
+    /// Event loops, one thread each [default: the number of cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
+    /// How connections are spread over the loops.
+    #[arg(long, value_enum, default_value_t = BalanceArg::LeastConnections)]
+    balance: BalanceArg,
 }
 
-/// Binds, announces, shuts down gracefully on SIGINT/SIGTERM, and runs `handler`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum BalanceArg {
+    /// Loop 0 accepts and hands each connection to the loop with the fewest.
+    LeastConnections,
+    /// A listening socket per loop (SO_REUSEPORT); the kernel spreads connections.
+    ReusePort,
+}
+
+impl ServerArgs {
+    /// The server's configuration with these options applied to `connection`.
+    fn config(&self, connection: rfc6455::Config) -> server::ServerConfig {
+        init_logging(if self.trace {
+            self.verbose.max(1)
+        } else {
+            self.verbose
+        });
+        let threads = self.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            usize::from,
+        );
+        server::ServerConfig {
+            connection: rfc6455::Config {
+                trace: self.trace,
+                deflate: (!self.no_deflate).then(DeflateConfig::default),
+                ..connection
+            },
+            threads,
+            balance: match self.balance {
+                BalanceArg::LeastConnections => server::Balance::LeastConnections,
+                BalanceArg::ReusePort => server::Balance::ReusePort,
+            },
+            ..server::ServerConfig::default()
+        }
+    }
+}
+
+pub fn echo(args: &ServerArgs) -> Result<String, String> {
+    let config = server::ServerConfig {
+        max_queued_output: 128 << 20,
+        // Autobahn's 9.* cases send messages of up to 16 MiB and expect them back.
+        ..args.config(rfc6455::Config {
+            max_frame_size: 64 << 20,
+            max_message_size: 64 << 20,
+            ..rfc6455::Config::default()
+        })
+    };
+    run_server(
+        args.addr,
+        config,
+        |_| EchoHandler,
+        |local| format!("echo server (mio event loop) listening on ws://{local}/"),
+    )
+}
+
+/// Binds, announces, shuts down gracefully on SIGINT/SIGTERM, and runs a handler made
+/// by `make_handler` on each loop.
 fn run_server<H: server::Handler>(
     addr: std::net::SocketAddr,
     config: server::ServerConfig,
-    handler: H,
+    make_handler: impl FnMut(usize) -> H + Send,
     banner: impl FnOnce(std::net::SocketAddr) -> String,
 ) -> Result<String, String> {
+    let threads = config.threads;
     let server = server::Server::bind(addr, config).map_err(|e| format!("bind {addr}: {e}"))?;
-    eprintln!(
-        "{}",
-        banner(server.local_addr().map_err(|e| e.to_string())?)
-    );
+    let local = server.local_addr().map_err(|e| e.to_string())?;
+    let loops = if threads == 1 {
+        "1 event loop".to_string()
+    } else {
+        format!("{threads} event loops")
+    };
+    eprintln!("{} ({loops})", banner(local));
     shutdown_on_signals(server.handle())?;
-    server.run(handler).map_err(|e| e.to_string())?;
+    server.run_with(make_handler).map_err(|e| e.to_string())?;
     Ok(String::new())
 }
 
-pub fn serve(
-    addr: std::net::SocketAddr,
-    config: chat::ChatConfig,
-    max_rate: u32,
-    verbose: u8,
-    trace: bool,
-    deflate: bool,
-) -> Result<String, String> {
-    init_logging(if trace { verbose.max(1) } else { verbose });
+pub fn serve(args: &ServerArgs, config: chat::ChatConfig, max_rate: u32) -> Result<String, String> {
     let server_config = server::ServerConfig {
-        connection: rfc6455::Config {
+        max_messages_per_second: (max_rate > 0).then_some(max_rate),
+        ..args.config(rfc6455::Config {
             max_frame_size: 64 * 1024,
             max_message_size: 64 * 1024,
-            trace,
-            deflate: deflate.then(DeflateConfig::default),
             ..rfc6455::Config::default()
-        },
-        max_messages_per_second: (max_rate > 0).then_some(max_rate),
-        ..server::ServerConfig::default()
+        })
     };
-    run_server(addr, server_config, chat::Chat::new(config), |local| {
-        format!(
+    let chat = chat::Chat::new(config);
+    run_server(
+        args.addr,
+        server_config,
+        move |_| chat.clone(),
+        |local| {
+            format!(
             "rooms server on ws://{local}/ - chat page at http://{local}/ - metrics at http://{local}/metrics"
         )
-    })
+        },
+    )
 }

@@ -1,0 +1,229 @@
+//! Several event loops in one process ([`ServerConfig::threads`]): how connections are
+//! spread over them ([`Balance`]), and what the loops share — the stop flag, the count
+//! of open connections, each loop's counters, and a mailbox per loop through which any
+//! loop sends to a connection that lives on another.
+//!
+//! A connection never moves: its socket, its `Connection` and its data belong to the
+//! loop that registered it, and only that thread touches them. A send to a connection
+//! of another loop is posted to that loop's mailbox and applied there. A loop applies
+//! its mail before any send of its own, so that a handler which orders its sends (the
+//! rooms server posts a room's messages while it holds the room's lock) has that order
+//! kept on every connection, whichever loops the senders run on.
+//!
+//! [`ServerConfig::threads`]: super::ServerConfig::threads
+
+use super::{ConnId, SharedFrame, Stats};
+use crate::{CloseCode, MessageKind};
+use mio::net::TcpStream;
+use mio::Waker;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// How a server with several loops spreads connections over them.
+///
+/// Measured on this repository's load generator (see the README's scale-up section):
+/// `LeastConnections` gives every loop its share of connections even when there are
+/// few of them, which the kernel's hash does not.
+///
+/// ```
+/// use rfc6455::server::{Balance, ServerConfig};
+///
+/// let config = ServerConfig { threads: 4, balance: Balance::ReusePort, ..ServerConfig::default() };
+/// assert_eq!(ServerConfig::default().balance, Balance::LeastConnections);
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// Loop 0 accepts every connection and hands it to the loop with the fewest
+    /// connections (ties: the lowest index). Exact by count, at the price of one
+    /// hand-over (a mailbox push and a wake-up) per connection.
+    LeastConnections,
+    /// Each loop has its own listening socket on the same address (`SO_REUSEPORT`);
+    /// the kernel picks one by a hash of the connection's addresses and ports. No
+    /// hand-over, but the split is only even on average, and another process of the
+    /// same user can bind the same port and take a share of the connections.
+    ReusePort,
+}
+
+/// Something one loop asks another to do with one of its connections.
+pub(super) enum Mail {
+    Shared(ConnId, SharedFrame),
+    Data(ConnId, MessageKind, Vec<u8>),
+    Close(ConnId, CloseCode, String),
+}
+
+impl Mail {
+    /// What it holds in memory, for the mailbox's bound: a shared frame's bytes are
+    /// counted once where they live, not per recipient.
+    fn cost(&self) -> usize {
+        std::mem::size_of::<Mail>()
+            + match self {
+                Mail::Shared(..) => 0,
+                Mail::Data(_, _, payload) => payload.len(),
+                Mail::Close(_, _, reason) => reason.len(),
+            }
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    mail: Vec<Mail>,
+    bytes: usize,
+    /// Accepted sockets handed to this loop (`Balance::LeastConnections`).
+    adopt: Vec<TcpStream>,
+}
+
+/// One loop's inbox.
+#[derive(Default)]
+pub(super) struct Mailbox {
+    /// Set while `queue.mail` is not empty: lets a loop check for mail without a lock.
+    has_mail: AtomicBool,
+    queue: Mutex<Queue>,
+}
+
+/// What the loops of one server share (one `Arc` of it in each loop and handle).
+pub(super) struct Loops {
+    pub(super) stop: AtomicBool,
+    wakers: Vec<Waker>,
+    mailboxes: Vec<Mailbox>,
+    /// WebSocket connections open in the whole process (for `max_connections`).
+    open: AtomicUsize,
+    /// Connections registered on each loop, handshakes included (for balancing).
+    loads: Vec<AtomicUsize>,
+    /// Each loop's counters as of the end of its last turn.
+    stats: Vec<Mutex<Stats>>,
+    /// The most bytes (see `Mail::cost`) a mailbox holds: only a loop that stopped
+    /// turning lets it fill, and then sends to it fail instead of piling up.
+    mailbox_limit: usize,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A loop that panicked while holding a lock left consistent data (every critical
+    // section here is a push or a swap): keep going with it.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Loops {
+    pub(super) fn new(wakers: Vec<Waker>, mailbox_limit: usize) -> Self {
+        let n = wakers.len();
+        Loops {
+            stop: AtomicBool::new(false),
+            wakers,
+            mailboxes: (0..n).map(|_| Mailbox::default()).collect(),
+            open: AtomicUsize::new(0),
+            loads: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            stats: (0..n).map(|_| Mutex::new(Stats::default())).collect(),
+            mailbox_limit,
+        }
+    }
+
+    /// How many loops there are.
+    pub(super) fn count(&self) -> usize {
+        self.wakers.len()
+    }
+
+    /// Asks every loop to shut down gracefully.
+    pub(super) fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for waker in &self.wakers {
+            let _ = waker.wake();
+        }
+    }
+
+    /// Posts `mail` to loop `to`; false when its mailbox is full.
+    pub(super) fn post(&self, to: usize, mail: Mail) -> bool {
+        let mailbox = &self.mailboxes[to];
+        let was_empty = {
+            let mut queue = lock(&mailbox.queue);
+            let cost = mail.cost();
+            if queue.bytes + cost > self.mailbox_limit {
+                return false;
+            }
+            queue.bytes += cost;
+            queue.mail.push(mail);
+            mailbox.has_mail.store(true, Ordering::Release);
+            queue.mail.len() == 1
+        };
+        // One wake-up per batch: a loop that has mail waiting was woken already.
+        if was_empty {
+            let _ = self.wakers[to].wake();
+        }
+        true
+    }
+
+    /// The mail waiting for loop `at`, oldest first (none: no lock taken).
+    pub(super) fn take_mail(&self, at: usize) -> Vec<Mail> {
+        let mailbox = &self.mailboxes[at];
+        if !mailbox.has_mail.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut queue = lock(&mailbox.queue);
+        mailbox.has_mail.store(false, Ordering::Relaxed);
+        queue.bytes = 0;
+        std::mem::take(&mut queue.mail)
+    }
+
+    /// Hands an accepted socket to the loop with the fewest connections; returns the
+    /// socket when that is loop `me` itself (it registers it directly).
+    pub(super) fn hand_over(&self, me: usize, stream: TcpStream) -> Option<TcpStream> {
+        let target = (0..self.count())
+            .min_by_key(|&i| self.loads[i].load(Ordering::Relaxed))
+            .unwrap_or(me);
+        if target == me {
+            return Some(stream);
+        }
+        // Counted now, so the next accept already sees it.
+        self.loads[target].fetch_add(1, Ordering::Relaxed);
+        lock(&self.mailboxes[target].queue).adopt.push(stream);
+        let _ = self.wakers[target].wake();
+        None
+    }
+
+    /// The sockets handed to loop `at` (already counted in its load).
+    pub(super) fn take_adopted(&self, at: usize) -> Vec<TcpStream> {
+        std::mem::take(&mut lock(&self.mailboxes[at].queue).adopt)
+    }
+
+    pub(super) fn loaded(&self, at: usize) {
+        self.loads[at].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn unloaded(&self, at: usize) {
+        self.loads[at].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Counts one more open connection unless `max` are open already.
+    pub(super) fn try_open(&self, max: usize) -> Result<(), usize> {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < max).then_some(open + 1)
+            })
+            .map(|_| ())
+    }
+
+    pub(super) fn closed(&self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Records loop `at`'s counters (end of each of its turns).
+    pub(super) fn publish(&self, at: usize, stats: &Stats) {
+        lock(&self.stats[at]).clone_from(stats);
+    }
+
+    /// The whole process's counters: loop `at`'s live ones plus the others' last.
+    pub(super) fn totals(&self, at: usize, live: &Stats) -> Stats {
+        let mut total = live.clone();
+        total.open_per_loop = vec![0; self.count()];
+        total.open_per_loop[at] = live.open;
+        for (i, stats) in self.stats.iter().enumerate() {
+            if i != at {
+                let stats = lock(stats);
+                total.add(&stats);
+                total.open_per_loop[i] = stats.open;
+            }
+        }
+        total
+    }
+}
