@@ -110,6 +110,7 @@ on_one_and_two_loops!(
     a_token_is_required_when_configured,
     origins_are_restricted_when_configured,
     the_page_and_the_metrics_are_served,
+    the_connection_limit_counts_every_loop,
 );
 
 fn message(text: &str, room: &str, id: u64) -> Value {
@@ -444,4 +445,12 @@ fn two_publishers_on_two_loops_give_every_member_one_gapless_order() {
             "{name}'s messages as the other sender saw them"
         );
     }
+}
+
+fn the_connection_limit_counts_every_loop(threads: &str) {
+    let server = serve(threads, &["--max-connections", "2"]);
+    let _ann = Client::hello(&server, "ann");
+    let _bob = Client::hello(&server, "bob");
+    let status = raw_upgrade_status(&server.addr, "/", "");
+    assert!(status.starts_with("HTTP/1.1 503"), "{status}");
 }

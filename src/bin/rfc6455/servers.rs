@@ -86,6 +86,9 @@ pub struct ServerArgs {
     /// How connections are spread over the loops.
     #[arg(long, value_enum, default_value_t = BalanceArg::LeastConnections)]
     balance: BalanceArg,
+    /// WebSocket connections open at once, all loops together (upgrades beyond: 503).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_connections: usize,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -115,6 +118,7 @@ impl ServerArgs {
                 ..connection
             },
             threads,
+            max_connections: self.max_connections,
             balance: match self.balance {
                 BalanceArg::LeastConnections => server::Balance::LeastConnections,
                 BalanceArg::ReusePort => server::Balance::ReusePort,
