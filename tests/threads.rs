@@ -154,6 +154,14 @@ fn http_get(addr: SocketAddr) -> String {
     response
 }
 
+/// Four clients of a two-loop least-connections server: on loops 0, 1, 0, 1.
+fn four_on_alternate_loops(addr: SocketAddr) -> Vec<WebSocket<TcpStream>> {
+    let mut clients: Vec<_> = (0..4).map(|_| connect(addr)).collect();
+    let workers: Vec<usize> = clients.iter_mut().map(worker_of).collect();
+    assert_eq!(workers, [0, 1, 0, 1]);
+    clients
+}
+
 #[test]
 fn least_connections_gives_each_loop_its_share() {
     let server = start(two_loops(Balance::LeastConnections));
@@ -186,9 +194,7 @@ fn reuse_port_serves_on_every_loop() {
 #[test]
 fn sends_reach_connections_on_the_other_loop() {
     let server = start(two_loops(Balance::LeastConnections));
-    let mut clients: Vec<_> = (0..4).map(|_| connect(server.addr)).collect();
-    let workers: Vec<usize> = clients.iter_mut().map(worker_of).collect();
-    assert_eq!(workers, [0, 1, 0, 1]);
+    let mut clients = four_on_alternate_loops(server.addr);
     clients[0].send_text("all:from loop 0").unwrap();
     clients[1].send_text("share:from loop 1").unwrap();
     for ws in &mut clients {
@@ -205,9 +211,7 @@ fn sends_reach_connections_on_the_other_loop() {
 fn concurrent_senders_on_two_loops_are_seen_in_one_order_everywhere() {
     const EACH: usize = 300;
     let server = start(two_loops(Balance::LeastConnections));
-    let mut clients: Vec<_> = (0..4).map(|_| connect(server.addr)).collect();
-    let workers: Vec<usize> = clients.iter_mut().map(worker_of).collect();
-    assert_eq!(workers, [0, 1, 0, 1]);
+    let clients = four_on_alternate_loops(server.addr);
     let readers: Vec<_> = clients
         .into_iter()
         .enumerate()
@@ -313,9 +317,7 @@ fn a_stalled_loop_has_a_bounded_mailbox() {
 #[test]
 fn shutdown_closes_the_connections_of_every_loop_with_1001() {
     let server = start(two_loops(Balance::LeastConnections));
-    let mut clients: Vec<_> = (0..4).map(|_| connect(server.addr)).collect();
-    let workers: Vec<usize> = clients.iter_mut().map(worker_of).collect();
-    assert_eq!(workers, [0, 1, 0, 1]);
+    let mut clients = four_on_alternate_loops(server.addr);
     let handle = server.handle.clone();
     let stopper = thread::spawn(move || server.stop());
     for ws in &mut clients {
