@@ -9,6 +9,7 @@
 #   rustup (if there is no cargo), rustfmt, clippy      formatting and lint checks
 #   Debian: python3, python3-pip (if missing)           the interop client, wstest's installer
 #   Debian: chromium                                    the browser test of the chat page
+#   Debian: redis-server, haproxy                       the cluster test (serve --redis behind a balancer)
 #   PyPI:   websockets (user site)                      the interop test's client
 #   ~/.cache/rfc6455-wstest                             the Autobahn TestSuite (autobahn/install-wstest.sh)
 #   cargo:  cargo-fuzz                                  the fuzz smoke run
@@ -46,6 +47,8 @@ need_apt=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
   as_root apt-get update -qq

@@ -106,4 +106,11 @@ pub trait Handler {
     fn http(&mut self, _request: &HttpRequest, _stats: &Stats) -> Option<HttpResponse> {
         None
     }
+
+    /// Whether the application can serve now, for `GET /healthz`: `Err(reason)` makes
+    /// it answer `503` with the reason (e.g. a database it needs is unreachable), so
+    /// that a load balancer sends new clients elsewhere. Connections stay open.
+    fn health(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }

@@ -66,7 +66,7 @@ pub use loops::Balance;
 pub use shared::SharedFrame;
 
 use event_loop::Loop;
-use loops::Loops;
+use loops::{Loops, Mail};
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Token, Waker};
 use std::io;
@@ -78,7 +78,8 @@ const WAKER: Token = Token(usize::MAX - 2);
 /// How much is read from a socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Shuts a running [`Server`] down from another thread.
+/// Reaches a running [`Server`] from any thread: shuts it down, or sends to its
+/// connections (e.g. from a thread that receives messages from other processes).
 #[derive(Clone)]
 pub struct Handle {
     loops: Arc<Loops>,
@@ -99,6 +100,77 @@ impl Handle {
     /// [`Server::run_with`]).
     pub fn shutdown(&self) {
         self.loops.shutdown();
+    }
+
+    /// Posts a frame to a connection's loop, which sends it on its next turn, after
+    /// what its mailbox already holds. True when posted (the connection may still be
+    /// gone by then); false for a full mailbox or an id of no loop of this server.
+    ///
+    /// ```
+    /// use rfc6455::server::{Server, ServerConfig, SharedFrame, Outbox};
+    ///
+    /// let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// let mut handle = server.handle();
+    /// // From a thread that learnt of a message elsewhere, for connections it knows:
+    /// fn relay(out: &mut impl Outbox, to: &[rfc6455::server::ConnId], text: &str) {
+    ///     let frame = SharedFrame::text(text);
+    ///     for id in to {
+    ///         out.send_shared(*id, &frame);
+    ///     }
+    /// }
+    /// relay(&mut handle, &[], "hello");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn send_shared(&self, id: ConnId, frame: &SharedFrame) -> bool {
+        id.worker < self.loops.count()
+            && self.loops.post(id.worker, Mail::Shared(id, frame.clone()))
+    }
+
+    /// Posts a text message to a connection's loop (see [`send_shared`](Self::send_shared)).
+    pub fn send_text(&self, id: ConnId, text: &str) -> bool {
+        id.worker < self.loops.count()
+            && self.loops.post(
+                id.worker,
+                Mail::Data(id, crate::MessageKind::Text, text.as_bytes().to_vec()),
+            )
+    }
+}
+
+/// Where a frame can be queued for a connection: a callback's [`Ctx`] on the loop, or a
+/// [`Handle`] from any other thread. Code that fans messages out (e.g.
+/// [`rooms::broadcast`]) takes either.
+///
+/// ```
+/// use rfc6455::server::{ConnId, Outbox, SharedFrame};
+///
+/// fn announce(out: &mut impl Outbox, members: &[ConnId], text: &str) -> usize {
+///     let frame = SharedFrame::text(text);
+///     members.iter().filter(|id| out.send_shared(**id, &frame)).count()
+/// }
+/// # let _ = announce::<rfc6455::server::Handle>;
+/// ```
+pub trait Outbox {
+    /// Queues a frame encoded once for many connections; false if it was not taken.
+    fn send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> bool;
+    /// Queues a text message; false if it was not taken.
+    fn send_text(&mut self, id: ConnId, text: &str) -> bool;
+}
+
+impl<D> Outbox for Ctx<'_, D> {
+    fn send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> bool {
+        Ctx::send_shared(self, id, frame)
+    }
+    fn send_text(&mut self, id: ConnId, text: &str) -> bool {
+        Ctx::send_text(self, id, text)
+    }
+}
+
+impl Outbox for Handle {
+    fn send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> bool {
+        Handle::send_shared(self, id, frame)
+    }
+    fn send_text(&mut self, id: ConnId, text: &str) -> bool {
+        Handle::send_text(self, id, text)
     }
 }
 

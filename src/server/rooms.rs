@@ -18,7 +18,7 @@
 //! assert_eq!(Rooms::default().room_count(), 0);
 //! ```
 
-use super::{ConnId, Ctx, SharedFrame};
+use super::{ConnId, Outbox, SharedFrame};
 use std::collections::{BTreeSet, HashMap};
 
 /// Who is in which room. Rooms exist while they have members: created on first join,
@@ -111,10 +111,11 @@ impl RoomRegistry for Rooms {
 }
 
 /// Sends `frame` to every member of `room` except `except`; returns how many
-/// connections it was queued for. The frame's bytes are shared, not copied.
-pub fn broadcast<D>(
+/// connections it was queued for. The frame's bytes are shared, not copied. `out` is
+/// a callback's [`Ctx`](super::Ctx), or a [`Handle`](super::Handle) from another thread.
+pub fn broadcast(
     registry: &dyn RoomRegistry,
-    ctx: &mut Ctx<'_, D>,
+    out: &mut impl Outbox,
     room: &str,
     frame: &SharedFrame,
     except: Option<ConnId>,
@@ -123,7 +124,7 @@ pub fn broadcast<D>(
         .members(room)
         .into_iter()
         .filter(|id| Some(*id) != except)
-        .filter(|id| ctx.send_shared(*id, frame))
+        .filter(|id| out.send_shared(*id, frame))
         .count()
 }
 

@@ -55,7 +55,10 @@ impl<H: Handler> Loop<H> {
     /// does not serve is a WebSocket endpoint, so a `GET` there is told to upgrade.
     pub(super) fn plain_http(&mut self, request: &HttpRequest) -> HttpResponse {
         if request.method == "GET" && request.path() == "/healthz" {
-            return HttpResponse::text(200, "ok\n");
+            return match self.handler.health() {
+                Ok(()) => HttpResponse::text(200, "ok\n"),
+                Err(reason) => HttpResponse::text(503, &format!("unavailable: {reason}\n")),
+            };
         }
         let stats = self.loops.totals(self.worker, &self.stats);
         if let Some(response) = self.handler.http(request, &stats) {

@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod chat;
 pub mod invariants;
+pub mod redis;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};

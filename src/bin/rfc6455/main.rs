@@ -1,5 +1,5 @@
 //! `rfc6455`: the command line tool. Servers (`serve`, the rooms server and its chat
-//! page; `echo`, the Autobahn testee) in `servers.rs` and `chat.rs`; the terminal
+//! page; `echo`, the Autobahn testee) in `servers.rs` and `chat/`; the terminal
 //! client in `client.rs`; the learning tools (`decode`, `encode`, `accept`), which show
 //! the wire protocol byte by byte, in `learn.rs`.
 
@@ -41,6 +41,15 @@ enum Command {
         /// Messages per second one connection may send (over it: close 1008); 0: no limit.
         #[arg(long, default_value_t = 50)]
         max_rate: u32,
+        /// Share rooms, names and history with the other nodes using this Redis
+        /// (redis://[:PASSWORD@]HOST:PORT[/DB]); without it, everything is in memory.
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
+        /// With --redis: a node silent this long is dead, and its members are
+        /// announced as left (within a third more).
+        #[arg(long, value_name = "SECONDS", default_value_t = 10.0, requires = "redis",
+              value_parser = parse_seconds)]
+        node_timeout: f64,
     },
     /// Runs the echo server on the mio event loop: every text and binary message is
     /// sent back. Ctrl-C (or SIGTERM) closes every connection with 1001 and exits.
@@ -108,6 +117,14 @@ enum Command {
     },
 }
 
+/// Seconds, at least 0.3 (the heartbeat runs every third of it).
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if (0.3..=3600.0).contains(&s) => Ok(s),
+        _ => Err(format!("{text:?}: seconds from 0.3 to 3600")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -117,6 +134,8 @@ fn main() -> ExitCode {
             token,
             history,
             max_rate,
+            redis,
+            node_timeout,
         } => servers::serve(
             &server,
             chat::ChatConfig {
@@ -125,6 +144,11 @@ fn main() -> ExitCode {
                 history,
             },
             max_rate,
+            redis.map(|url| chat::redis::RedisOptions {
+                url,
+                node_timeout: std::time::Duration::from_secs_f64(node_timeout),
+                history,
+            }),
         ),
         Command::Echo { server } => servers::echo(&server),
         Command::Client {

@@ -141,22 +141,23 @@ pub fn echo(args: &ServerArgs) -> Result<String, String> {
     run_server(
         args.addr,
         config,
-        |_| EchoHandler,
+        |_| Ok(|_| EchoHandler),
         |local| format!("echo server (mio event loop) listening on ws://{local}/"),
     )
 }
 
-/// Binds, announces, shuts down gracefully on SIGINT/SIGTERM, and runs a handler made
-/// by `make_handler` on each loop.
-fn run_server<H: server::Handler>(
+/// Binds, announces, shuts down gracefully on SIGINT/SIGTERM, and runs a handler on
+/// each loop: `setup` gets the server's handle and gives what makes them.
+fn run_server<H: server::Handler, F: FnMut(usize) -> H + Send>(
     addr: std::net::SocketAddr,
     config: server::ServerConfig,
-    make_handler: impl FnMut(usize) -> H + Send,
+    setup: impl FnOnce(server::Handle) -> Result<F, String>,
     banner: impl FnOnce(std::net::SocketAddr) -> String,
 ) -> Result<String, String> {
     let threads = config.threads;
     let server = server::Server::bind(addr, config).map_err(|e| format!("bind {addr}: {e}"))?;
     let local = server.local_addr().map_err(|e| e.to_string())?;
+    let make_handler = setup(server.handle())?;
     let loops = if threads == 1 {
         "1 event loop".to_string()
     } else {
@@ -168,7 +169,12 @@ fn run_server<H: server::Handler>(
     Ok(String::new())
 }
 
-pub fn serve(args: &ServerArgs, config: chat::ChatConfig, max_rate: u32) -> Result<String, String> {
+pub fn serve(
+    args: &ServerArgs,
+    config: chat::ChatConfig,
+    max_rate: u32,
+    redis: Option<chat::redis::RedisOptions>,
+) -> Result<String, String> {
     let server_config = server::ServerConfig {
         max_messages_per_second: (max_rate > 0).then_some(max_rate),
         ..args.config(rfc6455::Config {
@@ -177,11 +183,16 @@ pub fn serve(args: &ServerArgs, config: chat::ChatConfig, max_rate: u32) -> Resu
             ..rfc6455::Config::default()
         })
     };
-    let chat = chat::Chat::new(config);
     run_server(
         args.addr,
         server_config,
-        move |_| chat.clone(),
+        |handle| {
+            let chat = match redis {
+                None => chat::Chat::new(config),
+                Some(options) => chat::Chat::with_redis(config, &options, handle)?,
+            };
+            Ok(move |_| chat.clone())
+        },
         |local| {
             format!(
             "rooms server on ws://{local}/ - chat page at http://{local}/ - metrics at http://{local}/metrics"

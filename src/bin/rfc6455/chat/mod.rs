@@ -1,0 +1,684 @@
+//! The rooms server behind `rfc6455 serve`: a JSON chat protocol on the event loop,
+//! with presence, typing, direct messages, acknowledgements and catch-up.
+//!
+//! Protocol (every request may carry an `"id"`, answered by an `ack` with that id):
+//!
+//! ```text
+//! -> {"type":"hello","name":"ann","id":1}             <- {"type":"ack","id":1,"name":"ann"}
+//! -> {"type":"join","room":"lobby","since":41}        <- the lobby's messages after seq 41,
+//!                                                       then {"type":"presence",...}
+//! -> {"type":"message","room":"lobby","text":"hi"}    others <- {"type":"message","room":"lobby",
+//!                                                       "from":"ann","text":"hi","seq":42,"ts":...}
+//! -> {"type":"typing","room":"lobby"}                 others <- {"type":"typing",...}
+//! -> {"type":"direct","to":"bob","text":"psst","id":7} <- {"type":"ack","id":7,"delivered":true}
+//! -> {"type":"leave","room":"lobby"}                  others <- {"type":"left",...}
+//! errors: {"type":"error","code":"name_taken"|"bad_json"|"unknown_type"|"no_hello"|
+//!          "bad_field"|"too_long"|"not_in_room","message":"...","id":...}
+//! ```
+//!
+//! With several event loops (`--threads`), each loop has its own `Chat` and they all
+//! share one [`ChatState`] behind a lock: a room's members may sit on any loop. What
+//! the nodes of a cluster share (names, presence, seq numbers, history) is behind the
+//! [`Hub`] trait: in memory for one process, in Redis (`--redis`) for several.
+//!
+//! A room event reaches this node's members through [`ChatState::deliver`], called
+//! on the loop that caused it (memory hub) or by the Redis subscriber thread. Both run
+//! with the lock held, and a room's events come in seq order, so every member sees the
+//! same order. A joining member gets the history up to the room's seq as read then
+//! (its *cursor*) and, live, only what comes after: no gap, no duplicate.
+//!
+//! With Redis, an `ack` for a message has no `delivered_to` (the members are on other
+//! nodes too), and a request that needs Redis while it is unreachable gets an
+//! `unavailable` error.
+
+mod hub;
+pub mod redis;
+
+use hub::{Hub, MemoryHub, RoomEvent};
+use rfc6455::handshake::server::Request;
+use rfc6455::server::rooms::{RoomRegistry, Rooms};
+use rfc6455::server::{
+    Accept, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Message, Outbox,
+    SharedFrame, Stats,
+};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The chat page, served at `GET /`.
+const PAGE: &str = include_str!("chat.html");
+
+pub const MAX_NAME: usize = 32;
+pub const MAX_ROOM: usize = 64;
+pub const MAX_TEXT: usize = 4096;
+/// How long a direct message to another node waits for that node's answer.
+const DIRECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Options of `rfc6455 serve`.
+#[derive(Debug, Clone, Default)]
+pub struct ChatConfig {
+    /// Allowed Origin values; empty: any.
+    pub origins: Vec<String>,
+    /// Required `?token=` or `Authorization: Bearer` value.
+    pub token: Option<String>,
+    /// Messages kept per room for late joiners and catch-up.
+    pub history: usize,
+}
+
+/// One user's connection. Its name lives in the shared [`ChatState`], where the other
+/// loops can see it.
+#[derive(Debug, Default)]
+pub struct Member;
+
+/// The chat application: one per event loop, all sharing one [`ChatState`].
+#[derive(Clone)]
+pub struct Chat {
+    config: Arc<ChatConfig>,
+    state: Arc<Mutex<ChatState>>,
+}
+
+/// This node's view of a room with members here.
+#[derive(Debug, Default)]
+struct RoomView {
+    /// Each member's join: the room's last event position and seq then (it was
+    /// given the history and presence as of there).
+    cursors: HashMap<ConnId, Cursor>,
+    /// The highest cursor (above it, nobody needs checking).
+    max_cursor: Cursor,
+    /// The last seq given to the members live (or replayed after a Redis outage).
+    delivered_seq: u64,
+    /// The last event position seen live.
+    delivered_pos: u64,
+}
+
+/// Where a member joined a room: events and messages at or before it are not given
+/// to it live (it got their outcome at its join).
+#[derive(Debug, Default, Clone, Copy)]
+struct Cursor {
+    pos: u64,
+    seq: u64,
+}
+
+impl Cursor {
+    fn max(self, other: Cursor) -> Cursor {
+        Cursor {
+            pos: self.pos.max(other.pos),
+            seq: self.seq.max(other.seq),
+        }
+    }
+
+    /// Whether `event` came before this cursor.
+    fn covers(self, event: &RoomEvent) -> bool {
+        event.pos.is_some_and(|p| p <= self.pos) || event.seq.is_some_and(|s| s <= self.seq)
+    }
+}
+
+/// A direct message to another node, waiting for its answer.
+struct Pending {
+    to: ConnId,
+    rid: Option<Value>,
+    deadline: Instant,
+}
+
+/// What the loops of one process agree on: their connections (who is where, under
+/// which name), and the hub the nodes share.
+pub struct ChatState {
+    hub: Box<dyn Hub>,
+    /// Connections in rooms, on every loop of this process.
+    rooms: Rooms,
+    views: HashMap<String, RoomView>,
+    /// Name to connection, and back (the other loops' connections' data is theirs).
+    names: HashMap<String, ConnId>,
+    users: HashMap<ConnId, String>,
+    pending: HashMap<u64, Pending>,
+    next_token: u64,
+    /// Messages delivered to members of this node, for /metrics.
+    delivered: u64,
+    rejected_origin: u64,
+    rejected_token: u64,
+}
+
+fn send(out: &mut impl Outbox, id: ConnId, value: &Value) {
+    out.send_text(id, &value.to_string());
+}
+
+fn error(out: &mut impl Outbox, id: ConnId, code: &str, message: &str, req: Option<&Value>) {
+    let mut e = json!({"type": "error", "code": code, "message": message});
+    if let Some(rid) = req {
+        e["id"] = rid.clone();
+    }
+    send(out, id, &e);
+}
+
+fn ack(out: &mut impl Outbox, id: ConnId, rid: Option<&Value>, extra: Value) {
+    if let Some(rid) = rid {
+        let mut a = json!({"type": "ack", "id": rid});
+        if let (Value::Object(a), Value::Object(extra)) = (&mut a, extra) {
+            a.extend(extra);
+        }
+        send(out, id, &a);
+    }
+}
+
+impl Chat {
+    /// A chat of one process; [`clone`](Clone::clone) it for the other loops.
+    pub fn new(config: ChatConfig) -> Self {
+        let hub = MemoryHub::new(config.history);
+        Self::with_hub(config, Box::new(hub))
+    }
+
+    /// A chat whose shared state is `hub`.
+    pub fn with_hub(config: ChatConfig, hub: Box<dyn Hub>) -> Self {
+        Chat {
+            config: Arc::new(config),
+            state: Arc::new(Mutex::new(ChatState::new(hub))),
+        }
+    }
+
+    /// A chat of one node of a cluster sharing rooms through Redis; its members are
+    /// reached through `handle` when messages come from other nodes.
+    pub fn with_redis(
+        config: ChatConfig,
+        options: &redis::RedisOptions,
+        handle: rfc6455::server::Handle,
+    ) -> Result<Self, String> {
+        let mut state = None;
+        redis::start(options, handle, |hub| {
+            let shared = Arc::new(Mutex::new(ChatState::new(hub)));
+            state = Some(shared.clone());
+            shared
+        })?;
+        Ok(Chat {
+            config: Arc::new(config),
+            state: state.expect("made by start"),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, ChatState> {
+        lock(&self.state)
+    }
+}
+
+/// Every change to the state is complete before it can panic (JSON is built before
+/// the maps change): a poisoned lock still guards consistent data.
+pub fn lock(state: &Mutex<ChatState>) -> MutexGuard<'_, ChatState> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ChatState {
+    fn new(hub: Box<dyn Hub>) -> Self {
+        ChatState {
+            hub,
+            rooms: Rooms::default(),
+            views: HashMap::new(),
+            names: HashMap::new(),
+            users: HashMap::new(),
+            pending: HashMap::new(),
+            next_token: 0,
+            delivered: 0,
+            rejected_origin: 0,
+            rejected_token: 0,
+        }
+    }
+
+    fn name_of(&self, id: ConnId) -> Option<String> {
+        self.users.get(&id).cloned()
+    }
+
+    /// Gives a room event to this node's members of its room: not to the user who
+    /// caused it, not twice (a message at or below what a member got at its join, or
+    /// what was delivered already, is skipped). Returns how many it was queued for.
+    pub fn deliver(&mut self, out: &mut impl Outbox, event: &RoomEvent) -> usize {
+        let except = event
+            .except
+            .as_ref()
+            .filter(|_| event.origin == self.hub.node())
+            .and_then(|name| self.names.get(name))
+            .copied();
+        let view = self.views.get_mut(&event.room);
+        if let (Some(seq), Some(view)) = (event.seq, &view) {
+            if seq <= view.delivered_seq {
+                return 0;
+            }
+        }
+        let frame = SharedFrame::text(&event.body);
+        let mut count = 0;
+        let check = view.as_ref().is_some_and(|v| v.max_cursor.covers(event));
+        for id in self.rooms.members(&event.room) {
+            if Some(id) == except {
+                continue;
+            }
+            if check
+                && view
+                    .as_ref()
+                    .and_then(|v| v.cursors.get(&id))
+                    .is_some_and(|c| c.covers(event))
+            {
+                continue;
+            }
+            if out.send_shared(id, &frame) {
+                count += 1;
+            }
+        }
+        if let Some(view) = view {
+            if let Some(seq) = event.seq {
+                view.delivered_seq = seq;
+                self.delivered += count as u64;
+            }
+            view.delivered_pos = view.delivered_pos.max(event.pos.unwrap_or(0));
+        }
+        count
+    }
+
+    /// `id` is no longer in `room` on this node.
+    fn forget_member(&mut self, room: &str, id: ConnId) {
+        if let Some(view) = self.views.get_mut(room) {
+            view.cursors.remove(&id);
+            if view.cursors.is_empty() {
+                self.views.remove(room);
+            }
+        }
+    }
+
+    fn request(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, text: &str) {
+        let Ok(req) = serde_json::from_str::<Value>(text) else {
+            return error(ctx, id, "bad_json", "not a JSON object", None);
+        };
+        let rid = req.get("id").cloned();
+        let rid = rid.as_ref();
+        let Some(kind) = req.get("type").and_then(Value::as_str) else {
+            return error(ctx, id, "bad_field", "missing \"type\"", rid);
+        };
+        let field = |name: &str, max: usize| -> Result<String, (&'static str, String)> {
+            match req.get(name).and_then(Value::as_str) {
+                None => Err(("bad_field", format!("missing string \"{name}\""))),
+                Some("") => Err(("bad_field", format!("empty \"{name}\""))),
+                Some(s) if s.chars().count() > max => {
+                    Err(("too_long", format!("\"{name}\" is over {max} characters")))
+                }
+                Some(s) => Ok(s.to_string()),
+            }
+        };
+        macro_rules! get {
+            ($name:expr, $max:expr) => {
+                match field($name, $max) {
+                    Ok(v) => v,
+                    Err((code, msg)) => return error(ctx, id, code, &msg, rid),
+                }
+            };
+        }
+        /// The shared state's answer, or an `unavailable` error to the client.
+        macro_rules! shared {
+            ($call:expr) => {
+                match $call {
+                    Ok(v) => v,
+                    Err(reason) => return error(ctx, id, "unavailable", &reason, rid),
+                }
+            };
+        }
+        let me = self.name_of(id);
+        if kind != "hello" && me.is_none() {
+            return error(ctx, id, "no_hello", "say hello with a name first", rid);
+        }
+        let me_or_empty = me.clone().unwrap_or_default();
+        let in_room = |state: &Self, room: &str| state.rooms.rooms_of(id).iter().any(|r| r == room);
+        match kind {
+            "hello" => {
+                let name = get!("name", MAX_NAME);
+                if me.as_deref() == Some(name.as_str()) {
+                    return ack(ctx, id, rid, json!({"name": name}));
+                }
+                let taken = self.names.contains_key(&name)
+                    || !shared!(self
+                        .hub
+                        .claim(&name, me.as_deref(), &self.rooms.rooms_of(id)));
+                if taken {
+                    return error(ctx, id, "name_taken", &format!("{name:?} is taken"), rid);
+                }
+                if let Some(old) = me {
+                    self.names.remove(&old);
+                }
+                self.names.insert(name.clone(), id);
+                self.users.insert(id, name.clone());
+                ack(ctx, id, rid, json!({"name": name}));
+            }
+            "join" => {
+                let room = get!("room", MAX_ROOM);
+                let since = req.get("since").and_then(Value::as_u64);
+                let joined = shared!(self.hub.join(&room, &me_or_empty, since));
+                self.rooms.join(&room, id);
+                ack(ctx, id, rid, json!({"room": room}));
+                // History: everything kept, or only what came after `since` (catch-up).
+                for m in &joined.history {
+                    ctx.send_text(id, m);
+                }
+                let view = self.views.entry(room.clone()).or_insert_with(|| RoomView {
+                    delivered_seq: joined.seq,
+                    ..RoomView::default()
+                });
+                let joined_at = Cursor {
+                    pos: joined.pos.unwrap_or(0),
+                    seq: joined.seq,
+                };
+                let cursor = view.cursors.entry(id).or_default();
+                *cursor = cursor.max(joined_at);
+                view.max_cursor = view.max_cursor.max(joined_at);
+                for event in &joined.events {
+                    self.deliver(ctx, event);
+                }
+                let presence = json!({"type": "presence", "room": room, "members": joined.members});
+                send(ctx, id, &presence);
+            }
+            "leave" => {
+                let room = get!("room", MAX_ROOM);
+                if !in_room(self, &room) {
+                    return error(ctx, id, "not_in_room", &format!("not in {room:?}"), rid);
+                }
+                let events = shared!(self.hub.leave(&room, &me_or_empty));
+                self.rooms.leave(&room, id);
+                self.forget_member(&room, id);
+                ack(ctx, id, rid, json!({"room": room}));
+                for event in &events {
+                    self.deliver(ctx, event);
+                }
+            }
+            "message" => {
+                let room = get!("room", MAX_ROOM);
+                let text = get!("text", MAX_TEXT);
+                if !in_room(self, &room) {
+                    return error(ctx, id, "not_in_room", &format!("join {room:?} first"), rid);
+                }
+                let published = shared!(self.hub.message(&room, &me_or_empty, &text));
+                let mut extra = json!({"room": room, "seq": published.seq});
+                if let Some(event) = &published.local {
+                    extra["delivered_to"] = json!(self.deliver(ctx, event));
+                }
+                ack(ctx, id, rid, extra);
+            }
+            "typing" => {
+                let room = get!("room", MAX_ROOM);
+                if !in_room(self, &room) {
+                    return error(ctx, id, "not_in_room", &format!("join {room:?} first"), rid);
+                }
+                for event in &shared!(self.hub.typing(&room, &me_or_empty)) {
+                    self.deliver(ctx, event);
+                }
+                ack(ctx, id, rid, json!({}));
+            }
+            "direct" => {
+                let to = get!("to", MAX_NAME);
+                let text = get!("text", MAX_TEXT);
+                let body = json!({"type": "direct", "from": me_or_empty, "text": text, "ts": hub::now_ms()})
+                    .to_string();
+                if let Some(&target) = self.names.get(&to) {
+                    if ctx.send_text(target, &body) {
+                        self.delivered += 1;
+                        return ack(ctx, id, rid, json!({"delivered": true}));
+                    }
+                    let reason = "not deliverable now";
+                    return ack(ctx, id, rid, json!({"delivered": false, "reason": reason}));
+                }
+                self.next_token += 1;
+                let token = self.next_token;
+                if shared!(self.hub.direct(&to, &me_or_empty, &body, token)) {
+                    // The other node answers; `answered` acks then (or a timeout does).
+                    let deadline = Instant::now() + DIRECT_TIMEOUT;
+                    self.pending.insert(
+                        token,
+                        Pending {
+                            to: id,
+                            rid: rid.cloned(),
+                            deadline,
+                        },
+                    );
+                } else {
+                    let reason = "no such user online";
+                    ack(ctx, id, rid, json!({"delivered": false, "reason": reason}));
+                }
+            }
+            other => error(
+                ctx,
+                id,
+                "unknown_type",
+                &format!("unknown type {other:?}"),
+                rid,
+            ),
+        }
+    }
+
+    /// Another node's answer to the direct message sent under `token`.
+    pub fn answered(&mut self, out: &mut impl Outbox, token: u64, delivered: bool) {
+        if let Some(p) = self.pending.remove(&token) {
+            let extra = if delivered {
+                json!({"delivered": true})
+            } else {
+                json!({"delivered": false, "reason": "not deliverable now"})
+            };
+            ack(out, p.to, p.rid.as_ref(), extra);
+        }
+    }
+
+    /// A direct message from another node for `to`, a user of this node: true if it
+    /// was queued for them.
+    pub fn direct_in(&mut self, out: &mut impl Outbox, to: &str, body: &str) -> bool {
+        let delivered = self
+            .names
+            .get(to)
+            .is_some_and(|&id| out.send_text(id, body));
+        self.delivered += u64::from(delivered);
+        delivered
+    }
+
+    /// Direct messages whose node never answered: `delivered: false`.
+    fn expire_pending(&mut self, out: &mut impl Outbox) {
+        let now = Instant::now();
+        let expired: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(token, _)| *token)
+            .collect();
+        for token in expired {
+            if let Some(p) = self.pending.remove(&token) {
+                let extra = json!({"delivered": false, "reason": "no answer from the user's node"});
+                ack(out, p.to, p.rid.as_ref(), extra);
+            }
+        }
+    }
+
+    /// This node's users and their rooms, for re-registering them in Redis.
+    pub fn local_users(&self) -> Vec<(String, Vec<String>)> {
+        self.users
+            .iter()
+            .map(|(id, name)| (name.clone(), self.rooms.rooms_of(*id)))
+            .collect()
+    }
+
+    /// Each room with members here, and the highest seq and event position this node
+    /// has seen in it.
+    pub fn local_rooms(&self) -> Vec<(String, u64, u64)> {
+        self.views
+            .iter()
+            .map(|(room, v)| {
+                let seq = v.delivered_seq.max(v.max_cursor.seq);
+                (room.clone(), seq, v.delivered_pos.max(v.max_cursor.pos))
+            })
+            .collect()
+    }
+
+    /// The last seq delivered live in `room` here (what a catch-up starts after).
+    pub fn delivered_seq(&self, room: &str) -> Option<u64> {
+        self.views.get(room).map(|v| v.delivered_seq)
+    }
+
+    fn metrics(&self, m: &Stats) -> String {
+        let series: [(&str, &str, &str, String); 9] = [
+            (
+                "rfc6455_open_connections",
+                "WebSocket connections open.",
+                "gauge",
+                m.open.to_string(),
+            ),
+            (
+                "rfc6455_rooms",
+                "Rooms with members on this node.",
+                "gauge",
+                self.rooms.room_count().to_string(),
+            ),
+            (
+                "rfc6455_users",
+                "Users of this node who said hello.",
+                "gauge",
+                self.names.len().to_string(),
+            ),
+            (
+                "rfc6455_messages_in_total",
+                "Messages received.",
+                "counter",
+                m.messages_in.to_string(),
+            ),
+            (
+                "rfc6455_messages_out_total",
+                "Messages queued for sending.",
+                "counter",
+                m.messages_out.to_string(),
+            ),
+            (
+                "rfc6455_bytes_in_total",
+                "Payload bytes received.",
+                "counter",
+                m.bytes_in.to_string(),
+            ),
+            (
+                "rfc6455_bytes_out_total",
+                "Payload bytes queued for sending.",
+                "counter",
+                m.bytes_out.to_string(),
+            ),
+            (
+                "rfc6455_chat_deliveries_total",
+                "Chat messages delivered to members.",
+                "counter",
+                self.delivered.to_string(),
+            ),
+            (
+                "rfc6455_slow_consumer_events_total",
+                "Messages dropped or connections closed for slow consumers.",
+                "counter",
+                m.slow_consumer_events.to_string(),
+            ),
+        ];
+        let mut out = String::new();
+        for (name, help, kind, value) in series.into_iter().chain(self.hub.metrics()) {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            ));
+        }
+        out.push_str("# HELP rfc6455_loop_open_connections WebSocket connections open on each event loop.\n# TYPE rfc6455_loop_open_connections gauge\n");
+        for (i, open) in m.open_per_loop.iter().enumerate() {
+            out.push_str(&format!(
+                "rfc6455_loop_open_connections{{loop=\"{i}\"}} {open}\n"
+            ));
+        }
+        out.push_str("# HELP rfc6455_handshake_rejections_total Upgrades refused, by status.\n# TYPE rfc6455_handshake_rejections_total counter\n");
+        for (status, n) in &m.rejected {
+            out.push_str(&format!(
+                "rfc6455_handshake_rejections_total{{status=\"{status}\"}} {n}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "rfc6455_handshake_rejections_total{{status=\"403\",reason=\"origin\"}} {}\n",
+            self.rejected_origin
+        ));
+        out.push_str(&format!(
+            "rfc6455_handshake_rejections_total{{status=\"401\",reason=\"token\"}} {}\n",
+            self.rejected_token
+        ));
+        out
+    }
+}
+
+impl Handler for Chat {
+    type Data = Member;
+
+    fn upgrade(&mut self, request: &Request) -> Result<Accept<Member>, u16> {
+        if !self.config.origins.is_empty() {
+            let allowed = request
+                .origin()
+                .is_some_and(|o| self.config.origins.iter().any(|a| a == o));
+            if !allowed {
+                self.state().rejected_origin += 1;
+                return Err(403);
+            }
+        }
+        if let Some(token) = &self.config.token {
+            let in_query = request.query().is_some_and(|q| {
+                q.split('&')
+                    .any(|kv| kv.strip_prefix("token=") == Some(token.as_str()))
+            });
+            let in_header = request
+                .header("Authorization")
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .is_some_and(|t| t.trim() == token);
+            if !in_query && !in_header {
+                self.state().rejected_token += 1;
+                return Err(401);
+            }
+        }
+        Ok(Accept::new(Member))
+    }
+
+    fn message(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, message: Message) {
+        match message {
+            Message::Text(text) => {
+                self.state().request(ctx, id, &text);
+            }
+            Message::Binary(_) => error(ctx, id, "bad_json", "send JSON text messages", None),
+        }
+    }
+
+    fn close(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, _member: Member, _info: CloseInfo) {
+        let mut state = self.state();
+        let rooms = state.rooms.leave_all(id);
+        for room in &rooms {
+            state.forget_member(room, id);
+        }
+        if let Some(name) = state.users.remove(&id) {
+            if state.names.get(&name) == Some(&id) {
+                state.names.remove(&name);
+            }
+            // Redis unreachable: the node re-registers its users when it is back, and
+            // then this one is gone.
+            if let Ok(events) = state.hub.release(&name, &rooms) {
+                for event in &events {
+                    state.deliver(ctx, event);
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Ctx<'_, Member>) {
+        let mut state = self.state();
+        if !state.pending.is_empty() {
+            state.expire_pending(ctx);
+        }
+    }
+
+    fn health(&mut self) -> Result<(), String> {
+        self.state().hub.health()
+    }
+
+    fn http(&mut self, request: &HttpRequest, stats: &Stats) -> Option<HttpResponse> {
+        match (request.method.as_str(), request.path()) {
+            ("GET", "/") => Some(HttpResponse::html(200, PAGE)),
+            ("GET", "/metrics") => Some(HttpResponse::with_type(
+                200,
+                "text/plain; version=0.0.4",
+                self.state().metrics(stats).into_bytes(),
+            )),
+            // The WebSocket endpoint is `/` (with a query): a plain GET there is the page.
+            _ => Some(HttpResponse::text(404, "not found\n")),
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! Several `rfc6455 serve --redis` nodes sharing rooms through a real `redis-server`
+//! (tests/setup.sh installs it; each test starts its own on a free loopback port):
+//! one order for every member on every node, presence and names across nodes, direct
+//! messages between nodes, a node killed with SIGKILL, Redis killed and restarted, and
+//! the nodes behind a real HAProxy.
+#![cfg(feature = "cli")]
+
+mod support;
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::chat::Client;
+use support::redis::{free_port, RedisServer};
+use support::ServerProcess;
+
+/// A node of the cluster: `serve --redis URL`, two event loops, no rate limit, and a
+/// short `--node-timeout` so that a dead node is noticed quickly.
+fn node(redis: &RedisServer, extra: &[&str]) -> ServerProcess {
+    let url = redis.url();
+    let mut args = vec![
+        "serve",
+        "--threads",
+        "2",
+        "--max-rate",
+        "0",
+        "--redis",
+        &url,
+    ];
+    args.extend(["--node-timeout", "1.5"]);
+    args.extend_from_slice(extra);
+    ServerProcess::start(env!("CARGO_BIN_EXE_rfc6455"), &args)
+}
+
+fn message(room: &str, text: &str, id: u64) -> Value {
+    json!({"type": "message", "room": room, "text": text, "id": id})
+}
+
+/// `GET path` on a node: (status, body).
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+/// Polls `check` every 50 ms until it holds; false after `limit`.
+fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn three_nodes_share_one_room_in_one_order_with_presence_and_direct_messages() {
+    let redis = RedisServer::start();
+    let nodes: Vec<ServerProcess> = (0..3).map(|_| node(&redis, &[])).collect();
+    let names = ["ann", "bob", "cy"];
+    let mut clients: Vec<Client> = nodes
+        .iter()
+        .zip(names)
+        .map(|(n, name)| Client::hello(&n.addr, name))
+        .collect();
+    // Names are unique in the cluster, not only on a node.
+    let mut other = Client::connect(&nodes[2].addr, "");
+    other.send(json!({"type": "hello", "name": "ann", "id": 9}));
+    assert_eq!(other.recv()["code"], "name_taken");
+
+    let mut presences = Vec::new();
+    for c in &mut clients {
+        presences.push(c.join_with_presence("lobby", None).1);
+    }
+    assert_eq!(
+        presences[2],
+        ["ann", "bob", "cy"],
+        "presence lists all three nodes"
+    );
+    assert_eq!(clients[0].recv_type("joined")["user"], "bob");
+    assert_eq!(clients[0].recv_type("joined")["user"], "cy");
+    assert_eq!(clients[1].recv_type("joined")["user"], "cy");
+
+    // Each sends 5; everyone sees the others' 10 in one seq order.
+    for round in 0..5 {
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.send(message("lobby", &format!("{}{round}", names[i]), 100));
+        }
+    }
+    let mut views = Vec::new();
+    for c in &mut clients {
+        let mut seqs = Vec::new();
+        while seqs.len() < 10 {
+            let v = c.recv();
+            if v["type"] == "message" {
+                seqs.push(v["seq"].as_u64().unwrap());
+            }
+        }
+        views.push(seqs);
+    }
+    // Each client's view is the 15 messages minus its own 5, in increasing order.
+    for seqs in &views {
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seq order: {seqs:?}");
+        assert!(seqs.iter().all(|s| (1..=15).contains(s)));
+    }
+    let mut all: Vec<u64> = views.concat();
+    all.sort();
+    all.dedup();
+    assert_eq!(all, (1..=15).collect::<Vec<_>>(), "no gap");
+
+    // A direct message crosses nodes, and its ack tells the truth.
+    clients[0].send(json!({"type": "direct", "to": "cy", "text": "psst", "id": 3}));
+    assert_eq!(
+        clients[0].recv_type("ack"),
+        json!({"type": "ack", "id": 3, "delivered": true})
+    );
+    let got = clients[2].recv_type("direct");
+    assert_eq!(
+        (&got["from"], &got["text"]),
+        (&json!("ann"), &json!("psst"))
+    );
+    clients[0].send(json!({"type": "direct", "to": "nobody", "text": "?", "id": 4}));
+    assert_eq!(clients[0].recv_type("ack")["delivered"], false);
+
+    // A leave on one node is seen on the others.
+    clients[1].send(json!({"type": "leave", "room": "lobby", "id": 5}));
+    assert_eq!(clients[0].recv_type("left")["user"], "bob");
+    assert_eq!(clients[2].recv_type("left")["user"], "bob");
+    let (status, metrics) = get(&nodes[0].addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("\nrfc6455_redis_up 1\n"), "{metrics}");
+}
+
+/// Two publishers on two nodes, 1,000 messages each at once: a member on each node
+/// sees the same 2,000 messages with seq 1..=2000, each publisher's in its order.
+#[test]
+fn two_publishers_on_two_nodes_give_every_member_one_gapless_order() {
+    const EACH: u64 = 1000;
+    let redis = RedisServer::start();
+    let a = node(&redis, &["--history", "10"]);
+    let b = node(&redis, &["--history", "10"]);
+    let mut clients = vec![
+        Client::hello(&a.addr, "pa"),
+        Client::hello(&b.addr, "pb"),
+        Client::hello(&a.addr, "ma"),
+        Client::hello(&b.addr, "mb"),
+    ];
+    for c in &mut clients {
+        c.join("feed", None);
+    }
+    support::chat::two_publishers_one_order(clients, "feed", ["pa", "pb"], EACH);
+    // One Redis call per message (the script), plus a hello, a join and (the readers
+    // have dropped their clients) a release for each of node A's two clients.
+    let calls = format!("\nrfc6455_redis_round_trips_total {}\n", EACH + 6);
+    assert!(
+        eventually(Duration::from_secs(5), || get(&a.addr, "/metrics")
+            .1
+            .contains(&calls)),
+        "{}",
+        get(&a.addr, "/metrics").1
+    );
+}
+
+/// `kill -9` of a node: the others announce its members `left` within the node
+/// timeout (1.5 s here, plus a third, plus slack), and its client, reconnecting to
+/// another node with `since`, gets exactly what it missed.
+#[test]
+fn a_killed_node_is_reaped_and_its_clients_catch_up_on_another_node() {
+    let redis = RedisServer::start();
+    let mut a = node(&redis, &[]);
+    let b = node(&redis, &[]);
+    let mut ann = Client::hello(&a.addr, "ann");
+    let mut bob = Client::hello(&b.addr, "bob");
+    ann.join("news", None);
+    bob.join("news", None);
+    bob.send(message("news", "before", 1));
+    let last_seen = ann.recv_type("message")["seq"].as_u64().unwrap();
+    a.stop(); // SIGKILL: no close frames, no release, the heartbeat just stops
+    let killed = Instant::now();
+    for i in 0..10 {
+        bob.send(message("news", &format!("while away {i}"), 2));
+    }
+    let left = bob.recv_type("left");
+    assert_eq!(left["user"], "ann");
+    assert!(
+        killed.elapsed() < Duration::from_secs(4),
+        "noticed in {:?}",
+        killed.elapsed()
+    );
+    let (_, metrics) = get(&b.addr, "/metrics");
+    assert!(
+        metrics.contains("\nrfc6455_redis_nodes_reaped_total 1\n"),
+        "{metrics}"
+    );
+
+    // The name is free again; the client reconnects (to B, as a balancer would send it).
+    let mut ann = Client::hello(&b.addr, "ann");
+    let (missed, members) = ann.join_with_presence("news", Some(last_seen));
+    let texts: Vec<&str> = missed.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    let expected: Vec<String> = (0..10).map(|i| format!("while away {i}")).collect();
+    assert_eq!(texts, expected, "exactly what it missed, in order");
+    assert_eq!(members, ["ann", "bob"]);
+    ann.assert_nothing_pending();
+}
+
+/// Redis killed and restarted (empty: no persistence) during traffic: `/healthz` says
+/// 503 then 200, requests get `unavailable` meanwhile, the nodes register their users
+/// again, seq numbers go on from where they were, and traffic resumes.
+#[test]
+fn the_nodes_survive_a_redis_restart() {
+    let mut redis = RedisServer::start();
+    let a = node(&redis, &[]);
+    let b = node(&redis, &[]);
+    let mut ann = Client::hello(&a.addr, "ann");
+    let mut bob = Client::hello(&b.addr, "bob");
+    ann.join("r", None);
+    bob.join("r", None);
+    for i in 1..=3 {
+        ann.send(message("r", "x", i));
+        assert_eq!(bob.recv_type("message")["seq"], i);
+    }
+    assert_eq!(get(&a.addr, "/healthz").0, 200);
+
+    redis.kill();
+    assert!(
+        eventually(Duration::from_secs(5), || get(&a.addr, "/healthz").0 == 503),
+        "a node without Redis says so"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || get(&b.addr, "/healthz").0 == 503),
+        "on every node"
+    );
+    let (_, why) = get(&b.addr, "/healthz");
+    assert!(why.starts_with("unavailable: redis"), "{why}");
+    ann.send(message("r", "lost?", 7));
+    let refused = ann.recv_type("error");
+    assert_eq!(
+        (&refused["code"], &refused["id"]),
+        (&json!("unavailable"), &json!(7))
+    );
+    // The connections stay open meanwhile.
+    ann.assert_nothing_pending();
+
+    redis.restart();
+    for n in [&a, &b] {
+        assert!(
+            eventually(Duration::from_secs(10), || get(&n.addr, "/healthz").0
+                == 200),
+            "healthy again"
+        );
+    }
+    ann.send(message("r", "back", 8));
+    let ack = ann.recv_type("ack");
+    assert_eq!(ack["seq"], 4, "the seq goes on although Redis lost it");
+    let got = bob.recv_type("message");
+    assert_eq!((&got["text"], &got["seq"]), (&json!("back"), &json!(4)));
+    // Presence and names were registered again.
+    let mut cy = Client::hello(&a.addr, "cy");
+    assert_eq!(cy.join_with_presence("r", None).1, ["ann", "bob", "cy"]);
+    let mut fake = Client::connect(&b.addr, "");
+    fake.send(json!({"type": "hello", "name": "ann", "id": 1}));
+    assert_eq!(fake.recv()["code"], "name_taken");
+    let (_, metrics) = get(&a.addr, "/metrics");
+    assert!(
+        metrics.contains("\nrfc6455_redis_reconnects_total 1\n"),
+        "{metrics}"
+    );
+}
+
+/// HAProxy (tests/setup.sh installs it) with deploy/haproxy.cfg's settings in front
+/// of two nodes: clients reach both through one address; when one node is killed,
+/// its client reconnects through the balancer, lands on the survivor and catches up.
+#[test]
+fn behind_haproxy_a_client_of_a_killed_node_reconnects_and_catches_up() {
+    let redis = RedisServer::start();
+    let mut nodes = vec![node(&redis, &[]), node(&redis, &[])];
+    let balancer = Haproxy::start(&[&nodes[0].addr, &nodes[1].addr]);
+    let users = |n: &ServerProcess| get(&n.addr, "/metrics").1.contains("\nrfc6455_users 1\n");
+    let mut ann = Client::hello(&balancer.addr, "ann");
+    let anns = nodes.iter().position(users).expect("ann is on a node");
+    let mut bob = Client::hello(&balancer.addr, "bob");
+    assert!(
+        nodes.iter().all(users),
+        "round robin: one client on each node"
+    );
+    ann.join("hall", None);
+    bob.join("hall", None);
+    bob.send(message("hall", "before", 1));
+    let seen = ann.recv_type("message")["seq"].as_u64().unwrap();
+
+    nodes.remove(anns).stop();
+    for i in 0..5 {
+        bob.send(message("hall", &format!("meanwhile {i}"), 2));
+    }
+    assert!(
+        ann.ws.read().is_err(),
+        "ann's connection broke with its node"
+    );
+    // What the page does: reconnect with backoff, hello, join with `since`. The name
+    // is free once the dead node is reaped; the balancer skips the dead node.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ann = loop {
+        assert!(Instant::now() < deadline, "ann could not get back in");
+        std::thread::sleep(Duration::from_millis(200));
+        let Ok(ws) = rfc6455::blocking::connect(&format!("ws://{}/", balancer.addr)) else {
+            continue;
+        };
+        ws.get_ref()
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut c = Client { ws };
+        c.send(json!({"type": "hello", "name": "ann", "id": 0}));
+        if c.recv()["type"] == "ack" {
+            break c;
+        }
+    };
+    let texts: Vec<String> = ann
+        .join("hall", Some(seen))
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        texts,
+        (0..5).map(|i| format!("meanwhile {i}")).collect::<Vec<_>>()
+    );
+    bob.send(message("hall", "welcome back", 3));
+    assert_eq!(ann.recv_type("message")["text"], "welcome back");
+}
+
+/// `haproxy -db` with the project's config, on a free loopback port, its servers
+/// pointed at the nodes; stopped by PID on drop.
+struct Haproxy {
+    child: Child,
+    addr: String,
+    /// Where its config file was written; removed on drop.
+    dir: std::path::PathBuf,
+}
+
+impl Haproxy {
+    fn start(nodes: &[&str]) -> Haproxy {
+        let template =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/haproxy.cfg"))
+                .unwrap();
+        let port = free_port();
+        let servers: String = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| {
+                format!(
+                    "    server node{} {addr} check inter 500ms fall 1 rise 1\n",
+                    i + 1
+                )
+            })
+            .collect();
+        let config = rewrite(&template, &format!("127.0.0.1:{port}"), &servers);
+        let dir = std::env::temp_dir().join(format!("rfc6455-haproxy-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, config).unwrap();
+        let child = Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("haproxy (tests/setup.sh installs it)");
+        let addr = format!("127.0.0.1:{port}");
+        assert!(
+            eventually(Duration::from_secs(10), || TcpStream::connect(&addr)
+                .is_ok()),
+            "haproxy listens"
+        );
+        Haproxy { child, addr, dir }
+    }
+}
+
+/// The deploy config with the test's address and nodes: its `bind` line and its
+/// `server` lines replaced, everything else (timeouts, balance, checks) as shipped.
+fn rewrite(template: &str, bind: &str, servers: &str) -> String {
+    let mut out = String::new();
+    let mut servers_written = false;
+    for line in template.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("bind ") {
+            out.push_str(&format!("    bind {bind}\n"));
+        } else if trimmed.starts_with("server ") {
+            if !servers_written {
+                out.push_str(servers);
+                servers_written = true;
+            }
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(servers_written, "deploy/haproxy.cfg has server lines");
+    out
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
