@@ -128,6 +128,22 @@ fn section_7_2_3_6_an_empty_last_fragment() {
     assert_eq!(events(&mut client), [hello()]);
 }
 
+/// Found by the property test: the second of two empty messages under context
+/// takeover compresses to nothing at all (zlib has nothing left to flush), which is a
+/// valid compressed empty message, and must not trip the flush's check.
+#[test]
+fn empty_messages_under_context_takeover_round_trip() {
+    let mut server = Connection::with_deflate(Role::Server, Config::default(), Some(takeover()));
+    let mut client = client_with(takeover());
+    for text in ["", "", "after", ""] {
+        server.send_text(text).unwrap();
+    }
+    let bytes = server.pending_output().to_vec();
+    client.receive(&bytes);
+    let texts = ["", "", "after", ""].map(|t| Ok(Event::Text(t.into())));
+    assert_eq!(events(&mut client), texts);
+}
+
 #[test]
 fn a_message_not_compressed_and_small_messages_go_uncompressed() {
     let mut client = client_with(takeover());

@@ -93,6 +93,16 @@ pub(crate) fn compress_message(stream: &mut Compress, payload: &[u8], out: &mut 
         }
         out.reserve(out.capacity() - start + 64);
     }
+    // A sync flush ends with 00 00 ff ff, except when there is nothing to flush: zlib
+    // emits nothing for a sync flush without input right after another one (e.g. a
+    // second empty message under context takeover). An empty payload would not do:
+    // the receiver appends 00 00 ff ff and would read 0x00 as a block header and the
+    // tail as a wrong LEN. RFC 7692 §7.2.3.6: an empty message is the single byte 0x00
+    // (with the tail, an empty stored block, which leaves both windows as they are).
+    if out.len() == start {
+        out.push(0x00);
+        return;
+    }
     debug_assert!(
         out[start..].ends_with(&TAIL),
         "a sync flush ends with 00 00 ff ff"
