@@ -147,7 +147,12 @@ impl Handle {
 ///     let frame = SharedFrame::text(text);
 ///     members.iter().filter(|id| out.send_shared(**id, &frame)).count()
 /// }
-/// # let _ = announce::<rfc6455::server::Handle>;
+/// let server = rfc6455::server::Server::bind(
+///     "127.0.0.1:0".parse().unwrap(),
+///     rfc6455::server::ServerConfig::default(),
+/// )?;
+/// assert_eq!(announce(&mut server.handle(), &[], "hi"), 0);
+/// # Ok::<(), std::io::Error>(())
 /// ```
 pub trait Outbox {
     /// Queues a frame encoded once for many connections; false if it was not taken.
