@@ -20,13 +20,8 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-wait_for_port() {
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "nothing listens on port $1" >&2; return 1
-}
+# shellcheck source=benches/lib.sh
+. benches/lib.sh
 
 target/release/rfc6455 echo --addr 127.0.0.1:9101 --threads 1 2>/dev/null & pids+=($!)
 target/release/examples/echo_server 127.0.0.1:9102 2>/dev/null & pids+=($!)
@@ -43,7 +38,6 @@ workloads=(
 )
 servers=("mio:9101" "mio-2loops:9105" "mio-2reuse:9106" "blocking:9102" "tungstenite:9103")
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 printf '%-24s %-12s %12s %9s %9s %9s  %s\n' workload server msg/s MB/s p50_us p99_us "ratio to tungstenite (msg/s, p99)"
 for workload in "${workloads[@]}"; do

@@ -14,85 +14,19 @@
 //!
 //! Needs `chromium` (Debian: `apt-get install chromium`); `tests/setup.sh` installs it.
 
+#[path = "../tests/support/browser.rs"]
+mod browser;
+
+use browser::{profile_dir, Page, FLAGS};
 use rfc6455::blocking;
 use rfc6455::Event;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ROOM: &str = "browser-test";
 /// The window sizes the page must fit: a laptop and a phone.
 const LAPTOP: (u32, u32) = (1280, 800);
 const PHONE: (u32, u32) = (390, 844);
-const FLAGS: [&str; 9] = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-];
-
-fn find_browser() -> Option<String> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .find(|name| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {name}")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .map(|name| name.to_string())
-}
-
-fn profile_dir(label: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("rfc6455-browser-{}-{label}", std::process::id()))
-}
-
-/// A headless browser session in its own process group (its renderers too), so that
-/// killing the group leaves nothing behind. The page runs in a frame of exactly the
-/// size asked for: a headless window has a minimum width (500 px) and browser chrome
-/// that a frame does not, so a frame is how a 390-px phone viewport is had.
-fn open_page(browser: &str, label: &str, (w, h): (u32, u32), url: &str) -> Child {
-    let frame = profile_dir(label).with_extension("html");
-    std::fs::write(
-        &frame,
-        format!(
-            "<body style='margin:0'><iframe src='{url}' \
-             style='border:0;width:{w}px;height:{h}px'></iframe></body>"
-        ),
-    )
-    .unwrap();
-    Command::new(browser)
-        .args(FLAGS)
-        .arg(format!("--window-size={},{}", w + 100, h + 200))
-        .arg(format!("--user-data-dir={}", profile_dir(label).display()))
-        .arg(format!("file://{}", frame.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("start the browser")
-}
-
-fn kill_group(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-9", "--", &format!("-{}", child.id())])
-        .status();
-    let _ = child.wait();
-    // Helpers that left the group still name the profile directory on their command line.
-    let _ = Command::new("pkill")
-        .args([
-            "-9",
-            "-f",
-            &format!("rfc6455-browser-{}-", std::process::id()),
-        ])
-        .status();
-}
 
 /// A screenshot of the page's first screen at one size.
 fn screenshot(browser: &str, (w, h): (u32, u32), url: &str, out: &std::path::Path) -> bool {
@@ -138,7 +72,7 @@ fn layout_report(text: &str, from: &str) -> Option<Result<String, String>> {
 }
 
 fn main() {
-    let Some(browser) = find_browser() else {
+    let Some(browser) = browser::find() else {
         eprintln!("browser_check: no chromium found (apt-get install chromium)");
         std::process::exit(2);
     };
@@ -172,8 +106,8 @@ fn main() {
     let page = |me: &str, other: &str| {
         format!("http://{addr}/?autotest={me}&room={ROOM}&say=hello-from-{me}&expect=hello-from-{other}")
     };
-    let mut alice = open_page(&browser, "alice", LAPTOP, &page("alice", "bob"));
-    let mut bob = open_page(&browser, "bob", PHONE, &page("bob", "alice"));
+    let alice = Page::open(&browser, "alice", LAPTOP, &page("alice", "bob"));
+    let bob = Page::open(&browser, "bob", PHONE, &page("bob", "alice"));
 
     let started = Instant::now();
     let mut saw = (false, false);
@@ -227,8 +161,7 @@ fn main() {
             }
         }
     }
-    kill_group(&mut alice);
-    kill_group(&mut bob);
+    drop((alice, bob));
     let elapsed = started.elapsed();
 
     // The first screen a newcomer sees, at both sizes, kept for people to look at.
@@ -251,7 +184,7 @@ fn main() {
     }
     let _ = server.kill();
     let _ = server.wait();
-    for label in ["alice", "bob", "shot-1280x800", "shot-390x844"] {
+    for label in ["shot-1280x800", "shot-390x844"] {
         let _ = std::fs::remove_dir_all(profile_dir(label));
         let _ = std::fs::remove_file(profile_dir(label).with_extension("html"));
     }

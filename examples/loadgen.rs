@@ -15,6 +15,9 @@
 //! cargo run --release --example loadgen -- ws://127.0.0.1:9001/ --fanout 1000 --publish 200
 //! ```
 //!
+//! Over the nodes of a `--redis` cluster: `--spread ws://NODE2/` puts every other member
+//! there, and `--metrics` counts the Redis round trips per message (`benches/cluster.sh`).
+//!
 //! `benches/load.sh` runs it against our event-loop server, our blocking server and a
 //! tungstenite server, side by side. Each connection is one thread with the blocking
 //! client; latency is measured per message, from just before its frame is written to
@@ -45,7 +48,8 @@ struct Args {
     /// Stop after this many seconds even if messages remain.
     #[arg(short = 't', long, default_value_t = 30)]
     seconds: u64,
-    /// Print one machine-readable line: msgs_per_s mb_per_s p50_us p99_us max_us errors.
+    /// Print one machine-readable line: msgs_per_s mb_per_s p50_us p99_us max_us errors
+    /// (fan-out: deliveries_per_s p50_us p99_us max_us members_short round_trips_per_msg).
     #[arg(long)]
     raw: bool,
     /// Fan-out mode: this many members join one room of the rooms server.
@@ -57,6 +61,18 @@ struct Args {
     /// Offer permessage-deflate (RFC 7692) on every connection.
     #[arg(long)]
     deflate: bool,
+    /// Fan-out mode: spread the members over this node too (repeat for more nodes of a
+    /// `--redis` cluster); members alternate between URL and these, the publisher is
+    /// on URL.
+    #[arg(long, value_name = "URL")]
+    spread: Vec<String>,
+    /// Fan-out mode: the text of each message, in bytes (its send time, padded).
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    text_size: usize,
+    /// Fan-out mode: a node's `/metrics` address (`127.0.0.1:PORT`, repeat for every
+    /// node): reports the Redis round trips made while publishing, per message.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Vec<String>,
 }
 
 /// Connects, offering permessage-deflate if asked.
@@ -199,11 +215,32 @@ fn member(url: &str, name: &str, deflate: bool) -> blocking::WebSocket<std::net:
     }
 }
 
+/// The sum of the Redis round-trip counters of the nodes at `addrs` (their `/metrics`).
+fn redis_round_trips(addrs: &[String]) -> u64 {
+    use std::io::{Read, Write};
+    addrs
+        .iter()
+        .map(|addr| {
+            let mut stream = std::net::TcpStream::connect(addr).expect("connect to /metrics");
+            write!(stream, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+            let mut page = String::new();
+            stream.read_to_string(&mut page).unwrap();
+            page.lines()
+                .find_map(|l| l.strip_prefix("rfc6455_redis_round_trips_total "))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{addr}/metrics has no rfc6455_redis_round_trips_total"))
+        })
+        .sum()
+}
+
 fn fanout(args: &Args, members: usize) {
+    let urls: Vec<String> = std::iter::once(args.url.clone())
+        .chain(args.spread.iter().cloned())
+        .collect();
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(members + 1));
     let threads: Vec<_> = (0..members)
         .map(|i| {
-            let url = args.url.clone();
+            let url = urls[i % urls.len()].clone();
             let barrier = barrier.clone();
             let expected = args.publish;
             let deflate = args.deflate;
@@ -223,7 +260,7 @@ fn fanout(args: &Args, members: usize) {
                                 let sent: u64 = t
                                     .split(r#""text":""#)
                                     .nth(1)
-                                    .and_then(|r| r.split('"').next())
+                                    .and_then(|r| r.split(['"', ' ']).next())
                                     .and_then(|n| n.parse().ok())
                                     .unwrap_or(now);
                                 latencies.push(Duration::from_micros(now.saturating_sub(sent)));
@@ -233,16 +270,23 @@ fn fanout(args: &Args, members: usize) {
                             Err(_) => break,
                         }
                     }
-                    (latencies, last)
+                    // The connection is handed back, so that it stays open until the
+                    // figures are read: a leaving member makes Redis round trips too.
+                    (latencies, last, ws)
                 })
                 .expect("spawn a member")
         })
         .collect();
     let mut publisher = member(&args.url, "publisher", args.deflate);
     barrier.wait();
+    let trips_before = redis_round_trips(&args.metrics);
     let started = Instant::now();
     for _ in 0..args.publish {
-        let text = micros_since_epoch();
+        let mut text = micros_since_epoch().to_string();
+        text.push(' ');
+        while text.len() < args.text_size {
+            text.push('x');
+        }
         publisher
             .send_text(&format!(
                 r#"{{"type":"message","room":"fanout","text":"{text}"}}"#
@@ -252,20 +296,32 @@ fn fanout(args: &Args, members: usize) {
     let mut latencies = Vec::new();
     let mut finished = started;
     let mut short = 0;
+    let mut connections = Vec::with_capacity(members);
     for thread in threads {
-        let (l, last) = thread.join().expect("a member panicked");
+        let (l, last, ws) = thread.join().expect("a member panicked");
+        connections.push(ws);
         if l.len() < args.publish {
             short += 1;
         }
         finished = finished.max(last);
         latencies.extend(l);
     }
+    let trips = redis_round_trips(&args.metrics) - trips_before;
+    drop(connections);
     latencies.sort_unstable();
     let elapsed = finished.duration_since(started).as_secs_f64();
     let pct = |p: f64| {
         let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
         latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e6)
     };
+    let per_message = trips as f64 / args.publish as f64;
+    if args.raw {
+        // deliveries/s p50_us p99_us max_us members_short redis_round_trips_per_message
+        let rate = latencies.len() as f64 / elapsed;
+        let (p50, p99, max) = (pct(0.5), pct(0.99), pct(1.0));
+        println!("{rate:.0} {p50:.0} {p99:.0} {max:.0} {short} {per_message:.2}");
+        return;
+    }
     println!(
         "fan-out: {} members x {} messages = {} deliveries in {elapsed:.3} s: {:.0} deliveries/s; \
          delivery latency p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs; {short} members missed messages",
@@ -277,4 +333,11 @@ fn fanout(args: &Args, members: usize) {
         pct(0.99),
         pct(1.0),
     );
+    if !args.metrics.is_empty() {
+        println!(
+            "redis round trips while publishing: {trips} for {} messages ({:.2} per message), \
+             all nodes together",
+            args.publish, per_message
+        );
+    }
 }

@@ -2,16 +2,18 @@
 //! (tests/setup.sh installs it; each test starts its own on a free loopback port):
 //! one order for every member on every node, presence and names across nodes, direct
 //! messages between nodes, a node killed with SIGKILL, Redis killed and restarted, and
-//! the nodes behind a real HAProxy.
+//! the nodes behind a real HAProxy, with headless Chromium pages going through it.
 #![cfg(feature = "cli")]
 
 mod support;
 
+use rfc6455::Event;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::browser::{self, Page};
 use support::chat::Client;
 use support::redis::{free_port, RedisServer};
 use support::ServerProcess;
@@ -41,7 +43,12 @@ fn message(room: &str, text: &str, id: u64) -> Value {
 /// `GET path` on a node: (status, body).
 fn get(addr: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // `Connection: close`, or a balancer in between would keep the connection open.
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response[9..12].parse().unwrap();
@@ -246,6 +253,23 @@ fn the_nodes_survive_a_redis_restart() {
         (&refused["code"], &refused["id"]),
         (&json!("unavailable"), &json!(7))
     );
+    // Traffic goes on meanwhile: 2,000 messages of 4 KiB (8 MiB) are each refused at
+    // once, not queued for later, and the node's memory stays where it was.
+    let rss = a.rss_kib();
+    let big = "x".repeat(4096);
+    for i in 0..2000 {
+        ann.send(message("r", &big, 100 + i));
+        let refused = ann.recv_type("error");
+        assert_eq!(
+            (&refused["code"], &refused["id"]),
+            (&json!("unavailable"), &json!(100 + i))
+        );
+    }
+    let grown = a.rss_kib().saturating_sub(rss);
+    assert!(
+        grown < 2048,
+        "8 MiB refused, but the node grew by {grown} KiB"
+    );
     // The connections stay open meanwhile.
     ann.assert_nothing_pending();
 
@@ -333,6 +357,170 @@ fn behind_haproxy_a_client_of_a_killed_node_reconnects_and_catches_up() {
     );
     bob.send(message("hall", "welcome back", 3));
     assert_eq!(ann.recv_type("message")["text"], "welcome back");
+}
+
+/// The README's recipe with real browsers: two headless Chromium pages open the chat
+/// through HAProxy, land on different nodes and chat; the node of one page is killed;
+/// that page reconnects through the balancer, lands on the survivor (its status names
+/// the new node), waits for its name to be released, and its log shows every message
+/// sent meanwhile, once each and in order, then live ones. A third node, not behind
+/// the balancer, hosts the test's own client, which sends and reads the pages' reports.
+#[test]
+fn behind_haproxy_two_browser_pages_chat_and_one_survives_its_node() {
+    let chromium = browser::find().expect("chromium (tests/setup.sh installs it)");
+    let redis = RedisServer::start();
+    let mut nodes = vec![node(&redis, &[]), node(&redis, &[])];
+    let ids: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Client::hello_node(&n.addr, &format!("probe{i}")).1.unwrap())
+        .collect();
+    let watcher_node = node(&redis, &[]);
+    let balancer = Haproxy::start(&[&nodes[0].addr, &nodes[1].addr]);
+    let mut room = WatchedRoom::join(&watcher_node.addr, "web");
+    let page = |me: &str, say: &str, expect: &str| {
+        let url = format!(
+            "http://{}/?autotest={me}&room=web&say={say}&expect={expect}&watch=w-",
+            balancer.addr
+        );
+        Page::open(&chromium, &format!("cluster-{me}"), (800, 600), &url)
+    };
+    let node_of = |room: &mut WatchedRoom, who: &str, after: usize| {
+        room.until(Duration::from_secs(30), |said| {
+            said[after..]
+                .iter()
+                .find(|(from, _)| from == who)
+                .and_then(|(_, text)| text.strip_prefix("node:"))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("{who}'s page did not say on which node it is"))
+    };
+    let _alice = page("alice", "hi-from-alice", "hi-from-bob");
+    let alices = node_of(&mut room, "alice", 0);
+    // Round robin takes turns per connection, and a page makes two (its load and its
+    // WebSocket): if bob's lands where alice's did, shift the turn by one request
+    // through the balancer and open it again.
+    let mut attempt = 0;
+    let (bob, _bob_page) = loop {
+        attempt += 1;
+        assert!(
+            attempt <= 8,
+            "bob's page never landed on alice's other node"
+        );
+        let bob = format!("bob{attempt}");
+        let mark = room.said.len();
+        let session = page(&bob, &format!("hi-from-{bob}"), "hi-from-alice");
+        if node_of(&mut room, &bob, mark) != alices {
+            break (bob, session);
+        }
+        drop(session);
+        assert_eq!(get(&balancer.addr, "/healthz").0, 200);
+    };
+    let chatted = room.until(Duration::from_secs(30), |said| {
+        let saw = |who: &str, text: &str| said.iter().any(|(f, t)| f == who && t == text);
+        (saw("alice", &format!("saw:hi-from-{bob}")) && saw(&bob, "saw:hi-from-alice"))
+            .then_some(())
+    });
+    assert!(chatted.is_some(), "the pages did not chat: {:?}", room.said);
+
+    let mark = room.said.len();
+    let dead = ids.iter().position(|id| *id == alices).unwrap();
+    nodes.remove(dead).stop();
+    for i in 1..=5 {
+        room.say(&format!("w-away-{i}"));
+    }
+    let now_on = node_of(&mut room, "alice", mark);
+    assert_eq!(
+        now_on,
+        ids[1 - dead],
+        "alice's page is back, on the survivor"
+    );
+    let shown = |said: &[(String, String)], n: usize| {
+        let mine: Vec<String> = said[mark..]
+            .iter()
+            .filter(|(f, t)| f == "alice" && t.contains("shown:"))
+            .map(|(_, t)| t.clone())
+            .collect();
+        (mine.len() >= n).then_some(mine)
+    };
+    room.until(Duration::from_secs(20), |said| shown(said, 5))
+        .unwrap_or_else(|| {
+            panic!(
+                "alice's page did not show the missed messages: {:?}",
+                room.said
+            )
+        });
+    room.say("w-live");
+    let seen = room
+        .until(Duration::from_secs(20), |said| shown(said, 6))
+        .unwrap_or_else(|| panic!("alice's page did not show a live message: {:?}", room.said));
+    let expected: Vec<String> = (1..=5)
+        .map(|i| format!("shown:w-away-{i}"))
+        .chain(["shown:w-live".to_string()])
+        .collect();
+    assert_eq!(
+        seen, expected,
+        "missed messages once each, in order, then live"
+    );
+}
+
+/// A room as the test's own client sees it: every message said in it, in order, as
+/// (from, text). The pages' scripted mode reports there.
+struct WatchedRoom {
+    client: Client,
+    room: String,
+    said: Vec<(String, String)>,
+}
+
+impl WatchedRoom {
+    fn join(addr: &str, room: &str) -> WatchedRoom {
+        let mut client = Client::hello(addr, "watcher");
+        client.join(room, None);
+        client
+            .ws
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        WatchedRoom {
+            client,
+            room: room.to_string(),
+            said: Vec::new(),
+        }
+    }
+
+    fn say(&mut self, text: &str) {
+        self.client
+            .send(json!({"type": "message", "room": self.room, "text": text}));
+    }
+
+    /// Reads the room until `found` finds something in what was said; None after `limit`.
+    fn until<T>(
+        &mut self,
+        limit: Duration,
+        mut found: impl FnMut(&[(String, String)]) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(t) = found(&self.said) {
+                return Some(t);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            match self.client.ws.read() {
+                Ok(Event::Text(text)) => {
+                    let m: Value = serde_json::from_str(&text).unwrap();
+                    if m["type"] == "message" {
+                        let from = m["from"].as_str().unwrap_or_default().to_string();
+                        let text = m["text"].as_str().unwrap_or_default().to_string();
+                        self.said.push((from, text));
+                    }
+                }
+                Ok(_) | Err(rfc6455::blocking::Error::Io(_)) => {} // a read timeout: again
+                Err(e) => panic!("the watcher's connection: {e}"),
+            }
+        }
+    }
 }
 
 /// `haproxy -db` with the project's config, on a free loopback port, its servers

@@ -88,6 +88,8 @@ impl Handler for Hub {
 struct Running {
     addr: SocketAddr,
     handle: rfc6455::server::Handle,
+    /// The open connections, as the handler sees them.
+    members: Arc<Mutex<Vec<ConnId>>>,
     thread: Option<thread::JoinHandle<std::io::Result<()>>>,
 }
 
@@ -107,10 +109,12 @@ fn start(config: ServerConfig) -> Running {
     let addr = server.local_addr().unwrap();
     let handle = server.handle();
     let hub = Hub::default();
+    let members = hub.members.clone();
     let thread = thread::spawn(move || server.run_with(|_| hub.clone()));
     Running {
         addr,
         handle,
+        members,
         thread: Some(thread),
     }
 }
@@ -160,6 +164,44 @@ fn four_on_alternate_loops(addr: SocketAddr) -> Vec<WebSocket<TcpStream>> {
     let workers: Vec<usize> = clients.iter_mut().map(worker_of).collect();
     assert_eq!(workers, [0, 1, 0, 1]);
     clients
+}
+
+/// A thread that is no loop (e.g. one that reads a Redis subscription) sends through
+/// the server's `Handle`, with one loop as with two: the loop wakes and sends at once.
+/// (With one loop the mail once waited, unread, until something else woke the loop.)
+#[test]
+fn a_handle_sends_from_another_thread_with_one_loop_and_with_two() {
+    for threads in [1, 2] {
+        let server = start(ServerConfig {
+            threads,
+            ..ServerConfig::default()
+        });
+        let mut clients: Vec<_> = (0..2).map(|_| connect(server.addr)).collect();
+        for ws in &mut clients {
+            worker_of(ws); // open, and known to the handler
+            ws.get_ref()
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
+        }
+        let ids = server.members.lock().unwrap().clone();
+        assert_eq!(ids.len(), 2);
+        let relay = thread::spawn({
+            let handle = server.handle.clone();
+            move || {
+                let frame = SharedFrame::text("shared from afar");
+                for id in ids {
+                    assert!(handle.send_text(id, "from afar"));
+                    assert!(handle.send_shared(id, &frame));
+                }
+            }
+        });
+        relay.join().unwrap();
+        for ws in &mut clients {
+            assert_eq!(text(ws), "from afar", "{threads} loop(s)");
+            assert_eq!(text(ws), "shared from afar", "{threads} loop(s)");
+        }
+        server.stop();
+    }
 }
 
 #[test]

@@ -355,8 +355,8 @@ impl<H: Handler> Loop<H> {
 
     /// Applies what the other loops sent to this one's connections.
     pub(super) fn deliver_mail(&mut self) {
-        if self.loops.count() > 1 {
-            self.with_ctx(|_, ctx| ctx.deliver_mail());
-        }
+        // With one loop too: a `Handle` posts from threads that are not loops. An empty
+        // mailbox costs one atomic load.
+        self.with_ctx(|_, ctx| ctx.deliver_mail());
     }
 }

@@ -22,10 +22,21 @@ impl Client {
 
     /// Connects and says hello as `name`.
     pub fn hello(addr: &str, name: &str) -> Client {
+        Client::hello_node(addr, name).0
+    }
+
+    /// Connects, says hello as `name`, and returns the node id the ack names (a node
+    /// of a `--redis` cluster names itself; one process alone says nothing).
+    pub fn hello_node(addr: &str, name: &str) -> (Client, Option<String>) {
         let mut c = Client::connect(addr, "");
         c.send(json!({"type": "hello", "name": name, "id": 0}));
-        assert_eq!(c.recv(), json!({"type": "ack", "id": 0, "name": name}));
-        c
+        let mut ack = c.recv();
+        let node = ack
+            .as_object_mut()
+            .and_then(|a| a.remove("node"))
+            .map(|n| n.as_str().expect("a node id is a string").to_string());
+        assert_eq!(ack, json!({"type": "ack", "id": 0, "name": name}));
+        (c, node)
     }
 
     pub fn send(&mut self, value: Value) {

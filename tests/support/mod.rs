@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod chat;
 pub mod invariants;
 pub mod redis;
@@ -58,6 +59,17 @@ impl ServerProcess {
             log,
             reader: Some(reader),
         }
+    }
+
+    /// Its resident memory now, in KiB (`VmRSS` in /proc).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server is running");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
     }
 
     /// Kills the server and returns what it printed on stderr after its banner.

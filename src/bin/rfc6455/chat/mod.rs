@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! -> {"type":"hello","name":"ann","id":1}             <- {"type":"ack","id":1,"name":"ann"}
+//!                                                       (with --redis also "node":"3fa2c19e0b7d")
 //! -> {"type":"join","room":"lobby","since":41}        <- the lobby's messages after seq 41,
 //!                                                       then {"type":"presence",...}
 //! -> {"type":"message","room":"lobby","text":"hi"}    others <- {"type":"message","room":"lobby",
@@ -326,8 +327,14 @@ impl ChatState {
         match kind {
             "hello" => {
                 let name = get!("name", MAX_NAME);
+                // In a cluster the ack names this node: the page shows it, so a
+                // reconnect that lands elsewhere through a balancer is visible.
+                let welcome = |name: &str, node: &str| match node {
+                    "" => json!({"name": name}),
+                    node => json!({"name": name, "node": node}),
+                };
                 if me.as_deref() == Some(name.as_str()) {
-                    return ack(ctx, id, rid, json!({"name": name}));
+                    return ack(ctx, id, rid, welcome(&name, self.hub.node()));
                 }
                 let taken = self.names.contains_key(&name)
                     || !shared!(self
@@ -341,7 +348,7 @@ impl ChatState {
                 }
                 self.names.insert(name.clone(), id);
                 self.users.insert(id, name.clone());
-                ack(ctx, id, rid, json!({"name": name}));
+                ack(ctx, id, rid, welcome(&name, self.hub.node()));
             }
             "join" => {
                 let room = get!("room", MAX_ROOM);

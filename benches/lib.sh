@@ -1,0 +1,13 @@
+# Helpers sourced by the benchmark scripts (load.sh, cluster.sh).
+
+# wait_for_port PORT: until something listens on 127.0.0.1:PORT (10 s at most).
+wait_for_port() {
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2; return 1
+}
+
+# The median of the numbers on stdin, one per line (the lower middle one when even).
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
