@@ -7,6 +7,9 @@
 #
 #   bash benches/load.sh [ROUNDS]     # default 3 rounds; the median of each is printed
 #
+# Then fan-out through `rfc6455 serve`: WebSocket members (one and two loops, with and
+# without deflate), and Server-Sent Events streams against WebSocket members.
+#
 # Prints messages/s, MB/s and p50/p99 round trip per server and workload, and the ratio
 # of each figure to tungstenite's. The load generator shares the machine's cores with
 # the server: compare ratios, not absolute numbers.
@@ -80,3 +83,24 @@ for port in 9104 9107; do
   target/release/examples/loadgen ws://127.0.0.1:$port/ --fanout 1000 --publish 200
   target/release/examples/loadgen ws://127.0.0.1:$port/ --fanout 1000 --publish 200 --deflate
 done
+
+echo
+echo "fan-out to 1000 Server-Sent Events streams vs 1000 WebSocket members of one room"
+echo "(one publisher, 200 messages of 64 B, one loop; median of $rounds runs each)"
+target/release/rfc6455 serve --addr 127.0.0.1:9108 --max-rate 0 --threads 1 2>/dev/null & pids+=($!)
+wait_for_port 9108
+printf '%-12s %14s %9s %9s %7s\n' members deliveries/s p50_us p99_us short
+declare -A fan=()
+for kind in websocket sse; do
+  results=()
+  for _ in $(seq 1 "$rounds"); do
+    flag=(); [ "$kind" = sse ] && flag=(--sse)
+    results+=("$(target/release/examples/loadgen ws://127.0.0.1:9108/ --fanout 1000 --publish 200 --raw "${flag[@]}")")
+  done
+  col() { printf '%s\n' "${results[@]}" | awk -v c="$1" '{print $c}' | median; }
+  fan[$kind]=$(col 1)
+  short=$(printf '%s\n' "${results[@]}" | awk '{s += $5} END {print s}')
+  printf '%-12s %14s %9s %9s %7s\n' "$kind" "${fan[$kind]}" "$(col 2)" "$(col 3)" "$short"
+done
+awk -v a="${fan[sse]}" -v b="${fan[websocket]}" \
+  'BEGIN { printf "sse          %.2fx the deliveries/s of WebSocket members\n", a / b }'

@@ -69,6 +69,11 @@ struct Args {
     /// Fan-out mode: the text of each message, in bytes (its send time, padded).
     #[arg(long, value_name = "BYTES", default_value_t = 64)]
     text_size: usize,
+    /// Fan-out mode: the members are Server-Sent Events streams
+    /// (`GET /rooms/fanout/events`) instead of WebSocket connections; the publisher
+    /// stays a WebSocket member.
+    #[arg(long)]
+    sse: bool,
     /// Fan-out mode: a node's `/metrics` address (`127.0.0.1:PORT`, repeat for every
     /// node): reports the Redis round trips made while publishing, per message.
     #[arg(long, value_name = "ADDR")]
@@ -199,6 +204,87 @@ fn micros_since_epoch() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// A fan-out member: a WebSocket member of the room, or a Server-Sent Events stream.
+enum Listener {
+    Ws(Box<blocking::WebSocket<std::net::TcpStream>>),
+    Sse(std::io::BufReader<std::net::TcpStream>),
+}
+
+impl Listener {
+    /// `GET /rooms/fanout/events` on the server of `url` (`ws://HOST:PORT/...`), read
+    /// up to the presence event: then the stream is live. A thousand connections at
+    /// once overflow the kernel's accept queue (`ListenOverflows` in `nstat`) and some
+    /// get reset before the server sees them: those try again.
+    fn stream(url: &str) -> Listener {
+        let host = url
+            .strip_prefix("ws://")
+            .and_then(|rest| rest.split('/').next())
+            .expect("a ws://HOST:PORT/ URL");
+        for _ in 0..50 {
+            if let Some(reader) = Self::subscribe(host) {
+                return Listener::Sse(reader);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no stream from {host} after 50 attempts");
+    }
+
+    fn subscribe(host: &str) -> Option<std::io::BufReader<std::net::TcpStream>> {
+        use std::io::{BufRead, Write};
+        let mut socket = std::net::TcpStream::connect(host).ok()?;
+        write!(
+            socket,
+            "GET /rooms/fanout/events HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        .ok()?;
+        let _ = socket.set_read_timeout(Some(Duration::from_secs(30)));
+        let mut reader = std::io::BufReader::new(socket);
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        assert!(
+            line.starts_with("HTTP/1.1 200 "),
+            "the stream's answer: {line}"
+        );
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            if line.starts_with("event: presence") {
+                return Some(reader);
+            }
+        }
+    }
+
+    /// The next chat message's JSON text; `None` when the connection ends.
+    fn next_message(&mut self) -> Option<String> {
+        match self {
+            Listener::Ws(ws) => loop {
+                match ws.read() {
+                    Ok(Event::Text(t)) if t.contains(r#""type":"message""#) => return Some(t),
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+            },
+            Listener::Sse(reader) => {
+                use std::io::BufRead;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).ok()? == 0 {
+                        return None;
+                    }
+                    if let Some(data) = line.strip_prefix("data: ") {
+                        if data.contains(r#""type":"message""#) {
+                            return Some(data.trim_end().to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Connects to the rooms server, says hello as `name` and joins the room.
 fn member(url: &str, name: &str, deflate: bool) -> blocking::WebSocket<std::net::TcpStream> {
     let mut ws = connect(url, deflate).expect("connect");
@@ -244,17 +330,23 @@ fn fanout(args: &Args, members: usize) {
             let barrier = barrier.clone();
             let expected = args.publish;
             let deflate = args.deflate;
+            let sse = args.sse;
             std::thread::Builder::new()
                 .stack_size(256 * 1024)
                 .spawn(move || {
-                    let mut ws = member(&url, &format!("m{i}"), deflate);
-                    let _ = ws.get_ref().set_read_timeout(Some(Duration::from_secs(30)));
+                    let mut listener = if sse {
+                        Listener::stream(&url)
+                    } else {
+                        let ws = member(&url, &format!("m{i}"), deflate);
+                        let _ = ws.get_ref().set_read_timeout(Some(Duration::from_secs(30)));
+                        Listener::Ws(Box::new(ws))
+                    };
                     barrier.wait();
                     let mut latencies = Vec::with_capacity(expected);
                     let mut last = Instant::now();
                     while latencies.len() < expected {
-                        match ws.read() {
-                            Ok(Event::Text(t)) if t.contains(r#""type":"message""#) => {
+                        match listener.next_message() {
+                            Some(t) => {
                                 let now = micros_since_epoch();
                                 // The publisher's text is its send time in µs.
                                 let sent: u64 = t
@@ -266,13 +358,12 @@ fn fanout(args: &Args, members: usize) {
                                 latencies.push(Duration::from_micros(now.saturating_sub(sent)));
                                 last = Instant::now();
                             }
-                            Ok(_) => {}
-                            Err(_) => break,
+                            None => break,
                         }
                     }
                     // The connection is handed back, so that it stays open until the
                     // figures are read: a leaving member makes Redis round trips too.
-                    (latencies, last, ws)
+                    (latencies, last, listener)
                 })
                 .expect("spawn a member")
         })

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use support::browser::{self, Page};
 use support::chat::Client;
 use support::redis::{free_port, RedisServer};
+use support::sse::{id_of, post, Stream, ACCEPT};
 use support::ServerProcess;
 
 /// A node of the cluster: `serve --redis URL`, two event loops, no rate limit, and a
@@ -299,6 +300,43 @@ fn the_nodes_survive_a_redis_restart() {
     );
 }
 
+/// Server-Sent Events and HTTP publish across nodes: a stream on node B gets what a
+/// backend posts on node A and what a WebSocket member says on A, in seq order; it
+/// resumes on node C with `Last-Event-ID`, getting exactly what it missed.
+#[test]
+fn streams_and_http_publishes_work_across_nodes() {
+    let redis = RedisServer::start();
+    let nodes = [node(&redis, &[]), node(&redis, &[]), node(&redis, &[])];
+    let (mut stream, _) = Stream::open(&nodes[1].addr, "/rooms/ops/events", ACCEPT);
+    stream.until(b"event: presence\n");
+    stream.event();
+    let mut ann = Client::hello(&nodes[0].addr, "ann");
+    ann.join("ops", None);
+    assert!(stream.data_event().contains(r#""type":"joined""#));
+    assert_eq!(post(&nodes[0].addr, "ops", "ci", "deployed"), 1);
+    ann.send(message("ops", "thanks", 1));
+    let first = stream.data_event();
+    assert_eq!(id_of(&first), 1);
+    assert!(first.contains(r#""from":"ci""#));
+    assert_eq!(id_of(&stream.data_event()), 2);
+    drop(stream);
+    for i in 0..5 {
+        post(&nodes[2].addr, "ops", "ci", &format!("missed {i}"));
+    }
+    let (mut stream, _) = Stream::open(
+        &nodes[2].addr,
+        "/rooms/ops/events",
+        &format!("{ACCEPT}Last-Event-ID: 2\r\n"),
+    );
+    stream.event(); // retry
+    let ids: Vec<u64> = (0..5).map(|_| id_of(&stream.data_event())).collect();
+    assert_eq!(ids, [3, 4, 5, 6, 7]);
+    let presence = stream.data_event();
+    assert!(presence.contains(r#""members":["ann"]"#), "{presence}");
+    ann.send(message("ops", "live", 2));
+    assert_eq!(id_of(&stream.data_event()), 8);
+}
+
 /// HAProxy (tests/setup.sh installs it) with deploy/haproxy.cfg's settings in front
 /// of two nodes: clients reach both through one address; when one node is killed,
 /// its client reconnects through the balancer, lands on the survivor and catches up.
@@ -380,7 +418,7 @@ fn behind_haproxy_two_browser_pages_chat_and_one_survives_its_node() {
     let mut room = WatchedRoom::join(&watcher_node.addr, "web");
     let page = |me: &str, say: &str, expect: &str| {
         let url = format!(
-            "http://{}/?autotest={me}&room=web&say={say}&expect={expect}&watch=w-",
+            "http://{}/?autotest={me}&room=web&say={say}&expect={expect}&report=w-",
             balancer.addr
         );
         Page::open(&chromium, &format!("cluster-{me}"), (800, 600), &url)
@@ -462,6 +500,58 @@ fn behind_haproxy_two_browser_pages_chat_and_one_survives_its_node() {
         seen, expected,
         "missed messages once each, in order, then live"
     );
+}
+
+/// The read-only page (`/?watch=ROOM`, a real `EventSource` in headless Chromium)
+/// through HAProxy: it shows messages said over WebSocket and posted over HTTP; its
+/// node is killed; the browser reconnects by itself through the balancer with
+/// `Last-Event-ID`, and shows what was said meanwhile, once each and in order. The
+/// page reports what it shows by posting "shown:TEXT" into the room.
+#[test]
+fn behind_haproxy_an_event_source_page_resumes_on_another_node() {
+    let chromium = browser::find().expect("chromium (tests/setup.sh installs it)");
+    let redis = RedisServer::start();
+    let mut nodes = vec![node(&redis, &[]), node(&redis, &[])];
+    let watcher_node = node(&redis, &[]);
+    let balancer = Haproxy::start(&[&nodes[0].addr, &nodes[1].addr]);
+    let mut room = WatchedRoom::join(&watcher_node.addr, "feed");
+    let url = format!(
+        "http://{}/?watch=feed&autotest=viewer&report=w-",
+        balancer.addr
+    );
+    let _page = Page::open(&chromium, "cluster-viewer", (800, 600), &url);
+    let streams = |n: &ServerProcess| {
+        get(&n.addr, "/metrics")
+            .1
+            .contains("\nrfc6455_sse_streams 1\n")
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || nodes.iter().any(streams)),
+        "the page's EventSource did not connect"
+    );
+    let shown = |said: &[(String, String)], n: usize| {
+        let mine: Vec<String> = said
+            .iter()
+            .filter(|(f, t)| f == "viewer" && t.starts_with("shown:"))
+            .map(|(_, t)| t.clone())
+            .collect();
+        (mine.len() >= n).then_some(mine)
+    };
+    room.say("w-1");
+    post(&watcher_node.addr, "feed", "ci", "w-2");
+    room.until(Duration::from_secs(20), |said| shown(said, 2))
+        .unwrap_or_else(|| panic!("the page did not show w-1, w-2: {:?}", room.said));
+
+    let dead = nodes.iter().position(streams).unwrap();
+    nodes.remove(dead).stop();
+    room.say("w-3");
+    post(&watcher_node.addr, "feed", "ci", "w-4");
+    // EventSource waits `retry` (2 s), then reconnects with Last-Event-ID.
+    let seen = room
+        .until(Duration::from_secs(30), |said| shown(said, 4))
+        .unwrap_or_else(|| panic!("the page did not resume: {:?}", room.said));
+    assert!(streams(&nodes[0]), "the stream is on the survivor now");
+    assert_eq!(seen, ["shown:w-1", "shown:w-2", "shown:w-3", "shown:w-4"]);
 }
 
 /// A room as the test's own client sees it: every message said in it, in order, as

@@ -35,6 +35,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// The longest request head accepted (431 beyond). Default 16 KiB.
     pub max_head: usize,
+    /// The longest body of a plain HTTP request (`Content-Length`; 413 beyond, and
+    /// 411 for a body without a length, e.g. chunked). Default 64 KiB.
+    pub max_body: usize,
     /// A client that has not finished its request head by then is dropped (slowloris).
     /// Default 10 s.
     pub handshake_timeout: Duration,
@@ -75,6 +78,7 @@ impl Default for ServerConfig {
             },
             max_connections: 10_000,
             max_head: 16 * 1024,
+            max_body: 64 * 1024,
             handshake_timeout: Duration::from_secs(10),
             ping_interval: Some(Duration::from_secs(25)),
             ping_timeout: Duration::from_secs(20),

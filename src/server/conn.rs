@@ -1,5 +1,5 @@
-//! One connection's state in the event loop: its phase (request head, WebSocket,
-//! final HTTP response), output queues, timers and how it closed.
+//! One connection's state in the event loop: its phase (request head and body,
+//! WebSocket, stream, final HTTP response), output queues, timers and how it closed.
 
 use super::ConnId;
 use crate::handshake::HeadReader;
@@ -15,8 +15,16 @@ use std::time::Instant;
 pub(super) enum Phase<D> {
     /// Reading the request head.
     Handshake(HeadReader),
+    /// Reading the body of a plain HTTP request (its head parsed): `want` bytes.
+    Body {
+        request: super::HttpRequest,
+        want: usize,
+    },
     /// A WebSocket connection.
     Open { ws: Connection, data: D },
+    /// A plain HTTP response that stays open (e.g. Server-Sent Events): its head is
+    /// sent, and what the handler sends follows, until either side closes.
+    Stream { data: D },
     /// Writing a final HTTP response, then closing.
     Closing,
 }

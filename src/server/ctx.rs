@@ -14,6 +14,9 @@ use std::time::Instant;
 pub struct Stats {
     /// WebSocket connections open now.
     pub open: usize,
+    /// Streams open now ([`Reply::Stream`](super::Reply::Stream), e.g. Server-Sent
+    /// Events).
+    pub streams: usize,
     /// Messages received and sent.
     pub messages_in: u64,
     /// Messages queued for sending.
@@ -46,6 +49,7 @@ impl Stats {
     /// Adds another loop's counters to these (the process's totals).
     pub(super) fn add(&mut self, other: &Stats) {
         self.open += other.open;
+        self.streams += other.streams;
         self.messages_in += other.messages_in;
         self.messages_out += other.messages_out;
         self.bytes_in += other.bytes_in;
@@ -103,6 +107,9 @@ impl<D> Ctx<'_, D> {
                     self.local_send_data(id, kind, &payload);
                 }
                 Mail::Close(id, code, reason) => self.local_close(id, code, &reason),
+                Mail::Stream(id, bytes) => {
+                    self.local_send_stream(id, bytes);
+                }
             }
         }
     }
@@ -252,7 +259,53 @@ impl<D> Ctx<'_, D> {
         true
     }
 
-    /// Starts the closing handshake with a connection (RFC 6455 §7.1.2).
+    /// Queues bytes for a stream ([`Reply::Stream`](super::Reply::Stream)), after
+    /// what it was sent before; shared by reference, so that one event costs one
+    /// buffer for any number of streams. Returns false when `id` is not an open
+    /// stream, or it is over its output limit (then the slow-consumer policy applies:
+    /// [`SlowConsumer::Close`] ends the stream at once, dropping what it had queued).
+    pub fn send_stream(&mut self, id: ConnId, bytes: &Arc<[u8]>) -> bool {
+        if id.worker != self.worker {
+            return self.loops.post(id.worker, Mail::Stream(id, bytes.clone()));
+        }
+        self.deliver_mail();
+        self.local_send_stream(id, bytes.clone())
+    }
+
+    fn local_send_stream(&mut self, id: ConnId, bytes: Arc<[u8]>) -> bool {
+        let limit = self.config.max_queued_output;
+        let policy = self.config.slow_consumer;
+        let Some(conn) = conn_of(self.conns, id) else {
+            return false;
+        };
+        if !matches!(conn.phase, Phase::Stream { .. }) || conn.our_close.is_some() {
+            return false;
+        }
+        let queued = conn.raw_output.len() + shared_len(&conn.shared);
+        if queued + bytes.len() > limit {
+            self.stats.slow_consumer_events += 1;
+            match policy {
+                SlowConsumer::DropMessages => {
+                    log::debug!("{id}: slow stream reader, bytes dropped ({queued} queued)");
+                }
+                SlowConsumer::Close => {
+                    log::info!("{id}: slow stream reader, ending it ({queued} bytes queued)");
+                    conn.raw_output = Vec::new();
+                    conn.shared.clear();
+                    self.local_close(id, CloseCode::POLICY_VIOLATION, "slow consumer");
+                }
+            }
+            return false;
+        }
+        self.stats.messages_out += 1;
+        self.stats.bytes_out += bytes.len() as u64;
+        conn.shared.push_back((bytes, 0));
+        self.touched.push(id.slot);
+        true
+    }
+
+    /// Starts the closing handshake with a connection (RFC 6455 §7.1.2); a stream
+    /// ends once what it was sent is written.
     pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) {
         if id.worker != self.worker {
             self.loops
@@ -268,20 +321,28 @@ impl<D> Ctx<'_, D> {
         let Some(conn) = self.open_conn(id) else {
             return;
         };
-        if let Phase::Open { ws, .. } = &mut conn.phase {
-            let reason = crate::close::truncate_utf8(reason, crate::close::MAX_CLOSE_REASON);
-            if ws.close(code, reason).is_ok() {
+        match &mut conn.phase {
+            Phase::Open { ws, .. } => {
+                let reason = crate::close::truncate_utf8(reason, crate::close::MAX_CLOSE_REASON);
+                if ws.close(code, reason).is_ok() {
+                    conn.our_close = Some((code, reason.to_string()));
+                    conn.close_deadline = Some(Instant::now() + close_timeout);
+                    self.touched.push(id.slot);
+                }
+            }
+            Phase::Stream { .. } if conn.our_close.is_none() => {
                 conn.our_close = Some((code, reason.to_string()));
                 conn.close_deadline = Some(Instant::now() + close_timeout);
                 self.touched.push(id.slot);
             }
+            _ => {}
         }
     }
 
     /// The data attached to a connection at accept time (connections of this loop).
     pub fn data(&mut self, id: ConnId) -> Option<&mut D> {
         match &mut self.open_conn(id)?.phase {
-            Phase::Open { data, .. } => Some(data),
+            Phase::Open { data, .. } | Phase::Stream { data } => Some(data),
             _ => None,
         }
     }

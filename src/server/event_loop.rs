@@ -149,7 +149,7 @@ impl<H: Handler> Loop<H> {
         let handshaking: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| matches!(c.phase, Phase::Handshake(_)))
+            .filter(|(_, c)| matches!(c.phase, Phase::Handshake(_) | Phase::Body { .. }))
             .map(|(s, _)| s)
             .collect();
         for slot in handshaking {
@@ -345,7 +345,10 @@ impl<H: Handler> Loop<H> {
         if !self.conns.contains(slot) {
             return;
         }
-        if matches!(self.conns[slot].phase, Phase::Open { .. }) {
+        if matches!(
+            self.conns[slot].phase,
+            Phase::Open { .. } | Phase::Stream { .. }
+        ) {
             self.report_close(slot);
         }
         let mut conn = self.conns.remove(slot);

@@ -57,6 +57,28 @@ impl<D> Accept<D> {
     }
 }
 
+/// The handler's answer to a plain HTTP request (see [`Handler::request`]).
+#[derive(Debug)]
+pub enum Reply<D> {
+    /// A complete response; the connection closes after it.
+    Response(HttpResponse),
+    /// A response that stays open, e.g. a `text/event-stream` (Server-Sent Events):
+    /// `head`'s status, content type and headers are sent with no `Content-Length`
+    /// (the body ends when the connection does), then `head.body`, then whatever
+    /// [`Ctx::send_stream`](super::Ctx::send_stream) queues for the connection, until
+    /// the handler closes it ([`Ctx::close`](super::Ctx::close)), the peer goes away
+    /// or the server shuts down: then [`Handler::close`] gets `data` back. A stream
+    /// counts against [`ServerConfig::max_connections`](super::ServerConfig) (503
+    /// beyond) and [`max_queued_output`](super::ServerConfig::max_queued_output) like a
+    /// WebSocket connection.
+    Stream {
+        /// The status, headers and first bytes.
+        head: HttpResponse,
+        /// Per-connection data, as for a WebSocket connection.
+        data: D,
+    },
+}
+
 /// How a connection ended, as told to [`Handler::close`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseInfo {
@@ -99,11 +121,53 @@ pub trait Handler {
     fn tick(&mut self, _ctx: &mut Ctx<'_, Self::Data>) {}
 
     /// A plain HTTP request that is not an upgrade (and not `GET /healthz`, which the
-    /// server answers itself): answer it (404 included), or `None` to treat the path
+    /// server answers itself) and that [`request`](Self::request) left unanswered:
+    /// answer it (404 included), or `None` to treat the path
     /// as a WebSocket endpoint: a `GET` then gets `426 Upgrade Required`
     /// ([`HttpResponse::upgrade_required`]), other methods 405. `stats` are the
     /// server's counters now (e.g. for a `/metrics` page).
     fn http(&mut self, _request: &HttpRequest, _stats: &Stats) -> Option<HttpResponse> {
+        None
+    }
+
+    /// A plain HTTP request (not an upgrade, not `GET /healthz`), with its body if it
+    /// had one (at most [`ServerConfig::max_body`](super::ServerConfig::max_body)
+    /// bytes), as connection `id`: answer it, open a stream on it ([`Reply::Stream`]),
+    /// or `None` (the default) to let [`http`](Self::http) answer. Unlike `http`, this
+    /// may send to other connections through `ctx` (e.g. a message posted over HTTP).
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::Request;
+    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Reply};
+    ///
+    /// /// Streams a tick every second to whoever asks for `/ticks`.
+    /// struct Ticks(Vec<ConnId>);
+    ///
+    /// impl Handler for Ticks {
+    ///     type Data = ();
+    ///     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
+    ///         Err(404)
+    ///     }
+    ///     fn request(&mut self, _ctx: &mut Ctx<'_, ()>, id: ConnId, request: &HttpRequest) -> Option<Reply<()>> {
+    ///         if request.path() != "/ticks" {
+    ///             return None;
+    ///         }
+    ///         self.0.push(id);
+    ///         let head = HttpResponse::with_type(200, "text/event-stream", b"retry: 1000\n\n".to_vec());
+    ///         Some(Reply::Stream { head, data: () })
+    ///     }
+    ///     fn tick(&mut self, ctx: &mut Ctx<'_, ()>) {
+    ///         let bytes: std::sync::Arc<[u8]> = b"data: tick\n\n"[..].into();
+    ///         self.0.retain(|id| ctx.send_stream(*id, &bytes));
+    ///     }
+    /// }
+    /// ```
+    fn request(
+        &mut self,
+        _ctx: &mut Ctx<'_, Self::Data>,
+        _id: ConnId,
+        _request: &HttpRequest,
+    ) -> Option<Reply<Self::Data>> {
         None
     }
 

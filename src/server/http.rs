@@ -23,6 +23,8 @@ pub struct HttpRequest {
     pub target: String,
     /// Every header, as (name, value).
     pub headers: Vec<(String, String)>,
+    /// The body (`Content-Length` bytes; empty without one).
+    pub body: Vec<u8>,
     upgrade: bool,
 }
 
@@ -40,6 +42,7 @@ impl HttpRequest {
             method: req.method?.to_string(),
             target: req.path?.to_string(),
             headers: owned_headers(req.headers),
+            body: Vec::new(),
             upgrade,
         })
     }
@@ -57,6 +60,36 @@ impl HttpRequest {
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         crate::handshake::find_header(&self.headers, name)
+    }
+
+    /// How long its body is: `Ok(0)` without one, `Err(411)` when it has one of no
+    /// stated length (a `Transfer-Encoding`, which this server does not decode:
+    /// RFC 9112 §6.3 lets it ask for a length) or a `Content-Length` that is not a
+    /// number, or two that differ (`Err(400)`, RFC 9112 §6.3 rule 5).
+    ///
+    /// ```
+    /// use rfc6455::server::HttpRequest;
+    ///
+    /// let post = HttpRequest::parse(b"POST /m HTTP/1.1\r\nContent-Length: 12\r\n\r\n").unwrap();
+    /// assert_eq!(post.body_length(), Ok(12));
+    /// let chunked = HttpRequest::parse(b"POST /m HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+    /// assert_eq!(chunked.body_length(), Err(411));
+    /// ```
+    pub fn body_length(&self) -> Result<usize, u16> {
+        if self.header("transfer-encoding").is_some() {
+            return Err(411);
+        }
+        let mut length = None;
+        for (name, value) in &self.headers {
+            if name.eq_ignore_ascii_case("content-length") {
+                let n: usize = value.trim().parse().map_err(|_| 400u16)?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(400);
+                }
+                length = Some(n);
+            }
+        }
+        Ok(length.unwrap_or(0))
     }
 
     /// True if the request asks for a WebSocket upgrade (even an invalid one).
@@ -143,14 +176,39 @@ impl HttpResponse {
     /// The response on the wire. The server closes the connection after it, and says
     /// so with `Connection: close` unless the headers carry a `Connection` of their own.
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.encode(Some(self.body.len()))
+    }
+
+    /// The head and first bytes of a response that stays open ([`Reply::Stream`]):
+    /// no `Content-Length`, so the body lasts until the connection closes
+    /// (RFC 9112 §6.3, last rule).
+    ///
+    /// [`Reply::Stream`]: super::Reply::Stream
+    ///
+    /// ```
+    /// use rfc6455::server::HttpResponse;
+    ///
+    /// let head = HttpResponse::with_type(200, "text/event-stream", b"retry: 1000\n\n".to_vec());
+    /// let text = String::from_utf8(head.to_stream_bytes()).unwrap();
+    /// assert!(text.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"));
+    /// assert!(!text.contains("Content-Length"));
+    /// assert!(text.ends_with("\r\n\r\nretry: 1000\n\n"));
+    /// ```
+    pub fn to_stream_bytes(&self) -> Vec<u8> {
+        self.encode(None)
+    }
+
+    fn encode(&self, length: Option<usize>) -> Vec<u8> {
         let mut out = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\n",
             self.status,
             crate::handshake::server::reason_phrase(self.status),
             self.content_type,
-            self.body.len()
         )
         .into_bytes();
+        if let Some(length) = length {
+            out.extend_from_slice(format!("Content-Length: {length}\r\n").as_bytes());
+        }
         if !self
             .headers
             .iter()

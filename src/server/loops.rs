@@ -50,6 +50,8 @@ pub(super) enum Mail {
     Shared(ConnId, SharedFrame),
     Data(ConnId, MessageKind, Vec<u8>),
     Close(ConnId, CloseCode, String),
+    /// Bytes for a stream (see `Ctx::send_stream`), shared like a frame.
+    Stream(ConnId, std::sync::Arc<[u8]>),
 }
 
 impl Mail {
@@ -58,7 +60,7 @@ impl Mail {
     fn cost(&self) -> usize {
         std::mem::size_of::<Mail>()
             + match self {
-                Mail::Shared(..) => 0,
+                Mail::Shared(..) | Mail::Stream(..) => 0,
                 Mail::Data(_, _, payload) => payload.len(),
                 Mail::Close(_, _, reason) => reason.len(),
             }

@@ -60,7 +60,7 @@ mod wire;
 
 pub use config::{ServerConfig, SlowConsumer};
 pub use ctx::{Ctx, Stats};
-pub use handler::{Accept, CloseInfo, ConnId, Handler, Message};
+pub use handler::{Accept, CloseInfo, ConnId, Handler, Message, Reply};
 pub use http::{HttpRequest, HttpResponse};
 pub use loops::Balance;
 pub use shared::SharedFrame;
@@ -126,6 +126,13 @@ impl Handle {
             && self.loops.post(id.worker, Mail::Shared(id, frame.clone()))
     }
 
+    /// Posts bytes for a stream to its loop (see [`Ctx::send_stream`] and
+    /// [`send_shared`](Self::send_shared)).
+    pub fn send_stream(&self, id: ConnId, bytes: &Arc<[u8]>) -> bool {
+        id.worker < self.loops.count()
+            && self.loops.post(id.worker, Mail::Stream(id, bytes.clone()))
+    }
+
     /// Posts a text message to a connection's loop (see [`send_shared`](Self::send_shared)).
     pub fn send_text(&self, id: ConnId, text: &str) -> bool {
         id.worker < self.loops.count()
@@ -159,6 +166,8 @@ pub trait Outbox {
     fn send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> bool;
     /// Queues a text message; false if it was not taken.
     fn send_text(&mut self, id: ConnId, text: &str) -> bool;
+    /// Queues bytes for a stream ([`Reply::Stream`]); false if they were not taken.
+    fn send_stream(&mut self, id: ConnId, bytes: &Arc<[u8]>) -> bool;
 }
 
 impl<D> Outbox for Ctx<'_, D> {
@@ -168,6 +177,9 @@ impl<D> Outbox for Ctx<'_, D> {
     fn send_text(&mut self, id: ConnId, text: &str) -> bool {
         Ctx::send_text(self, id, text)
     }
+    fn send_stream(&mut self, id: ConnId, bytes: &Arc<[u8]>) -> bool {
+        Ctx::send_stream(self, id, bytes)
+    }
 }
 
 impl Outbox for Handle {
@@ -176,6 +188,9 @@ impl Outbox for Handle {
     }
     fn send_text(&mut self, id: ConnId, text: &str) -> bool {
         Handle::send_text(self, id, text)
+    }
+    fn send_stream(&mut self, id: ConnId, bytes: &Arc<[u8]>) -> bool {
+        Handle::send_stream(self, id, bytes)
     }
 }
 

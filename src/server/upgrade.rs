@@ -3,8 +3,9 @@
 
 use super::conn::Phase;
 use super::event_loop::Loop;
-use super::{Handler, HttpRequest, HttpResponse};
+use super::{CloseInfo, Handler, HttpRequest, HttpResponse, Reply};
 use crate::handshake::server::{reject, Request};
+use crate::CloseCode;
 use crate::{Connection, Role};
 use std::time::Instant;
 
@@ -40,8 +41,7 @@ impl<H: Handler> Loop<H> {
             Err(err) => {
                 if let Some(http) = HttpRequest::parse(&head_bytes) {
                     if !http.is_upgrade() {
-                        let response = self.plain_http(&http);
-                        return self.respond_and_close(slot, response.to_bytes());
+                        return self.begin_body(slot, http, rest);
                     }
                 }
                 log::info!("slot {slot}: handshake refused ({}): {err}", err.status());
@@ -51,15 +51,100 @@ impl<H: Handler> Loop<H> {
         }
     }
 
-    /// A request that is not an upgrade: `/healthz`, then the handler; what the handler
-    /// does not serve is a WebSocket endpoint, so a `GET` there is told to upgrade.
-    pub(super) fn plain_http(&mut self, request: &HttpRequest) -> HttpResponse {
+    /// A plain HTTP request's head is in: read its body (`Content-Length` bytes, some
+    /// of which may have come with the head), then answer it. The handshake timeout
+    /// covers the body too.
+    fn begin_body(&mut self, slot: usize, mut request: HttpRequest, rest: Vec<u8>) {
+        let refuse = |status: u16, why: &str| HttpResponse::text(status, why).to_bytes();
+        let want = match request.body_length() {
+            Ok(want) => want,
+            Err(status) => {
+                let why = "a body needs one Content-Length (no Transfer-Encoding)\n";
+                return self.respond_and_close(slot, refuse(status, why));
+            }
+        };
+        if want > self.config.max_body {
+            let why = format!("the body is over {} bytes\n", self.config.max_body);
+            return self.respond_and_close(slot, refuse(413, &why));
+        }
+        request.body = rest;
+        if request.body.len() >= want {
+            // Bytes beyond the body (a pipelined request) are not served.
+            request.body.truncate(want);
+            return self.answer_http(slot, request);
+        }
+        request.body.reserve_exact(want - request.body.len());
+        self.conns[slot].phase = Phase::Body { request, want };
+    }
+
+    /// Body bytes read for a connection in `Phase::Body`; answers once all are in.
+    pub(super) fn push_body(&mut self, slot: usize, bytes: &[u8]) {
+        let conn = &mut self.conns[slot];
+        let Phase::Body { request, want } = &mut conn.phase else {
+            return;
+        };
+        let take = (*want - request.body.len()).min(bytes.len());
+        request.body.extend_from_slice(&bytes[..take]);
+        if request.body.len() < *want {
+            return;
+        }
+        let Phase::Body { request, .. } = std::mem::replace(&mut conn.phase, Phase::Closing) else {
+            unreachable!("matched above");
+        };
+        self.answer_http(slot, request);
+    }
+
+    /// A complete plain request: `/healthz`, then the handler's `request` (a response
+    /// or a stream), then its `http`.
+    fn answer_http(&mut self, slot: usize, request: HttpRequest) {
         if request.method == "GET" && request.path() == "/healthz" {
-            return match self.handler.health() {
+            let response = match self.handler.health() {
                 Ok(()) => HttpResponse::text(200, "ok\n"),
                 Err(reason) => HttpResponse::text(503, &format!("unavailable: {reason}\n")),
             };
+            return self.respond_and_close(slot, response.to_bytes());
         }
+        let id = self.conns[slot].id(slot);
+        let mut reply = None;
+        self.with_ctx(|handler, ctx| reply = handler.request(ctx, id, &request));
+        match reply {
+            Some(Reply::Response(response)) => self.respond_and_close(slot, response.to_bytes()),
+            Some(Reply::Stream { head, data }) => self.open_stream(slot, head, data),
+            None => {
+                let response = self.plain_http(&request);
+                self.respond_and_close(slot, response.to_bytes());
+            }
+        }
+    }
+
+    /// Starts a response that stays open (see [`Reply::Stream`]).
+    fn open_stream(&mut self, slot: usize, head: HttpResponse, data: H::Data) {
+        let id = self.conns[slot].id(slot);
+        if let Err(open) = self.loops.try_open(self.config.max_connections) {
+            log::warn!("{id}: stream refused, {open} connections open (503)");
+            self.stats.count_rejection(503);
+            let info = CloseInfo {
+                code: CloseCode::TRY_AGAIN_LATER,
+                reason: "too many connections".into(),
+                clean: false,
+            };
+            self.with_ctx(|handler, ctx| handler.close(ctx, id, data, info));
+            let response = HttpResponse::text(503, "too many connections\n");
+            return self.respond_and_close(slot, response.to_bytes());
+        }
+        let conn = &mut self.conns[slot];
+        conn.raw_output = head.to_stream_bytes();
+        conn.phase = Phase::Stream { data };
+        conn.handshake_deadline = None;
+        self.stats.streams += 1;
+        log::info!("{id}: stream open");
+        self.flush(slot);
+    }
+
+    /// A request that is not an upgrade and that the handler's `request` left to its
+    /// `http`; what `http` does not serve is a WebSocket endpoint, so a `GET` there is
+    /// told to upgrade.
+    pub(super) fn plain_http(&mut self, request: &HttpRequest) -> HttpResponse {
         let stats = self.loops.totals(self.worker, &self.stats);
         if let Some(response) = self.handler.http(request, &stats) {
             return response;

@@ -19,8 +19,12 @@ impl<H: Handler> Loop<H> {
             };
             let active = conn.active;
             let result = match &mut conn.phase {
-                // Head bytes (or, while closing, bytes to discard) go through `buf`.
-                Phase::Handshake(_) | Phase::Closing => conn.stream.read(&mut buf),
+                // Head and body bytes (or, while closing or streaming, bytes to
+                // discard) go through `buf`.
+                Phase::Handshake(_)
+                | Phase::Body { .. }
+                | Phase::Closing
+                | Phase::Stream { .. } => conn.stream.read(&mut buf),
                 // A busy connection (traffic since the last tick, so its buffer is
                 // kept) or one in the middle of a frame reads straight into its input
                 // buffer: the payload is copied once, from there into the message. A
@@ -49,11 +53,14 @@ impl<H: Handler> Loop<H> {
                         let pushed = head.push(&buf[..n]);
                         self.after_head(slot, pushed);
                     }
+                    Phase::Body { .. } => self.push_body(slot, &buf[..n]),
                     Phase::Open { .. } => {
                         self.conns[slot].active = true;
                         self.process(slot);
                     }
-                    Phase::Closing => {}
+                    // A stream's client has nothing to say (a second, pipelined
+                    // request is not served).
+                    Phase::Closing | Phase::Stream { .. } => {}
                 },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -131,8 +138,27 @@ impl<H: Handler> Loop<H> {
         let conn = &mut self.conns[slot];
         let id = conn.id(slot);
         let phase = std::mem::replace(&mut conn.phase, Phase::Closing);
-        let Phase::Open { data, .. } = phase else {
-            return;
+        let data = match phase {
+            Phase::Open { data, .. } => data,
+            Phase::Stream { data } => {
+                // Ended by the handler (or the server) when it has a reason; else the
+                // peer went away.
+                let (code, reason) = conn
+                    .our_close
+                    .clone()
+                    .unwrap_or((CloseCode::ABNORMAL_CLOSURE, String::new()));
+                let clean = conn.our_close.is_some();
+                self.stats.streams -= 1;
+                self.loops.closed();
+                log::info!("{id}: stream ended ({})", code.0);
+                let info = CloseInfo {
+                    code,
+                    reason,
+                    clean,
+                };
+                return self.with_ctx(|handler, ctx| handler.close(ctx, id, data, info));
+            }
+            _ => return,
         };
         // The peer's Close arrived, and the connection answers every Close it
         // receives: both Close frames were exchanged.
@@ -197,7 +223,8 @@ impl<H: Handler> Loop<H> {
         let done = match &conn.phase {
             Phase::Closing => true,
             Phase::Open { ws, .. } => ws.state() == State::Closed,
-            Phase::Handshake(_) => false,
+            Phase::Stream { .. } => conn.our_close.is_some(),
+            Phase::Handshake(_) | Phase::Body { .. } => false,
         };
         if done && !has_output {
             let _ = conn.stream.shutdown(Shutdown::Write);
@@ -205,7 +232,7 @@ impl<H: Handler> Loop<H> {
             let deadline = Instant::now() + self.config.close_timeout;
             conn.close_deadline = Some(deadline);
             self.timers.schedule(deadline, slot);
-            if matches!(conn.phase, Phase::Open { .. }) {
+            if matches!(conn.phase, Phase::Open { .. } | Phase::Stream { .. }) {
                 self.report_close(slot);
             }
         }
@@ -246,7 +273,10 @@ impl<H: Handler> Loop<H> {
             match conn.stream.write(pending) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
-                    if !conn.raw_output.is_empty() {
+                    if n == conn.raw_output.len() {
+                        // Done with it: its memory too (a stream's replay may be big).
+                        conn.raw_output = Vec::new();
+                    } else if !conn.raw_output.is_empty() {
                         conn.raw_output.drain(..n);
                     } else if let Some((chunk, written)) = conn.shared.front_mut() {
                         *written += n;

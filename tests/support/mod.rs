@@ -5,6 +5,7 @@ pub mod browser;
 pub mod chat;
 pub mod invariants;
 pub mod redis;
+pub mod sse;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};

@@ -50,6 +50,10 @@ enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 10.0, requires = "redis",
               value_parser = parse_seconds)]
         node_timeout: f64,
+        /// Server-Sent Events streams (`GET /rooms/ROOM/events`) get a comment line
+        /// this often, so that proxies do not time them out.
+        #[arg(long, value_name = "SECONDS", default_value_t = 15.0, value_parser = parse_seconds)]
+        sse_keepalive: f64,
     },
     /// Runs the echo server on the mio event loop: every text and binary message is
     /// sent back. Ctrl-C (or SIGTERM) closes every connection with 1001 and exits.
@@ -117,7 +121,7 @@ enum Command {
     },
 }
 
-/// Seconds, at least 0.3 (the heartbeat runs every third of it).
+/// Seconds, from 0.3 (a heartbeat runs every third of `--node-timeout`) to an hour.
 fn parse_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(s) if (0.3..=3600.0).contains(&s) => Ok(s),
@@ -136,12 +140,14 @@ fn main() -> ExitCode {
             max_rate,
             redis,
             node_timeout,
+            sse_keepalive,
         } => servers::serve(
             &server,
             chat::ChatConfig {
                 origins,
                 token,
                 history,
+                keepalive: std::time::Duration::from_secs_f64(sse_keepalive),
             },
             max_rate,
             redis.map(|url| chat::redis::RedisOptions {

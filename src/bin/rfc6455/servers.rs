@@ -86,7 +86,8 @@ pub struct ServerArgs {
     /// How connections are spread over the loops.
     #[arg(long, value_enum, default_value_t = BalanceArg::LeastConnections)]
     balance: BalanceArg,
-    /// WebSocket connections open at once, all loops together (upgrades beyond: 503).
+    /// Connections open at once, WebSocket and event streams, all loops together
+    /// (beyond: 503).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_connections: usize,
 }

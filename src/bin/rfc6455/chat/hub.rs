@@ -76,6 +76,10 @@ pub trait Hub: Send {
     fn release(&mut self, name: &str, rooms: &[String]) -> Result<Vec<RoomEvent>, Unavailable>;
     /// `name` joins `room`; its history after `since`; `joined` to the others if new.
     fn join(&mut self, room: &str, name: &str, since: Option<u64>) -> Result<Joined, Unavailable>;
+    /// A listener that is no member (a Server-Sent Events stream) starts following
+    /// `room`: its history after `since` and its members, as a join gives, but nobody
+    /// joins and nobody is told.
+    fn listen(&mut self, room: &str, since: Option<u64>) -> Result<Joined, Unavailable>;
     /// `name` leaves `room`; `left` to the members.
     fn leave(&mut self, room: &str, name: &str) -> Result<Vec<RoomEvent>, Unavailable>;
     /// Numbers a message, keeps it in the history and sends it to every node, in one
@@ -231,21 +235,27 @@ impl Hub for MemoryHub {
             .entry(room.to_string())
             .or_default()
             .insert(name.to_string());
+        let mut joined = self.listen(room, since)?;
+        if newly {
+            let event = Self::event(room, None, Some(name), joined_body(room, name));
+            joined.events.push(event);
+        }
+        Ok(joined)
+    }
+
+    fn listen(&mut self, room: &str, since: Option<u64>) -> Result<Joined, Unavailable> {
         let log = self.logs.entry(room.to_string()).or_default();
         // The first kept message is seq - len + 1: skip those at or before `since`.
         let first = log.seq + 1 - log.messages.len() as u64;
         let skip = since.map_or(0, |s| s.saturating_add(1).saturating_sub(first) as usize);
         let history = log.messages.iter().skip(skip).cloned().collect();
-        let mut events = Vec::new();
-        if newly {
-            events.push(Self::event(room, None, Some(name), joined_body(room, name)));
-        }
+        let members = self.members.get(room).into_iter().flatten().cloned();
         Ok(Joined {
             seq: log.seq,
             pos: None,
             history,
-            members: self.members[room].iter().cloned().collect(),
-            events,
+            members: members.collect(),
+            events: Vec::new(),
         })
     }
 

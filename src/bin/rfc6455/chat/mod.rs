@@ -32,6 +32,7 @@
 //! nodes too), and a request that needs Redis while it is unreachable gets an
 //! `unavailable` error.
 
+mod feeds;
 mod hub;
 pub mod redis;
 
@@ -39,11 +40,11 @@ use hub::{Hub, MemoryHub, RoomEvent};
 use rfc6455::handshake::server::Request;
 use rfc6455::server::rooms::{RoomRegistry, Rooms};
 use rfc6455::server::{
-    Accept, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Message, Outbox,
+    Accept, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Message, Outbox, Reply,
     SharedFrame, Stats,
 };
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -65,6 +66,31 @@ pub struct ChatConfig {
     pub token: Option<String>,
     /// Messages kept per room for late joiners and catch-up.
     pub history: usize,
+    /// How often a Server-Sent Events stream gets a keep-alive comment.
+    pub keepalive: Duration,
+}
+
+impl ChatConfig {
+    /// Whether a request from `origin` may come (any, when no `--origin` is given).
+    fn allows_origin(&self, origin: Option<&str>) -> bool {
+        self.origins.is_empty() || origin.is_some_and(|o| self.origins.iter().any(|a| a == o))
+    }
+
+    /// Whether a request carries the token, when one is required: `?token=` in its
+    /// `query` or an `Authorization: Bearer` header.
+    fn has_token(&self, query: Option<&str>, authorization: Option<&str>) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let in_query = query.is_some_and(|q| {
+            q.split('&')
+                .any(|kv| kv.strip_prefix("token=") == Some(token.as_str()))
+        });
+        let in_header = authorization
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .is_some_and(|t| t.trim() == token);
+        in_query || in_header
+    }
 }
 
 /// One user's connection. Its name lives in the shared [`ChatState`], where the other
@@ -133,6 +159,10 @@ pub struct ChatState {
     names: HashMap<String, ConnId>,
     users: HashMap<ConnId, String>,
     pending: HashMap<u64, Pending>,
+    /// Server-Sent Events streams following each room, and each stream's room.
+    listeners: HashMap<String, HashSet<ConnId>>,
+    streams: HashMap<ConnId, String>,
+    last_keepalive: Instant,
     next_token: u64,
     /// Messages delivered to members of this node, for /metrics.
     delivered: u64,
@@ -216,6 +246,9 @@ impl ChatState {
             names: HashMap::new(),
             users: HashMap::new(),
             pending: HashMap::new(),
+            listeners: HashMap::new(),
+            streams: HashMap::new(),
+            last_keepalive: Instant::now(),
             next_token: 0,
             delivered: 0,
             rejected_origin: 0,
@@ -260,6 +293,19 @@ impl ChatState {
             }
             if out.send_shared(id, &frame) {
                 count += 1;
+            }
+        }
+        // Server-Sent Events streams get their own encoding, made once for them all.
+        let streams = self.listeners.get(&event.room);
+        if let Some(bytes) = streams.and_then(|_| feeds::sse_event(event)) {
+            for &id in streams.into_iter().flatten() {
+                let cursor = view.as_ref().and_then(|v| v.cursors.get(&id));
+                if check && cursor.is_some_and(|c| c.covers(event)) {
+                    continue;
+                }
+                if out.send_stream(id, &bytes) {
+                    count += 1;
+                }
             }
         }
         if let Some(view) = view {
@@ -520,12 +566,18 @@ impl ChatState {
     }
 
     fn metrics(&self, m: &Stats) -> String {
-        let series: [(&str, &str, &str, String); 9] = [
+        let series: [(&str, &str, &str, String); 10] = [
             (
                 "rfc6455_open_connections",
                 "WebSocket connections open.",
                 "gauge",
                 m.open.to_string(),
+            ),
+            (
+                "rfc6455_sse_streams",
+                "Server-Sent Events streams open (room listeners).",
+                "gauge",
+                m.streams.to_string(),
             ),
             (
                 "rfc6455_rooms",
@@ -610,28 +662,17 @@ impl Handler for Chat {
     type Data = Member;
 
     fn upgrade(&mut self, request: &Request) -> Result<Accept<Member>, u16> {
-        if !self.config.origins.is_empty() {
-            let allowed = request
-                .origin()
-                .is_some_and(|o| self.config.origins.iter().any(|a| a == o));
-            if !allowed {
-                self.state().rejected_origin += 1;
-                return Err(403);
-            }
+        // A browser always sends its Origin with an upgrade: none is no browser's.
+        if !self.config.origins.is_empty() && !self.config.allows_origin(request.origin()) {
+            self.state().rejected_origin += 1;
+            return Err(403);
         }
-        if let Some(token) = &self.config.token {
-            let in_query = request.query().is_some_and(|q| {
-                q.split('&')
-                    .any(|kv| kv.strip_prefix("token=") == Some(token.as_str()))
-            });
-            let in_header = request
-                .header("Authorization")
-                .and_then(|h| h.strip_prefix("Bearer "))
-                .is_some_and(|t| t.trim() == token);
-            if !in_query && !in_header {
-                self.state().rejected_token += 1;
-                return Err(401);
-            }
+        if !self
+            .config
+            .has_token(request.query(), request.header("Authorization"))
+        {
+            self.state().rejected_token += 1;
+            return Err(401);
         }
         Ok(Accept::new(Member))
     }
@@ -647,6 +688,9 @@ impl Handler for Chat {
 
     fn close(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, _member: Member, _info: CloseInfo) {
         let mut state = self.state();
+        if state.unlisten(id) {
+            return;
+        }
         let rooms = state.rooms.leave_all(id);
         for room in &rooms {
             state.forget_member(room, id);
@@ -670,6 +714,19 @@ impl Handler for Chat {
         if !state.pending.is_empty() {
             state.expire_pending(ctx);
         }
+        if state.last_keepalive.elapsed() >= self.config.keepalive {
+            state.last_keepalive = Instant::now();
+            state.keep_streams_alive(ctx);
+        }
+    }
+
+    fn request(
+        &mut self,
+        ctx: &mut Ctx<'_, Member>,
+        id: ConnId,
+        request: &HttpRequest,
+    ) -> Option<Reply<Member>> {
+        self.feeds(ctx, id, request)
     }
 
     fn health(&mut self) -> Result<(), String> {

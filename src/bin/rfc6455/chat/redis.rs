@@ -67,6 +67,17 @@ end
 local function left(room, name)
   return cjson.encode({type = 'left', room = room, user = name})
 end
+-- What a join or a listener reads: seq, history after `since` (or all kept), the
+-- members sorted, the event position.
+local function room_state(seq_key, log_key, members_key, pos_key, since)
+  local seq = tonumber(redis.call('GET', seq_key) or '0')
+  local min = '-inf'
+  if since ~= '' then min = '(' .. since end
+  local history = redis.call('ZRANGEBYSCORE', log_key, min, '+inf')
+  local members = redis.call('HKEYS', members_key)
+  table.sort(members)
+  return {seq, history, members, tonumber(redis.call('GET', pos_key) or '0')}
+end
 "#;
 
 /// KEYS: names, node names, node members, members:ROOM...; ARGV: name, node, old
@@ -115,13 +126,13 @@ if redis.call('HSET', KEYS[1], name, node) == 1 then
     cjson.encode({type = 'joined', room = room, user = name}))
 end
 redis.call('SADD', KEYS[2], cjson.encode({name, room}))
-local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
-local min = '-inf'
-if ARGV[4] ~= '' then min = '(' .. ARGV[4] end
-local history = redis.call('ZRANGEBYSCORE', KEYS[4], min, '+inf')
-local members = redis.call('HKEYS', KEYS[1])
-table.sort(members)
-return {seq, history, members, tonumber(redis.call('GET', KEYS[6]) or '0')}
+return room_state(KEYS[3], KEYS[4], KEYS[1], KEYS[6], ARGV[4])
+"#;
+
+/// KEYS: seq:ROOM, log:ROOM, members:ROOM, pos:ROOM; ARGV: since (or ''). A join's
+/// reads, for a listener that is no member.
+const LISTEN: &str = r#"
+return room_state(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1])
 "#;
 
 /// KEYS: members:ROOM, node members, channel; ARGV: name, node, room.
@@ -265,6 +276,7 @@ struct Scripts {
     claim: Script,
     release: Script,
     join: Script,
+    listen: Script,
     leave: Script,
     message: Script,
     typing: Script,
@@ -281,6 +293,7 @@ impl Scripts {
             claim: Script::new(CLAIM),
             release: with_prelude(RELEASE),
             join: with_prelude(JOIN),
+            listen: with_prelude(LISTEN),
             leave: with_prelude(LEAVE),
             message: with_prelude(MESSAGE),
             typing: with_prelude(TYPING),
@@ -358,6 +371,19 @@ pub struct RedisOptions {
     pub node_timeout: Duration,
     /// Messages kept per room.
     pub history: usize,
+}
+
+/// What `room_state` (Lua) returns: seq, history, members, event position.
+type RoomState = (u64, Vec<String>, Vec<String>, u64);
+
+fn joined((seq, history, members, pos): RoomState) -> Joined {
+    Joined {
+        seq,
+        pos: Some(pos),
+        history,
+        members,
+        events: Vec::new(),
+    }
 }
 
 /// A random node id: a restarted process is a new node (the old one is reaped).
@@ -458,29 +484,38 @@ impl Hub for RedisHub {
     fn join(&mut self, room: &str, name: &str, since: Option<u64>) -> Result<Joined, Unavailable> {
         let link = &self.link;
         let since = since.map(|s| s.to_string()).unwrap_or_default();
-        let (seq, history, members, pos): (u64, Vec<String>, Vec<String>, u64) =
-            link.call(|c| {
-                link.scripts
-                    .join
-                    .key(key("members", room))
-                    .key(key("node", &format!("{}:members", link.node)))
-                    .key(key("seq", room))
-                    .key(key("log", room))
-                    .key(ROOMS)
-                    .key(key("pos", room))
-                    .arg(name)
-                    .arg(&link.node)
-                    .arg(room)
-                    .arg(&since)
-                    .invoke(c)
-            })?;
-        Ok(Joined {
-            seq,
-            pos: Some(pos),
-            history,
-            members,
-            events: Vec::new(),
-        })
+        let state: RoomState = link.call(|c| {
+            link.scripts
+                .join
+                .key(key("members", room))
+                .key(key("node", &format!("{}:members", link.node)))
+                .key(key("seq", room))
+                .key(key("log", room))
+                .key(ROOMS)
+                .key(key("pos", room))
+                .arg(name)
+                .arg(&link.node)
+                .arg(room)
+                .arg(&since)
+                .invoke(c)
+        })?;
+        Ok(joined(state))
+    }
+
+    fn listen(&mut self, room: &str, since: Option<u64>) -> Result<Joined, Unavailable> {
+        let link = &self.link;
+        let since = since.map(|s| s.to_string()).unwrap_or_default();
+        let state: RoomState = link.call(|c| {
+            link.scripts
+                .listen
+                .key(key("seq", room))
+                .key(key("log", room))
+                .key(key("members", room))
+                .key(key("pos", room))
+                .arg(&since)
+                .invoke(c)
+        })?;
+        Ok(joined(state))
     }
 
     fn leave(&mut self, room: &str, name: &str) -> Result<Vec<RoomEvent>, Unavailable> {

@@ -1,0 +1,348 @@
+//! Rooms over plain HTTP, on the same port as the WebSocket endpoint: a room as a
+//! Server-Sent Events stream (the WHATWG HTML "Server-sent events" format), and
+//! messages posted into a room by a backend.
+//!
+//! ```text
+//! GET  /rooms/ROOM/events     Accept: text/event-stream   [Last-Event-ID: N | ?since=N]
+//!   <- 200 text/event-stream: retry, the history after N, presence, then live:
+//!      id: 42 / event: message / data: {"type":"message",...,"seq":42}
+//!      event: presence / data: {"type":"joined"|"left"|"presence",...}
+//!      : keep-alive                                   (every --sse-keepalive)
+//! POST /rooms/ROOM/messages   Content-Type: application/json   {"from":"ci","text":"..."}
+//!   <- 202 {"seq":43}; 400 bad JSON or fields, 401 token, 403 origin, 413 too big
+//!      (the server's body limit), 415 not JSON, 405 other methods, 503 unavailable
+//! ```
+//!
+//! A stream is a listener, not a member: no name, not in presence. Its messages carry
+//! the room's seq as the event id, so a reconnecting `EventSource` sends
+//! `Last-Event-ID` and gets exactly what it missed (the same catch-up as a WebSocket
+//! member's `since`, with the same no-gap, no-duplicate cursor).
+
+use super::hub::RoomEvent;
+use super::{Chat, ChatState, Cursor, Member, RoomView, MAX_NAME, MAX_ROOM, MAX_TEXT};
+use rfc6455::server::{ConnId, Ctx, HttpRequest, HttpResponse, Reply};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// What an `EventSource` waits before reconnecting, in ms (the stream's `retry:`).
+const RETRY_MS: u32 = 2000;
+
+/// The SSE bytes of a room event: messages with their seq as the id, joins and leaves
+/// as `presence`; `None` for what a listener does not get (typing).
+pub(super) fn sse_event(event: &RoomEvent) -> Option<Arc<[u8]>> {
+    let text = match event.seq {
+        Some(seq) => format!("id: {seq}\nevent: message\ndata: {}\n\n", event.body),
+        None if event.body.contains(r#""type":"typing""#) => return None,
+        None => format!("event: presence\ndata: {}\n\n", event.body),
+    };
+    Some(text.into_bytes().into())
+}
+
+/// `/rooms/ROOM/WHAT` → (room, what), the room percent-decoded.
+fn room_route(path: &str) -> Option<(String, &str)> {
+    let rest = path.strip_prefix("/rooms/")?;
+    let (room, what) = rest.split_once('/')?;
+    let room = percent_decode(room)?;
+    let ok = !room.is_empty() && room.chars().count() <= MAX_ROOM;
+    ok.then_some((room, what))
+}
+
+/// `%XX` escapes decoded; `None` for a bad escape or bytes that are not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(b);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+fn json_error(status: u16, code: &str, message: &str) -> HttpResponse {
+    let body = json!({"error": code, "message": message}).to_string();
+    HttpResponse::with_type(status, "application/json", body.into_bytes())
+}
+
+impl Chat {
+    /// Whether the request may come: its Origin (when the browser sends one) is
+    /// allowed, and it carries the token when one is required. The same rules as the
+    /// WebSocket endpoint's.
+    fn admit(&self, request: &HttpRequest) -> Result<(), HttpResponse> {
+        // A request without an Origin comes from no browser (curl, a backend).
+        let origin = request.header("origin");
+        if origin.is_some() && !self.config.allows_origin(origin) {
+            self.state().rejected_origin += 1;
+            return Err(json_error(403, "origin", "this Origin is not allowed"));
+        }
+        if !self
+            .config
+            .has_token(request.query(), request.header("authorization"))
+        {
+            self.state().rejected_token += 1;
+            return Err(json_error(401, "token", "a token is required"));
+        }
+        Ok(())
+    }
+
+    /// The room API, or `None` for other paths.
+    pub(super) fn feeds(
+        &mut self,
+        ctx: &mut Ctx<'_, Member>,
+        id: ConnId,
+        request: &HttpRequest,
+    ) -> Option<Reply<Member>> {
+        let (room, what) = room_route(request.path())?;
+        let method = request.method.as_str();
+        let reply = match (what, method) {
+            ("events", "GET") => self.subscribe(id, &room, request),
+            ("messages", "POST") => self.publish(ctx, &room, request).map(Reply::Response),
+            ("messages", "OPTIONS") => self.preflight(request).map(Reply::Response),
+            ("events", _) => Ok(Reply::Response(not_allowed("GET"))),
+            ("messages", _) => Ok(Reply::Response(not_allowed("POST, OPTIONS"))),
+            _ => Ok(Reply::Response(json_error(
+                404,
+                "not_found",
+                "no such path",
+            ))),
+        };
+        let mut reply = reply.unwrap_or_else(Reply::Response);
+        // A browser may read the answer when its Origin is allowed (CORS).
+        if let Some(origin) = request.header("origin") {
+            let head = match &mut reply {
+                Reply::Response(response) => response,
+                Reply::Stream { head, .. } => head,
+            };
+            if head.status < 400 {
+                head.headers
+                    .push(("Access-Control-Allow-Origin".into(), origin.into()));
+                head.headers.push(("Vary".into(), "Origin".into()));
+            }
+        }
+        Some(reply)
+    }
+
+    /// `GET /rooms/ROOM/events`: the history after `Last-Event-ID` (or `?since=`),
+    /// the members, then the room live, with no gap and no duplicate between them.
+    fn subscribe(
+        &mut self,
+        id: ConnId,
+        room: &str,
+        request: &HttpRequest,
+    ) -> Result<Reply<Member>, HttpResponse> {
+        self.admit(request)?;
+        let accept = request.header("accept").unwrap_or("*/*");
+        if !accept.contains("text/event-stream") && !accept.contains("*/*") {
+            return Err(json_error(
+                406,
+                "not_acceptable",
+                "this is a text/event-stream",
+            ));
+        }
+        let since =
+            match request.header("last-event-id") {
+                Some(last) => Some(last.trim().parse::<u64>().map_err(|_| {
+                    json_error(400, "bad_field", "Last-Event-ID is a message's seq")
+                })?),
+                None => query_since(request)?,
+            };
+        let mut state = self.state();
+        let joined = state
+            .hub
+            .listen(room, since)
+            .map_err(|reason| json_error(503, "unavailable", &reason))?;
+        let mut body = format!("retry: {RETRY_MS}\n\n");
+        for message in &joined.history {
+            let seq = serde_json::from_str::<Value>(message)
+                .ok()
+                .and_then(|m| m["seq"].as_u64())
+                .unwrap_or_default();
+            body.push_str(&format!("id: {seq}\nevent: message\ndata: {message}\n\n"));
+        }
+        let presence = json!({"type": "presence", "room": room, "members": joined.members});
+        body.push_str(&format!("event: presence\ndata: {presence}\n\n"));
+        state.listen(room, id, joined.seq, joined.pos);
+        let mut head =
+            HttpResponse::with_type(200, "text/event-stream; charset=utf-8", body.into_bytes());
+        head.headers
+            .push(("Cache-Control".into(), "no-cache".into()));
+        // nginx buffers responses unless told not to.
+        head.headers.push(("X-Accel-Buffering".into(), "no".into()));
+        Ok(Reply::Stream { head, data: Member })
+    }
+
+    /// `POST /rooms/ROOM/messages`: a message from a backend, numbered and delivered
+    /// like any other.
+    fn publish(
+        &mut self,
+        ctx: &mut Ctx<'_, Member>,
+        room: &str,
+        request: &HttpRequest,
+    ) -> Result<HttpResponse, HttpResponse> {
+        self.admit(request)?;
+        let json = request.header("content-type").is_some_and(|t| {
+            t.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+        if !json {
+            return Err(json_error(415, "content_type", "send application/json"));
+        }
+        let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&request.body) else {
+            return Err(json_error(400, "bad_json", "the body is not a JSON object"));
+        };
+        let field = |name: &str, max: usize| match body.get(name).and_then(Value::as_str) {
+            Some(s) if !s.is_empty() && s.chars().count() <= max => Ok(s.to_string()),
+            _ => Err(json_error(
+                400,
+                "bad_field",
+                &format!("\"{name}\" must be a string of 1 to {max} characters"),
+            )),
+        };
+        let (from, text) = (field("from", MAX_NAME)?, field("text", MAX_TEXT)?);
+        let mut state = self.state();
+        let published = state
+            .hub
+            .message(room, &from, &text)
+            .map_err(|reason| json_error(503, "unavailable", &reason))?;
+        if let Some(event) = &published.local {
+            state.deliver(ctx, event);
+        }
+        let body = json!({"seq": published.seq}).to_string();
+        Ok(HttpResponse::with_type(
+            202,
+            "application/json",
+            body.into_bytes(),
+        ))
+    }
+
+    /// A CORS preflight for a browser's POST: answered for allowed Origins only.
+    fn preflight(&self, request: &HttpRequest) -> Result<HttpResponse, HttpResponse> {
+        let Some(origin) = request.header("origin") else {
+            return Err(not_allowed("POST, OPTIONS"));
+        };
+        if !self.config.allows_origin(Some(origin)) {
+            return Err(json_error(403, "origin", "this Origin is not allowed"));
+        }
+        let mut response = HttpResponse::with_type(204, "text/plain", Vec::new());
+        response.headers.extend([
+            ("Access-Control-Allow-Methods".into(), "POST".into()),
+            (
+                "Access-Control-Allow-Headers".into(),
+                "Content-Type, Authorization".into(),
+            ),
+            ("Access-Control-Max-Age".into(), "600".into()),
+        ]);
+        Ok(response)
+    }
+}
+
+fn not_allowed(allow: &str) -> HttpResponse {
+    let mut response = json_error(405, "method", &format!("use {allow}"));
+    response.headers.push(("Allow".into(), allow.into()));
+    response
+}
+
+/// `?since=N`, if given.
+fn query_since(request: &HttpRequest) -> Result<Option<u64>, HttpResponse> {
+    let since = request
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("since=")));
+    since
+        .map(|s| {
+            s.parse()
+                .map_err(|_| json_error(400, "bad_field", "since is a message's seq"))
+        })
+        .transpose()
+}
+
+impl ChatState {
+    /// Connection `id` follows `room` from `seq` (and event position `pos`) on.
+    fn listen(&mut self, room: &str, id: ConnId, seq: u64, pos: Option<u64>) {
+        let view = self
+            .views
+            .entry(room.to_string())
+            .or_insert_with(|| RoomView {
+                delivered_seq: seq,
+                ..RoomView::default()
+            });
+        let at = Cursor {
+            pos: pos.unwrap_or(0),
+            seq,
+        };
+        view.cursors.insert(id, at);
+        view.max_cursor = view.max_cursor.max(at);
+        self.listeners
+            .entry(room.to_string())
+            .or_default()
+            .insert(id);
+        self.streams.insert(id, room.to_string());
+    }
+
+    /// A stream ended: `true` if `id` was one.
+    pub(super) fn unlisten(&mut self, id: ConnId) -> bool {
+        let Some(room) = self.streams.remove(&id) else {
+            return false;
+        };
+        if let Some(ids) = self.listeners.get_mut(&room) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.listeners.remove(&room);
+            }
+        }
+        self.forget_member(&room, id);
+        true
+    }
+
+    /// A comment line to every stream, so that idle ones look alive to proxies.
+    pub(super) fn keep_streams_alive(&mut self, out: &mut impl rfc6455::server::Outbox) {
+        let comment: Arc<[u8]> = b": keep-alive\n\n"[..].into();
+        for id in self.streams.keys() {
+            out.send_stream(*id, &comment);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_decode_the_room() {
+        assert_eq!(
+            room_route("/rooms/caf%C3%A9/events"),
+            Some(("café".to_string(), "events"))
+        );
+        assert_eq!(room_route("/rooms//events"), None);
+        assert_eq!(room_route("/rooms/a%zz/events"), None);
+        assert_eq!(room_route("/rooms/a"), None);
+        assert_eq!(room_route("/other/a/events"), None);
+    }
+
+    #[test]
+    fn events_become_sse_lines() {
+        let event = |seq, body: &str| RoomEvent {
+            room: "r".into(),
+            seq,
+            pos: None,
+            origin: String::new(),
+            except: None,
+            body: body.into(),
+        };
+        let message = event(Some(7), r#"{"type":"message","seq":7}"#);
+        assert_eq!(
+            &*sse_event(&message).unwrap(),
+            b"id: 7\nevent: message\ndata: {\"type\":\"message\",\"seq\":7}\n\n"
+        );
+        let joined = event(None, r#"{"type":"joined","room":"r","user":"ann"}"#);
+        assert!(sse_event(&joined)
+            .unwrap()
+            .starts_with(b"event: presence\ndata: {\"type\":\"joined\""));
+        assert!(sse_event(&event(None, r#"{"type":"typing"}"#)).is_none());
+    }
+}
