@@ -272,3 +272,61 @@ fn a_slow_stream_reader_is_cut_and_the_others_keep_receiving() {
         .unwrap();
     assert!(slow_events.parse::<u64>().unwrap() >= 1, "{metrics}");
 }
+
+/// A body that arrives in pieces, after its head, is read whole before it is served;
+/// bytes after it (a pipelined request) are not served.
+#[test]
+fn a_body_in_pieces_is_read_whole() {
+    let server = serve(&[]);
+    let body = json!({"from": "ci", "text": "slowly"}).to_string();
+    let mut socket = std::net::TcpStream::connect(&server.addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    use std::io::Write;
+    write!(
+        socket,
+        "POST /rooms/r/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let (first, second) = body.split_at(10);
+    for piece in [first, second] {
+        std::thread::sleep(Duration::from_millis(100));
+        socket.write_all(piece.as_bytes()).unwrap();
+    }
+    socket
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 202 Accepted\r\n"),
+        "{response}"
+    );
+    assert!(
+        response.ends_with("\r\n\r\n{\"seq\":1}"),
+        "one response: {response}"
+    );
+}
+
+/// A graceful shutdown (SIGTERM) ends every stream: the reader sees the end of the
+/// response, and the process exits cleanly.
+#[test]
+fn a_shutdown_ends_the_streams() {
+    let mut server = serve(&[]);
+    let (mut stream, _) = Stream::open(&server.addr, "/rooms/r/events", ACCEPT);
+    stream.until(b"event: presence\n");
+    stream.event();
+    assert!(server.terminate(), "serve exits with success");
+    let mut rest = Vec::new();
+    stream
+        .socket
+        .read_to_end(&mut rest)
+        .expect("the stream ended (EOF), not reset");
+    assert!(
+        rest.iter().all(|&b| b != 0),
+        "nothing but what was queued: {rest:?}"
+    );
+}

@@ -1,5 +1,5 @@
 //! Arbitrary bytes as a client's upgrade request (RFC 6455 §4.2.1), found by the head
-//! reader and parsed by the server: never a panic; a rejection always carries an HTTP
+//! reader and parsed by the server (and as a plain request with a body): never a panic; a rejection always carries an HTTP
 //! error status and a response that says it; an accepted request yields a 101 that a
 //! client holding the same key accepts.
 #![no_main]
@@ -38,6 +38,15 @@ fuzz_target!(|data: &[u8]| {
             assert!((400..600).contains(&status), "status {status}");
             let response = err.response();
             assert!(response.starts_with(format!("HTTP/1.1 {status} ").as_bytes()));
+        }
+    }
+
+    // The same bytes as a plain request (the server's other path): its body length is
+    // a number, or 411 (a Transfer-Encoding) or 400 (a bad or conflicting
+    // Content-Length), never a panic.
+    if let Some(http) = rfc6455::server::HttpRequest::parse(data) {
+        if let Err(status) = http.body_length() {
+            assert!(status == 400 || status == 411, "status {status}");
         }
     }
 });

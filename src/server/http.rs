@@ -175,6 +175,17 @@ impl HttpResponse {
 
     /// The response on the wire. The server closes the connection after it, and says
     /// so with `Connection: close` unless the headers carry a `Connection` of their own.
+    /// A header value loses any CR and LF (no response splitting).
+    ///
+    /// ```
+    /// use rfc6455::server::HttpResponse;
+    ///
+    /// let mut response = HttpResponse::text(202, "");
+    /// response.headers.push(("X-Echo".into(), "a\r\nSet-Cookie: b".into()));
+    /// let text = String::from_utf8(response.to_bytes()).unwrap();
+    /// assert!(text.starts_with("HTTP/1.1 202 Accepted\r\n"));
+    /// assert!(text.contains("\r\nX-Echo: aSet-Cookie: b\r\n"));
+    /// ```
     pub fn to_bytes(&self) -> Vec<u8> {
         self.encode(Some(self.body.len()))
     }
@@ -217,6 +228,8 @@ impl HttpResponse {
             out.extend_from_slice(b"Connection: close\r\n");
         }
         for (name, value) in &self.headers {
+            // CR and LF dropped: an application's string cannot split the response.
+            let value = value.replace(['\r', '\n'], "");
             out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
         }
         out.extend_from_slice(b"\r\n");

@@ -73,6 +73,15 @@ impl ServerProcess {
             .expect("VmRSS in /proc/PID/status")
     }
 
+    /// Asks for a graceful shutdown (SIGTERM, as `kill` or systemd would) and waits
+    /// for the process to exit; true if it exited with success.
+    pub fn terminate(&mut self) -> bool {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().is_ok_and(|s| s.success())
+    }
+
     /// Kills the server and returns what it printed on stderr after its banner.
     pub fn stop(&mut self) -> String {
         let _ = self.child.kill();
