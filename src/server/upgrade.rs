@@ -73,7 +73,8 @@ impl<H: Handler> Loop<H> {
             request.body.truncate(want);
             return self.answer_http(slot, request);
         }
-        request.body.reserve_exact(want - request.body.len());
+        // Nothing reserved for the announced length: memory follows the bytes that
+        // actually come (a client may announce 64 KiB and send nothing).
         self.conns[slot].phase = Phase::Body { request, want };
     }
 
