@@ -138,40 +138,29 @@ impl<H: Handler> Loop<H> {
         let conn = &mut self.conns[slot];
         let id = conn.id(slot);
         let phase = std::mem::replace(&mut conn.phase, Phase::Closing);
-        let data = match phase {
-            Phase::Open { data, .. } => data,
+        let (data, clean, ended) = match phase {
+            // The peer's Close arrived, and the connection answers every Close it
+            // receives: both Close frames were exchanged.
+            Phase::Open { data, .. } => {
+                self.stats.open -= 1;
+                (data, conn.peer_close.is_some(), "closed")
+            }
+            // A stream ended by the handler (or a shutdown) ends cleanly; else its
+            // peer went away.
             Phase::Stream { data } => {
-                // Ended by the handler (or the server) when it has a reason; else the
-                // peer went away.
-                let (code, reason) = conn
-                    .our_close
-                    .clone()
-                    .unwrap_or((CloseCode::ABNORMAL_CLOSURE, String::new()));
-                let clean = conn.our_close.is_some();
                 self.stats.streams -= 1;
-                self.loops.closed();
-                log::info!("{id}: stream ended ({})", code.0);
-                let info = CloseInfo {
-                    code,
-                    reason,
-                    clean,
-                };
-                return self.with_ctx(|handler, ctx| handler.close(ctx, id, data, info));
+                (data, conn.our_close.is_some(), "stream ended")
             }
             _ => return,
         };
-        // The peer's Close arrived, and the connection answers every Close it
-        // receives: both Close frames were exchanged.
-        let clean = conn.peer_close.is_some();
         let (code, reason) = conn
             .peer_close
             .clone()
             .or_else(|| conn.our_close.clone())
             .unwrap_or((CloseCode::ABNORMAL_CLOSURE, String::new()));
-        self.stats.open -= 1;
         self.loops.closed();
         log::info!(
-            "{id}: closed with {} ({})",
+            "{id}: {ended} with {} ({})",
             code.0,
             if clean { "clean" } else { "not clean" }
         );
