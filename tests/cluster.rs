@@ -9,14 +9,13 @@ mod support;
 
 use rfc6455::Event;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::browser::{self, Page};
 use support::chat::Client;
 use support::redis::{free_port, RedisServer};
-use support::sse::{id_of, post, Stream, ACCEPT};
+use support::sse::{id_of, post, request, Stream, ACCEPT};
 use support::ServerProcess;
 
 /// A node of the cluster: `serve --redis URL`, two event loops, no rate limit, and a
@@ -41,19 +40,10 @@ fn message(room: &str, text: &str, id: u64) -> Value {
     json!({"type": "message", "room": room, "text": text, "id": id})
 }
 
-/// `GET path` on a node: (status, body).
+/// `GET path` on a node: (status, body). `Connection: close`, or a balancer in
+/// between would keep the connection open.
 fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    // `Connection: close`, or a balancer in between would keep the connection open.
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    let (status, _, body) = request(addr, "GET", path, "Connection: close\r\n", b"");
     (status, body)
 }
 
