@@ -93,13 +93,17 @@ fn three_nodes_share_one_room_in_one_order_with_presence_and_direct_messages() {
             c.send(message("lobby", &format!("{}{round}", names[i]), 100));
         }
     }
+    // Read up to the others' 10 messages and the acks of one's own 5 (an ack may come
+    // after the last message: it must not be taken for a later request's ack).
     let mut views = Vec::new();
     for c in &mut clients {
-        let mut seqs = Vec::new();
-        while seqs.len() < 10 {
+        let (mut seqs, mut acks) = (Vec::new(), 0);
+        while seqs.len() < 10 || acks < 5 {
             let v = c.recv();
             if v["type"] == "message" {
                 seqs.push(v["seq"].as_u64().unwrap());
+            } else if v["type"] == "ack" && v["id"] == 100 {
+                acks += 1;
             }
         }
         views.push(seqs);
