@@ -5,10 +5,11 @@
 # thread-per-connection server (examples/tungstenite_echo), each driven by
 # examples/loadgen with the same workloads, one server at a time.
 #
-#   bash benches/load.sh [ROUNDS]     # default 3 rounds; the median of each is printed
+#   bash benches/load.sh [ROUNDS] [all|echo|fanout|tls]   # default 3 rounds, all; medians printed
 #
 # Then fan-out through `rfc6455 serve`: WebSocket members (one and two loops, with and
-# without deflate), and Server-Sent Events streams against WebSocket members.
+# without deflate), and Server-Sent Events streams against WebSocket members. Then
+# echo over TLS against tungstenite over rustls, and new TLS connections per second.
 #
 # Prints messages/s, MB/s and p50/p99 round trip per server and workload, and the ratio
 # of each figure to tungstenite's. The load generator shares the machine's cores with
@@ -16,6 +17,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
+# Which part to run: all (default), echo, fanout (WebSocket and SSE) or tls.
+only="${2:-all}"
+section() { [ "$only" = all ] || [ "$only" = "$1" ]; }
 
 cargo build --release --examples --bins --quiet
 
@@ -26,6 +30,7 @@ trap cleanup EXIT
 # shellcheck source=benches/lib.sh
 . benches/lib.sh
 
+if section echo; then
 target/release/rfc6455 echo --addr 127.0.0.1:9101 --threads 1 2>/dev/null & pids+=($!)
 target/release/examples/echo_server 127.0.0.1:9102 2>/dev/null & pids+=($!)
 target/release/examples/tungstenite_echo 127.0.0.1:9103 2>/dev/null & pids+=($!)
@@ -69,7 +74,9 @@ for workload in "${workloads[@]}"; do
         'BEGIN { printf "%-24s %-12s %12s  %.2fx msg/s, p99 %.2fx\n", n, s, "", a / b, c / d }'
   done
 done
+fi
 
+if section fanout; then
 echo
 echo "fan-out: one publisher, 200 messages, to a room of 1000 members (rfc6455 serve),"
 echo "without and with permessage-deflate (each broadcast compressed once for all members),"
@@ -104,3 +111,56 @@ for kind in websocket sse; do
 done
 awk -v a="${fan[sse]}" -v b="${fan[websocket]}" \
   'BEGIN { printf "sse          %.2fx the deliveries/s of WebSocket members\n", a / b }'
+
+fi
+if section tls; then
+echo
+echo "over TLS (wss://; rustls with the ring provider, TLS 1.3, one certificate for both):"
+echo "our event loop (one loop) and tungstenite over rustls (thread per connection);"
+echo "then new connections per second: TCP + TLS handshake + WebSocket handshake + close,"
+echo "4 clients opening one after another for 5 s (median of $rounds runs)"
+tls_dir=target/tls-bench
+mkdir -p "$tls_dir"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+  -addext basicConstraints=critical,CA:FALSE \
+  -keyout "$tls_dir/key.pem" -out "$tls_dir/cert.pem" 2>/dev/null
+target/release/rfc6455 echo --addr 127.0.0.1:9111 --threads 1 \
+  --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem" 2>/dev/null & pids+=($!)
+target/release/examples/tungstenite_echo 127.0.0.1:9113 "$tls_dir/cert.pem" "$tls_dir/key.pem" 2>/dev/null & pids+=($!)
+wait_for_port 9111; wait_for_port 9113
+
+# The median of each column of `rounds` runs of loadgen with the given arguments.
+loadgen_median() {
+  local results=()
+  for _ in $(seq 1 "$rounds"); do
+    results+=("$(target/release/examples/loadgen "$@" --raw)")
+  done
+  for c in 1 2 3 4; do
+    printf '%s\n' "${results[@]}" | awk -v c="$c" '{print $c}' | median
+  done | paste -sd' '
+  printf '%s\n' "${results[@]}" | awk '{s += $6} END {if (s) print s " errors"}' >&2
+}
+
+tls_servers=("mio-tls:9111" "tungstenite-tls:9113")
+tls_workloads=(
+  "50 conns x16B depth16:-c 50 -s 16 -d 16 -m 4000 -t 20"
+  "10 conns x64KiB depth4:-c 10 -s 65536 -d 4 -m 400 -t 20"
+  "handshakes/s (4 clients):-c 4 --handshakes -t 5"
+)
+printf '%-26s %-16s %12s %9s %9s %9s\n' workload server "per s" MB/s p50_us p99_us
+for workload in "${tls_workloads[@]}"; do
+  name="${workload%%:*}"; args="${workload#*:}"
+  declare -A tls_rate=() tls_p99=()
+  for server in "${tls_servers[@]}"; do
+    sname="${server%%:*}"; port="${server#*:}"
+    # shellcheck disable=SC2086
+    read -r r mb p50 p99 < <(loadgen_median "wss://localhost:$port/" --ca "$tls_dir/cert.pem" $args)
+    tls_rate[$sname]=$r; tls_p99[$sname]=$p99
+    printf '%-26s %-16s %12s %9s %9s %9s\n' "$name" "$sname" "$r" "$mb" "$p50" "$p99"
+  done
+  awk -v n="$name" -v a="${tls_rate[mio-tls]}" -v b="${tls_rate[tungstenite-tls]}" \
+      -v c="${tls_p99[mio-tls]}" -v d="${tls_p99[tungstenite-tls]}" \
+      'BEGIN { printf "%-26s %-16s %12s  %.2fx per s, p99 %.2fx of tungstenite-tls\n", n, "mio-tls", "", a / b, c / d }'
+done
+fi

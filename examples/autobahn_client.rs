@@ -73,6 +73,6 @@ fn run_case(url: &str) -> Result<(), Error> {
     }
 }
 
-fn drain(ws: &mut blocking::WebSocket<std::net::TcpStream>) {
+fn drain(ws: &mut blocking::WebSocket<rfc6455::blocking::ClientStream>) {
     while ws.read().is_ok() {}
 }

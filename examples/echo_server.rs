@@ -4,20 +4,37 @@
 //! ```text
 //! cargo run --release --example echo_server -- 127.0.0.1:9001
 //! ```
+//!
+//! Over TLS (`wss://`), with a certificate chain and its key (PEM):
+//!
+//! ```text
+//! cargo run --release --example echo_server -- 127.0.0.1:9443 cert.pem key.pem
+//! ```
 
 use rfc6455::blocking::{self, Error};
 use rfc6455::deflate::DeflateConfig;
 use rfc6455::{Config, Event};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9001".to_string());
-    let listener = TcpListener::bind(&addr)?;
-    eprintln!("echo server listening on ws://{}/", listener.local_addr()?);
+    let args: Vec<String> = std::env::args().collect();
+    let addr = args.get(1).map_or("127.0.0.1:9001", String::as_str);
+    let tls = match (args.get(2), args.get(3)) {
+        (Some(cert), Some(key)) => Some(
+            rfc6455::tls::server_config(cert.as_ref(), key.as_ref())
+                .map_err(std::io::Error::other)?,
+        ),
+        _ => None,
+    };
+    let listener = TcpListener::bind(addr)?;
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    eprintln!(
+        "echo server listening on {scheme}://{}/",
+        listener.local_addr()?
+    );
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(stream) => stream,
@@ -26,9 +43,10 @@ fn main() -> std::io::Result<()> {
                 continue;
             }
         };
+        let tls = tls.clone();
         std::thread::spawn(move || {
             let peer = stream.peer_addr().ok();
-            if let Err(e) = serve(stream) {
+            if let Err(e) = serve(stream, tls) {
                 eprintln!("{peer:?}: {e}");
             }
         });
@@ -36,7 +54,7 @@ fn main() -> std::io::Result<()> {
     Ok(())
 }
 
-fn serve(stream: TcpStream) -> Result<(), Error> {
+fn serve(stream: TcpStream, tls: Option<Arc<rustls::ServerConfig>>) -> Result<(), Error> {
     stream.set_nodelay(true)?;
     // Autobahn's 9.* cases send messages of up to 16 MiB. permessage-deflate with
     // context takeover both ways (the event-loop testee uses the memory-flat defaults,
@@ -51,13 +69,23 @@ fn serve(stream: TcpStream) -> Result<(), Error> {
         }),
         ..Config::default()
     };
+    if let Some(tls) = tls {
+        let mut ws = blocking::accept_tls(stream, tls, config, |_request| Ok(None))?;
+        let result = echo(&mut ws);
+        // TLS ends with close_notify before the TCP FIN.
+        let stream = ws.get_mut();
+        stream.conn.send_close_notify();
+        let _ = stream.flush();
+        close_transport(&mut stream.sock);
+        return result;
+    }
     let mut ws = blocking::accept_with(stream, config, |_request| Ok(None))?;
     let result = echo(&mut ws);
     close_transport(ws.get_mut());
     result
 }
 
-fn echo(ws: &mut blocking::WebSocket<TcpStream>) -> Result<(), Error> {
+fn echo<S: Read + Write>(ws: &mut blocking::WebSocket<S>) -> Result<(), Error> {
     loop {
         match ws.read() {
             Ok(Event::Text(text)) => ws.send_text(&text)?,

@@ -7,10 +7,14 @@
 //! reads its compressed echo (so that the server inflated and compressed for it), and
 //! the peak while they did (`VmHWM`) is reported: memory per active connection.
 //!
+//! With `tls`, the server runs with a certificate made here (rcgen) and every
+//! connection is `wss://`: a TLS 1.3 session (rustls) under each WebSocket.
+//!
 //! ```text
 //! cargo build --release --bins --examples
 //! target/release/examples/idle_memory 10000
 //! target/release/examples/idle_memory 10000 deflate
+//! target/release/examples/idle_memory 10000 tls
 //! ```
 
 use std::io::{Read, Write};
@@ -57,7 +61,9 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(10_000);
-    let deflate = std::env::args().nth(2).as_deref() == Some("deflate");
+    let mode = std::env::args().nth(2);
+    let deflate = mode.as_deref() == Some("deflate");
+    let tls = (mode.as_deref() == Some("tls")).then(Tls::new);
     let exe = std::env::current_exe().unwrap();
     let server_bin = exe.parent().unwrap().parent().unwrap().join("rfc6455");
     let addr = "127.0.0.1:9301";
@@ -66,14 +72,39 @@ fn main() {
     } else {
         ""
     };
-    let mut child = Command::new(&server_bin)
-        .args(["echo", "--addr", addr])
+    let mut command = Command::new(&server_bin);
+    command.args(["echo", "--addr", addr, "--threads", "1"]);
+    if let Some(tls) = &tls {
+        command.arg("--tls-cert").arg(&tls.cert);
+        command.arg("--tls-key").arg(&tls.key);
+    }
+    let mut child = command
         .stderr(Stdio::null())
         .spawn()
         .expect("build the binary first: cargo build --release --bins");
     std::thread::sleep(Duration::from_millis(300));
     let pid = child.id();
 
+    if let Some(tls) = &tls {
+        // One connection first, so that one-time allocations are not counted per
+        // connection.
+        let mut conns = vec![tls.open(addr)];
+        std::thread::sleep(Duration::from_millis(200));
+        let before = rss_kib(pid);
+        for _ in 1..n {
+            conns.push(tls.open(addr));
+        }
+        std::thread::sleep(Duration::from_millis(2500));
+        let idle = rss_kib(pid);
+        println!(
+            "{n} idle wss:// connections (TLS 1.3): server RSS {before} KiB -> {idle} KiB, {:.0} bytes per connection",
+            (idle.saturating_sub(before)) as f64 * 1024.0 / (n - 1) as f64
+        );
+        drop(conns);
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    }
     // One connection first, so that one-time allocations are not counted per connection.
     let mut conns = vec![open(addr, offer, deflate)];
     std::thread::sleep(Duration::from_millis(200));
@@ -142,4 +173,32 @@ fn open(addr: &str, offer: &str, deflate: bool) -> TcpStream {
     assert!(head.starts_with("HTTP/1.1 101"), "handshake failed");
     assert_eq!(head.contains("permessage-deflate"), deflate, "{head}");
     stream
+}
+
+/// A certificate for `localhost` (rcgen, self-signed, written to a temporary
+/// directory) and a client configuration that trusts it.
+struct Tls {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    client: std::sync::Arc<rustls::ClientConfig>,
+}
+
+impl Tls {
+    fn new() -> Tls {
+        let dir = std::env::temp_dir().join(format!("rfc6455-idle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+        let client = rfc6455::tls::client_config_with_ca(&cert).unwrap();
+        Tls { cert, key, client }
+    }
+
+    /// Opens a `wss://` connection (TLS, then the WebSocket handshake) and keeps it idle.
+    fn open(&self, addr: &str) -> rfc6455::blocking::WebSocket<rfc6455::blocking::ClientStream> {
+        let port = addr.rsplit(':').next().unwrap();
+        rfc6455::blocking::connect_tls(&format!("wss://localhost:{port}/"), self.client.clone())
+            .expect("wss:// connect")
+    }
 }

@@ -78,18 +78,55 @@ struct Args {
     /// node): reports the Redis round trips made while publishing, per message.
     #[arg(long, value_name = "ADDR")]
     metrics: Vec<String>,
+    /// wss://: trust the certificates of this PEM file instead of the platform's roots.
+    #[arg(long, value_name = "CA.pem")]
+    ca: Option<std::path::PathBuf>,
+    /// Handshake mode: each of the C connections opens, completes the handshakes (TLS
+    /// for wss://, then WebSocket) and closes, again and again until -t seconds pass;
+    /// reports new connections per second and the p50/p99 time to open one.
+    #[arg(long)]
+    handshakes: bool,
 }
 
-/// Connects, offering permessage-deflate if asked.
+/// Connects, offering permessage-deflate if asked; over wss:// trusting `--ca`.
 fn connect(
+    args: &Args,
     url: &str,
-    deflate: bool,
-) -> Result<blocking::WebSocket<std::net::TcpStream>, blocking::Error> {
+) -> Result<blocking::WebSocket<rfc6455::blocking::ClientStream>, blocking::Error> {
     let config = rfc6455::Config {
-        deflate: deflate.then(rfc6455::deflate::DeflateConfig::default),
+        deflate: args.deflate.then(rfc6455::deflate::DeflateConfig::default),
         ..rfc6455::Config::default()
     };
-    blocking::connect_with(url, config, &[])
+    match &args.ca {
+        Some(ca) => {
+            static TLS: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> =
+                std::sync::OnceLock::new();
+            let tls =
+                TLS.get_or_init(|| rfc6455::tls::client_config_with_ca(ca).expect("the --ca file"));
+            blocking::connect_with_tls(url, config, &[], tls.clone())
+        }
+        None => blocking::connect_with(url, config, &[]),
+    }
+}
+
+/// Handshake mode: open, close, again; the time each open took.
+fn run_handshakes(args: &Args, deadline: Instant) -> Outcome {
+    let mut outcome = Outcome::default();
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        match connect(args, &args.url) {
+            Ok(mut ws) => {
+                outcome.latencies.push(started.elapsed());
+                let _ = ws.close(CloseCode::NORMAL, "");
+                while ws.read().is_ok() {}
+            }
+            Err(e) => {
+                eprintln!("connect: {e}");
+                outcome.errors += 1;
+            }
+        }
+    }
+    outcome
 }
 
 #[derive(Default)]
@@ -101,7 +138,7 @@ struct Outcome {
 
 fn run_connection(args: &Args, deadline: Instant) -> Outcome {
     let mut outcome = Outcome::default();
-    let mut ws = match connect(&args.url, args.deflate) {
+    let mut ws = match connect(args, &args.url) {
         Ok(ws) => ws,
         Err(e) => {
             eprintln!("connect: {e}");
@@ -156,7 +193,13 @@ fn main() {
     let threads: Vec<_> = (0..args.connections)
         .map(|_| {
             let args = args.clone();
-            std::thread::spawn(move || run_connection(&args, deadline))
+            std::thread::spawn(move || {
+                if args.handshakes {
+                    run_handshakes(&args, deadline)
+                } else {
+                    run_connection(&args, deadline)
+                }
+            })
         })
         .collect();
     let mut total = Outcome::default();
@@ -186,6 +229,15 @@ fn main() {
             pct(1.0),
             total.errors
         );
+    } else if args.handshakes {
+        println!(
+            "{messages} connections opened and closed in {elapsed:.2} s: {per_second:.0}/s; \
+             time to open p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs; {} errors",
+            pct(0.5),
+            pct(0.99),
+            pct(1.0),
+            total.errors
+        );
     } else {
         println!(
             "{messages} messages in {elapsed:.2} s: {per_second:.0} msg/s, {mb_per_second:.1} MB/s echoed; \
@@ -206,7 +258,7 @@ fn micros_since_epoch() -> u64 {
 
 /// A fan-out member: a WebSocket member of the room, or a Server-Sent Events stream.
 enum Listener {
-    Ws(Box<blocking::WebSocket<std::net::TcpStream>>),
+    Ws(Box<blocking::WebSocket<rfc6455::blocking::ClientStream>>),
     Sse(std::io::BufReader<std::net::TcpStream>),
 }
 
@@ -286,8 +338,12 @@ impl Listener {
 }
 
 /// Connects to the rooms server, says hello as `name` and joins the room.
-fn member(url: &str, name: &str, deflate: bool) -> blocking::WebSocket<std::net::TcpStream> {
-    let mut ws = connect(url, deflate).expect("connect");
+fn member(
+    url: &str,
+    name: &str,
+    args: &Args,
+) -> blocking::WebSocket<rfc6455::blocking::ClientStream> {
+    let mut ws = connect(args, url).expect("connect");
     ws.send_text(&format!(r#"{{"type":"hello","name":"{name}"}}"#))
         .unwrap();
     ws.send_text(r#"{"type":"join","room":"fanout"}"#).unwrap();
@@ -329,7 +385,7 @@ fn fanout(args: &Args, members: usize) {
             let url = urls[i % urls.len()].clone();
             let barrier = barrier.clone();
             let expected = args.publish;
-            let deflate = args.deflate;
+            let member_args = args.clone();
             let sse = args.sse;
             std::thread::Builder::new()
                 .stack_size(256 * 1024)
@@ -337,7 +393,7 @@ fn fanout(args: &Args, members: usize) {
                     let mut listener = if sse {
                         Listener::stream(&url)
                     } else {
-                        let ws = member(&url, &format!("m{i}"), deflate);
+                        let ws = member(&url, &format!("m{i}"), &member_args);
                         let _ = ws.get_ref().set_read_timeout(Some(Duration::from_secs(30)));
                         Listener::Ws(Box::new(ws))
                     };
@@ -368,7 +424,7 @@ fn fanout(args: &Args, members: usize) {
                 .expect("spawn a member")
         })
         .collect();
-    let mut publisher = member(&args.url, "publisher", args.deflate);
+    let mut publisher = member(&args.url, "publisher", args);
     barrier.wait();
     let trips_before = redis_round_trips(&args.metrics);
     let started = Instant::now();

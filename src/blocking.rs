@@ -62,6 +62,13 @@ pub enum Error {
     /// [`WebSocket::set_close_timeout`]); the closing handshake is abandoned and the
     /// connection counts as closed abnormally (1006).
     CloseTimeout,
+    /// The TLS handshake failed: e.g. the server's certificate is not trusted
+    /// (`UnknownIssuer`) or not valid for the host name (`NotValidForName`), or the
+    /// peer sent an alert.
+    #[cfg(feature = "tls")]
+    Tls(rustls::Error),
+    /// A `wss://` URL, but the crate was built without the `tls` feature.
+    TlsUnavailable,
 }
 
 impl fmt::Display for Error {
@@ -81,6 +88,9 @@ impl fmt::Display for Error {
             Error::CloseTimeout => {
                 f.write_str("the peer did not answer the Close frame in time (1006)")
             }
+            #[cfg(feature = "tls")]
+            Error::Tls(e) => write!(f, "TLS handshake failed: {e}"),
+            Error::TlsUnavailable => f.write_str("wss:// needs the crate's `tls` feature"),
         }
     }
 }
@@ -94,6 +104,8 @@ impl std::error::Error for Error {
             Error::Request(e) => Some(e),
             Error::Response(e) => Some(e),
             Error::Url(e) => Some(e),
+            #[cfg(feature = "tls")]
+            Error::Tls(e) => Some(e),
             _ => None,
         }
     }
@@ -141,8 +153,10 @@ fn timed_out(e: &io::Error) -> bool {
     )
 }
 
-/// Connects to a `ws://` URL over TCP and completes the opening handshake.
-pub fn connect(url: &str) -> Result<WebSocket<TcpStream>, Error> {
+/// Connects to a `ws://` or `wss://` URL and completes the opening handshake. A
+/// `wss://` server is verified against the platform's trusted roots (see
+/// [`connect_tls`] for a CA of your own).
+pub fn connect(url: &str) -> Result<WebSocket<ClientStream>, Error> {
     connect_with(url, Config::default(), &[])
 }
 
@@ -151,12 +165,208 @@ pub fn connect_with(
     url: &str,
     config: Config,
     protocols: &[&str],
-) -> Result<WebSocket<TcpStream>, Error> {
+) -> Result<WebSocket<ClientStream>, Error> {
+    #[cfg(feature = "tls")]
+    if WsUrl::parse(url).is_ok_and(|u| u.secure) {
+        let tls = crate::tls::client_config().map_err(|e| Error::Io(io::Error::other(e)))?;
+        return connect_with_tls(url, config, protocols, tls);
+    }
+    open(url, config, protocols, |tcp, _| {
+        Ok(ClientStream::Plain(tcp))
+    })
+}
+
+/// Connects to a `wss://` URL with a TLS configuration of your own, e.g. one that
+/// trusts your CA ([`tls::client_config_with_ca`](crate::tls::client_config_with_ca)).
+///
+/// ```no_run
+/// use rfc6455::{blocking, tls};
+///
+/// let ca = tls::client_config_with_ca("ca.pem".as_ref())?;
+/// let mut ws = blocking::connect_tls("wss://localhost:9001/", ca)?;
+/// ws.send_text("over TLS")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[cfg(feature = "tls")]
+pub fn connect_tls(
+    url: &str,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+) -> Result<WebSocket<ClientStream>, Error> {
+    connect_with_tls(url, Config::default(), &[], tls)
+}
+
+/// [`connect_tls`] with a configuration and subprotocols to offer. A `ws://` URL
+/// connects without TLS.
+#[cfg(feature = "tls")]
+pub fn connect_with_tls(
+    url: &str,
+    config: Config,
+    protocols: &[&str],
+    tls: std::sync::Arc<rustls::ClientConfig>,
+) -> Result<WebSocket<ClientStream>, Error> {
+    open(url, config, protocols, |mut tcp, url| {
+        if !url.secure {
+            return Ok(ClientStream::Plain(tcp));
+        }
+        let name = rustls::pki_types::ServerName::try_from(url.host.clone())
+            .map_err(|e| Error::Url(UrlError(format!("bad host name for TLS: {e}"))))?;
+        let mut session = rustls::ClientConnection::new(tls, name).map_err(Error::Tls)?;
+        // The TLS handshake first (RFC 6455 §4.1 step 5), so that its failures are
+        // told apart from the WebSocket handshake's.
+        while session.is_handshaking() {
+            session.complete_io(&mut tcp).map_err(tls_error)?;
+        }
+        Ok(ClientStream::Tls(Box::new(rustls::StreamOwned::new(
+            session, tcp,
+        ))))
+    })
+}
+
+/// An I/O error from rustls, told apart: its TLS errors become [`Error::Tls`].
+#[cfg(feature = "tls")]
+fn tls_error(e: io::Error) -> Error {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => Error::Tls(tls.clone()),
+        None if e.kind() == io::ErrorKind::UnexpectedEof => Error::AbnormalClosure,
+        None => Error::Io(e),
+    }
+}
+
+/// Connects over TCP, wraps the stream (`secure` decides TLS or not) and runs the
+/// client handshake.
+fn open(
+    url: &str,
+    config: Config,
+    protocols: &[&str],
+    wrap: impl FnOnce(TcpStream, &WsUrl) -> Result<ClientStream, Error>,
+) -> Result<WebSocket<ClientStream>, Error> {
     let parsed = WsUrl::parse(url).map_err(Error::Url)?;
-    let stream = TcpStream::connect((parsed.host.as_str(), parsed.port))?;
-    stream.set_nodelay(true)?;
+    if parsed.secure && cfg!(not(feature = "tls")) {
+        return Err(Error::TlsUnavailable);
+    }
+    let tcp = TcpStream::connect((parsed.host.as_str(), parsed.port))?;
+    tcp.set_nodelay(true)?;
+    let stream = wrap(tcp, &parsed)?;
     let mut ws = client(stream, &parsed, config, protocols)?;
-    ws.set_read_timeout = Some(|stream: &TcpStream, timeout| stream.set_read_timeout(timeout));
+    ws.set_read_timeout = Some(|stream: &ClientStream, timeout| stream.set_read_timeout(timeout));
+    Ok(ws)
+}
+
+/// The stream under a client from [`connect`]: TCP for `ws://`, TLS over TCP for
+/// `wss://`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientStream {
+    /// `ws://`.
+    Plain(TcpStream),
+    /// `wss://`: rustls over the TCP stream.
+    #[cfg(feature = "tls")]
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl ClientStream {
+    /// The TCP stream underneath.
+    ///
+    /// ```no_run
+    /// let ws = rfc6455::blocking::connect("ws://127.0.0.1:9001/")?;
+    /// println!("local address {}", ws.get_ref().tcp().local_addr()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            ClientStream::Plain(tcp) => tcp,
+            #[cfg(feature = "tls")]
+            ClientStream::Tls(tls) => tls.get_ref(),
+        }
+    }
+
+    /// Sets the TCP stream's read timeout (see [`TcpStream::set_read_timeout`]).
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_read_timeout(timeout)
+    }
+
+    /// The TLS session of a `wss://` connection (e.g. for
+    /// [`tls::describe`](crate::tls::describe)).
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&rustls::ClientConnection> {
+        match self {
+            ClientStream::Plain(_) => None,
+            ClientStream::Tls(tls) => Some(&tls.conn),
+        }
+    }
+}
+
+impl Read for ClientStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ClientStream::Plain(tcp) => tcp.read(buf),
+            #[cfg(feature = "tls")]
+            ClientStream::Tls(tls) => match tls.read(buf) {
+                // The TCP stream ended without TLS close_notify: the WebSocket closing
+                // handshake, not TLS, says whether the conversation was complete
+                // (RFC 6455 §7.1.5), so this ends the stream like a plain EOF.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+}
+
+impl Write for ClientStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            ClientStream::Plain(tcp) => tcp.write(buf),
+            #[cfg(feature = "tls")]
+            ClientStream::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ClientStream::Plain(tcp) => tcp.flush(),
+            #[cfg(feature = "tls")]
+            ClientStream::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
+/// A server-side TLS stream, as [`accept_tls`] gives it.
+#[cfg(feature = "tls")]
+pub type ServerTlsStream = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
+
+/// Runs the TLS handshake on an accepted TCP stream, then [`accept_with`] over it: a
+/// blocking `wss://` server.
+///
+/// ```no_run
+/// use rfc6455::{blocking, tls};
+/// use std::net::TcpListener;
+///
+/// let config = tls::server_config("cert.pem".as_ref(), "key.pem".as_ref())?;
+/// let listener = TcpListener::bind("127.0.0.1:9443")?;
+/// let (tcp, _) = listener.accept()?;
+/// let mut ws = blocking::accept_tls(tcp, config, rfc6455::Config::default(), |_| Ok(None))?;
+/// ws.send_text("hello over TLS")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[cfg(feature = "tls")]
+pub fn accept_tls<F>(
+    mut tcp: TcpStream,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    config: Config,
+    decide: F,
+) -> Result<WebSocket<ServerTlsStream>, Error>
+where
+    F: FnOnce(&Request) -> Result<Option<String>, u16>,
+{
+    let mut session = rustls::ServerConnection::new(tls).map_err(Error::Tls)?;
+    while session.is_handshaking() {
+        session.complete_io(&mut tcp).map_err(tls_error)?;
+    }
+    let mut ws = accept_with(rustls::StreamOwned::new(session, tcp), config, decide)?;
+    ws.set_read_timeout = Some(|s: &ServerTlsStream, t| s.get_ref().set_read_timeout(t));
     Ok(ws)
 }
 
@@ -382,6 +592,12 @@ impl<S: Read + Write> WebSocket<S> {
                     return Err(Error::AbnormalClosure);
                 }
                 Ok(n) => self.conn.commit_input(n),
+                // A TLS stream whose TCP connection ended without close_notify: for
+                // the WebSocket it is the end of the stream like any other.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    self.eof = true;
+                    return Err(Error::AbnormalClosure);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if closing && self.close_timeout.is_some() && timed_out(&e) => {}
                 Err(e) => return Err(Error::Io(e)),

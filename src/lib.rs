@@ -63,6 +63,8 @@ pub mod mask;
 mod random;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};

@@ -241,9 +241,21 @@ fn urls_are_parsed_strictly() {
     assert_eq!(url.host_header(), "[::1]:9001");
     let url = WsUrl::parse("ws://example.com").unwrap();
     assert_eq!((url.port, url.resource.as_str()), (80, "/"));
+    // wss:// (RFC 6455 §3): TLS, port 443 unless given; Host omits the default port.
+    let url = WsUrl::parse("WSS://example.com").unwrap();
+    assert!(url.secure);
+    assert_eq!((url.port, url.host_header().as_str()), (443, "example.com"));
+    let url = WsUrl::parse("wss://example.com:8443/x").unwrap();
+    assert_eq!(url.host_header(), "example.com:8443");
+    assert!(!WsUrl::parse("ws://example.com:443/").unwrap().secure);
+    assert_eq!(
+        WsUrl::parse("ws://example.com:443/").unwrap().host_header(),
+        "example.com:443"
+    );
     for bad in [
         "http://example.com/",
-        "wss://example.com/",
+        "https://example.com/",
+        "wss://example.com/#frag",
         "ws://",
         "example.com",
     ] {

@@ -44,6 +44,23 @@ python3 tests/interop/websockets_client.py ws://127.0.0.1:9402/ 200
 kill $mio_pid $blocking_pid 2>/dev/null || true
 trap - EXIT
 
+step "interop over TLS: the Python websockets client (OpenSSL) over wss:// against both servers"
+# A certificate made the way the README shows (self-signed, for localhost and 127.0.0.1).
+tls_dir=target/tls-interop
+mkdir -p "$tls_dir"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+  -addext basicConstraints=critical,CA:FALSE \
+  -keyout "$tls_dir/key.pem" -out "$tls_dir/cert.pem" 2>/dev/null
+target/release/rfc6455 echo --addr 127.0.0.1:9403 --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem" 2>/dev/null & mio_pid=$!
+target/release/examples/echo_server 127.0.0.1:9404 "$tls_dir/cert.pem" "$tls_dir/key.pem" 2>/dev/null & blocking_pid=$!
+trap 'kill $mio_pid $blocking_pid 2>/dev/null || true' EXIT
+sleep 0.5
+python3 tests/interop/websockets_client.py wss://localhost:9403/ 200 --ca "$tls_dir/cert.pem"
+python3 tests/interop/websockets_client.py wss://localhost:9404/ 200 --ca "$tls_dir/cert.pem"
+kill $mio_pid $blocking_pid 2>/dev/null || true
+trap - EXIT
+
 step "browser: the rooms page at 1280x800 and 390x844 in headless Chromium (screenshots in target/screenshots/)"
 target/release/examples/browser_check
 

@@ -2,7 +2,7 @@
 //! timers, backpressure and graceful shutdown.
 #![cfg(feature = "server")]
 
-use rfc6455::blocking::{self, Error};
+use rfc6455::blocking::{self, ClientStream, Error};
 use rfc6455::deflate::DeflateConfig;
 use rfc6455::handshake::server::Request;
 use rfc6455::server::{
@@ -135,7 +135,7 @@ fn start(mut config: ServerConfig) -> Running {
     }
 }
 
-fn connect(url: &str) -> blocking::WebSocket<TcpStream> {
+fn connect(url: &str) -> blocking::WebSocket<ClientStream> {
     let ws = blocking::connect(url).unwrap();
     ws.get_ref()
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -155,7 +155,7 @@ fn http_get(addr: SocketAddr, request: &str) -> String {
 }
 
 /// Reads events until the peer's Close; returns its code.
-fn close_code(ws: &mut blocking::WebSocket<TcpStream>) -> u16 {
+fn close_code(ws: &mut blocking::WebSocket<ClientStream>) -> u16 {
     loop {
         match ws.read() {
             Ok(Event::Close(frame)) => return frame.map_or(1005, |f| f.code.0),
@@ -484,11 +484,11 @@ fn many_concurrent_connections_echo_correctly() {
 }
 
 /// A client that offers permessage-deflate and records frames (to see RSV1).
-fn connect_deflate(url: &str) -> blocking::WebSocket<TcpStream> {
+fn connect_deflate(url: &str) -> blocking::WebSocket<ClientStream> {
     connect_offering(url, DeflateConfig::default())
 }
 
-fn connect_offering(url: &str, deflate: DeflateConfig) -> blocking::WebSocket<TcpStream> {
+fn connect_offering(url: &str, deflate: DeflateConfig) -> blocking::WebSocket<ClientStream> {
     let config = rfc6455::Config {
         deflate: Some(deflate),
         trace: true,
@@ -502,7 +502,7 @@ fn connect_offering(url: &str, deflate: DeflateConfig) -> blocking::WebSocket<Tc
 }
 
 /// Whether the last data frame `ws` received had RSV1 (compressed) set.
-fn last_received_compressed(ws: &mut blocking::WebSocket<TcpStream>) -> bool {
+fn last_received_compressed(ws: &mut blocking::WebSocket<ClientStream>) -> bool {
     ws.take_trace()
         .iter()
         .rfind(|f| !f.outgoing && !f.header.opcode.is_control())

@@ -10,6 +10,7 @@
 #   Debian: python3, python3-pip (if missing)           the interop client, wstest's installer
 #   Debian: chromium                                    the browser test of the chat page
 #   Debian: redis-server, haproxy                       the cluster test (serve --redis behind a balancer)
+#   Debian: openssl                                     the interop test's certificate (the README's command)
 #   PyPI:   websockets (user site)                      the interop test's client
 #   ~/.cache/rfc6455-wstest                             the Autobahn TestSuite (autobahn/install-wstest.sh)
 #   cargo:  cargo-fuzz                                  the fuzz smoke run
@@ -49,6 +50,7 @@ python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
   as_root apt-get update -qq

@@ -3,7 +3,7 @@
 //! counters, one shutdown.
 #![cfg(feature = "server")]
 
-use rfc6455::blocking::{self, WebSocket};
+use rfc6455::blocking::{self, ClientStream, WebSocket};
 use rfc6455::handshake::server::Request;
 use rfc6455::server::{
     Accept, Balance, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Message, Server,
@@ -127,7 +127,7 @@ fn two_loops(balance: Balance) -> ServerConfig {
     }
 }
 
-fn connect(addr: SocketAddr) -> WebSocket<TcpStream> {
+fn connect(addr: SocketAddr) -> WebSocket<ClientStream> {
     let ws = blocking::connect(&format!("ws://{addr}/")).unwrap();
     ws.get_ref()
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -135,7 +135,7 @@ fn connect(addr: SocketAddr) -> WebSocket<TcpStream> {
     ws
 }
 
-fn text(ws: &mut WebSocket<TcpStream>) -> String {
+fn text(ws: &mut WebSocket<ClientStream>) -> String {
     loop {
         match ws.read().unwrap() {
             Event::Text(text) => return text,
@@ -145,7 +145,7 @@ fn text(ws: &mut WebSocket<TcpStream>) -> String {
     }
 }
 
-fn worker_of(ws: &mut WebSocket<TcpStream>) -> usize {
+fn worker_of(ws: &mut WebSocket<ClientStream>) -> usize {
     ws.send_text("whoami").unwrap();
     text(ws).parse().unwrap()
 }
@@ -159,7 +159,7 @@ fn http_get(addr: SocketAddr) -> String {
 }
 
 /// Four clients of a two-loop least-connections server: on loops 0, 1, 0, 1.
-fn four_on_alternate_loops(addr: SocketAddr) -> Vec<WebSocket<TcpStream>> {
+fn four_on_alternate_loops(addr: SocketAddr) -> Vec<WebSocket<ClientStream>> {
     let mut clients: Vec<_> = (0..4).map(|_| connect(addr)).collect();
     let workers: Vec<usize> = clients.iter_mut().map(worker_of).collect();
     assert_eq!(workers, [0, 1, 0, 1]);

@@ -19,13 +19,16 @@ use std::fmt;
 /// assert_eq!(url.resource, "/chat?room=1");
 /// assert_eq!(url.host_header(), "example.com:9001");
 /// assert_eq!(WsUrl::parse("ws://[::1]").unwrap().port, 80);
+/// assert_eq!(WsUrl::parse("wss://[::1]").unwrap().port, 443);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsUrl {
     /// The host name or address (IPv6 without brackets).
     pub host: String,
-    /// The port, 80 when the URL has none.
+    /// The port: when the URL has none, 80 for `ws://` and 443 for `wss://`.
     pub port: u16,
+    /// `wss://`: the connection runs over TLS (RFC 6455 §3, §4.1 step 5).
+    pub secure: bool,
     /// The path and query (`/` when the URL has no path).
     pub resource: String,
 }
@@ -43,15 +46,14 @@ impl fmt::Display for UrlError {
 impl std::error::Error for UrlError {}
 
 impl WsUrl {
-    /// Parses `ws://host[:port][/path][?query]`. `wss://` needs TLS, which this crate
-    /// does not provide yet; a fragment is not allowed (RFC 6455 §3).
+    /// Parses `ws://host[:port][/path][?query]` or the same with `wss://` (TLS, port
+    /// 443 by default); a fragment is not allowed (RFC 6455 §3). Connecting to a
+    /// `wss://` URL needs the `tls` feature.
     pub fn parse(url: &str) -> Result<WsUrl, UrlError> {
-        let rest = match url.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ws") => rest,
-            Some((scheme, _)) if scheme.eq_ignore_ascii_case("wss") => {
-                return Err(UrlError("wss:// (TLS) is not supported yet".into()))
-            }
-            _ => return Err(UrlError(format!("{url:?} is not a ws:// URL"))),
+        let (secure, rest) = match url.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ws") => (false, rest),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("wss") => (true, rest),
+            _ => return Err(UrlError(format!("{url:?} is not a ws:// or wss:// URL"))),
         };
         if rest.contains('#') {
             return Err(UrlError("fragments are not allowed (RFC 6455 §3)".into()));
@@ -77,23 +79,33 @@ impl WsUrl {
         }
         let port = match port {
             Some(p) => p.parse().map_err(|_| UrlError(format!("bad port {p:?}")))?,
+            None if secure => 443,
             None => 80,
         };
         Ok(WsUrl {
             host: host.to_string(),
             port,
+            secure,
             resource,
         })
     }
 
-    /// The Host header value: the port is included unless it is 80 (RFC 6455 §4.1 item 4).
+    /// The Host header value: the port is included unless it is the scheme's default,
+    /// 80 for `ws://`, 443 for `wss://` (RFC 6455 §4.1 item 4).
+    ///
+    /// ```
+    /// use rfc6455::handshake::client::WsUrl;
+    ///
+    /// assert_eq!(WsUrl::parse("wss://example.com/").unwrap().host_header(), "example.com");
+    /// assert_eq!(WsUrl::parse("wss://example.com:80/").unwrap().host_header(), "example.com:80");
+    /// ```
     pub fn host_header(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
-        if self.port == 80 {
+        if self.port == if self.secure { 443 } else { 80 } {
             host
         } else {
             format!("{host}:{}", self.port)

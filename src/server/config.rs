@@ -66,6 +66,12 @@ pub struct ServerConfig {
     pub threads: usize,
     /// How connections are spread over the loops when there are several.
     pub balance: Balance,
+    /// Serve TLS (`wss://`, HTTPS) with this configuration (feature `tls`; make one
+    /// with [`tls::server_config`](crate::tls::server_config)). Every connection
+    /// then starts with a TLS handshake, which `handshake_timeout` covers. Default
+    /// `None`: plain TCP.
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerConfig {
@@ -90,6 +96,8 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(5),
             threads: 1,
             balance: Balance::LeastConnections,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }

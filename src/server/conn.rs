@@ -1,10 +1,10 @@
 //! One connection's state in the event loop: its phase (request head and body,
 //! WebSocket, stream, final HTTP response), output queues, timers and how it closed.
 
+use super::socket::Socket;
 use super::ConnId;
 use crate::handshake::HeadReader;
 use crate::{CloseCode, Connection};
-use mio::net::TcpStream;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,7 +30,8 @@ pub(super) enum Phase<D> {
 }
 
 pub(super) struct Conn<D> {
-    pub(super) stream: TcpStream,
+    /// TCP, or TLS over TCP.
+    pub(super) socket: Socket,
     /// The loop it lives on (its index).
     pub(super) worker: usize,
     pub(super) generation: u64,

@@ -29,6 +29,9 @@ pub struct Stats {
     pub rejected: Vec<(u16, u64)>,
     /// Messages dropped, or connections closed, for being slow consumers.
     pub slow_consumer_events: u64,
+    /// Connections dropped because their TLS failed: a bad record, a handshake that
+    /// went wrong, plain HTTP sent to the TLS port.
+    pub tls_failures: u64,
     /// WebSocket connections open on each event loop, in the totals given to
     /// [`Handler::http`](super::Handler::http) (empty in a loop's own counters).
     pub open_per_loop: Vec<usize>,
@@ -55,6 +58,7 @@ impl Stats {
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;
         self.slow_consumer_events += other.slow_consumer_events;
+        self.tls_failures += other.tls_failures;
         for &(status, count) in &other.rejected {
             self.count_rejections(status, count);
         }

@@ -5,6 +5,7 @@
 use super::conn::{Conn, Phase};
 use super::loops::Loops;
 use super::shared::BroadcastCompressor;
+use super::socket::Socket;
 use super::timers::Timers;
 use super::{Balance, ConnId, Ctx, Handler, ServerConfig, Stats, LISTENER, READ_CHUNK, WAKER};
 use crate::handshake::HeadReader;
@@ -218,7 +219,7 @@ impl<H: Handler> Loop<H> {
         let now = Instant::now();
         let deadline = now + self.config.handshake_timeout;
         entry.insert(Conn {
-            stream,
+            socket: Socket::new(stream, &self.config),
             worker: self.worker,
             generation: self.next_generation,
             phase: Phase::Handshake(HeadReader::new(self.config.max_head)),
@@ -353,7 +354,7 @@ impl<H: Handler> Loop<H> {
         }
         let mut conn = self.conns.remove(slot);
         self.loops.unloaded(self.worker);
-        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let _ = self.poll.registry().deregister(conn.socket.tcp());
     }
 
     /// Applies what the other loops sent to this one's connections.

@@ -54,6 +54,7 @@ mod http;
 mod loops;
 pub mod rooms;
 mod shared;
+mod socket;
 mod timers;
 mod upgrade;
 mod wire;

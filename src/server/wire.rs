@@ -6,8 +6,7 @@ use super::event_loop::Loop;
 use super::{CloseInfo, ConnId, Handler, Message, READ_CHUNK};
 use crate::{CloseCode, Event, State};
 use mio::{Interest, Token};
-use std::io::{self, Read, Write};
-use std::net::Shutdown;
+use std::io;
 use std::time::Instant;
 
 impl<H: Handler> Loop<H> {
@@ -24,7 +23,7 @@ impl<H: Handler> Loop<H> {
                 Phase::Handshake(_)
                 | Phase::Body { .. }
                 | Phase::Closing
-                | Phase::Stream { .. } => conn.stream.read(&mut buf),
+                | Phase::Stream { .. } => conn.socket.read(&mut buf),
                 // A busy connection (traffic since the last tick, so its buffer is
                 // kept) or one in the middle of a frame reads straight into its input
                 // buffer: the payload is copied once, from there into the message. A
@@ -32,20 +31,26 @@ impl<H: Handler> Loop<H> {
                 // arrived, so that idle connections hold no read buffer of their own.
                 Phase::Open { ws, .. } if active || ws.buffered_input() > 0 => {
                     let space = ws.input_buffer(READ_CHUNK);
-                    let result = conn.stream.read(space);
+                    let result = conn.socket.read(space);
                     if let Ok(n) = result {
                         ws.commit_input(n);
                     }
                     result
                 }
                 Phase::Open { ws, .. } => {
-                    let result = conn.stream.read(&mut self.scratch);
+                    let result = conn.socket.read(&mut self.scratch);
                     if let Ok(n) = result {
                         ws.receive(&self.scratch[..n]);
                     }
                     result
                 }
             };
+            if self.config.connection.trace {
+                // Once per connection, as soon as its TLS handshake is over.
+                if let Some(session) = self.conns[slot].socket.take_description() {
+                    log::info!(target: "rfc6455::trace", "slot {slot} TLS {session}");
+                }
+            }
             match result {
                 Ok(0) => return self.drop_conn(slot),
                 Ok(n) => match &mut self.conns[slot].phase {
@@ -62,8 +67,22 @@ impl<H: Handler> Loop<H> {
                     // request is not served).
                     Phase::Closing | Phase::Stream { .. } => {}
                 },
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // A TLS handshake answer that did not fit in the socket goes out
+                    // when it is writable (`flush` registers for that).
+                    if self.conns[slot].socket.has_transport_output() {
+                        self.dirty.push(slot);
+                    }
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A TLS failure (bad record, wrong version, plain HTTP to the TLS
+                // port): one line, the connection goes, the others are not affected.
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    log::info!("slot {slot}: {e}");
+                    self.stats.tls_failures += 1;
+                    return self.drop_conn(slot);
+                }
                 Err(e) => {
                     log::debug!("slot {slot}: read error: {e}");
                     return self.drop_conn(slot);
@@ -197,10 +216,10 @@ impl<H: Handler> Loop<H> {
             } else {
                 Interest::READABLE
             };
-            if let Err(e) = self
-                .poll
-                .registry()
-                .reregister(&mut conn.stream, Token(slot), interest)
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .reregister(conn.socket.tcp(), Token(slot), interest)
             {
                 log::debug!("slot {slot}: reregister failed: {e}");
                 return self.drop_conn(slot);
@@ -216,7 +235,7 @@ impl<H: Handler> Loop<H> {
             Phase::Handshake(_) | Phase::Body { .. } => false,
         };
         if done && !has_output {
-            let _ = conn.stream.shutdown(Shutdown::Write);
+            conn.socket.shutdown_write();
             conn.shut = true;
             let deadline = Instant::now() + self.config.close_timeout;
             conn.close_deadline = Some(deadline);
@@ -256,10 +275,14 @@ impl<H: Handler> Loop<H> {
             } else {
                 &[]
             };
-            if pending.is_empty() || conn.shut {
+            if conn.shut {
                 return Ok(!pending.is_empty());
             }
-            match conn.stream.write(pending) {
+            if pending.is_empty() {
+                // Ours is all written; TLS may still hold records of it.
+                return conn.socket.flush_transport();
+            }
+            match conn.socket.write(pending) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     if n == conn.raw_output.len() {

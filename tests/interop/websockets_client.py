@@ -2,6 +2,7 @@
 """Interop: the Python `websockets` client (not written here) against our servers.
 
     python3 tests/interop/websockets_client.py ws://127.0.0.1:9001/ [CONNECTIONS]
+    python3 tests/interop/websockets_client.py wss://localhost:9443/ [CONNECTIONS] --ca CA.pem
 
 Opens CONNECTIONS (default 200) concurrent connections; each sends text and binary
 messages of several sizes, a fragmented message and a ping, checks every echo, and
@@ -13,13 +14,14 @@ so every message goes compressed both ways.
 """
 import asyncio
 import os
+import ssl
 import sys
 
 import websockets
 
 
-async def one(url, index):
-    async with websockets.connect(url, max_size=2**24) as ws:
+async def one(url, index, context):
+    async with websockets.connect(url, max_size=2**24, ssl=context) as ws:
         answer = ws.response.headers.get("Sec-WebSocket-Extensions", "")
         assert answer.startswith("permessage-deflate"), "deflate not accepted: %r" % answer
         for size in (0, 1, 125, 126, 65535, 65536, 200_000):
@@ -41,9 +43,18 @@ async def one(url, index):
 
 
 async def main():
-    url = sys.argv[1]
-    connections = int(sys.argv[2]) if len(sys.argv) > 2 else 200
-    await asyncio.gather(*(one(url, i) for i in range(connections)))
+    args = sys.argv[1:]
+    context = None
+    if "--ca" in args:
+        # wss://: Python's own TLS (OpenSSL), verifying the server against this CA only.
+        at = args.index("--ca")
+        context = ssl.create_default_context(cafile=args[at + 1])
+        del args[at:at + 2]
+    url = args[0]
+    connections = int(args[1]) if len(args) > 1 else 200
+    await asyncio.gather(*(one(url, i, context) for i in range(connections)))
+    if context is not None:
+        print("(over TLS, verified with the CA given)")
     print("websockets %s: %d connections with permessage-deflate echoed correctly by %s"
           % (websockets.__version__, connections, url))
 

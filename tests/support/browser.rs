@@ -52,7 +52,18 @@ impl Page {
     /// asked for: a headless window has a minimum width (500 px) and browser chrome
     /// that a frame does not, so a frame is how a 390-px phone viewport is had.
     /// `label` names the session; it must be unique among this process's open pages.
-    pub fn open(browser: &str, label: &str, (w, h): (u32, u32), url: &str) -> Page {
+    pub fn open(browser: &str, label: &str, size: (u32, u32), url: &str) -> Page {
+        Page::open_with(browser, label, size, url, &[])
+    }
+
+    /// [`Page::open`] with more command-line flags for the browser.
+    pub fn open_with(
+        browser: &str,
+        label: &str,
+        (w, h): (u32, u32),
+        url: &str,
+        flags: &[&str],
+    ) -> Page {
         let frame = profile_dir(label).with_extension("html");
         std::fs::write(
             &frame,
@@ -64,6 +75,7 @@ impl Page {
         .unwrap();
         let child = Command::new(browser)
             .args(FLAGS)
+            .args(flags)
             .arg(format!("--window-size={},{}", w + 100, h + 200))
             .arg(format!("--user-data-dir={}", profile_dir(label).display()))
             .arg(format!("file://{}", frame.display()))

@@ -1,13 +1,12 @@
 //! A client of the rooms server (`rfc6455 serve`) speaking its JSON protocol.
 
-use rfc6455::blocking::{self, WebSocket};
+use rfc6455::blocking::{self, ClientStream, WebSocket};
 use rfc6455::Event;
 use serde_json::{json, Value};
-use std::net::TcpStream;
 use std::time::Duration;
 
 pub struct Client {
-    pub ws: WebSocket<TcpStream>,
+    pub ws: WebSocket<ClientStream>,
 }
 
 impl Client {
@@ -25,10 +24,27 @@ impl Client {
         Client::hello_node(addr, name).0
     }
 
+    /// Connects to `wss://localhost:PORT/` (the port of `addr`), trusting the test CA,
+    /// and says hello as `name`.
+    pub fn hello_tls(addr: &str, name: &str) -> Client {
+        let port = addr.rsplit(':').next().unwrap();
+        let url = format!("wss://localhost:{port}/");
+        let ws = blocking::connect_tls(&url, super::tls::client_config()).unwrap();
+        ws.get_ref()
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Client { ws }.said_hello(name).0
+    }
+
     /// Connects, says hello as `name`, and returns the node id the ack names (a node
     /// of a `--redis` cluster names itself; one process alone says nothing).
     pub fn hello_node(addr: &str, name: &str) -> (Client, Option<String>) {
-        let mut c = Client::connect(addr, "");
+        Client::connect(addr, "").said_hello(name)
+    }
+
+    /// Says hello as `name`; the node id of the ack, if any.
+    fn said_hello(mut self, name: &str) -> (Client, Option<String>) {
+        let c = &mut self;
         c.send(json!({"type": "hello", "name": name, "id": 0}));
         let mut ack = c.recv();
         let node = ack
@@ -36,7 +52,7 @@ impl Client {
             .and_then(|a| a.remove("node"))
             .map(|n| n.as_str().expect("a node id is a string").to_string());
         assert_eq!(ack, json!({"type": "ack", "id": 0, "name": name}));
-        (c, node)
+        (self, node)
     }
 
     pub fn send(&mut self, value: Value) {

@@ -3,9 +3,11 @@
 
 pub mod browser;
 pub mod chat;
+pub mod hostile;
 pub mod invariants;
 pub mod redis;
 pub mod sse;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -42,7 +44,8 @@ impl ServerProcess {
                 let _ = child.kill();
                 panic!("the server exited before listening");
             }
-            if let Some(rest) = banner.split("ws://").nth(1) {
+            let after_scheme = |scheme| banner.split(scheme).nth(1);
+            if let Some(rest) = after_scheme("ws://").or_else(|| after_scheme("wss://")) {
                 break rest.split('/').next().unwrap().to_string();
             }
         };

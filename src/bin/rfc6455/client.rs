@@ -8,13 +8,36 @@ use std::sync::mpsc;
 
 /// `rfc6455 client`: stdin lines out, messages in, on one thread that polls the socket
 /// with a short read timeout between lines; `deflate` offers permessage-deflate.
-pub fn client(url: &str, trace: bool, deflate: bool) -> Result<String, String> {
+/// `ca`: for `wss://`, the PEM file of the certificates to trust instead of the
+/// platform's roots.
+pub fn client(
+    url: &str,
+    trace: bool,
+    deflate: bool,
+    ca: Option<&std::path::Path>,
+) -> Result<String, String> {
     let config = rfc6455::Config {
         trace,
         deflate: deflate.then(DeflateConfig::default),
         ..rfc6455::Config::default()
     };
-    let mut ws = blocking::connect_with(url, config, &[]).map_err(|e| e.to_string())?;
+    let mut ws = match ca {
+        Some(ca) => {
+            let tls = rfc6455::tls::client_config_with_ca(ca).map_err(|e| e.to_string())?;
+            blocking::connect_with_tls(url, config, &[], tls)
+        }
+        None => blocking::connect_with(url, config, &[]),
+    }
+    .map_err(|e| e.to_string())?;
+    if trace {
+        if let Some(session) = ws
+            .get_ref()
+            .tls()
+            .and_then(|s| rfc6455::tls::describe(s, None))
+        {
+            eprintln!("TLS {session}");
+        }
+    }
     if let Some((request, response)) = ws.handshake_heads() {
         for (arrow, head) in [("->", request), ("<-", response)] {
             for line in String::from_utf8_lossy(head).lines() {

@@ -26,6 +26,8 @@ enum Command {
     /// messages, acks and catch-up, and its chat page at http://ADDR/.
     ///
     /// Example: rfc6455 serve --addr 127.0.0.1:9001
+    ///
+    /// Over TLS (https:// and wss://): rfc6455 serve --tls-cert cert.pem --tls-key key.pem
     Serve {
         #[command(flatten)]
         server: servers::ServerArgs,
@@ -65,8 +67,10 @@ enum Command {
     /// every message received is printed. Commands: /ping [TEXT], /close [CODE [REASON]].
     ///
     /// Example: rfc6455 client ws://127.0.0.1:9001/ --trace
+    ///
+    /// Over TLS: rfc6455 client wss://localhost:9001/ --ca cert.pem
     Client {
-        /// The server's ws:// URL.
+        /// The server's ws:// or wss:// URL.
         url: String,
         /// Print every frame in and out, annotated, and the handshake.
         #[arg(long)]
@@ -74,6 +78,10 @@ enum Command {
         /// Offer permessage-deflate (RFC 7692).
         #[arg(long)]
         deflate: bool,
+        /// wss://: trust the certificates of this PEM file (your CA, or a self-signed
+        /// server certificate) instead of the platform's roots.
+        #[arg(long, value_name = "CA.pem")]
+        ca: Option<std::path::PathBuf>,
     },
     /// Decodes frames from hex bytes and explains every bit (RFC 6455 §5.2).
     ///
@@ -148,6 +156,7 @@ fn main() -> ExitCode {
                 token,
                 history,
                 keepalive: std::time::Duration::from_secs_f64(sse_keepalive),
+                hsts: server.tls_enabled(),
             },
             max_rate,
             redis.map(|url| chat::redis::RedisOptions {
@@ -161,7 +170,8 @@ fn main() -> ExitCode {
             url,
             trace,
             deflate,
-        } => client::client(&url, trace, deflate),
+            ca,
+        } => client::client(&url, trace, deflate, ca.as_deref()),
         Command::Decode { hex, from, deflate } => learn::decode(&hex, from, deflate),
         Command::Encode {
             payload,

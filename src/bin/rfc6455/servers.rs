@@ -90,6 +90,13 @@ pub struct ServerArgs {
     /// (beyond: 503).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_connections: usize,
+    /// Serve TLS (https:// and wss://) with this certificate chain (PEM, the leaf
+    /// first).
+    #[arg(long, value_name = "CERT.pem", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "KEY.pem", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -101,8 +108,32 @@ enum BalanceArg {
 }
 
 impl ServerArgs {
+    /// The TLS configuration from --tls-cert and --tls-key, if given.
+    fn tls(&self) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => rfc6455::tls::server_config(cert, key)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether the server speaks TLS (--tls-cert given).
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+
+    /// `ws` or `wss`, `http` or `https`: for the banner.
+    fn schemes(&self) -> (&'static str, &'static str) {
+        if self.tls_enabled() {
+            ("wss", "https")
+        } else {
+            ("ws", "http")
+        }
+    }
+
     /// The server's configuration with these options applied to `connection`.
-    fn config(&self, connection: rfc6455::Config) -> server::ServerConfig {
+    fn config(&self, connection: rfc6455::Config) -> Result<server::ServerConfig, String> {
         init_logging(if self.trace {
             self.verbose.max(1)
         } else {
@@ -112,7 +143,8 @@ impl ServerArgs {
             || std::thread::available_parallelism().map_or(1, |n| n.get()),
             usize::from,
         );
-        server::ServerConfig {
+        Ok(server::ServerConfig {
+            tls: self.tls()?,
             connection: rfc6455::Config {
                 trace: self.trace,
                 deflate: (!self.no_deflate).then(DeflateConfig::default),
@@ -125,7 +157,7 @@ impl ServerArgs {
                 BalanceArg::ReusePort => server::Balance::ReusePort,
             },
             ..server::ServerConfig::default()
-        }
+        })
     }
 }
 
@@ -137,13 +169,14 @@ pub fn echo(args: &ServerArgs) -> Result<String, String> {
             max_frame_size: 64 << 20,
             max_message_size: 64 << 20,
             ..rfc6455::Config::default()
-        })
+        })?
     };
+    let (ws, _) = args.schemes();
     run_server(
         args.addr,
         config,
         |_| Ok(|_| EchoHandler),
-        |local| format!("echo server (mio event loop) listening on ws://{local}/"),
+        |local| format!("echo server (mio event loop) listening on {ws}://{local}/"),
     )
 }
 
@@ -182,8 +215,9 @@ pub fn serve(
             max_frame_size: 64 * 1024,
             max_message_size: 64 * 1024,
             ..rfc6455::Config::default()
-        })
+        })?
     };
+    let (ws, http) = args.schemes();
     run_server(
         args.addr,
         server_config,
@@ -196,7 +230,7 @@ pub fn serve(
         },
         |local| {
             format!(
-            "rooms server on ws://{local}/ - chat page at http://{local}/ - metrics at http://{local}/metrics"
+            "rooms server on {ws}://{local}/ - chat page at {http}://{local}/ - metrics at {http}://{local}/metrics"
         )
         },
     )

@@ -68,6 +68,9 @@ pub struct ChatConfig {
     pub history: usize,
     /// How often a Server-Sent Events stream gets a keep-alive comment.
     pub keepalive: Duration,
+    /// Served over TLS: the HTTP responses carry `Strict-Transport-Security`, so that
+    /// a browser that saw the site once never tries it without TLS again (RFC 6797).
+    pub hsts: bool,
 }
 
 impl ChatConfig {
@@ -566,7 +569,7 @@ impl ChatState {
     }
 
     fn metrics(&self, m: &Stats) -> String {
-        let series: [(&str, &str, &str, String); 10] = [
+        let series: [(&str, &str, &str, String); 11] = [
             (
                 "rfc6455_open_connections",
                 "WebSocket connections open.",
@@ -626,6 +629,12 @@ impl ChatState {
                 "Messages dropped or connections closed for slow consumers.",
                 "counter",
                 m.slow_consumer_events.to_string(),
+            ),
+            (
+                "rfc6455_tls_failures_total",
+                "Connections dropped because their TLS failed (handshake, bad record, plain HTTP).",
+                "counter",
+                m.tls_failures.to_string(),
             ),
         ];
         let mut out = String::new();
@@ -734,15 +743,22 @@ impl Handler for Chat {
     }
 
     fn http(&mut self, request: &HttpRequest, stats: &Stats) -> Option<HttpResponse> {
-        match (request.method.as_str(), request.path()) {
-            ("GET", "/") => Some(HttpResponse::html(200, PAGE)),
-            ("GET", "/metrics") => Some(HttpResponse::with_type(
+        let mut response = match (request.method.as_str(), request.path()) {
+            ("GET", "/") => HttpResponse::html(200, PAGE),
+            ("GET", "/metrics") => HttpResponse::with_type(
                 200,
                 "text/plain; version=0.0.4",
                 self.state().metrics(stats).into_bytes(),
-            )),
+            ),
             // The WebSocket endpoint is `/` (with a query): a plain GET there is the page.
-            _ => Some(HttpResponse::text(404, "not found\n")),
+            _ => HttpResponse::text(404, "not found\n"),
+        };
+        if self.config.hsts {
+            response.headers.push((
+                "Strict-Transport-Security".into(),
+                "max-age=31536000".into(),
+            ));
         }
+        Some(response)
     }
 }
