@@ -4,7 +4,8 @@
 # case runs, permessage-deflate (12.*, 13.*) included: 517 per agent.
 #
 #   autobahn/run.sh server   wstest's fuzzingclient tests our servers (autobahn/fuzzingclient.json):
-#                            examples/echo_server (blocking) and `rfc6455 echo` (mio event loop)
+#                            examples/echo_server (blocking) and `rfc6455 echo` (mio event loop),
+#                            the latter also over TLS (wss://, a certificate made with openssl)
 #   autobahn/run.sh client   wstest's fuzzingserver tests our client (autobahn/fuzzingserver.json)
 #   autobahn/run.sh all      both
 #
@@ -75,8 +76,19 @@ if [ "$mode" != client ]; then
   pids+=($!)
   target/release/rfc6455 echo --addr 127.0.0.1:9003 2>/dev/null &
   pids+=($!)
+  # The event loop again over TLS: wstest's client does not check the certificate.
+  tls_dir=autobahn/reports/tls
+  mkdir -p "$tls_dir"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -addext basicConstraints=critical,CA:FALSE \
+    -keyout "$tls_dir/key.pem" -out "$tls_dir/cert.pem" 2>/dev/null
+  target/release/rfc6455 echo --addr 127.0.0.1:9006 \
+    --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem" 2>/dev/null &
+  pids+=($!)
   wait_for_port 9002
   wait_for_port 9003
+  wait_for_port 9006
   # One spec (and wstest) per agent, from autobahn/fuzzingclient.json.
   for agent in $(python3 -c 'import json; print(" ".join(s["agent"] for s in json.load(open("autobahn/fuzzingclient.json"))["servers"]))'); do
     spec="autobahn/reports/spec-$agent.json"

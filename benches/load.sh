@@ -116,7 +116,7 @@ fi
 if section tls; then
 echo
 echo "over TLS (wss://; rustls with the ring provider, TLS 1.3, one certificate for both):"
-echo "our event loop (one loop) and tungstenite over rustls (thread per connection);"
+echo "our event loop (one loop, two loops) and tungstenite over rustls (a thread per connection);"
 echo "then new connections per second: TCP + TLS handshake + WebSocket handshake + close,"
 echo "4 clients opening one after another for 5 s (median of $rounds runs)"
 tls_dir=target/tls-bench
@@ -127,8 +127,10 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
   -keyout "$tls_dir/key.pem" -out "$tls_dir/cert.pem" 2>/dev/null
 target/release/rfc6455 echo --addr 127.0.0.1:9111 --threads 1 \
   --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem" 2>/dev/null & pids+=($!)
+target/release/rfc6455 echo --addr 127.0.0.1:9112 --threads 2 \
+  --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem" 2>/dev/null & pids+=($!)
 target/release/examples/tungstenite_echo 127.0.0.1:9113 "$tls_dir/cert.pem" "$tls_dir/key.pem" 2>/dev/null & pids+=($!)
-wait_for_port 9111; wait_for_port 9113
+wait_for_port 9111; wait_for_port 9112; wait_for_port 9113
 
 # The median of each column of `rounds` runs of loadgen with the given arguments.
 loadgen_median() {
@@ -142,7 +144,7 @@ loadgen_median() {
   printf '%s\n' "${results[@]}" | awk '{s += $6} END {if (s) print s " errors"}' >&2
 }
 
-tls_servers=("mio-tls:9111" "tungstenite-tls:9113")
+tls_servers=("mio-tls:9111" "mio-tls-2loops:9112" "tungstenite-tls:9113")
 tls_workloads=(
   "50 conns x16B depth16:-c 50 -s 16 -d 16 -m 4000 -t 20"
   "10 conns x64KiB depth4:-c 10 -s 65536 -d 4 -m 400 -t 20"
@@ -159,8 +161,10 @@ for workload in "${tls_workloads[@]}"; do
     tls_rate[$sname]=$r; tls_p99[$sname]=$p99
     printf '%-26s %-16s %12s %9s %9s %9s\n' "$name" "$sname" "$r" "$mb" "$p50" "$p99"
   done
-  awk -v n="$name" -v a="${tls_rate[mio-tls]}" -v b="${tls_rate[tungstenite-tls]}" \
-      -v c="${tls_p99[mio-tls]}" -v d="${tls_p99[tungstenite-tls]}" \
-      'BEGIN { printf "%-26s %-16s %12s  %.2fx per s, p99 %.2fx of tungstenite-tls\n", n, "mio-tls", "", a / b, c / d }'
+  for sname in mio-tls mio-tls-2loops; do
+    awk -v n="$name" -v s="$sname" -v a="${tls_rate[$sname]}" -v b="${tls_rate[tungstenite-tls]}" \
+        -v c="${tls_p99[$sname]}" -v d="${tls_p99[tungstenite-tls]}" \
+        'BEGIN { printf "%-26s %-16s %12s  %.2fx per s, p99 %.2fx of tungstenite-tls\n", n, s, "", a / b, c / d }'
+  done
 done
 fi

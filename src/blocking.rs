@@ -168,7 +168,17 @@ pub fn connect_with(
 ) -> Result<WebSocket<ClientStream>, Error> {
     #[cfg(feature = "tls")]
     if WsUrl::parse(url).is_ok_and(|u| u.secure) {
-        let tls = crate::tls::client_config().map_err(|e| Error::Io(io::Error::other(e)))?;
+        // The platform's roots are read once per process (hundreds of files).
+        static PLATFORM: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> =
+            std::sync::OnceLock::new();
+        let tls = match PLATFORM.get() {
+            Some(tls) => tls.clone(),
+            None => {
+                let tls =
+                    crate::tls::client_config().map_err(|e| Error::Io(io::Error::other(e)))?;
+                PLATFORM.get_or_init(|| tls).clone()
+            }
+        };
         return connect_with_tls(url, config, protocols, tls);
     }
     open(url, config, protocols, |tcp, _| {

@@ -11,6 +11,7 @@
 #   Debian: chromium                                    the browser test of the chat page
 #   Debian: redis-server, haproxy                       the cluster test (serve --redis behind a balancer)
 #   Debian: openssl                                     the interop test's certificate (the README's command)
+#   Debian: ca-certificates                             the platform roots a wss:// client trusts by default
 #   PyPI:   websockets (user site)                      the interop test's client
 #   ~/.cache/rfc6455-wstest                             the Autobahn TestSuite (autobahn/install-wstest.sh)
 #   cargo:  cargo-fuzz                                  the fuzz smoke run
@@ -51,6 +52,7 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+[ -s /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
   as_root apt-get update -qq

@@ -545,3 +545,18 @@ fn two_chromium_pages_chat_over_wss() {
         );
     }
 }
+
+#[test]
+fn connect_verifies_wss_against_the_platform_roots() {
+    // The test CA is in no platform store: `connect` (no CA given) must refuse it.
+    let server = start(ServerConfig::default());
+    let url = format!("wss://localhost:{}/", server.addr.port());
+    match blocking::connect(&url) {
+        Err(Error::Tls(e)) => assert!(e.to_string().contains("UnknownIssuer"), "{e}"),
+        other => panic!("expected the platform roots to refuse the test CA: {other:?}"),
+    }
+    // The same server, trusted through the CA: served.
+    let mut ws = connect(&url);
+    ws.send_text("trusted").unwrap();
+    assert_eq!(ws.read().unwrap(), Event::Text("trusted".into()));
+}
