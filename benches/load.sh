@@ -120,11 +120,7 @@ echo "our event loop (one loop, two loops) and tungstenite over rustls (a thread
 echo "then new connections per second: TCP + TLS handshake + WebSocket handshake + close,"
 echo "4 clients opening one after another for 5 s (median of $rounds runs)"
 tls_dir=target/tls-bench
-mkdir -p "$tls_dir"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-  -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-  -addext basicConstraints=critical,CA:FALSE \
-  -keyout "$tls_dir/key.pem" -out "$tls_dir/cert.pem" 2>/dev/null
+bash deploy/local-cert.sh "$tls_dir" 2
 target/release/rfc6455 echo --addr 127.0.0.1:9111 --threads 1 \
   --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem" 2>/dev/null & pids+=($!)
 target/release/rfc6455 echo --addr 127.0.0.1:9112 --threads 2 \

@@ -207,6 +207,15 @@ pub fn connect_tls(
 
 /// [`connect_tls`] with a configuration and subprotocols to offer. A `ws://` URL
 /// connects without TLS.
+///
+/// ```no_run
+/// use rfc6455::{blocking, tls, Config};
+///
+/// let ca = tls::client_config_with_ca("ca.pem".as_ref())?;
+/// let ws = blocking::connect_with_tls("wss://localhost:9001/", Config::default(), &["chat"], ca)?;
+/// assert_eq!(ws.protocol(), Some("chat"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[cfg(feature = "tls")]
 pub fn connect_with_tls(
     url: &str,
@@ -267,6 +276,14 @@ fn open(
 
 /// The stream under a client from [`connect`]: TCP for `ws://`, TLS over TCP for
 /// `wss://`.
+///
+/// ```no_run
+/// use rfc6455::blocking::{self, ClientStream};
+///
+/// let ws = blocking::connect("ws://127.0.0.1:9001/")?;
+/// assert!(matches!(ws.get_ref(), ClientStream::Plain(_)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ClientStream {
@@ -294,12 +311,25 @@ impl ClientStream {
     }
 
     /// Sets the TCP stream's read timeout (see [`TcpStream::set_read_timeout`]).
+    ///
+    /// ```no_run
+    /// let ws = rfc6455::blocking::connect("ws://127.0.0.1:9001/")?;
+    /// ws.get_ref().set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.tcp().set_read_timeout(timeout)
     }
 
     /// The TLS session of a `wss://` connection (e.g. for
     /// [`tls::describe`](crate::tls::describe)).
+    ///
+    /// ```no_run
+    /// let ws = rfc6455::blocking::connect("wss://example.com/")?;
+    /// let session = ws.get_ref().tls().expect("wss://");
+    /// println!("{}", rfc6455::tls::describe(session, None).unwrap());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(feature = "tls")]
     pub fn tls(&self) -> Option<&rustls::ClientConnection> {
         match self {
@@ -344,6 +374,12 @@ impl Write for ClientStream {
 }
 
 /// A server-side TLS stream, as [`accept_tls`] gives it.
+///
+/// ```no_run
+/// fn serve(ws: &mut rfc6455::blocking::WebSocket<rfc6455::blocking::ServerTlsStream>) {
+///     println!("TLS from {:?}", ws.get_ref().sock.peer_addr());
+/// }
+/// ```
 #[cfg(feature = "tls")]
 pub type ServerTlsStream = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
 

@@ -12,12 +12,14 @@
 //! only (WebSocket over HTTP/2, RFC 8441, is not supported). The crypto is rustls'
 //! `ring` provider.
 //!
-//! A local certificate for trying it out (the README shows the same):
+//! A local certificate for trying it out (`deploy/local-cert.sh` runs the same). It
+//! must not be a CA certificate, which `openssl req -x509` makes unless told otherwise:
+//! rustls refuses a CA certificate presented as a server's (`CaUsedAsEndEntity`).
 //!
 //! ```text
 //! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
 //!   -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-//!   -keyout key.pem -out cert.pem
+//!   -addext basicConstraints=critical,CA:FALSE -keyout key.pem -out cert.pem
 //! rfc6455 serve --tls-cert cert.pem --tls-key key.pem
 //! rfc6455 client wss://localhost:9001/ --ca cert.pem
 //! ```
@@ -37,9 +39,19 @@ use std::sync::Arc;
 
 /// The one application protocol offered in ALPN: HTTP/1.1, which carries the opening
 /// handshake (RFC 6455 §4.1).
+///
+/// ```
+/// assert_eq!(rfc6455::tls::ALPN_HTTP_1_1, b"http/1.1");
+/// ```
 pub const ALPN_HTTP_1_1: &[u8] = b"http/1.1";
 
 /// Why a TLS configuration could not be made.
+///
+/// ```
+/// let err = rfc6455::tls::server_config("no-such.pem".as_ref(), "no-such-key.pem".as_ref())
+///     .unwrap_err();
+/// assert!(err.to_string().starts_with("no-such.pem: "), "{err}");
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum TlsError {
@@ -77,6 +89,11 @@ impl From<rustls::Error> for TlsError {
 
 /// The crypto provider every configuration here uses: rustls' `ring` (it builds in
 /// half the time of `aws-lc-rs` on our machines, and either is maintained).
+///
+/// ```
+/// let provider = rfc6455::tls::provider();
+/// assert!(!provider.cipher_suites.is_empty());
+/// ```
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

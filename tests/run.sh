@@ -45,13 +45,10 @@ kill $mio_pid $blocking_pid 2>/dev/null || true
 trap - EXIT
 
 step "interop over TLS: the Python websockets client (OpenSSL) over wss:// against both servers"
-# A certificate made the way the README shows (self-signed, for localhost and 127.0.0.1).
+# A certificate made the way the README shows (deploy/local-cert.sh: self-signed, for
+# localhost and 127.0.0.1).
 tls_dir=target/tls-interop
-mkdir -p "$tls_dir"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-  -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
-  -addext basicConstraints=critical,CA:FALSE \
-  -keyout "$tls_dir/key.pem" -out "$tls_dir/cert.pem" 2>/dev/null
+bash deploy/local-cert.sh "$tls_dir" 2
 target/release/rfc6455 echo --addr 127.0.0.1:9403 --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem" 2>/dev/null & mio_pid=$!
 target/release/examples/echo_server 127.0.0.1:9404 "$tls_dir/cert.pem" "$tls_dir/key.pem" 2>/dev/null & blocking_pid=$!
 trap 'kill $mio_pid $blocking_pid 2>/dev/null || true' EXIT
@@ -64,7 +61,7 @@ trap - EXIT
 step "browser: the rooms page at 1280x800 and 390x844 in headless Chromium (screenshots in target/screenshots/)"
 target/release/examples/browser_check
 
-step "Autobahn TestSuite, every case (permessage-deflate included): our two servers and our client, side by side"
+step "Autobahn TestSuite, every case (permessage-deflate included): our two servers (the event loop also over TLS) and our client, side by side"
 bash autobahn/run.sh all
 
 step "fuzz smoke: every target for ${FUZZ_SMOKE_SECONDS:-20} s"

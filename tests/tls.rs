@@ -308,22 +308,23 @@ fn ssl3_client_hello() -> Vec<u8> {
     record
 }
 
+/// `rfc6455 ARGS --tls-cert … --tls-key …` with the test certificate.
+fn binary_over_tls(args: &[&str]) -> support::ServerProcess {
+    let pki = pki();
+    let mut args = args.to_vec();
+    args.extend([
+        "--tls-cert",
+        pki.cert.to_str().unwrap(),
+        "--tls-key",
+        pki.key.to_str().unwrap(),
+    ]);
+    support::ServerProcess::start(env!("CARGO_BIN_EXE_rfc6455"), &args)
+}
+
 #[test]
 fn tls_failures_cost_one_log_line_each_and_the_other_clients_are_served() {
     let pki = pki();
-    let mut server = support::ServerProcess::start(
-        env!("CARGO_BIN_EXE_rfc6455"),
-        &[
-            "echo",
-            "--threads",
-            "1",
-            "--trace",
-            "--tls-cert",
-            pki.cert.to_str().unwrap(),
-            "--tls-key",
-            pki.key.to_str().unwrap(),
-        ],
-    );
+    let mut server = binary_over_tls(&["echo", "--threads", "1", "--trace"]);
     let addr = server.addr.clone();
     let port = addr.rsplit(':').next().unwrap().to_string();
     let mut alice = connect(&format!("wss://localhost:{port}/"));
@@ -455,17 +456,7 @@ fn https_get(addr: &str, path: &str) -> String {
 
 #[test]
 fn serve_over_tls_sets_hsts_and_counts_tls_failures() {
-    let pki = pki();
-    let server = support::ServerProcess::start(
-        env!("CARGO_BIN_EXE_rfc6455"),
-        &[
-            "serve",
-            "--tls-cert",
-            pki.cert.to_str().unwrap(),
-            "--tls-key",
-            pki.key.to_str().unwrap(),
-        ],
-    );
+    let server = binary_over_tls(&["serve"]);
     let page = https_get(&server.addr, "/");
     assert!(page.starts_with("HTTP/1.1 200 "), "{page:.200}");
     assert!(
@@ -490,17 +481,7 @@ fn serve_over_tls_sets_hsts_and_counts_tls_failures() {
 #[test]
 fn two_chromium_pages_chat_over_wss() {
     let chromium = support::browser::find().expect("chromium (tests/setup.sh installs it)");
-    let pki = pki();
-    let server = support::ServerProcess::start(
-        env!("CARGO_BIN_EXE_rfc6455"),
-        &[
-            "serve",
-            "--tls-cert",
-            pki.cert.to_str().unwrap(),
-            "--tls-key",
-            pki.key.to_str().unwrap(),
-        ],
-    );
+    let server = binary_over_tls(&["serve"]);
     let mut watcher = support::chat::Client::hello_tls(&server.addr, "watcher");
     watcher.join("web", None);
     // The browser does not know the test CA: it is told to accept the certificate.

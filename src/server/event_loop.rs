@@ -203,14 +203,25 @@ impl<H: Handler> Loop<H> {
 
     /// A new TCP connection (already counted in this loop's load): wait for its
     /// request head.
-    fn register(&mut self, mut stream: TcpStream) -> io::Result<()> {
+    fn register(&mut self, stream: TcpStream) -> io::Result<()> {
         let _ = stream.set_nodelay(true);
+        let mut socket = match Socket::new(stream, &self.config) {
+            Ok(socket) => socket,
+            // rustls refused to start a session with this configuration: this
+            // connection goes, the loop serves on.
+            Err(e) => {
+                log::warn!("TLS session not started: {e}");
+                self.stats.tls_failures += 1;
+                self.loops.unloaded(self.worker);
+                return Ok(());
+            }
+        };
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
         if let Err(e) = self
             .poll
             .registry()
-            .register(&mut stream, Token(slot), Interest::READABLE)
+            .register(socket.tcp(), Token(slot), Interest::READABLE)
         {
             self.loops.unloaded(self.worker);
             return Err(e);
@@ -219,7 +230,7 @@ impl<H: Handler> Loop<H> {
         let now = Instant::now();
         let deadline = now + self.config.handshake_timeout;
         entry.insert(Conn {
-            socket: Socket::new(stream, &self.config),
+            socket,
             worker: self.worker,
             generation: self.next_generation,
             phase: Phase::Handshake(HeadReader::new(self.config.max_head)),

@@ -23,18 +23,16 @@ pub(super) enum Socket {
 
 impl Socket {
     /// A new connection's transport: TLS when the server has a TLS configuration.
-    pub(super) fn new(tcp: TcpStream, config: &super::ServerConfig) -> Socket {
+    /// rustls refuses only a configuration it cannot serve with (no protocol version
+    /// in common with its provider), which `tls::server_config` never makes.
+    pub(super) fn new(tcp: TcpStream, config: &super::ServerConfig) -> io::Result<Socket> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &config.tls {
-            return match rustls::ServerConnection::new(tls.clone()) {
-                Ok(session) => Socket::Tls(Box::new(tls::TlsSocket::new(tcp, session))),
-                // Only a configuration without a usable protocol version fails here,
-                // which `tls::server_config` never makes.
-                Err(e) => panic!("the TLS configuration cannot serve: {e}"),
-            };
+            let session = rustls::ServerConnection::new(tls.clone()).map_err(io::Error::other)?;
+            return Ok(Socket::Tls(Box::new(tls::TlsSocket::new(tcp, session))));
         }
         let _ = config;
-        Socket::Plain(tcp)
+        Ok(Socket::Plain(tcp))
     }
 
     /// The TCP socket, to register with the poll.
