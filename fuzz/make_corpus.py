@@ -179,6 +179,17 @@ def main():
             write("connection_deflate", "%s_%d" % (name, mode), bytes([mode, 0]) + data)
             write("connection_deflate", "%s_%d_chunked" % (name, mode), bytes([mode, 3, 1, 7, 2]) + data)
 
+    # The tap: byte 0 = config (bit 0: server sends, bit 1: deflate, the rest: preview
+    # size / 4), byte 1 = piece size; then one direction of a conversation.
+    for name, data in stream_frames(True).items():
+        write("tap", "client_" + name, bytes([32 << 2, 3]) + data)
+    for name, data in stream_frames(False).items():
+        write("tap", "server_" + name, bytes([(8 << 2) | 1, 1]) + data)
+    for name, frames in deflate_frames.items():
+        for config, masked in [((16 << 2) | 2, True), ((16 << 2) | 3, False)]:
+            data = b"".join(frame(op, p, fin=fin, rsv=rsv, masked=masked) for op, p, fin, rsv in frames)
+            write("tap", "deflate_%s_%d" % (name, config & 1), bytes([config, 5]) + data)
+
     offers = {
         "chromium": b"permessage-deflate; client_max_window_bits",
         "firefox": b"permessage-deflate",

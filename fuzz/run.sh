@@ -18,7 +18,7 @@ shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(frame_header handshake_request handshake_response connection_server
-           connection_client utf8 roundtrip inspect connection_deflate extensions)
+           connection_client utf8 roundtrip inspect connection_deflate extensions tap)
 fi
 sanitizer="${FUZZ_SANITIZER:-none}"
 # The default toolchain (stable works without a sanitizer); FUZZ_TOOLCHAIN=nightly to pick one.

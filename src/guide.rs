@@ -1,6 +1,7 @@
 //! # A guided tour of the WebSocket wire protocol
 //!
-//! Six stops, from the HTTP request that opens a connection to the frame that closes it.
+//! Seven stops, from the HTTP request that opens a connection to the frame that closes it,
+//! and then a real browser's conversation on the wire.
 //! Each one names the section of [RFC 6455] it follows and gives a command to try it:
 //! `cargo run -- decode|encode|accept ...` runs the learning tools of the `rfc6455` binary,
 //! and `cargo run --example ...` runs the crate's examples.
@@ -162,6 +163,53 @@
 //! When a peer breaks a rule, the connection is failed (§7.1.7) with a Close whose code
 //! says why: 1002 for a protocol error, 1007 for invalid UTF-8, 1009 for a message over
 //! the limit. [`ProtocolError::close_code`](crate::ProtocolError::close_code) picks it.
+//!
+//! ## 7. A real browser on the wire: `rfc6455 tap`
+//!
+//! Devtools show a browser's messages, not its frames. The tap sits between the browser
+//! and the server, relays every byte as it is, and prints each frame as it passes:
+//!
+//! ```text
+//! $ cargo run --release -- serve                                                  # terminal 1
+//! $ cargo run --release -- tap --listen 127.0.0.1:9000 --upstream ws://127.0.0.1:9001  # terminal 2
+//! ```
+//!
+//! Open `http://127.0.0.1:9000/` in Chromium (the page itself comes through the tap),
+//! say hello, join a room, close the tab. What crossed (captured 2026-11-24, abridged):
+//!
+//! ```text
+//! #3           Sec-WebSocket-Key: BcbjfDAreOu1OEjCB7IxYA==
+//! #3           Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits
+//! #3 +0.001s ← response head, 231 bytes
+//! #3           HTTP/1.1 101 Switching Protocols
+//! ...
+//! #3           ✓ Sec-WebSocket-Accept = base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2)
+//! #3           · permessage-deflate agreed: messages with RSV1 are shown inflated (RFC 7692)
+//! #3 +0.002s → FIN=1 text (0x1) len=37 (7-bit) RSV=100 mask=42e9409b deflate: message 37 -> 38 bytes "{\"type\":\"hello\",\"name\":\"alice\",\"id\":1}"
+//! #3 +0.003s ← FIN=1 text (0x1) len=36 (7-bit) unmasked "{\"id\":1,\"name\":\"alice\",\"type\":\"ack\"}"
+//! #3 +0.018s → FIN=1 text (0x1) len=37 (7-bit) RSV=100 mask=391c51ef deflate: message 37 -> 37 bytes "{\"type\":\"join\",\"room\":\"lobby\",\"id\":2}"
+//! ...
+//! #3 +2.237s → FIN=1 close (0x8) len=2 (7-bit) mask=e1a0d0f0 code=1001 (going away)
+//! #3 +2.238s ← FIN=1 close (0x8) len=2 (7-bit) unmasked code=1001 (going away)
+//! ```
+//!
+//! Everything of the six stops is there: the key and its accept value (stop 1); a fresh
+//! masking key on every frame from the browser and none from the server (stop 3); RSV1
+//! set by the extension the two agreed on, each message inflated from what was sent
+//! (RFC 7692); and Close 1001 "going away" when the tab goes (stop 6), answered with the
+//! same code. Chromium sends its FIN right after its Close, without waiting for the
+//! answer: the server answers on the half-closed connection all the same.
+//!
+//! A violation is printed under its frame with its section and still relayed, so the
+//! tap also shows how a server reacts to one:
+//!
+//! ```text
+//! #1 +0.000s → FIN=1 text (0x1) len=2 (7-bit) unmasked "hi"
+//! #1           ✗ unmasked frame from a client (RFC 6455 §5.1)
+//! #1 +0.001s ← FIN=1 close (0x8) len=47 (7-bit) unmasked code=1002 (protocol error) "unmasked frame from a client (RFC 6455 §5.1)"
+//! ```
+//!
+//! The same reader is a library type, [`FrameTap`](crate::tap::FrameTap).
 //!
 //! ## All together
 //!

@@ -26,6 +26,7 @@ use crate::deflate::Negotiated;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode, Parsed};
 use crate::mask::apply_mask;
+use crate::tap::FrameRules;
 use crate::utf8::Utf8Validator;
 use crate::Role;
 use std::fmt::Write as _;
@@ -56,10 +57,9 @@ pub fn inspect_with(bytes: &[u8], sender: Option<Role>, deflate: bool) -> String
     let mut inspector = Inspector {
         out: String::new(),
         sender,
-        fragmented: None,
+        rules: FrameRules::new(deflate),
         utf8: Utf8Validator::new(),
         utf8_failed: false,
-        closed: false,
         violations: 0,
         inflater: deflate.then(|| Inflater::new(&Negotiated::default())),
         compressed: None,
@@ -101,11 +101,10 @@ fn plural(n: usize) -> &'static str {
 struct Inspector {
     out: String,
     sender: Option<Role>,
-    /// The opcode of the fragmented message in progress (RFC 6455 §5.4).
-    fragmented: Option<OpCode>,
+    /// Fragmentation, Close and RSV1 (RFC 6455 §5.4, §5.5.1; RFC 7692 §6.1).
+    rules: FrameRules,
     utf8: Utf8Validator,
     utf8_failed: bool,
-    closed: bool,
     violations: usize,
     /// With `--deflate`: the inflate state, carried from message to message.
     inflater: Option<Inflater>,
@@ -238,69 +237,22 @@ impl Inspector {
         }
     }
 
-    /// The rules of RFC 6455 §5 that the header alone decides.
+    /// The rules of RFC 6455 §5 that the header and the frames before it decide.
     fn rules(&mut self, header: &FrameHeader, receiver: Role) {
-        let rsv1 = header.rsv & 0b100 != 0;
-        let data_start = matches!(header.opcode, OpCode::Text | OpCode::Binary);
-        if self.inflater.is_some() && rsv1 {
-            // RFC 7692 §6.1: RSV1 on the first frame of a data message only.
-            if header.opcode.is_control() {
-                self.violation(ProtocolError::CompressedControlFrame);
-            } else if header.opcode == OpCode::Continuation {
-                self.violation(ProtocolError::CompressedContinuation);
-            }
-            if header.rsv & 0b011 != 0 {
-                self.violation(ProtocolError::ReservedBitsSet(header.rsv));
-            }
-        } else if header.rsv != 0 {
-            self.violation(ProtocolError::ReservedBitsSet(header.rsv));
+        let mut found = Vec::new();
+        let compressed = self.rules.check(header, receiver, &mut found);
+        for violation in found {
+            self.violation(violation);
         }
-        if data_start {
-            self.compressed = (self.inflater.is_some() && rsv1).then(|| (0, Vec::new()));
-        }
-        if let OpCode::Reserved(bits) = header.opcode {
-            self.violation(ProtocolError::ReservedOpcode(bits));
-        }
-        if header.opcode.is_control() {
-            if header.payload_len > 125 {
-                self.violation(ProtocolError::ControlFrameTooLong(header.payload_len));
-            }
-            if !header.fin {
-                self.violation(ProtocolError::FragmentedControlFrame);
-            }
-        }
-        match (receiver, header.masking_key.is_some()) {
-            (Role::Server, false) => self.violation(ProtocolError::UnmaskedClientFrame),
-            (Role::Client, true) => self.violation(ProtocolError::MaskedServerFrame),
-            _ => {}
-        }
-        if self.closed {
-            self.violations += 1;
-            self.out
-                .push_str("  ✗ a frame after the Close frame (RFC 6455 §5.5.1)\n");
-        }
-        match header.opcode {
-            OpCode::Continuation if self.fragmented.is_none() => {
-                self.violation(ProtocolError::UnexpectedContinuation);
-            }
-            OpCode::Text | OpCode::Binary => {
-                if self.fragmented.is_some() {
-                    self.violation(ProtocolError::ExpectedContinuation);
-                }
-                self.fragmented = Some(header.opcode);
-                self.utf8.reset();
-                self.utf8_failed = false;
-            }
-            OpCode::Close => self.closed = true,
-            _ => {}
+        if matches!(header.opcode, OpCode::Text | OpCode::Binary) {
+            self.compressed = compressed.then(|| (0, Vec::new()));
+            self.utf8.reset();
+            self.utf8_failed = false;
         }
     }
 
     fn payload(&mut self, header: &FrameHeader, payload: &[u8]) {
-        let message = match header.opcode {
-            OpCode::Continuation | OpCode::Text | OpCode::Binary => self.fragmented,
-            _ => None,
-        };
+        let message = self.rules.message(header);
         let position = match (header.opcode, header.fin) {
             (OpCode::Continuation, true) => "last fragment of a message",
             (OpCode::Continuation, false) => "middle fragment of a message",
@@ -312,9 +264,7 @@ impl Inspector {
         let _ = writeln!(self.out, "  {position}, {} payload bytes", payload.len());
         if message.is_some() && self.compressed.is_some() {
             self.inflate(header, payload, message == Some(OpCode::Text));
-            if header.fin {
-                self.fragmented = None;
-            }
+            self.rules.end_frame(header);
             return;
         }
         match header.opcode {
@@ -333,9 +283,7 @@ impl Inspector {
             }
             _ => self.show(payload),
         }
-        if header.fin && message.is_some() {
-            self.fragmented = None;
-        }
+        self.rules.end_frame(header);
     }
 
     /// A piece of a compressed message (RFC 7692 §7.2.2): shown as it came, inflated
@@ -418,32 +366,39 @@ fn preview(bytes: &[u8]) -> String {
 fn parse_lenient(buf: &[u8]) -> Result<Parsed, ProtocolError> {
     match FrameHeader::parse(buf) {
         Err(ProtocolError::NonMinimalLength) => {
-            let ext = if buf[1] & 0x7f == 126 { 2 } else { 8 };
-            let masked = buf[1] & 0x80 != 0;
-            let payload_len = buf[2..2 + ext]
-                .iter()
-                .fold(0u64, |v, b| v << 8 | u64::from(*b));
-            let key_at = 2 + ext;
-            Ok(Parsed::Complete(
-                FrameHeader {
-                    fin: buf[0] & 0x80 != 0,
-                    rsv: (buf[0] >> 4) & 0x07,
-                    opcode: OpCode::from_bits(buf[0]),
-                    masking_key: masked.then(|| {
-                        [
-                            buf[key_at],
-                            buf[key_at + 1],
-                            buf[key_at + 2],
-                            buf[key_at + 3],
-                        ]
-                    }),
-                    payload_len,
-                },
-                key_at + if masked { 4 } else { 0 },
-            ))
+            let (header, len) = parse_non_minimal(buf);
+            Ok(Parsed::Complete(header, len))
         }
         other => other,
     }
+}
+
+/// The header of `buf`, which [`FrameHeader::parse`] refused only for a length not in
+/// its minimal encoding (RFC 6455 §5.2): read as if it were minimal.
+pub(crate) fn parse_non_minimal(buf: &[u8]) -> (FrameHeader, usize) {
+    let ext = if buf[1] & 0x7f == 126 { 2 } else { 8 };
+    let masked = buf[1] & 0x80 != 0;
+    let payload_len = buf[2..2 + ext]
+        .iter()
+        .fold(0u64, |v, b| v << 8 | u64::from(*b));
+    let key_at = 2 + ext;
+    (
+        FrameHeader {
+            fin: buf[0] & 0x80 != 0,
+            rsv: (buf[0] >> 4) & 0x07,
+            opcode: OpCode::from_bits(buf[0]),
+            masking_key: masked.then(|| {
+                [
+                    buf[key_at],
+                    buf[key_at + 1],
+                    buf[key_at + 2],
+                    buf[key_at + 3],
+                ]
+            }),
+            payload_len,
+        },
+        key_at + if masked { 4 } else { 0 },
+    )
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -63,6 +63,7 @@ pub mod mask;
 mod random;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod tap;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod utf8;

@@ -206,6 +206,44 @@ fn a_dropped_tcp_connection_is_reported_as_1006() {
 }
 
 #[test]
+fn a_close_that_comes_with_the_peers_fin_is_still_answered() {
+    // What Chromium does when a tab goes away: Close 1001, then FIN at once. RFC 6455
+    // §5.5.1: a Close is answered; a half-closed TCP connection can still carry it.
+    let server = start(ServerConfig::default());
+    let mut tcp = TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp.write_all(
+        b"GET /tab HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(server.next_seen(), Seen::Open("/tab".into()));
+    let key = [1, 2, 3, 4];
+    let payload = 1001u16.to_be_bytes();
+    tcp.write_all(&[
+        0x88,
+        0x82,
+        1,
+        2,
+        3,
+        4,
+        payload[0] ^ key[0],
+        payload[1] ^ key[1],
+    ])
+    .unwrap();
+    tcp.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    tcp.read_to_end(&mut got).unwrap();
+    let frames = &got[got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
+    assert_eq!(frames, [0x88, 0x02, 0x03, 0xe9]);
+    match server.next_seen() {
+        Seen::Close(_, info) => assert_eq!((info.code.0, info.clean), (1001, true)),
+        other => panic!("{other:?}"),
+    }
+    server.stop();
+}
+
+#[test]
 fn the_handler_sends_to_other_connections() {
     let server = start(ServerConfig::default());
     let mut a = connect(&server.url("/a"));

@@ -52,7 +52,16 @@ impl<H: Handler> Loop<H> {
                 }
             }
             match result {
-                Ok(0) => return self.drop_conn(slot),
+                Ok(0) => {
+                    // The peer half-closed, perhaps right after its Close (a browser
+                    // tab going away does). A Close is answered (RFC 6455 §5.5.1), and
+                    // a half-closed connection still carries the answer: what is
+                    // pending goes out, as far as the socket takes it, before the end.
+                    if let Err(e) = self.write_pending(slot) {
+                        log::debug!("slot {slot}: write after the peer's FIN: {e}");
+                    }
+                    return self.drop_conn(slot);
+                }
                 Ok(n) => match &mut self.conns[slot].phase {
                     Phase::Handshake(head) => {
                         let pushed = head.push(&buf[..n]);

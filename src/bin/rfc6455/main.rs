@@ -7,6 +7,7 @@ mod chat;
 mod client;
 mod learn;
 mod servers;
+mod tap;
 
 use clap::{Parser, Subcommand};
 use learn::{Payload, Sender};
@@ -120,6 +121,32 @@ enum Command {
         #[arg(long, value_name = "N")]
         fragment: Option<usize>,
     },
+    /// Relays WebSocket connections to an upstream server and prints every frame that
+    /// crosses, in both directions, annotated: FIN/RSV/opcode, mask key, length,
+    /// payload, and each rule of RFC 6455 it breaks. The bytes pass verbatim (only the
+    /// request's Host is rewritten); a violation is reported and still relayed.
+    ///
+    /// Example: rfc6455 tap --listen 127.0.0.1:9000 --upstream ws://127.0.0.1:9001
+    /// then point a client (or a browser: pages are relayed too) at 127.0.0.1:9000.
+    Tap {
+        /// Where clients connect.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: std::net::SocketAddr,
+        /// The server: ws://HOST:PORT[/PATH] or wss://… (a path replaces every
+        /// request's target; without one, targets pass as they are).
+        #[arg(long, value_name = "URL")]
+        upstream: String,
+        /// One JSON object per line (per frame, head, open and close), for tools.
+        #[arg(long)]
+        json: bool,
+        /// Payload bytes shown per frame (text quoted, else hex).
+        #[arg(long, value_name = "N", default_value_t = 64)]
+        max_preview: usize,
+        /// wss:// upstream: trust the certificates of this PEM file instead of the
+        /// platform's roots.
+        #[arg(long, value_name = "CA.pem")]
+        ca: Option<std::path::PathBuf>,
+    },
     /// Computes Sec-WebSocket-Accept for a Sec-WebSocket-Key, step by step (§4.2.2).
     ///
     /// Example: rfc6455 accept dGhlIHNhbXBsZSBub25jZQ==
@@ -187,6 +214,19 @@ fn main() -> ExitCode {
             fragment,
         ),
         Command::Accept { key } => Ok(learn::accept_steps(&key)),
+        Command::Tap {
+            listen,
+            upstream,
+            json,
+            max_preview,
+            ca,
+        } => tap::tap(&tap::TapOptions {
+            listen,
+            upstream,
+            json,
+            max_preview,
+            ca,
+        }),
     };
     match result {
         Ok(text) => {
