@@ -242,28 +242,12 @@ impl std::fmt::Display for TracedFrame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let h = &self.header;
         let arrow = if self.outgoing { "->" } else { "<-" };
-        let bits = match h.payload_len {
-            0..=125 => 7,
-            126..=65535 => 16,
-            _ => 64,
-        };
-        write!(
-            f,
-            "{arrow} FIN={} {} len={} ({bits}-bit)",
-            u8::from(h.fin),
-            h.opcode,
-            h.payload_len
-        )?;
-        if h.rsv != 0 {
-            write!(f, " RSV={:03b}", h.rsv)?;
-        }
+        write!(f, "{arrow} ")?;
+        crate::frame::write_summary(f, h)?;
         if let Some(size) = self.inflated {
             write!(f, " deflate: {} -> {size} bytes", h.payload_len)?;
         }
-        match h.masking_key {
-            Some(k) => write!(f, " mask={:02x}{:02x}{:02x}{:02x}", k[0], k[1], k[2], k[3])?,
-            None => f.write_str(" unmasked")?,
-        }
+        crate::frame::write_mask(f, h.masking_key)?;
         if h.opcode == OpCode::Close && self.preview.len() >= 2 {
             let code = CloseCode(u16::from_be_bytes([self.preview[0], self.preview[1]]));
             write!(f, " code={code}")?;

@@ -109,6 +109,35 @@ impl OpCode {
     }
 }
 
+/// The start of a frame's one-line summary, shared by the connection trace and the
+/// tap: `FIN=1 text (0x1) len=5 (7-bit)`, then ` RSV=100` when RSV bits are set.
+pub(crate) fn write_summary(f: &mut fmt::Formatter<'_>, h: &FrameHeader) -> fmt::Result {
+    let bits = match h.payload_len {
+        0..=125 => 7,
+        126..=65535 => 16,
+        _ => 64,
+    };
+    write!(
+        f,
+        "FIN={} {} len={} ({bits}-bit)",
+        u8::from(h.fin),
+        h.opcode,
+        h.payload_len
+    )?;
+    if h.rsv != 0 {
+        write!(f, " RSV={:03b}", h.rsv)?;
+    }
+    Ok(())
+}
+
+/// ` mask=37fa213d`, or ` unmasked`.
+pub(crate) fn write_mask(f: &mut fmt::Formatter<'_>, key: Option<[u8; 4]>) -> fmt::Result {
+    match key {
+        Some(k) => write!(f, " mask={:02x}{:02x}{:02x}{:02x}", k[0], k[1], k[2], k[3]),
+        None => f.write_str(" unmasked"),
+    }
+}
+
 impl fmt::Display for OpCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({:#x})", self.name(), self.bits())

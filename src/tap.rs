@@ -242,25 +242,8 @@ impl fmt::Display for TapFrame {
     /// or for a compressed message both sizes and the inflated preview.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let h = &self.header;
-        let bits = match h.payload_len {
-            0..=125 => 7,
-            126..=65535 => 16,
-            _ => 64,
-        };
-        write!(
-            f,
-            "FIN={} {} len={} ({bits}-bit)",
-            u8::from(h.fin),
-            h.opcode,
-            h.payload_len
-        )?;
-        if h.rsv != 0 {
-            write!(f, " RSV={:03b}", h.rsv)?;
-        }
-        match h.masking_key {
-            Some(k) => write!(f, " mask={:02x}{:02x}{:02x}{:02x}", k[0], k[1], k[2], k[3])?,
-            None => f.write_str(" unmasked")?,
-        }
+        crate::frame::write_summary(f, h)?;
+        crate::frame::write_mask(f, h.masking_key)?;
         let text = self.message == Some(OpCode::Text);
         if let Some(message) = &self.inflated {
             return write!(

@@ -292,6 +292,25 @@ fn refragment(wire: &[u8], role: Role, sizes: &[usize]) -> Vec<u8> {
 }
 
 /// Text that compresses (repeated words), or any text, or any bytes.
+/// Sends text and binary messages; returns the events a receiver should get.
+fn send_data(sender: &mut Connection, messages: &[Message]) -> Vec<Event> {
+    let mut expected = Vec::new();
+    for message in messages {
+        match message {
+            Message::Text(t) => {
+                sender.send_text(t).unwrap();
+                expected.push(Event::Text(t.clone()));
+            }
+            Message::Binary(b) => {
+                sender.send_binary(b).unwrap();
+                expected.push(Event::Binary(b.clone()));
+            }
+            Message::Ping(_) => unreachable!("data messages only"),
+        }
+    }
+    expected
+}
+
 fn compressible_message() -> impl Strategy<Value = Message> {
     prop_oneof![
         (proptest::collection::vec("[a-c ]{1,8}", 0..60))
@@ -334,20 +353,7 @@ proptest! {
             threshold,
         };
         let mut sender = Connection::with_deflate(sender_role, Config::default(), Some(sending));
-        let mut expected = Vec::new();
-        for message in &messages {
-            match message {
-                Message::Text(t) => {
-                    sender.send_text(t).unwrap();
-                    expected.push(Event::Text(t.clone()));
-                }
-                Message::Binary(b) => {
-                    sender.send_binary(b).unwrap();
-                    expected.push(Event::Binary(b.clone()));
-                }
-                Message::Ping(_) => unreachable!(),
-            }
-        }
+        let expected = send_data(&mut sender, &messages);
         let wire = refragment(sender.pending_output(), sender_role, &fragment_sizes);
         check_output_with(sender_role, &wire, true);
         let observed = drive_with(receiver_role, &Config::default(), Some(sending), &wire, &chunks);
@@ -513,20 +519,7 @@ proptest! {
             ..Negotiated::default()
         });
         let mut sender = Connection::with_deflate(role, Config::default(), agreed);
-        let mut expected = Vec::new();
-        for message in &messages {
-            match message {
-                Message::Text(t) => {
-                    sender.send_text(t).unwrap();
-                    expected.push(Event::Text(t.clone()));
-                }
-                Message::Binary(b) => {
-                    sender.send_binary(b).unwrap();
-                    expected.push(Event::Binary(b.clone()));
-                }
-                Message::Ping(_) => unreachable!(),
-            }
-        }
+        let expected = send_data(&mut sender, &messages);
         let wire = refragment(sender.pending_output(), role, &fragment_sizes);
         let (seen, violations) = tapped(role, deflate, &wire, &chunks);
         prop_assert!(violations.is_empty(), "{:?}", violations);
