@@ -533,15 +533,27 @@ impl FrameTap {
         };
         let compressed = frame.compressed && self.compressed.is_some();
         let text = frame.message == Some(OpCode::Text);
+        // Past the preview, only a text or compressed message's bytes are looked at:
+        // a binary payload is then just counted, and unmasked bytes are never copied.
+        let read_all = compressed || text;
         let mut chunk = [0u8; UNMASK_CHUNK];
         for piece in bytes[..take].chunks(UNMASK_CHUNK) {
-            let plain = &mut chunk[..piece.len()];
-            plain.copy_from_slice(piece);
-            if let Some(key) = frame.header.masking_key {
-                // The offset into the payload picks the key byte (RFC 6455 §5.3).
-                apply_mask(plain, key, (*seen % 4) as usize);
-            }
             let room = keep.saturating_sub(frame.preview.len());
+            if room == 0 && !read_all {
+                *seen += piece.len() as u64;
+                continue;
+            }
+            let plain: &[u8] = match frame.header.masking_key {
+                None => piece,
+                Some(key) => {
+                    // A copy: the bytes passed on stay as they were sent. The offset
+                    // into the payload picks the key byte (RFC 6455 §5.3).
+                    let copy = &mut chunk[..piece.len()];
+                    copy.copy_from_slice(piece);
+                    apply_mask(copy, key, (*seen % 4) as usize);
+                    copy
+                }
+            };
             frame
                 .preview
                 .extend_from_slice(&plain[..room.min(plain.len())]);
