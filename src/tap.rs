@@ -276,6 +276,15 @@ impl fmt::Display for TapFrame {
 
 /// Bytes as quoted text (when `text` and they are UTF-8, possibly cut inside a
 /// character), else in hex; `…` when `total` is longer than what is shown.
+///
+/// ```
+/// use rfc6455::tap::preview;
+///
+/// assert_eq!(preview(b"Hello", 5, true), "\"Hello\"");
+/// // "€" is e2 82 ac: a preview cut after its first two bytes shows what is whole.
+/// assert_eq!(preview(&[b'a', 0xe2, 0x82], 9, true), "\"a\"…");
+/// assert_eq!(preview(&[0, 1, 0xff], 3, false), "0001ff");
+/// ```
 pub fn preview(bytes: &[u8], total: u64, text: bool) -> String {
     let more = if (bytes.len() as u64) < total {
         "…"

@@ -8,8 +8,8 @@ use libfuzzer_sys::fuzz_target;
 use rfc6455::tap::{FrameTap, TapEvent};
 use rfc6455::Role;
 
-/// The first byte picks the sender, deflate and the preview size; the second the
-/// size of the pieces; the rest is the stream.
+// The first byte picks the sender, deflate and the preview size; the second the
+// size of the pieces; the rest is the stream.
 fuzz_target!(|data: &[u8]| {
     let [config, cut, stream @ ..] = data else {
         return;
