@@ -26,8 +26,7 @@ use crate::deflate::Negotiated;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode, Parsed};
 use crate::mask::apply_mask;
-use crate::tap::FrameRules;
-use crate::utf8::Utf8Validator;
+use crate::tap::{FrameRules, TextCheck};
 use crate::Role;
 use std::fmt::Write as _;
 
@@ -58,8 +57,7 @@ pub fn inspect_with(bytes: &[u8], sender: Option<Role>, deflate: bool) -> String
         out: String::new(),
         sender,
         rules: FrameRules::new(deflate),
-        utf8: Utf8Validator::new(),
-        utf8_failed: false,
+        text: TextCheck::new(),
         violations: 0,
         inflater: deflate.then(|| Inflater::new(&Negotiated::default())),
         compressed: None,
@@ -103,8 +101,8 @@ struct Inspector {
     sender: Option<Role>,
     /// Fragmentation, Close and RSV1 (RFC 6455 §5.4, §5.5.1; RFC 7692 §6.1).
     rules: FrameRules,
-    utf8: Utf8Validator,
-    utf8_failed: bool,
+    /// The UTF-8 check of the text message in progress (RFC 6455 §8.1).
+    text: TextCheck,
     violations: usize,
     /// With `--deflate`: the inflate state, carried from message to message.
     inflater: Option<Inflater>,
@@ -246,8 +244,7 @@ impl Inspector {
         }
         if matches!(header.opcode, OpCode::Text | OpCode::Binary) {
             self.compressed = compressed.then(|| (0, Vec::new()));
-            self.utf8.reset();
-            self.utf8_failed = false;
+            self.text.reset();
         }
     }
 
@@ -270,14 +267,13 @@ impl Inspector {
         match header.opcode {
             OpCode::Close => self.close_payload(payload),
             _ if message == Some(OpCode::Text) => {
-                let was_ok = !self.utf8_failed;
-                if was_ok && self.utf8.feed(payload).is_err() {
-                    self.utf8_failed = true;
-                    self.violation(ProtocolError::InvalidUtf8);
+                let mut found = Vec::new();
+                self.text.feed(payload, &mut found);
+                if header.fin {
+                    self.text.finish(&mut found);
                 }
-                if header.fin && !self.utf8_failed && !self.utf8.is_complete() {
-                    self.utf8_failed = true;
-                    self.violation(ProtocolError::InvalidUtf8);
+                for violation in found {
+                    self.violation(violation);
                 }
                 self.show(payload);
             }

@@ -382,10 +382,7 @@ impl FrameTap {
             offset: 0,
             frames: 0,
             rules: FrameRules::default(),
-            text: TextCheck {
-                utf8: Utf8Validator::new(),
-                failed: false,
-            },
+            text: TextCheck::new(),
             inflater: None,
             compressed: None,
             inflated: Vec::new(),
@@ -696,19 +693,27 @@ fn inflate(
 }
 
 /// The UTF-8 check of the text message in progress (RFC 6455 §8.1), reported once.
+/// Shared by the tap and the inspector.
 #[derive(Debug)]
-struct TextCheck {
+pub(crate) struct TextCheck {
     utf8: Utf8Validator,
     failed: bool,
 }
 
 impl TextCheck {
-    fn reset(&mut self) {
+    pub(crate) fn new() -> TextCheck {
+        TextCheck {
+            utf8: Utf8Validator::new(),
+            failed: false,
+        }
+    }
+
+    pub(crate) fn reset(&mut self) {
         self.utf8.reset();
         self.failed = false;
     }
 
-    fn feed(&mut self, bytes: &[u8], violations: &mut Vec<Violation>) {
+    pub(crate) fn feed(&mut self, bytes: &[u8], violations: &mut Vec<Violation>) {
         if !self.failed && self.utf8.feed(bytes).is_err() {
             self.failed = true;
             violations.push(Violation::Protocol(ProtocolError::InvalidUtf8));
@@ -725,7 +730,7 @@ impl TextCheck {
     }
 
     /// The message ends: it must not stop inside a character.
-    fn finish(&mut self, violations: &mut Vec<Violation>) {
+    pub(crate) fn finish(&mut self, violations: &mut Vec<Violation>) {
         if !self.failed && !self.utf8.is_complete() {
             self.failed = true;
             violations.push(Violation::Protocol(ProtocolError::InvalidUtf8));

@@ -154,6 +154,19 @@ fn http_get(addr: SocketAddr, request: &str) -> String {
     response
 }
 
+/// A raw TCP client that has sent an upgrade request for `path` (RFC 6455 §1.3's
+/// key) and reads nothing yet.
+fn raw_upgrade(addr: SocketAddr, path: &str) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).unwrap();
+    tcp
+}
+
 /// Reads events until the peer's Close; returns its code.
 fn close_code(ws: &mut blocking::WebSocket<ClientStream>) -> u16 {
     loop {
@@ -210,13 +223,7 @@ fn a_close_that_comes_with_the_peers_fin_is_still_answered() {
     // What Chromium does when a tab goes away: Close 1001, then FIN at once. RFC 6455
     // §5.5.1: a Close is answered; a half-closed TCP connection can still carry it.
     let server = start(ServerConfig::default());
-    let mut tcp = TcpStream::connect(server.addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    tcp.write_all(
-        b"GET /tab HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
+    let mut tcp = raw_upgrade(server.addr, "/tab");
     assert_eq!(server.next_seen(), Seen::Open("/tab".into()));
     let key = [1, 2, 3, 4];
     let payload = 1001u16.to_be_bytes();
@@ -358,13 +365,7 @@ fn a_peer_that_stops_answering_pings_is_closed() {
         ..ServerConfig::default()
     });
     // A raw client: completes the handshake, then never sends a byte (no pongs).
-    let mut raw = TcpStream::connect(server.addr).unwrap();
-    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    raw.write_all(
-        b"GET /silent HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
+    let mut raw = raw_upgrade(server.addr, "/silent");
     let mut received = Vec::new();
     let _ = raw.read_to_end(&mut received);
     let after_head = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
