@@ -267,9 +267,9 @@ fn urls_are_parsed_strictly() {
 fn fuzz_found_blank_lines_before_the_status_line() {
     // Found by fuzz/handshake_response: a 101 preceded by blank lines. httparse skips
     // them (RFC 9112 §2.2 lets a recipient ignore empty lines before the start line),
-    // so `validate` accepts it — the target's assertion was too strict. A reader of a
-    // live stream never gets there: the head ends at the first blank line, and that
-    // empty head is refused.
+    // so `validate` accepts it — the target's assertion was too strict. The head reader
+    // skips them too (since `diff_handshake` found that it took them for an empty head),
+    // so a live stream reads the same 101.
     let head = b"\r\n\r\nHTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
                  Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
     let url = WsUrl::parse("ws://example.com/chat").unwrap();
@@ -277,6 +277,80 @@ fn fuzz_found_blank_lines_before_the_status_line() {
     assert!(handshake.validate(head).is_ok());
     let mut reader = HeadReader::new(DEFAULT_MAX_HEAD);
     let head_len = reader.push(head).unwrap().unwrap();
-    assert_eq!(head_len, 4);
-    assert!(handshake.validate(&head[..head_len]).is_err());
+    assert_eq!(head_len, head.len());
+    assert!(handshake.validate(&head[..head_len]).is_ok());
+}
+
+/// The request target must name a resource (RFC 6455 §3 /resource name/, §4.1 item 2):
+/// origin-form, or absolute-form whose path becomes the resource (RFC 7230 §5.3.2). Other
+/// forms are refused with 400. Found by the `diff_handshake` fuzz target (`GET 15/chat`
+/// was accepted).
+#[test]
+fn the_request_target_must_name_a_resource() {
+    let accepted = [
+        ("GET /chat?room=1 HTTP/1.1", "/chat", Some("room=1")),
+        ("GET http://example.com/chat HTTP/1.1", "/chat", None),
+        (
+            "GET wss://example.com:443/a/b?x HTTP/1.1",
+            "/a/b",
+            Some("x"),
+        ),
+        ("GET http://example.com HTTP/1.1", "/", None),
+        ("GET http://example.com?q=2 HTTP/1.1", "/", Some("q=2")),
+    ];
+    for (line, path, query) in accepted {
+        let request = Request::parse(&with_line(0, Some(line))).expect(line);
+        assert_eq!((request.path(), request.query()), (path, query), "{line}");
+    }
+    let refused = [
+        "GET 15/chat HTTP/1.1",
+        "GET * HTTP/1.1",
+        "GET example.com:80 HTTP/1.1",
+        "GET ftp://example.com/chat HTTP/1.1",
+        "GET http:///chat HTTP/1.1",
+    ];
+    for line in refused {
+        let err = Request::parse(&with_line(0, Some(line))).expect_err(line);
+        assert!(matches!(err, RequestError::Malformed(_)), "{line}: {err:?}");
+        assert_eq!(err.status(), 400, "{line}");
+    }
+}
+
+/// Empty lines before the request line are skipped, not taken for the end of an empty
+/// head (RFC 7230 §3.5). Found by the `diff_handshake` fuzz target.
+#[test]
+fn empty_lines_before_the_request_line_are_skipped() {
+    let mut head = b"\r\n\n".to_vec();
+    head.extend_from_slice(&request(&valid_lines()));
+    let mut reader = HeadReader::new(DEFAULT_MAX_HEAD);
+    assert_eq!(reader.push(&head), Ok(Some(head.len())));
+    assert_eq!(Request::parse(&head).unwrap().path(), "/chat");
+}
+
+/// The head ends at its first empty line, bare LFs included (`\n\n`, `\n\r\n`), where
+/// httparse ends it; bytes between that end and a later `\r\n\r\n` are not swallowed.
+/// Found by the `diff_handshake` fuzz target: a head ending `Upgrade:\n\r\n` followed by
+/// junk up to a CRLF CRLF was accepted with the junk dropped; tungstenite refused it.
+#[test]
+fn the_head_ends_where_httparse_ends_it() {
+    let lf_only = b"GET /chat HTTP/1.1\nHost: a\nUpgrade: websocket\nConnection: Upgrade\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\nSec-WebSocket-Version: 13\n\n\x81\x80";
+    let mut reader = HeadReader::new(DEFAULT_MAX_HEAD);
+    let head_len = reader.push(lf_only).unwrap().unwrap();
+    assert_eq!(&lf_only[head_len..], b"\x81\x80");
+    assert_eq!(Request::parse(&lf_only[..head_len]).unwrap().key(), KEY);
+
+    let mut mixed = request(&valid_lines());
+    mixed.truncate(mixed.len() - 2); // ends "...13\r\n"
+    mixed.extend_from_slice(b"X-Last:\n\r\njunk\r\n\r\n");
+    let mut reader = HeadReader::new(DEFAULT_MAX_HEAD);
+    let head_len = reader.push(&mixed).unwrap().unwrap();
+    assert_eq!(
+        &mixed[head_len..],
+        b"junk\r\n\r\n",
+        "the head ends at \\n\\r\\n"
+    );
+    // A head handed over with bytes past httparse's end is refused, not truncated.
+    let err = Request::parse(&mixed).unwrap_err();
+    assert!(matches!(err, RequestError::Malformed(_)), "{err:?}");
 }

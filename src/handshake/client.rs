@@ -265,6 +265,11 @@ impl ClientHandshake {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut headers);
         match resp.parse(head) {
+            Ok(httparse::Status::Complete(len)) if len != head.len() => {
+                return Err(ResponseError::Malformed(
+                    "bytes after the end of the head".into(),
+                ))
+            }
             Ok(httparse::Status::Complete(_)) => {}
             Ok(httparse::Status::Partial) => {
                 return Err(ResponseError::Malformed("incomplete head".into()))

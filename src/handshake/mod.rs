@@ -64,6 +64,15 @@ pub fn generate_key() -> String {
 /// refuses a head over its limit. Bytes after the head stay in the buffer: they are
 /// the first frames, for the connection.
 ///
+/// The head ends at its first empty line, CRLF or bare LF (RFC 7230 §3.5, as `httparse`
+/// reads it: the `diff_handshake` fuzz target found a head ending `\n\r\n` that httparse
+/// ended there and we did not, so bytes between the two ends were silently dropped).
+/// Empty lines (CRLF, or a bare LF) before the start line are part of the head, not its end: RFC 7230
+/// §3.5 says a server SHOULD ignore them (some clients send one after a previous
+/// request's body), and `httparse` skips them. Found by the `diff_handshake` fuzz target:
+/// `\r\n\r\nGET …` was taken for an empty head and refused, where tungstenite read the
+/// request after it.
+///
 /// ```
 /// use rfc6455::handshake::HeadReader;
 ///
@@ -77,6 +86,8 @@ pub fn generate_key() -> String {
 pub struct HeadReader {
     buf: Vec<u8>,
     scanned: usize,
+    /// Leading empty lines seen so far (bytes), skipped before the start line.
+    empty_lines: usize,
     head_len: Option<usize>,
     max_head: usize,
 }
@@ -91,6 +102,7 @@ impl HeadReader {
         HeadReader {
             buf: Vec::new(),
             scanned: 0,
+            empty_lines: 0,
             head_len: None,
             max_head,
         }
@@ -106,14 +118,27 @@ impl HeadReader {
     }
 
     fn scan(&mut self) -> Result<Option<usize>, HeadTooLarge> {
-        // Resume three bytes back: the terminator may straddle two pushes.
-        let from = self.scanned.saturating_sub(3);
         let limit = self.buf.len().min(self.max_head);
-        if let Some(pos) = self.buf[from..limit]
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-        {
-            return Ok(Some(from + pos + 4));
+        // Only ever advances, so a flood of CRLFs is still scanned once.
+        loop {
+            match &self.buf[self.empty_lines..limit] {
+                [b'\r', b'\n', ..] => self.empty_lines += 2,
+                [b'\n', ..] => self.empty_lines += 1,
+                _ => break,
+            }
+        }
+        // Resume three bytes back: the terminator may straddle two pushes.
+        let from = self.scanned.saturating_sub(3).max(self.empty_lines);
+        // The head ends at an empty line: "\r\n\r\n", or with bare LFs "\n\n" / "\n\r\n"
+        // (RFC 7230 §3.5 lets a recipient take LF alone as a line end; httparse does, so
+        // the head we hand it ends exactly where it says headers end).
+        let window = &self.buf[from..limit];
+        for (i, _) in window.iter().enumerate().filter(|(_, &b)| b == b'\n') {
+            match &window[i + 1..] {
+                [b'\n', ..] => return Ok(Some(from + i + 2)),
+                [b'\r', b'\n', ..] => return Ok(Some(from + i + 3)),
+                _ => {}
+            }
         }
         self.scanned = limit;
         if self.buf.len() >= self.max_head {
@@ -209,6 +234,21 @@ pub(crate) fn single_header<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_lines_before_the_request_line_are_skipped() {
+        let head = b"\r\n\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut reader = HeadReader::new(100);
+        assert_eq!(reader.push(head), Ok(Some(head.len())));
+        // In pieces too, the CRLFs split between pushes.
+        let mut reader = HeadReader::new(100);
+        let found: Vec<_> = head.iter().map(|b| reader.push(&[*b]).unwrap()).collect();
+        assert_eq!(found.iter().position(Option::is_some), Some(head.len() - 1));
+        // Only CRLFs: no head yet, and the limit still holds.
+        let mut reader = HeadReader::new(100);
+        assert_eq!(reader.push(&b"\r\n".repeat(20)), Ok(None));
+        assert_eq!(reader.push(&b"\r\n".repeat(40)), Err(HeadTooLarge));
+    }
 
     #[test]
     fn head_split_byte_by_byte() {

@@ -127,6 +127,32 @@ impl fmt::Display for RequestError {
 
 impl std::error::Error for RequestError {}
 
+/// The /resource name/ of a request target (RFC 6455 §3: "/" path ["?" query]): the
+/// target itself in origin-form, the part after the authority in absolute-form
+/// (`http://host/chat` → `/chat`; RFC 7230 §5.3.2 says a server must accept that form).
+/// `None` for every other form (`*`, `host:port`, `chat`): no resource is named. Found by
+/// the `diff_handshake` fuzz target: `GET 15/chat` was accepted as if it named one.
+fn resource_name(target: &str) -> Option<String> {
+    if target.starts_with('/') {
+        return Some(target.to_string());
+    }
+    let (scheme, rest) = target.split_once("://")?;
+    if !["http", "https", "ws", "wss"]
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(scheme))
+    {
+        return None;
+    }
+    let path_start = rest.find(['/', '?']).unwrap_or(rest.len());
+    if path_start == 0 {
+        return None; // no authority
+    }
+    match &rest[path_start..] {
+        path if path.starts_with('/') => Some(path.to_string()),
+        query => Some(format!("/{query}")), // an empty path is "/" (RFC 6455 §3)
+    }
+}
+
 impl Request {
     /// Parses and validates a complete request head, as found by
     /// [`HeadReader`](super::HeadReader) (RFC 6455 §4.2.1).
@@ -134,6 +160,12 @@ impl Request {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(head) {
+            // Bytes after the end httparse found would be read by no one.
+            Ok(httparse::Status::Complete(len)) if len != head.len() => {
+                return Err(RequestError::Malformed(
+                    "bytes after the end of the head".into(),
+                ))
+            }
             Ok(httparse::Status::Complete(_)) => {}
             Ok(httparse::Status::Partial) => {
                 return Err(RequestError::Malformed("incomplete head".into()))
@@ -148,6 +180,11 @@ impl Request {
         if req.version != Some(1) {
             return Err(RequestError::HttpVersion);
         }
+        let target = resource_name(req.path.unwrap_or_default()).ok_or_else(|| {
+            RequestError::Malformed(
+                "the request target is not a /resource name/ (RFC 6455 §3, §4.1 item 2)".into(),
+            )
+        })?;
         let headers = req.headers;
         match single_header(headers, "Host") {
             Ok(Some(host)) if !host.is_empty() => {}
@@ -174,7 +211,7 @@ impl Request {
         }
         let owned = |s: &str| s.to_string();
         Ok(Request {
-            target: req.path.unwrap_or("/").to_string(),
+            target,
             headers: owned_headers(headers),
             key: key.to_string(),
             protocols: header_tokens(headers, "Sec-WebSocket-Protocol")
