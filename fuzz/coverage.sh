@@ -7,7 +7,7 @@
 #
 # --missing also lists the core's uncovered lines (file:line). Needs the nightly toolchain
 # with llvm-tools (added here if missing; Debian's llvm does not read nightly's profiles)
-# and cargo-fuzz. Output: a table, and fuzz/coverage/lcov.info for other tools.
+# and cargo-fuzz. Output: a table, and fuzz/coverage/TARGET.lcov for other tools.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -27,54 +27,53 @@ rustup component list --toolchain nightly --installed | grep -q '^llvm-tools' ||
 bin_dir="$(rustc +nightly --print sysroot)/lib/rustlib/$(rustc +nightly -vV | sed -n 's/^host: //p')/bin"
 host="$(rustc +nightly -vV | sed -n 's/^host: //p')"
 
-objects=()
-profiles=()
 for target in "${targets[@]}"; do
   echo "==> $target" >&2
   cargo +nightly fuzz coverage "$target" "corpus/$target" >"target/coverage-$target.log" 2>&1 ||
     { tail -20 "target/coverage-$target.log" >&2; exit 1; }
-  profiles+=("coverage/$target/coverage.profdata")
-  # cargo fuzz puts the instrumented binaries under the crate's own target/ directory.
-  objects+=(-object "target/$host/coverage/$host/release/$target")
+  # One report per target, over its own binary (cargo fuzz puts the instrumented binaries
+  # under the crate's own target/ directory); the lines reached are their union. Merging
+  # the profiles of separately built binaries instead loses counters ("mismatched data").
+  "$bin_dir/llvm-cov" export -format=lcov -instr-profile="coverage/$target/coverage.profdata" \
+    "target/$host/coverage/$host/release/$target" \
+    --ignore-filename-regex='/\.cargo/|/rustc/|/fuzz/|/tests/' >"coverage/$target.lcov"
 done
 
-rm -f coverage/missing.txt
-"$bin_dir/llvm-profdata" merge -sparse "${profiles[@]}" -o coverage/merged.profdata
-"$bin_dir/llvm-cov" export -format=lcov -instr-profile=coverage/merged.profdata \
-  "${objects[@]:1}" --ignore-filename-regex='/\.cargo/|/rustc/|/fuzz/|/tests/' >coverage/lcov.info
-
-# One row per file of the crate: lines instrumented, lines reached, percent; the core's
-# total (frame, connection, handshake, utf8, close) and the server's.
-awk -v missing="$missing" '
-  /^SF:/ { file = substr($0, 4); sub(/.*\/src\//, "src/", file) }
-  /^DA:/ {
-    split(substr($0, 4), f, ",")
-    key = file SUBSEP f[1]
-    if (!(key in seen)) { seen[key] = 1; lines[file]++ }
-    if (f[2] > 0 && !(key in hit)) { hit[key] = 1; reached[file]++ }
-  }
-  END {
-    printf "%-34s %7s %7s %7s\n", "file", "lines", "reached", "cover"
-    n = asorti(lines, files)
-    for (i = 1; i <= n; i++) {
-      f = files[i]
-      core = (f ~ /^src\/(frame|connection|utf8|close)\.rs$/ || f ~ /^src\/handshake\//)
-      server = (f ~ /^src\/server\//)
-      if (!core && !server) continue
-      printf "%-34s %7d %7d %6.1f%%\n", f, lines[f], reached[f], 100 * reached[f] / lines[f]
-      if (core) { cl += lines[f]; cr += reached[f] }
-      if (server) { sl += lines[f]; sr += reached[f] }
-    }
-    printf "%-34s %7d %7d %6.1f%%\n", "CORE (sans-IO)", cl, cr, 100 * cr / cl
-    printf "%-34s %7d %7d %6.1f%%\n", "SERVER (src/server/)", sl, sr, 100 * sr / sl
-    for (key in seen) {
-      split(key, k, SUBSEP)
-      if (!(key in hit) && (k[1] ~ /^src\/(frame|connection|utf8|close)\.rs$/ || k[1] ~ /^src\/handshake\//))
-        print k[1] ":" k[2] > "coverage/missing.txt"
-    }
-  }' coverage/lcov.info
-if [ "$missing" = 1 ] && [ -s coverage/missing.txt ]; then
-  echo
-  echo "uncovered lines of the core (file:line):"
-  sort -t: -k1,1 -k2,2n coverage/missing.txt
-fi
+# One row per file of the core and of the server: lines instrumented, lines reached,
+# percent; the core's total (frame, connection, handshake, utf8, close) and the server's.
+python3 - "$missing" <<'PY'
+import re, sys
+from collections import defaultdict
+lines, hit = defaultdict(set), defaultdict(set)
+current = None
+import glob
+rows = [row for path in sorted(glob.glob("coverage/*.lcov")) for row in open(path)]
+for row in rows:
+    if row.startswith("SF:"):
+        current = re.sub(r".*/src/", "src/", row[3:].strip())
+    elif row.startswith("DA:"):
+        number, count = row[3:].split(",")[:2]
+        lines[current].add(int(number))
+        if int(count) > 0:
+            hit[current].add(int(number))
+core = lambda f: re.fullmatch(r"src/(frame|connection|utf8|close)\.rs|src/handshake/.*", f)
+server = lambda f: f.startswith("src/server/")
+totals = {"CORE (sans-IO)": [0, 0], "SERVER (src/server/)": [0, 0]}
+print(f"{'file':<34} {'lines':>7} {'reached':>7} {'cover':>7}")
+for f in sorted(lines):
+    if not (core(f) or server(f)):
+        continue
+    n, h = len(lines[f]), len(hit[f])
+    print(f"{f:<34} {n:>7} {h:>7} {100 * h / n:>6.1f}%")
+    t = totals["CORE (sans-IO)" if core(f) else "SERVER (src/server/)"]
+    t[0] += n
+    t[1] += h
+for name, (n, h) in totals.items():
+    print(f"{name:<34} {n:>7} {h:>7} {100 * h / max(n, 1):>6.1f}%")
+if sys.argv[1] == "1":
+    print("\nuncovered lines of the core (file:line):")
+    for f in sorted(lines):
+        if core(f):
+            for number in sorted(lines[f] - hit[f]):
+                print(f"{f}:{number}")
+PY

@@ -125,9 +125,17 @@ def main():
         "version_8": valid.replace(b"Version: 13", b"Version: 8"),
         "duplicate_key": valid.replace(b"\r\n\r\n", b"\r\nSec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==\r\n\r\n"),
         "not_http": b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
+        # Request-target forms (RFC 7230 §5.3): absolute-form names a resource, the
+        # others do not; empty lines before the request line; a head ending in bare LFs.
+        "absolute_form": valid.replace(b"GET /chat", b"GET http://server.example.com/chat?x=1"),
+        "absolute_form_no_path": valid.replace(b"GET /chat", b"GET ws://server.example.com"),
+        "asterisk_form": valid.replace(b"GET /chat", b"GET *"),
+        "leading_empty_lines": b"\r\n\n" + valid,
+        "bare_lf": valid.replace(b"\r\n", b"\n"),
     }
     for name, data in requests.items():
         write("handshake_request", name, data)
+        write("diff_handshake", name, data)
 
     response = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n")

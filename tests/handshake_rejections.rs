@@ -263,6 +263,40 @@ fn urls_are_parsed_strictly() {
     }
 }
 
+/// Nothing in a URL may end the request line or start a header: control characters,
+/// spaces and non-ASCII are refused in the host and the path (RFC 3986), so a URL taken
+/// from a user cannot inject `\r\nX-Evil: 1` into the request (CR LF injection). Found by
+/// the `client_handshake` fuzz target (a control character in a host reached the Host
+/// header, which our own server then refused).
+#[test]
+fn urls_cannot_inject_into_the_request() {
+    for bad in [
+        "ws://evil\r\nX-Injected: 1/",
+        "ws://a\x15b/",
+        "ws://example.com/a HTTP/1.1\r\nX-Injected: 1",
+        "ws://example.com/\n",
+        "ws://example.com/caf\u{e9}",
+        "ws://example.com/a b",
+        "ws://[::1]x/",
+        "ws://[::1\r\n]/",
+        "ws://example.com:+80/",
+        "ws://example.com:/",
+    ] {
+        let err = WsUrl::parse(bad).expect_err(bad);
+        assert!(!err.0.is_empty());
+    }
+    // What RFC 3986 does allow still parses, and goes into the request as written.
+    for good in [
+        "ws://example.com/a%20b?x=1&y=(2)",
+        "ws://sub_domain.example-1.com:9001/p/a:t@h;v=1",
+        "wss://[2001:db8::1]:443/",
+    ] {
+        let url = WsUrl::parse(good).expect(good);
+        let (_, request) = ClientHandshake::new(&url, &[], &[]);
+        assert!(Request::parse(&request).is_ok(), "{good}");
+    }
+}
+
 #[test]
 fn fuzz_found_blank_lines_before_the_status_line() {
     // Found by fuzz/handshake_response: a 101 preceded by blank lines. httparse skips

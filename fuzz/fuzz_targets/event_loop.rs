@@ -4,7 +4,8 @@
 // middle. Invariants:
 // - no panic, in the loop or in the handler (a panic in the loop thread fails the input);
 // - no callback for a connection after its close, every close callback for a connection
-//   that was opened, no message over the configured size;
+//   that was opened, no message over the configured size; at every tick the server's count
+//   of open connections equals the handler's and stays within `max_connections`;
 // - every connection ends: once the script is over, every client that was left open
 //   is closed by the server (handshake, ping or close timeout) — its socket reaches EOF —
 //   and every opened connection got its close callback, within 2 s;
@@ -132,6 +133,15 @@ impl Handler for Recorder {
             record.open.remove(&id) && record.closed.insert(id)
         };
         self.check(was_open, || format!("close of {id}, not open ({info:?})"));
+    }
+
+    fn tick(&mut self, ctx: &mut Ctx<'_, ()>) {
+        // The server's count of open connections is the handler's, and within the limit.
+        let open = ctx.stats().open;
+        let seen = self.0.lock().unwrap().open.len();
+        self.check(open == seen && open <= 4, || {
+            format!("stats say {open} open, the handler saw {seen} opened and not closed")
+        });
     }
 
     fn http(&mut self, request: &HttpRequest, _stats: &Stats) -> Option<HttpResponse> {

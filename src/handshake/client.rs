@@ -45,6 +45,12 @@ impl fmt::Display for UrlError {
 
 impl std::error::Error for UrlError {}
 
+/// RFC 3986 §2.3 unreserved characters and §2.2 sub-delims: what a host name or a path
+/// segment may hold besides percent-escapes (and, in a path, `:` `@`).
+fn is_unreserved_or_sub_delim(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b)
+}
+
 impl WsUrl {
     /// Parses `ws://host[:port][/path][?query]` or the same with `wss://` (TLS, port
     /// 443 by default); a fragment is not allowed (RFC 6455 §3). Connecting to a
@@ -63,22 +69,50 @@ impl WsUrl {
             Some(i) => (&rest[..i], rest[i..].to_string()),
             None => (rest, "/".to_string()),
         };
-        let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (host, port, ip_literal) = if let Some(bracketed) = authority.strip_prefix('[') {
             let (host, after) = bracketed
                 .split_once(']')
                 .ok_or_else(|| UrlError("unclosed '[' in host".into()))?;
-            (host, after.strip_prefix(':'))
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':').ok_or_else(|| {
+                    UrlError(format!("{after:?} after the IPv6 address in {url:?}"))
+                })?),
+            };
+            (host, port, true)
         } else {
             match authority.rsplit_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (authority, None),
+                Some((host, port)) => (host, Some(port), false),
+                None => (authority, None, false),
             }
         };
-        if host.is_empty() || host.contains(['@', ' ']) {
-            return Err(UrlError(format!("bad host in {url:?}")));
+        // Only what RFC 3986 allows, so that nothing in a URL can end a request line or
+        // start a header (CR LF injection): found by the `client_handshake` fuzz target,
+        // which saw a control character in a host reach the Host header.
+        let host_ok = if ip_literal {
+            host.bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        } else {
+            host.bytes()
+                .all(|b| is_unreserved_or_sub_delim(b) || b == b'%')
+        };
+        if host.is_empty() || !host_ok {
+            return Err(UrlError(format!(
+                "bad host in {url:?}: RFC 3986 allows letters, digits and -._~!$&'()*+,;=%"
+            )));
+        }
+        if let Some(bad) = resource.chars().find(|&c| {
+            !(c.is_ascii() && (is_unreserved_or_sub_delim(c as u8) || "%:@/?".contains(c)))
+        }) {
+            return Err(UrlError(format!(
+                "{bad:?} in the path of {url:?}: percent-encode it (RFC 3986 §2.1)"
+            )));
         }
         let port = match port {
-            Some(p) => p.parse().map_err(|_| UrlError(format!("bad port {p:?}")))?,
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse().map_err(|_| UrlError(format!("bad port {p:?}")))?
+            }
+            Some(p) => return Err(UrlError(format!("bad port {p:?}"))),
             None if secure => 443,
             None => 80,
         };

@@ -58,6 +58,8 @@ pub fn drive_with(
                     assert_eq!(conn.state(), State::Closed);
                     let code = err.close_code().0;
                     assert!(matches!(code, 1002 | 1007 | 1009), "illegal code {code}");
+                    // The error names its rule and section for whoever reads the log.
+                    assert!(!err.to_string().is_empty() && err.rfc_section().starts_with('§'));
                     observed.failed = true;
                 }
             }
@@ -81,7 +83,10 @@ fn check_event(event: &Event, config: &Config) {
         Event::Text(text) => assert!(text.len() <= config.max_message_size),
         Event::Binary(data) => assert!(data.len() <= config.max_message_size),
         Event::Ping(p) | Event::Pong(p) => assert!(p.len() <= 125),
-        Event::Close(Some(frame)) => assert!(frame.code.is_valid_on_wire()),
+        Event::Close(Some(frame)) => {
+            assert!(frame.code.is_valid_on_wire());
+            assert!(!frame.code.meaning().is_empty() && !frame.code.to_string().is_empty());
+        }
         Event::Close(None) => {}
     }
 }
