@@ -6,8 +6,12 @@
 //!
 //! Found by the targets themselves: each class below was first a crash of a `diff_*`
 //! target, then read against the RFC, then either listed here (both sides defensible, or
-//! tungstenite wrong) or fixed in our code (we were wrong) with a regression test in
-//! `tests/differential.rs`.
+//! tungstenite wrong) or fixed in our code (we were wrong: the request target, empty lines
+//! before a head, a head ending in bare LFs) with a regression test in
+//! `tests/handshake_rejections.rs`. `tests/differential.rs` shows one input per class.
+//!
+//! The file also holds both sides' drivers (`Ours`/`Theirs` for frames,
+//! `our_handshake`/`their_handshake`), so the targets and the tests compare the same way.
 #![allow(dead_code)]
 
 use rfc6455::handshake::server::RequestError;

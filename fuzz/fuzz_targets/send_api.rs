@@ -289,7 +289,7 @@ fuzz_target!(|input: Input| {
                 }
             }
         }
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             receiver.release_idle_buffers();
         }
     }
