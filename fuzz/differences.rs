@@ -33,11 +33,13 @@ pub enum Outcome {
     Fail(u16),
 }
 
-/// tungstenite's transport: bytes we put in, `WouldBlock` when there are none.
+/// tungstenite's transport: bytes we put in, `WouldBlock` when there are none; what it
+/// writes is kept (a handshake's response is compared, a connection's replies are not).
 #[derive(Default)]
 pub struct Pipe {
     input: Vec<u8>,
     read: usize,
+    output: Vec<u8>,
 }
 
 impl Read for Pipe {
@@ -55,7 +57,8 @@ impl Read for Pipe {
 
 impl Write for Pipe {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(buf.len()) // pongs and Close replies: not compared
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -313,36 +316,6 @@ pub enum HandshakeVerdict<E> {
     Reject(E),
 }
 
-/// An in-memory stream: the request's bytes in, the response's bytes out.
-struct HeadPipe {
-    input: Vec<u8>,
-    read: usize,
-    output: Vec<u8>,
-}
-
-impl Read for HeadPipe {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let rest = &self.input[self.read..];
-        if rest.is_empty() {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let n = rest.len().min(buf.len());
-        buf[..n].copy_from_slice(&rest[..n]);
-        self.read += n;
-        Ok(n)
-    }
-}
-
-impl Write for HeadPipe {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.output.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The value of `name` in a response head, case-insensitively.
 fn header<'a>(head: &'a [u8], name: &str) -> Option<&'a [u8]> {
     head.split(|&b| b == b'\n').find_map(|line| {
@@ -367,10 +340,9 @@ pub fn our_handshake(head: &[u8]) -> HandshakeVerdict<RequestError> {
 
 /// tungstenite's verdict on a complete head: `tungstenite::accept` over an in-memory stream.
 pub fn their_handshake(head: &[u8]) -> HandshakeVerdict<tungstenite::Error> {
-    let pipe = HeadPipe {
+    let pipe = Pipe {
         input: head.to_vec(),
-        read: 0,
-        output: Vec::new(),
+        ..Pipe::default()
     };
     match tungstenite::accept(pipe) {
         Ok(ws) => {

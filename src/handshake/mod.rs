@@ -64,14 +64,11 @@ pub fn generate_key() -> String {
 /// refuses a head over its limit. Bytes after the head stay in the buffer: they are
 /// the first frames, for the connection.
 ///
-/// The head ends at its first empty line, CRLF or bare LF (RFC 7230 §3.5, as `httparse`
-/// reads it: the `diff_handshake` fuzz target found a head ending `\n\r\n` that httparse
-/// ended there and we did not, so bytes between the two ends were silently dropped).
-/// Empty lines (CRLF, or a bare LF) before the start line are part of the head, not its end: RFC 7230
-/// §3.5 says a server SHOULD ignore them (some clients send one after a previous
-/// request's body), and `httparse` skips them. Found by the `diff_handshake` fuzz target:
-/// `\r\n\r\nGET …` was taken for an empty head and refused, where tungstenite read the
-/// request after it.
+/// The head ends at its first empty line, CRLF or bare LF, where `httparse` ends it (RFC
+/// 7230 §3.5 lets a recipient take a bare LF as a line end); empty lines *before* the
+/// start line are skipped, as the same section says a server should. Both found by the
+/// `diff_handshake` fuzz target: a head ending `\n\r\n` was read on to a later `\r\n\r\n`
+/// (the bytes between silently dropped), and `\r\n\r\nGET …` was taken for an empty head.
 ///
 /// ```
 /// use rfc6455::handshake::HeadReader;
