@@ -7,8 +7,9 @@
 //!
 //! Groups: `unmask` (ours, and memcpy as the physical reference; tungstenite's masking
 //! function is private, so it is measured inside `decode`),
-//! `decode` (many masked client frames into messages, server role, ours vs
-//! tungstenite), `reassemble` (fragmented messages), `encode` (both roles), `utf8`
+//! `decode` (many masked client frames into messages, server role: ours owned
+//! (`next_event`) and lent (`next_message`), tungstenite, and a memcpy of the same
+//! bytes in the same 64 KiB reads as the floor), `reassemble` (fragmented messages), `encode` (both roles), `utf8`
 //! (std vs simdutf8 vs our incremental validator) and `handshake`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -17,7 +18,7 @@ use rfc6455::handshake::client::{ClientHandshake, WsUrl};
 use rfc6455::handshake::server::Request;
 use rfc6455::mask::apply_mask;
 use rfc6455::utf8::Utf8Validator;
-use rfc6455::{Config, Connection, Event, MessageKind, OpCode, Role};
+use rfc6455::{Config, Connection, Event, MessageKind, MessageRef, OpCode, Role};
 use std::hint::black_box;
 use std::io::{self, Read, Write};
 
@@ -111,6 +112,30 @@ fn decode_ours(input: &[u8]) -> usize {
     }
 }
 
+/// [`decode_ours`] through the lent API (`next_message`): no allocation per message.
+fn decode_lent(input: &[u8]) -> usize {
+    let mut server = Connection::with_config(Role::Server, Config::default());
+    let mut stream = Replay {
+        data: input,
+        chunk: READ_CHUNK,
+    };
+    let mut messages = 0;
+    loop {
+        let space = server.input_buffer(READ_CHUNK);
+        let n = stream.read(space).unwrap();
+        if n == 0 {
+            return messages;
+        }
+        server.commit_input(n);
+        while let Some(message) = server.next_message().unwrap() {
+            if matches!(message, MessageRef::Binary(_) | MessageRef::Text(_)) {
+                messages += 1;
+            }
+            black_box(message);
+        }
+    }
+}
+
 fn decode_tungstenite(input: &[u8]) -> usize {
     let stream = Replay {
         data: input,
@@ -150,11 +175,28 @@ fn decode(c: &mut Criterion) {
         let count = frame_count(*size);
         let input = client_frames(*size, count);
         assert_eq!(decode_ours(&input), count);
+        assert_eq!(decode_lent(&input), count);
         assert_eq!(decode_tungstenite(&input), count);
         // Elements = frames: criterion reports frames per second.
         group.throughput(Throughput::Elements(count as u64));
         group.bench_function(BenchmarkId::new("rfc6455", name), |b| {
             b.iter(|| decode_ours(black_box(&input)))
+        });
+        group.bench_function(BenchmarkId::new("rfc6455-lent", name), |b| {
+            b.iter(|| decode_lent(black_box(&input)))
+        });
+        // The physical floor: the same bytes copied once, as a read does.
+        let mut copy = vec![0u8; input.len()];
+        group.bench_function(BenchmarkId::new("memcpy", name), |b| {
+            b.iter(|| {
+                for (to, from) in copy
+                    .chunks_mut(READ_CHUNK)
+                    .zip(black_box(&input).chunks(READ_CHUNK))
+                {
+                    to.copy_from_slice(from);
+                }
+                black_box(&copy);
+            })
         });
         group.bench_function(BenchmarkId::new("tungstenite", name), |b| {
             b.iter(|| decode_tungstenite(black_box(&input)))

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Echo load, side by side on loopback: our mio event-loop server (`rfc6455 echo`) with
 # one loop, with two loops (`--threads 2`, both `--balance` modes), our blocking
-# thread-per-connection server (examples/echo_server) and a tungstenite
-# thread-per-connection server (examples/tungstenite_echo), each driven by
-# examples/loadgen with the same workloads, one server at a time.
+# thread-per-connection server (examples/echo_server), and the peers: a tungstenite
+# thread-per-connection server (examples/tungstenite_echo), tokio-tungstenite on the
+# multi-threaded runtime (benches/peers, a crate of its own) and Node `ws`
+# (benches/node/echo.js), each driven by examples/loadgen with the same workloads, one
+# server at a time.
 #
 #   bash benches/load.sh [ROUNDS] [all|echo|fanout|tls]   # default 3 rounds, all; medians printed
 #
-# Then fan-out through `rfc6455 serve`: WebSocket members (one and two loops, with and
-# without deflate), and Server-Sent Events streams against WebSocket members. Then
+# Then fan-out through `rfc6455 serve` against Node `ws` with a room loop
+# (benches/node/rooms.js), WebSocket members (one and two loops, with and without
+# deflate), and Server-Sent Events streams against WebSocket members. Then
 # echo over TLS against tungstenite over rustls, and new TLS connections per second.
 #
 # Prints messages/s, MB/s and p50/p99 round trip per server and workload, and the ratio
@@ -22,6 +25,9 @@ only="${2:-all}"
 section() { [ "$only" = all ] || [ "$only" = "$1" ]; }
 
 cargo build --release --examples --bins --quiet
+cargo build --release --quiet --manifest-path benches/peers/Cargo.toml
+peers=benches/peers/target/release
+[ -d benches/node/node_modules/ws ] || (cd benches/node && npm install --no-audit --no-fund --silent)
 
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
@@ -36,7 +42,9 @@ target/release/examples/echo_server 127.0.0.1:9102 2>/dev/null & pids+=($!)
 target/release/examples/tungstenite_echo 127.0.0.1:9103 2>/dev/null & pids+=($!)
 target/release/rfc6455 echo --addr 127.0.0.1:9105 --threads 2 2>/dev/null & pids+=($!)
 target/release/rfc6455 echo --addr 127.0.0.1:9106 --threads 2 --balance reuse-port 2>/dev/null & pids+=($!)
-for port in 9101 9102 9103 9105 9106; do wait_for_port $port; done
+$peers/tokio_tungstenite_echo 127.0.0.1:9109 2>/dev/null & pids+=($!)
+node benches/node/echo.js 127.0.0.1:9110 2>/dev/null & pids+=($!)
+for port in 9101 9102 9103 9105 9106 9109 9110; do wait_for_port $port; done
 
 # name: loadgen arguments
 workloads=(
@@ -44,7 +52,8 @@ workloads=(
   "50 conns x16B depth16:-c 50 -s 16 -d 16 -m 4000"
   "10 conns x64KiB depth4:-c 10 -s 65536 -d 4 -m 400"
 )
-servers=("mio:9101" "mio-2loops:9105" "mio-2reuse:9106" "blocking:9102" "tungstenite:9103")
+servers=("mio:9101" "mio-2loops:9105" "mio-2reuse:9106" "blocking:9102" "tungstenite:9103"
+         "tokio-tung:9109" "node-ws:9110")
 
 
 printf '%-24s %-12s %12s %9s %9s %9s  %s\n' workload server msg/s MB/s p50_us p99_us "ratio to tungstenite (msg/s, p99)"
@@ -68,15 +77,41 @@ for workload in "${workloads[@]}"; do
     [ "$errors" != 0 ] && line="$line  ($errors errors)"
     echo "$line"
   done
+  # Ours against each peer: msg/s ratio (higher is better), p99 ratio (lower is better).
   for sname in mio mio-2loops mio-2reuse blocking; do
-    awk -v n="$name" -v s="$sname" -v a="${rate[$sname]}" -v b="${rate[tungstenite]}" \
-        -v c="${p99[$sname]}" -v d="${p99[tungstenite]}" \
-        'BEGIN { printf "%-24s %-12s %12s  %.2fx msg/s, p99 %.2fx\n", n, s, "", a / b, c / d }'
+    for peer in tungstenite tokio-tung node-ws; do
+      awk -v n="$name" -v s="$sname" -v p="$peer" -v a="${rate[$sname]}" -v b="${rate[$peer]}" \
+          -v c="${p99[$sname]}" -v d="${p99[$peer]}" \
+          'BEGIN { printf "%-24s %-12s vs %-12s %.2fx msg/s, p99 %.2fx\n", n, s, p, a / b, c / d }'
+    done
   done
 done
 fi
 
 if section fanout; then
+echo
+echo "fan-out against Node ws with a room loop: one publisher, 200 messages of 64 B, to a"
+echo "room of 1000 members (rfc6455 serve, one loop, no deflate; benches/node/rooms.js);"
+echo "median of $rounds runs each"
+target/release/rfc6455 serve --addr 127.0.0.1:9115 --max-rate 0 --threads 1 --no-deflate 2>/dev/null & pids+=($!)
+node benches/node/rooms.js 127.0.0.1:9114 2>/dev/null & pids+=($!)
+wait_for_port 9115; wait_for_port 9114
+printf '%-12s %14s %9s %9s %7s\n' server deliveries/s p50_us p99_us short
+declare -A room_rate=() room_p99=()
+for server in "rfc6455:9115" "node-ws:9114"; do
+  sname="${server%%:*}"; port="${server#*:}"
+  results=()
+  for _ in $(seq 1 "$rounds"); do
+    results+=("$(target/release/examples/loadgen ws://127.0.0.1:$port/ --fanout 1000 --publish 200 --raw)")
+  done
+  col() { printf '%s\n' "${results[@]}" | awk -v c="$1" '{print $c}' | median; }
+  room_rate[$sname]=$(col 1); room_p99[$sname]=$(col 3)
+  short=$(printf '%s\n' "${results[@]}" | awk '{s += $5} END {print s}')
+  printf '%-12s %14s %9s %9s %7s\n' "$sname" "${room_rate[$sname]}" "$(col 2)" "${room_p99[$sname]}" "$short"
+done
+awk -v a="${room_rate[rfc6455]}" -v b="${room_rate[node-ws]}" -v c="${room_p99[rfc6455]}" -v d="${room_p99[node-ws]}" \
+  'BEGIN { printf "rfc6455      vs node-ws     %.2fx deliveries/s, p99 %.2fx\n", a / b, c / d }'
+
 echo
 echo "fan-out: one publisher, 200 messages, to a room of 1000 members (rfc6455 serve),"
 echo "without and with permessage-deflate (each broadcast compressed once for all members),"

@@ -187,6 +187,19 @@ def main():
             write("connection_deflate", "%s_%d" % (name, mode), bytes([mode, 0]) + data)
             write("connection_deflate", "%s_%d_chunked" % (name, mode), bytes([mode, 3, 1, 7, 2]) + data)
 
+    # The lent receive API against the owned one: chunk sizes as for the connection
+    # targets, then an options byte (bit 0: client role, bit 1: deflate, bits 2-7:
+    # how the calls read), then the stream.
+    for name, data in stream_frames(True).items():
+        write("connection_lent", "server_" + name, b"\x00\x00" + data)
+        write("connection_lent", "server_mixed_" + name, b"\x03\x01\x07\x02" + bytes([0b0101 << 2]) + data)
+    for name, data in stream_frames(False).items():
+        write("connection_lent", "client_" + name, b"\x00\x01" + data)
+    for name, frames in deflate_frames.items():
+        for options, masked in [(0b10, True), (0b11, False)]:
+            data = b"".join(frame(op, p, fin=fin, rsv=rsv, masked=masked) for op, p, fin, rsv in frames)
+            write("connection_lent", "deflate_%s_%d" % (name, options), bytes([0, options]) + data)
+
     # The tap: byte 0 = config (bit 0: server sends, bit 1: deflate, the rest: preview
     # size / 4), byte 1 = piece size; then one direction of a conversation.
     for name, data in stream_frames(True).items():

@@ -18,7 +18,8 @@ use crate::handshake::client::{Accepted, ClientHandshake, ResponseError, UrlErro
 use crate::handshake::server::{reject, Request, RequestError};
 use crate::handshake::{HeadReader, DEFAULT_MAX_HEAD};
 use crate::{
-    CloseCode, Config, Connection, Event, MessageKind, ProtocolError, Role, SendError, State,
+    CloseCode, Config, Connection, Event, MessageKind, MessageRef, ProtocolError, Role, SendError,
+    State,
 };
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -604,20 +605,59 @@ impl<S: Read + Write> WebSocket<S> {
     /// as after a failure. Both waits, for the peer's Close and for the end of the TCP
     /// connection, are bounded by the close timeout ([`set_close_timeout`](Self::set_close_timeout)).
     pub fn read(&mut self) -> Result<Event, Error> {
+        self.wait_for_message()?;
+        match self.conn.next_event() {
+            Ok(Some(event)) => Ok(event),
+            // A message parsed by `poll_next` is handed out as it was checked.
+            _ => Err(Error::Closed),
+        }
+    }
+
+    /// [`read`](Self::read), lent: the payload stays in the connection's buffer until
+    /// the next call (see [`Connection::next_message`]), so a loop that reads, looks
+    /// and moves on allocates nothing per message.
+    ///
+    /// ```no_run
+    /// use rfc6455::{blocking, MessageRef};
+    ///
+    /// let mut ws = blocking::connect("ws://127.0.0.1:9001/")?;
+    /// let mut total = 0;
+    /// while let Ok(message) = ws.read_message() {
+    ///     if let MessageRef::Binary(data) = message {
+    ///         total += data.len();
+    ///     }
+    /// }
+    /// # Ok::<(), rfc6455::blocking::Error>(())
+    /// ```
+    pub fn read_message(&mut self) -> Result<MessageRef<'_>, Error> {
+        self.wait_for_message()?;
+        match self.conn.next_message() {
+            Ok(Some(message)) => Ok(message),
+            // A message parsed by `poll_next` is handed out as it was checked.
+            _ => Err(Error::Closed),
+        }
+    }
+
+    /// The peer broke the protocol: our Close is sent (best effort: the peer may
+    /// already be gone) and a client waits for the server to close the stream.
+    fn protocol_error(&mut self, err: ProtocolError) -> Error {
+        if self.flush().is_ok() && self.conn.role() == Role::Client {
+            self.wait_for_server_close();
+        }
+        Error::Protocol(err)
+    }
+
+    /// Reads until the connection has a message or control frame ready (parsed, not
+    /// yet taken), and sends the replies it queued (pongs, the Close reply).
+    fn wait_for_message(&mut self) -> Result<(), Error> {
         loop {
-            match self.conn.next_event() {
-                Ok(Some(event)) => {
+            match self.conn.poll_next() {
+                Ok(true) => {
                     self.flush()?;
-                    return Ok(event);
+                    return Ok(());
                 }
-                Ok(None) => {}
-                Err(err) => {
-                    // Best effort: the peer may already be gone.
-                    if self.flush().is_ok() && self.conn.role() == Role::Client {
-                        self.wait_for_server_close();
-                    }
-                    return Err(Error::Protocol(err));
-                }
+                Ok(false) => {}
+                Err(err) => return Err(self.protocol_error(err)),
             }
             if self.conn.is_closed() {
                 self.flush()?;

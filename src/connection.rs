@@ -97,6 +97,44 @@ pub enum Event {
     Close(Option<CloseFrame>),
 }
 
+/// What the peer sent, lent by [`Connection::next_message`]: the borrowed twin of
+/// [`Event`], valid until the connection is next used. Text is valid UTF-8.
+///
+/// ```
+/// use rfc6455::{Connection, Event, MessageRef, Role};
+///
+/// let mut client = Connection::new(Role::Client);
+/// client.receive(&[0x82, 0x03, 1, 2, 3]); // a server's binary message
+/// let message = client.next_message().unwrap().unwrap();
+/// assert_eq!(message, MessageRef::Binary(&[1, 2, 3]));
+/// assert_eq!(Event::from(message), Event::Binary(vec![1, 2, 3])); // to keep it
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageRef<'a> {
+    /// A complete text message.
+    Text(&'a str),
+    /// A complete binary message.
+    Binary(&'a [u8]),
+    /// A ping (already answered when [`Config::auto_pong`] is on).
+    Ping(&'a [u8]),
+    /// A pong.
+    Pong(&'a [u8]),
+    /// The peer's Close frame, as in [`Event::Close`].
+    Close(Option<CloseFrame>),
+}
+
+impl From<MessageRef<'_>> for Event {
+    fn from(message: MessageRef<'_>) -> Event {
+        match message {
+            MessageRef::Text(text) => Event::Text(text.to_owned()),
+            MessageRef::Binary(data) => Event::Binary(data.to_vec()),
+            MessageRef::Ping(data) => Event::Ping(data.to_vec()),
+            MessageRef::Pong(data) => Event::Pong(data.to_vec()),
+            MessageRef::Close(frame) => Event::Close(frame),
+        }
+    }
+}
+
 /// The kind of a data message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageKind {
@@ -138,11 +176,11 @@ struct PayloadInProgress {
     fin: bool,
 }
 
-/// A data message being assembled from its fragments (RFC 6455 §5.4).
+/// A data message being assembled from its fragments (RFC 6455 §5.4), in the
+/// connection's `assembled` buffer.
 #[derive(Debug)]
 struct IncomingMessage {
     kind: MessageKind,
-    data: Vec<u8>,
     utf8: Utf8Validator,
     /// RSV1 on its first frame: its payloads are inflated into `data` (RFC 7692 §6).
     compressed: bool,
@@ -191,6 +229,13 @@ pub struct Connection {
     input_end: usize,
     payload: Option<PayloadInProgress>,
     message: Option<IncomingMessage>,
+    /// The payload of the message being assembled (or of the last one lent by
+    /// `next_message`): reused from message to message, so that streamed messages
+    /// cost no allocation once it has grown.
+    assembled: Vec<u8>,
+    /// What [`poll_next`](Connection::poll_next) parsed and the next call hands out;
+    /// its bytes in the input buffer are kept until then.
+    ready: Option<Ready>,
     /// Bytes to send: `output[output_start..]`.
     output: Vec<u8>,
     output_start: usize,
@@ -282,6 +327,10 @@ impl std::fmt::Display for TracedFrame {
 /// does not pin its memory to an idle connection.
 const RETAINED_BUFFER: usize = 1024 * 1024;
 
+/// How much room a streamed frame's header alone may reserve in the assembly buffer
+/// (a peer could announce 16 MiB and send nothing); beyond, it grows as bytes come.
+const RESERVE_AHEAD: usize = 256 * 1024;
+
 impl Connection {
     /// A connection in the Open state with the default [`Config`].
     pub fn new(role: Role) -> Self {
@@ -324,6 +373,8 @@ impl Connection {
             input_end: 0,
             payload: None,
             message: None,
+            assembled: Vec::new(),
+            ready: None,
             output: Vec::new(),
             output_start: 0,
             sending_fragmented: None,
@@ -393,7 +444,16 @@ impl Connection {
     /// assert_eq!(conn.next_event(), Ok(Some(Event::Text("hi".into()))));
     /// ```
     pub fn input_buffer(&mut self, min: usize) -> &mut [u8] {
-        if self.input_start == self.input_end {
+        // A message parsed by `poll_next` and not yet handed out keeps its bytes.
+        let keep = match self.ready {
+            Some(
+                Ready::InInput { start, .. }
+                | Ready::Ping { start, .. }
+                | Ready::Pong { start, .. },
+            ) => start,
+            _ => self.input_start,
+        };
+        if keep == self.input_end {
             self.input_start = 0;
             self.input_end = 0;
             if self.input.len() > RETAINED_BUFFER && min <= RETAINED_BUFFER {
@@ -401,10 +461,19 @@ impl Connection {
             }
         }
         if self.input.len() - self.input_end < min {
-            if self.input_start > 0 {
-                self.input.copy_within(self.input_start..self.input_end, 0);
-                self.input_end -= self.input_start;
-                self.input_start = 0;
+            if keep > 0 && keep < self.input_end {
+                self.input.copy_within(keep..self.input_end, 0);
+                self.input_end -= keep;
+                self.input_start -= keep;
+                if let Some(
+                    Ready::InInput { start, end, .. }
+                    | Ready::Ping { start, end }
+                    | Ready::Pong { start, end },
+                ) = &mut self.ready
+                {
+                    *start -= keep;
+                    *end -= keep;
+                }
             }
             if self.input.len() - self.input_end < min {
                 self.input.resize(self.input_end + min, 0);
@@ -450,8 +519,12 @@ impl Connection {
             self.output = Vec::new();
             self.output_start = 0;
         }
-        // Compression state, between messages and where no context is carried over.
+        // The assembly buffer and compression state, between messages and where no
+        // context is carried over.
         let between_messages = self.message.is_none();
+        if between_messages && self.assembled.capacity() > KEEP {
+            self.assembled = Vec::new();
+        }
         if let Some(c) = &mut self.compression {
             c.scratch = Vec::new();
             c.deflater.release_idle();
@@ -490,20 +563,183 @@ impl Connection {
         self.input_end - self.input_start
     }
 
-    /// Interprets buffered bytes up to the next event.
+    /// Interprets buffered bytes up to the next event, handed out owned.
     ///
     /// `Ok(None)`: more bytes are needed (or the connection is closed). `Err`: the peer
     /// broke the protocol; a Close frame with [`ProtocolError::close_code`] is queued
     /// (unless one was already sent), the connection is [`State::Closed`], and the
     /// transport should be closed once the output is written (RFC 6455 §7.1.7).
+    ///
+    /// Each message is copied out of the input buffer into its own allocation (a
+    /// message assembled from pieces is moved, not copied). Where that matters,
+    /// [`next_message`](Self::next_message) lends the payload instead.
     pub fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
+        let Some(ready) = self.next_ready()? else {
+            return Ok(None);
+        };
+        let event = match ready {
+            Ready::InInput { kind, start, end } => {
+                let data = &self.input[start..end];
+                match kind {
+                    MessageKind::Binary => Event::Binary(data.to_vec()),
+                    // Checked when parsed; a `&str` again by simdutf8, faster than
+                    // `String::from_utf8`.
+                    MessageKind::Text => match simdutf8::basic::from_utf8(data) {
+                        Ok(text) => Event::Text(text.to_owned()),
+                        Err(_) => return Err(self.fail(ProtocolError::InvalidUtf8)),
+                    },
+                }
+            }
+            Ready::Assembled(kind) => {
+                let data = std::mem::take(&mut self.assembled);
+                match kind {
+                    MessageKind::Binary => Event::Binary(data),
+                    // Checked piece by piece as it arrived (and complete): this
+                    // cannot fail, but a String is only made by checking.
+                    MessageKind::Text => match String::from_utf8(data) {
+                        Ok(text) => Event::Text(text),
+                        Err(_) => return Err(self.fail(ProtocolError::InvalidUtf8)),
+                    },
+                }
+            }
+            Ready::Ping { start, end } => Event::Ping(self.input[start..end].to_vec()),
+            Ready::Pong { start, end } => Event::Pong(self.input[start..end].to_vec()),
+            Ready::Close(frame) => Event::Close(frame),
+        };
+        Ok(Some(event))
+    }
+
+    /// Interprets buffered bytes up to the next event, lent: the payload stays in the
+    /// connection's buffers — unmasked in place in the input buffer when the whole
+    /// frame was at hand, else in a buffer reused from message to message — until the
+    /// next call. Receiving then costs no allocation and, for a frame that arrived
+    /// whole, no copy. Errors and `Ok(None)` as for [`next_event`](Self::next_event);
+    /// both may be used on one connection.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, MessageRef, Role};
+    ///
+    /// let mut server = Connection::new(Role::Server);
+    /// // RFC 6455 §5.7: a masked "Hello", then a masked ping.
+    /// server.receive(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+    /// server.receive(&[0x89, 0x80, 1, 2, 3, 4]);
+    /// assert_eq!(server.next_message(), Ok(Some(MessageRef::Text("Hello"))));
+    /// assert_eq!(server.next_message(), Ok(Some(MessageRef::Ping(&[]))));
+    /// assert_eq!(server.next_message(), Ok(None));
+    /// ```
+    pub fn next_message(&mut self) -> Result<Option<MessageRef<'_>>, ProtocolError> {
+        let Some(ready) = self.next_ready()? else {
+            return Ok(None);
+        };
+        // Text was checked when it was parsed; it is made a `&str` by checking it
+        // again (simdutf8, tens of GB/s on ASCII): safe Rust has no other way.
+        let text =
+            |bytes| simdutf8::basic::from_utf8(bytes).map_err(|_| ProtocolError::InvalidUtf8);
+        Ok(Some(match ready {
+            Ready::InInput { kind, start, end } => {
+                let bytes = &self.input[start..end];
+                match kind {
+                    MessageKind::Binary => MessageRef::Binary(bytes),
+                    MessageKind::Text => MessageRef::Text(text(bytes)?),
+                }
+            }
+            Ready::Assembled(MessageKind::Binary) => MessageRef::Binary(&self.assembled),
+            Ready::Assembled(MessageKind::Text) => MessageRef::Text(text(&self.assembled)?),
+            Ready::Ping { start, end } => MessageRef::Ping(&self.input[start..end]),
+            Ready::Pong { start, end } => MessageRef::Pong(&self.input[start..end]),
+            Ready::Close(frame) => MessageRef::Close(frame),
+        }))
+    }
+
+    /// [`next_message`](Self::next_message), with a data message's payload placed in
+    /// the caller's `buf` (its contents replaced) rather than lent from the
+    /// connection: for a driver that must hand the message on while it uses the
+    /// connection again (to send the answer, say). A payload assembled from pieces is
+    /// swapped in — no copy, and `buf`'s old memory becomes the connection's next
+    /// assembly buffer; one that arrived whole is copied once. Control frames are lent
+    /// as by `next_message`.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, MessageRef, Role};
+    ///
+    /// let mut client = Connection::new(Role::Client);
+    /// let mut buf = Vec::new();
+    /// client.receive(&[0x02, 0x01, 1, 0x80, 0x01, 2]); // binary in two fragments
+    /// assert_eq!(client.next_message_into(&mut buf), Ok(Some(MessageRef::Binary(&[1, 2]))));
+    /// assert_eq!(buf, [1, 2]); // still there after the call
+    /// ```
+    pub fn next_message_into<'a>(
+        &'a mut self,
+        buf: &'a mut Vec<u8>,
+    ) -> Result<Option<MessageRef<'a>>, ProtocolError> {
+        let Some(ready) = self.next_ready()? else {
+            return Ok(None);
+        };
+        let kind = match ready {
+            Ready::InInput { kind, start, end } => {
+                buf.clear();
+                buf.extend_from_slice(&self.input[start..end]);
+                kind
+            }
+            Ready::Assembled(kind) => {
+                std::mem::swap(buf, &mut self.assembled);
+                kind
+            }
+            Ready::Ping { start, end } => {
+                return Ok(Some(MessageRef::Ping(&self.input[start..end])))
+            }
+            Ready::Pong { start, end } => {
+                return Ok(Some(MessageRef::Pong(&self.input[start..end])))
+            }
+            Ready::Close(frame) => return Ok(Some(MessageRef::Close(frame))),
+        };
+        let data: &'a [u8] = buf;
+        Ok(Some(match kind {
+            MessageKind::Binary => MessageRef::Binary(data),
+            // Checked when parsed; a `&str` again as in `next_message`.
+            MessageKind::Text => MessageRef::Text(
+                simdutf8::basic::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?,
+            ),
+        }))
+    }
+
+    /// Parses up to the next event without handing it out: `Ok(true)` when the next
+    /// [`next_event`](Self::next_event) or [`next_message`](Self::next_message) will
+    /// return one at once. A driver that lends messages waits with it (its read loop
+    /// cannot hold a lent message while it reads more), then flushes the replies, then
+    /// takes the message. Errors as for `next_event`.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, MessageRef, Role};
+    ///
+    /// let mut client = Connection::new(Role::Client);
+    /// client.receive(&[0x81, 0x02, b'h']);
+    /// assert_eq!(client.poll_next(), Ok(false)); // half a frame
+    /// client.receive(b"i");
+    /// assert_eq!(client.poll_next(), Ok(true));
+    /// client.receive(&[0x89, 0x00]); // more bytes may arrive meanwhile
+    /// assert_eq!(client.next_message(), Ok(Some(MessageRef::Text("hi"))));
+    /// ```
+    pub fn poll_next(&mut self) -> Result<bool, ProtocolError> {
+        if self.ready.is_none() {
+            self.ready = self.next_ready()?;
+        }
+        Ok(self.ready.is_some())
+    }
+
+    /// Parses up to the next event and says where its bytes are; fails the
+    /// connection on a protocol error.
+    fn next_ready(&mut self) -> Result<Option<Ready>, ProtocolError> {
+        if let Some(ready) = self.ready.take() {
+            return Ok(Some(ready));
+        }
         while self.state != State::Closed {
             let step = match self.payload {
                 Some(progress) => self.read_payload(progress),
                 None => self.read_header(),
             };
             match step {
-                Ok(Step::Event(event)) => return Ok(Some(event)),
+                Ok(Step::Ready(ready)) => return Ok(Some(ready)),
                 Ok(Step::Continue) => {}
                 Ok(Step::NeedMore) => return Ok(None),
                 Err(err) => return Err(self.fail(err)),
@@ -538,8 +774,8 @@ impl Connection {
             if available.len() < header_len + len {
                 return Ok(Step::NeedMore);
             }
-            let payload = self.take_payload(&header, header_len);
-            return self.on_control(header.opcode, payload);
+            let (start, end) = self.take_in_place(&header, header_len);
+            return self.on_control(header.opcode, start, end);
         }
 
         let too_big = |len| len > self.config.max_frame_size as u64;
@@ -561,7 +797,10 @@ impl Connection {
         }
         // A compressed message is held to the limit as it inflates (read_payload).
         let inflating = compressed || self.message.as_ref().is_some_and(|m| m.compressed);
-        let so_far = self.message.as_ref().map_or(0, |m| m.data.len()) as u64;
+        let so_far = match self.message {
+            Some(_) => self.assembled.len() as u64,
+            None => 0,
+        };
         if !inflating && so_far + header.payload_len > self.config.max_message_size as u64 {
             return Err(ProtocolError::MessageTooBig {
                 len: so_far + header.payload_len,
@@ -571,40 +810,47 @@ impl Connection {
         let Some(kind) = starts else {
             return Ok(self.start_payload(&header, header_len));
         };
-        // The common case: a whole unfragmented message already in the buffer. One
-        // exact allocation, one copy, unmasked in place, text validated once (all of
-        // it is at hand, so failing at its end is failing fast).
+        // The common case: a whole unfragmented message already in the buffer. It is
+        // unmasked where it lies and handed out from there; text is checked all at
+        // once (all of it is at hand, so failing at its end is failing fast).
         let len = header.payload_len as usize;
         if header.fin && !compressed && available_len - header_len >= len {
-            let data = self.take_payload(&header, header_len);
-            return Ok(Step::Event(match kind {
-                MessageKind::Text => {
-                    Event::Text(String::from_utf8(data).map_err(|_| ProtocolError::InvalidUtf8)?)
-                }
-                MessageKind::Binary => Event::Binary(data),
-            }));
+            let (start, end) = self.take_in_place(&header, header_len);
+            let text = &self.input[start..end];
+            if kind == MessageKind::Text && simdutf8::basic::from_utf8(text).is_err() {
+                return Err(ProtocolError::InvalidUtf8);
+            }
+            return Ok(Step::Ready(Ready::InInput { kind, start, end }));
+        }
+        // Streamed into `assembled`: room for this frame at once (no regrowth copies
+        // while it arrives), but no more than a bounded amount on the word of a
+        // header alone.
+        if self.assembled.capacity() > RETAINED_BUFFER {
+            self.assembled = Vec::new();
+        }
+        self.assembled.clear();
+        if !compressed {
+            self.assembled.reserve_exact(len.min(RESERVE_AHEAD));
         }
         self.message = Some(IncomingMessage {
             kind,
-            data: Vec::new(),
             utf8: Utf8Validator::new(),
             compressed,
         });
         Ok(self.start_payload(&header, header_len))
     }
 
-    /// Consumes a frame whose payload is entirely in the input buffer: one exact
-    /// allocation, one copy, unmasked in place.
-    fn take_payload(&mut self, header: &FrameHeader, header_len: usize) -> Vec<u8> {
+    /// Consumes a frame whose payload is entirely in the input buffer, unmasking it in
+    /// place: its payload is `input[start..end]` until the buffer is next written.
+    fn take_in_place(&mut self, header: &FrameHeader, header_len: usize) -> (usize, usize) {
         let start = self.input_start + header_len;
         let end = start + header.payload_len as usize;
         self.trace_in(header, start);
-        let mut payload = self.input[start..end].to_vec();
         if let Some(key) = header.masking_key {
-            apply_mask(&mut payload, key, 0);
+            apply_mask(&mut self.input[start..end], key, 0);
         }
         self.input_start = end;
-        payload
+        (start, end)
     }
 
     /// Consumes a data frame's header; its payload is read by `read_payload`.
@@ -635,11 +881,10 @@ impl Connection {
         if message.compressed {
             return self.inflate_payload(progress, n);
         }
-        let old_len = message.data.len();
-        message
-            .data
+        let old_len = self.assembled.len();
+        self.assembled
             .extend_from_slice(&self.input[self.input_start..self.input_start + n]);
-        let piece = &mut message.data[old_len..];
+        let piece = &mut self.assembled[old_len..];
         if let Some(key) = progress.masking_key {
             apply_mask(piece, key, progress.offset);
         }
@@ -672,12 +917,16 @@ impl Connection {
             .expect("a data payload belongs to a message");
         if message.compressed && self.config.trace {
             // The frame that ended it shows the message's inflated size and start.
+            let data = &self.assembled;
             if let Some(traced) = self.trace.iter_mut().rev().find(|t| !t.outgoing) {
-                traced.inflated = Some(message.data.len());
-                traced.preview = message.data[..message.data.len().min(TRACE_PREVIEW)].to_vec();
+                traced.inflated = Some(data.len());
+                traced.preview = data[..data.len().min(TRACE_PREVIEW)].to_vec();
             }
         }
-        Ok(Step::Event(Self::deliver(message)?))
+        if message.kind == MessageKind::Text && !message.utf8.is_complete() {
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        Ok(Step::Ready(Ready::Assembled(message.kind)))
     }
 
     /// Unmasks the `n` payload bytes at hand in the input buffer and inflates them
@@ -698,7 +947,7 @@ impl Connection {
             .compression
             .as_mut()
             .expect("compressed implies negotiated");
-        let (data, utf8, kind) = (&mut message.data, &mut message.utf8, message.kind);
+        let (data, utf8, kind) = (&mut self.assembled, &mut message.utf8, message.kind);
         let mut bad_text = false;
         let mut check = |fresh: &[u8]| {
             bad_text = kind == MessageKind::Text && utf8.feed(fresh).is_err();
@@ -727,32 +976,28 @@ impl Connection {
         self.after_payload(progress)
     }
 
-    /// A complete message as an event: text is checked to its end.
-    fn deliver(message: IncomingMessage) -> Result<Event, ProtocolError> {
-        Ok(match message.kind {
-            MessageKind::Binary => Event::Binary(message.data),
-            MessageKind::Text => {
-                if !message.utf8.is_complete() {
-                    return Err(ProtocolError::InvalidUtf8);
-                }
-                Event::Text(
-                    String::from_utf8(message.data).map_err(|_| ProtocolError::InvalidUtf8)?,
-                )
-            }
-        })
-    }
-
-    fn on_control(&mut self, opcode: OpCode, payload: Vec<u8>) -> Result<Step, ProtocolError> {
-        Ok(Step::Event(match opcode {
+    /// A control frame whose payload is `input[start..end]`: a ping is answered (from
+    /// a copy: the reply goes into the output while the payload stays lent), a Close
+    /// ends the connection's reading.
+    fn on_control(
+        &mut self,
+        opcode: OpCode,
+        start: usize,
+        end: usize,
+    ) -> Result<Step, ProtocolError> {
+        Ok(Step::Ready(match opcode {
             OpCode::Ping => {
                 if self.config.auto_pong && self.state == State::Open {
-                    self.queue_frame(true, OpCode::Pong, &payload);
+                    let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
+                    let len = end - start;
+                    payload[..len].copy_from_slice(&self.input[start..end]);
+                    self.queue_frame(true, OpCode::Pong, &payload[..len]);
                 }
-                Event::Ping(payload)
+                Ready::Ping { start, end }
             }
-            OpCode::Pong => Event::Pong(payload),
+            OpCode::Pong => Ready::Pong { start, end },
             OpCode::Close => {
-                let frame = CloseFrame::parse(&payload)?;
+                let frame = CloseFrame::parse(&self.input[start..end])?;
                 if self.state == State::Open {
                     // Echo the code (RFC 6455 §5.5.1); an empty Close gets an empty reply.
                     let mut reply = Vec::with_capacity(2);
@@ -763,7 +1008,7 @@ impl Connection {
                     self.close_sent = true;
                 }
                 self.finish();
-                Event::Close(frame)
+                Ready::Close(frame)
             }
             other => unreachable!("{other:?} is not a control opcode that passed check()"),
         }))
@@ -798,6 +1043,7 @@ impl Connection {
         self.input_end = 0;
         self.payload = None;
         self.message = None;
+        self.assembled = Vec::new();
     }
 
     // ---- output ------------------------------------------------------------------
@@ -1051,11 +1297,15 @@ impl Connection {
             });
         }
         let (head, head_len) = header.encode();
-        if self.output_start > 0 && self.output_start >= self.output.len() / 2 {
+        // Written bytes at the front are reclaimed only when the frame would not fit
+        // otherwise: the pending bytes are then moved once, where growing would have
+        // copied them anyway; a partial write alone never moves anything.
+        let needed = head_len + payload.len();
+        if self.output_start > 0 && self.output.capacity() - self.output.len() < needed {
             self.output.drain(..self.output_start);
             self.output_start = 0;
         }
-        self.output.reserve(head_len + payload.len());
+        self.output.reserve(needed);
         self.output.extend_from_slice(&head[..head_len]);
         let start = self.output.len();
         self.output.extend_from_slice(payload);
@@ -1067,9 +1317,29 @@ impl Connection {
 
 /// What one parsing step produced.
 enum Step {
-    Event(Event),
+    Ready(Ready),
     Continue,
     NeedMore,
+}
+
+/// A message or control frame ready to be handed out, and where its bytes are.
+#[derive(Debug)]
+enum Ready {
+    /// A whole data frame's payload, unmasked in place in the input buffer, text
+    /// checked.
+    InInput {
+        kind: MessageKind,
+        start: usize,
+        end: usize,
+    },
+    /// A data message streamed or inflated into `assembled`, text checked.
+    Assembled(MessageKind),
+    /// A ping's payload in the input buffer.
+    Ping { start: usize, end: usize },
+    /// A pong's payload in the input buffer.
+    Pong { start: usize, end: usize },
+    /// The peer's Close.
+    Close(Option<CloseFrame>),
 }
 
 #[cfg(test)]
@@ -1117,6 +1387,39 @@ mod tests {
             let kept = !no_context_takeover;
             assert_eq!(state(&server), (kept, kept));
             assert!(server.input.capacity() <= 4096);
+        }
+    }
+
+    /// A message parsed by `poll_next` keeps its bytes while more input arrives, even
+    /// when the buffer is compacted to make room.
+    #[test]
+    fn a_polled_message_survives_more_input() {
+        let mut client = Connection::new(Role::Server);
+        client.send_binary(&[7; 100]).unwrap();
+        client.send_text("second").unwrap();
+        client.send_ping(b"p").unwrap();
+        let wire = client.pending_output().to_vec();
+        let first_len = 2 + 100;
+        for role_end in [first_len + 3, first_len + 8] {
+            let mut conn = Connection::new(Role::Client);
+            conn.receive(&wire[..role_end]);
+            assert_eq!(conn.poll_next(), Ok(true));
+            assert_eq!(
+                conn.poll_next(),
+                Ok(true),
+                "polling again keeps the same message"
+            );
+            // Room for far more than the buffer holds: the unread bytes move to the front.
+            let rest = &wire[role_end..];
+            let space = conn.input_buffer(1 << 16);
+            space[..rest.len()].copy_from_slice(rest);
+            conn.commit_input(rest.len());
+            assert_eq!(conn.next_message(), Ok(Some(MessageRef::Binary(&[7; 100]))));
+            assert_eq!(conn.next_message(), Ok(Some(MessageRef::Text("second"))));
+            assert_eq!(conn.poll_next(), Ok(true));
+            conn.receive(&[0x81, 0x01]);
+            assert_eq!(conn.next_event(), Ok(Some(Event::Ping(b"p".to_vec()))));
+            assert_eq!(conn.poll_next(), Ok(false));
         }
     }
 }

@@ -69,7 +69,9 @@ pub mod tls;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
-pub use connection::{Config, Connection, Event, MessageKind, Role, State, TracedFrame};
+pub use connection::{
+    Config, Connection, Event, MessageKind, MessageRef, Role, State, TracedFrame,
+};
 pub use error::{ProtocolError, SendError};
 pub use frame::OpCode;
 pub use handshake::accept_key;

@@ -9,7 +9,7 @@ use rfc6455::frame::{FrameHeader, Parsed};
 use rfc6455::mask::apply_mask;
 use rfc6455::utf8::Utf8Validator;
 use rfc6455::{Config, Connection, Event, MessageKind, OpCode, Role};
-use support::invariants::{check_output, check_output_with, drive, drive_with};
+use support::invariants::{check_output, check_output_with, drive, drive_both_apis, drive_with};
 
 fn small_config() -> Config {
     Config {
@@ -200,6 +200,53 @@ proptest! {
     }
 
     #[test]
+    fn both_receive_apis_give_the_same_messages_through_any_chunking(
+        messages in proptest::collection::vec(any_message(), 0..8),
+        chunks in proptest::collection::vec(0usize..100, 0..8),
+        lend in proptest::collection::vec(0u8..3, 0..4),
+        client_sends in any::<bool>(),
+    ) {
+        let (sender_role, receiver_role) = if client_sends {
+            (Role::Client, Role::Server)
+        } else {
+            (Role::Server, Role::Client)
+        };
+        let mut sender = Connection::new(sender_role);
+        let expected = send_all(&mut sender, &messages);
+        let wire = sender.pending_output().to_vec();
+        let observed = drive_both_apis(receiver_role, &Config::default(), None, &wire, &chunks, &lend);
+        prop_assert!(!observed.failed);
+        prop_assert_eq!(observed.events, expected);
+    }
+
+    #[test]
+    fn both_receive_apis_agree_on_arbitrary_and_corrupted_bytes(
+        messages in proptest::collection::vec(any_message(), 0..4),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+        noise in proptest::collection::vec(any::<u8>(), 0..200),
+        chunks in proptest::collection::vec(0usize..64, 0..8),
+        lend in proptest::collection::vec(0u8..3, 0..4),
+        server in any::<bool>(),
+    ) {
+        let (sender_role, receiver_role) = if server {
+            (Role::Client, Role::Server)
+        } else {
+            (Role::Server, Role::Client)
+        };
+        let mut sender = Connection::new(sender_role);
+        send_all(&mut sender, &messages);
+        let mut wire = sender.pending_output().to_vec();
+        for (at, xor) in flips {
+            if !wire.is_empty() {
+                let at = at % wire.len();
+                wire[at] ^= xor;
+            }
+        }
+        wire.extend_from_slice(&noise);
+        drive_both_apis(receiver_role, &small_config(), None, &wire, &chunks, &lend);
+    }
+
+    #[test]
     fn arbitrary_bytes_to_a_server_keep_every_invariant(
         input in proptest::collection::vec(any::<u8>(), 0..600),
         chunks in proptest::collection::vec(0usize..64, 0..8),
@@ -356,7 +403,9 @@ proptest! {
         let expected = send_data(&mut sender, &messages);
         let wire = refragment(sender.pending_output(), sender_role, &fragment_sizes);
         check_output_with(sender_role, &wire, true);
-        let observed = drive_with(receiver_role, &Config::default(), Some(sending), &wire, &chunks);
+        // Read every way: owned, and lent, into a buffer, polled (in turn).
+        let lend = [0, 1, 2];
+        let observed = drive_both_apis(receiver_role, &Config::default(), Some(sending), &wire, &chunks, &lend);
         prop_assert!(!observed.failed);
         prop_assert_eq!(observed.events, expected);
     }

@@ -3,7 +3,9 @@
 use rfc6455::frame::{FrameHeader, Parsed};
 use rfc6455::handshake::client::{ClientHandshake, WsUrl};
 use rfc6455::handshake::server::Request;
-use rfc6455::{accept_key, CloseCode, CloseFrame, Connection, Event, MessageKind, OpCode, Role};
+use rfc6455::{
+    accept_key, CloseCode, CloseFrame, Connection, Event, MessageKind, MessageRef, OpCode, Role,
+};
 
 /// RFC 6455 §5.7: "A single-frame masked text message" ("Hello", key 37 fa 21 3d).
 const MASKED_HELLO: [u8; 11] = [
@@ -84,6 +86,35 @@ fn every_split_of_every_example_gives_the_same_events() {
             conn.receive(&bytes[split..]);
             got.extend(events(&mut conn));
             assert_eq!(got, std::slice::from_ref(&expected), "split at {split}");
+        }
+    }
+}
+
+/// The lent API (`next_message`) gives the same as the owned one for every example,
+/// split anywhere; a whole frame is lent from where it arrived.
+#[test]
+fn every_split_of_every_example_is_lent_the_same() {
+    let cases: [(&[u8], Role, MessageRef<'static>); 5] = [
+        (&MASKED_HELLO, Role::Server, MessageRef::Text("Hello")),
+        (&UNMASKED_HELLO, Role::Client, MessageRef::Text("Hello")),
+        (&FRAGMENTED_HELLO, Role::Client, MessageRef::Text("Hello")),
+        (&UNMASKED_PING, Role::Client, MessageRef::Ping(b"Hello")),
+        (&MASKED_PONG, Role::Server, MessageRef::Pong(b"Hello")),
+    ];
+    for (bytes, role, expected) in cases {
+        for split in 0..=bytes.len() {
+            let mut conn = Connection::new(role);
+            conn.receive(&bytes[..split]);
+            let mut got = Vec::new();
+            while let Some(message) = conn.next_message().expect("valid input") {
+                got.push(Event::from(message));
+            }
+            conn.receive(&bytes[split..]);
+            while let Some(message) = conn.next_message().expect("valid input") {
+                assert_eq!(message, expected, "split at {split}");
+                got.push(Event::from(message));
+            }
+            assert_eq!(got, [Event::from(expected.clone())], "split at {split}");
         }
     }
 }

@@ -43,6 +43,13 @@ pub(super) struct Loop<H: Handler> {
     pub(super) scratch: Vec<u8>,
     /// Connections with output queued during this turn of the loop.
     pub(super) dirty: Vec<usize>,
+    /// Connections a handler callback sent to (reused from call to call).
+    pub(super) touched: Vec<usize>,
+    /// The message being handed to the handler, out of its connection (which the
+    /// handler's `Ctx` may write to meanwhile): swapped with the connection's
+    /// assembly buffer, or copied when it arrived whole; reused from message to
+    /// message.
+    pub(super) message_in: Vec<u8>,
     /// Compresses broadcasts once (see `SharedFrame`).
     pub(super) compressor: BroadcastCompressor,
 }
@@ -70,6 +77,8 @@ impl<H: Handler> Loop<H> {
             shutdown_deadline: None,
             scratch: vec![0; READ_CHUNK],
             dirty: Vec::new(),
+            touched: Vec::new(),
+            message_in: Vec::new(),
             compressor: BroadcastCompressor::default(),
         }
     }
@@ -97,7 +106,13 @@ impl<H: Handler> Loop<H> {
                 match event.token() {
                     LISTENER => self.accept()?,
                     WAKER => self.adopt_handed_over()?,
-                    Token(slot) => self.ready(slot, event.is_readable(), event.is_writable()),
+                    Token(slot) => {
+                        // The peer's FIN (or an error) came with this readiness: read
+                        // to the end, whatever a read returns.
+                        let ended = event.is_read_closed() || event.is_error();
+                        let readable = event.is_readable();
+                        self.ready(slot, readable, event.is_writable(), ended)
+                    }
                 }
             }
             self.deliver_mail();
@@ -253,12 +268,12 @@ impl<H: Handler> Loop<H> {
         Ok(())
     }
 
-    pub(super) fn ready(&mut self, slot: usize, readable: bool, writable: bool) {
+    pub(super) fn ready(&mut self, slot: usize, readable: bool, writable: bool, ended: bool) {
         if !self.conns.contains(slot) {
             return;
         }
-        if readable {
-            self.read(slot);
+        if readable || ended {
+            self.read(slot, ended);
         }
         if writable && self.conns.contains(slot) {
             self.flush(slot);
@@ -317,7 +332,7 @@ impl<H: Handler> Loop<H> {
 
     /// Runs a handler callback with a context, then flushes what it sent.
     pub(super) fn with_ctx(&mut self, f: impl FnOnce(&mut H, &mut Ctx<'_, H::Data>)) {
-        let mut touched = Vec::new();
+        let mut touched = std::mem::take(&mut self.touched);
         let mut ctx = Ctx {
             worker: self.worker,
             loops: &self.loops,
@@ -337,7 +352,9 @@ impl<H: Handler> Loop<H> {
         }
         // Written at the end of this turn of the loop: every message queued for a
         // connection meanwhile goes out in one write.
-        self.dirty.extend(touched);
+        self.dirty.extend_from_slice(&touched);
+        touched.clear();
+        self.touched = touched;
     }
 
     /// Writes the output of every connection that got some during this turn.

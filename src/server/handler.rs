@@ -38,6 +38,43 @@ pub enum Message {
     Binary(Vec<u8>),
 }
 
+/// A complete message from a client, lent to [`Handler::received`] for the length of
+/// the call: the loop reads every message into one reused buffer, so a handler that
+/// looks at a message and answers it allocates nothing per message.
+///
+/// ```
+/// use rfc6455::server::{Message, Received};
+///
+/// let lent = Received::Text("hi");
+/// assert_eq!(lent.as_bytes(), b"hi");
+/// assert_eq!(lent.to_message(), Message::Text("hi".into())); // to keep it
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received<'a> {
+    /// A text message.
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+}
+
+impl Received<'_> {
+    /// The payload's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Received::Text(text) => text.as_bytes(),
+            Received::Binary(data) => data,
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_message(&self) -> Message {
+        match self {
+            Received::Text(text) => Message::Text((*text).to_owned()),
+            Received::Binary(data) => Message::Binary(data.to_vec()),
+        }
+    }
+}
+
 /// The handler's yes to an upgrade: the subprotocol chosen and the connection's data.
 #[derive(Debug)]
 pub struct Accept<D> {
@@ -104,8 +141,36 @@ pub trait Handler {
     /// The 101 was sent: the connection is open.
     fn open(&mut self, _ctx: &mut Ctx<'_, Self::Data>, _id: ConnId) {}
 
-    /// A complete message arrived.
+    /// A complete message arrived, owned. Called by the default
+    /// [`received`](Self::received); a handler implements one of the two.
     fn message(&mut self, _ctx: &mut Ctx<'_, Self::Data>, _id: ConnId, _message: Message) {}
+
+    /// A complete message arrived, lent for the length of the call (see
+    /// [`Received`]); the default makes it owned and calls [`message`](Self::message).
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::Request;
+    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler, Received};
+    ///
+    /// /// Echoes every message without an allocation per message.
+    /// struct Echo;
+    ///
+    /// impl Handler for Echo {
+    ///     type Data = ();
+    ///     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
+    ///         Ok(Accept::new(()))
+    ///     }
+    ///     fn received(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    ///         match message {
+    ///             Received::Text(text) => ctx.send_text(id, text),
+    ///             Received::Binary(data) => ctx.send_binary(id, data),
+    ///         };
+    ///     }
+    /// }
+    /// ```
+    fn received(&mut self, ctx: &mut Ctx<'_, Self::Data>, id: ConnId, message: Received<'_>) {
+        self.message(ctx, id, message.to_message());
+    }
 
     /// The connection ended; its data is handed back.
     fn close(

@@ -61,7 +61,7 @@ mod wire;
 
 pub use config::{ServerConfig, SlowConsumer};
 pub use ctx::{Ctx, Stats};
-pub use handler::{Accept, CloseInfo, ConnId, Handler, Message, Reply};
+pub use handler::{Accept, CloseInfo, ConnId, Handler, Message, Received, Reply};
 pub use http::{HttpRequest, HttpResponse};
 pub use loops::Balance;
 pub use shared::SharedFrame;

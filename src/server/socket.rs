@@ -22,6 +22,12 @@ pub(super) enum Socket {
 }
 
 impl Socket {
+    /// True for a plain TCP socket: a read that returns less than asked for has then
+    /// emptied the kernel's buffer (TLS may hold decrypted bytes back).
+    pub(super) fn is_plain(&self) -> bool {
+        matches!(self, Socket::Plain(_))
+    }
+
     /// A new connection's transport: TLS when the server has a TLS configuration.
     /// rustls refuses only a configuration it cannot serve with (no protocol version
     /// in common with its provider), which `tls::server_config` never makes.

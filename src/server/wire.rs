@@ -3,20 +3,27 @@
 
 use super::conn::Phase;
 use super::event_loop::Loop;
-use super::{CloseInfo, ConnId, Handler, Message, READ_CHUNK};
-use crate::{CloseCode, Event, State};
+use super::{CloseInfo, ConnId, Handler, Received, READ_CHUNK};
+use crate::{CloseCode, MessageKind, MessageRef, State};
 use mio::{Interest, Token};
 use std::io;
 use std::time::Instant;
 
 impl<H: Handler> Loop<H> {
-    pub(super) fn read(&mut self, slot: usize) {
+    /// Reads what the socket has. Readiness is edge-triggered: a plain socket is read
+    /// until a read returns less than it asked for (the kernel's buffer is then empty,
+    /// and bytes arriving later raise a new event), which saves the read that would
+    /// only say `WouldBlock`; unless the peer's FIN came with the event (`ended`),
+    /// which no later event would announce again: then until `WouldBlock` or EOF.
+    pub(super) fn read(&mut self, slot: usize, ended: bool) {
         let mut buf = [0u8; 4096];
         loop {
             let Some(conn) = self.conns.get_mut(slot) else {
                 return;
             };
             let active = conn.active;
+            let plain = conn.socket.is_plain();
+            let mut asked = buf.len();
             let result = match &mut conn.phase {
                 // Head and body bytes (or, while closing or streaming, bytes to
                 // discard) go through `buf`.
@@ -31,6 +38,7 @@ impl<H: Handler> Loop<H> {
                 // arrived, so that idle connections hold no read buffer of their own.
                 Phase::Open { ws, .. } if active || ws.buffered_input() > 0 => {
                     let space = ws.input_buffer(READ_CHUNK);
+                    asked = space.len();
                     let result = conn.socket.read(space);
                     if let Ok(n) = result {
                         ws.commit_input(n);
@@ -38,6 +46,7 @@ impl<H: Handler> Loop<H> {
                     result
                 }
                 Phase::Open { ws, .. } => {
+                    asked = self.scratch.len();
                     let result = conn.socket.read(&mut self.scratch);
                     if let Ok(n) = result {
                         ws.receive(&self.scratch[..n]);
@@ -62,20 +71,12 @@ impl<H: Handler> Loop<H> {
                     }
                     return self.drop_conn(slot);
                 }
-                Ok(n) => match &mut self.conns[slot].phase {
-                    Phase::Handshake(head) => {
-                        let pushed = head.push(&buf[..n]);
-                        self.after_head(slot, pushed);
+                Ok(n) => {
+                    self.on_read(slot, n, &buf);
+                    if plain && n < asked && !ended {
+                        return;
                     }
-                    Phase::Body { .. } => self.push_body(slot, &buf[..n]),
-                    Phase::Open { .. } => {
-                        self.conns[slot].active = true;
-                        self.process(slot);
-                    }
-                    // A stream's client has nothing to say (a second, pipelined
-                    // request is not served).
-                    Phase::Closing | Phase::Stream { .. } => {}
-                },
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // A TLS handshake answer that did not fit in the socket goes out
                     // when it is writable (`flush` registers for that).
@@ -100,7 +101,31 @@ impl<H: Handler> Loop<H> {
         }
     }
 
-    /// Takes every event the connection has, and answers them.
+    /// Hands `n` bytes just read to the connection's phase.
+    fn on_read(&mut self, slot: usize, n: usize, buf: &[u8]) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        match &mut conn.phase {
+            Phase::Handshake(head) => {
+                let pushed = head.push(&buf[..n]);
+                self.after_head(slot, pushed);
+            }
+            Phase::Body { .. } => self.push_body(slot, &buf[..n]),
+            Phase::Open { .. } => {
+                self.conns[slot].active = true;
+                self.process(slot);
+            }
+            // A stream's client has nothing to say (a second, pipelined request is
+            // not served).
+            Phase::Closing | Phase::Stream { .. } => {}
+        }
+    }
+
+    /// Takes every event the connection has, and answers them. Messages are lent by
+    /// the connection and copied into the loop's reused buffers (the handler's `Ctx`
+    /// may write to the connection while it looks at the message): no allocation per
+    /// message.
     pub(super) fn process(&mut self, slot: usize) {
         loop {
             let Some(conn) = self.conns.get_mut(slot) else {
@@ -110,21 +135,22 @@ impl<H: Handler> Loop<H> {
             let Phase::Open { ws, .. } = &mut conn.phase else {
                 return;
             };
-            let event = ws.next_event();
+            let message = ws.next_message_into(&mut self.message_in);
             // Any frame from the peer shows it is alive (RFC 6455 §5.5.2 heartbeat).
-            if matches!(event, Ok(Some(_))) {
+            if matches!(message, Ok(Some(_))) {
                 conn.pong_deadline = None;
             }
-            match event {
+            let kind = match message {
                 Ok(None) => break,
-                Ok(Some(Event::Text(text))) => self.on_message(id, Message::Text(text)),
-                Ok(Some(Event::Binary(data))) => self.on_message(id, Message::Binary(data)),
-                Ok(Some(Event::Ping(_) | Event::Pong(_))) => {}
-                Ok(Some(Event::Close(frame))) => {
+                Ok(Some(MessageRef::Text(_))) => MessageKind::Text,
+                Ok(Some(MessageRef::Binary(_))) => MessageKind::Binary,
+                Ok(Some(MessageRef::Ping(_) | MessageRef::Pong(_))) => continue,
+                Ok(Some(MessageRef::Close(frame))) => {
                     let (code, reason) = frame
                         .map(|f| (f.code, f.reason))
                         .unwrap_or((CloseCode::NO_STATUS_RECEIVED, String::new()));
                     conn.peer_close = Some((code, reason));
+                    continue;
                 }
                 Err(err) => {
                     log::info!(
@@ -132,19 +158,18 @@ impl<H: Handler> Loop<H> {
                         err.close_code().0
                     );
                     conn.our_close = Some((err.close_code(), err.to_string()));
+                    continue;
                 }
-            }
+            };
+            self.on_message(id, kind);
         }
         self.dirty.push(slot);
     }
 
-    pub(super) fn on_message(&mut self, id: ConnId, message: Message) {
-        let len = match &message {
-            Message::Text(t) => t.len(),
-            Message::Binary(b) => b.len(),
-        };
+    /// Hands the message in `message_in` to the handler.
+    pub(super) fn on_message(&mut self, id: ConnId, kind: MessageKind) {
         self.stats.messages_in += 1;
-        self.stats.bytes_in += len as u64;
+        self.stats.bytes_in += self.message_in.len() as u64;
         if let Some(rate) = self.config.max_messages_per_second {
             let conn = &mut self.conns[id.slot];
             let now = Instant::now();
@@ -158,7 +183,23 @@ impl<H: Handler> Loop<H> {
             }
             conn.tokens -= 1.0;
         }
-        self.with_ctx(|handler, ctx| handler.message(ctx, id, message));
+        // Taken out for the call (the handler borrows the loop through its `Ctx`),
+        // then put back with its capacity.
+        let data = std::mem::take(&mut self.message_in);
+        self.with_ctx(|handler, ctx| {
+            let message = match kind {
+                MessageKind::Binary => Some(Received::Binary(&data)),
+                // Checked by the connection; a `&str` again (simdutf8).
+                MessageKind::Text => simdutf8::basic::from_utf8(&data).ok().map(Received::Text),
+            };
+            if let Some(message) = message {
+                handler.received(ctx, id, message);
+            }
+        });
+        // One large message does not pin its size to the loop.
+        if data.capacity() <= 1 << 20 {
+            self.message_in = data;
+        }
     }
 
     /// Tells the handler how the connection ended (once), leaving the socket to drain.

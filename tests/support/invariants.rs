@@ -153,3 +153,114 @@ pub fn split_input(data: &[u8]) -> (Vec<usize>, &[u8]) {
     let (sizes, stream) = rest.split_at(n);
     (sizes.iter().map(|&s| s as usize).collect(), stream)
 }
+
+/// Feeds `input` to two fresh `role` connections in the same chunks: one read through
+/// the owned [`Connection::next_event`], the other, call by call as `lend` (cycled)
+/// says, through the lent [`Connection::next_message`] (0), into a reused buffer with
+/// [`Connection::next_message_into`] (1), or polled with [`Connection::poll_next`] and
+/// taken with `next_event` (2) — all may be used on one connection. Both must give the same
+/// events, the same error at the same point, and send the same frames (compared
+/// unmasked: a client's masking keys are random). Returns what the owned one observed,
+/// after [`drive_with`]'s invariants.
+pub fn drive_both_apis(
+    role: Role,
+    config: &Config,
+    deflate: Option<Negotiated>,
+    input: &[u8],
+    chunks: &[usize],
+    lend: &[u8],
+) -> Observed {
+    let mut owned = Connection::with_deflate(role, config.clone(), deflate);
+    let mut lent = Connection::with_deflate(role, config.clone(), deflate);
+    let (mut owned_out, mut lent_out) = (Vec::new(), Vec::new());
+    let mut rest = input;
+    let mut sizes = chunks.iter().cycle();
+    let mut lend = lend.iter().copied().cycle();
+    let mut calls = 0;
+    let mut reused = Vec::new();
+    while !rest.is_empty() {
+        let size = if chunks.is_empty() {
+            rest.len()
+        } else {
+            (*sizes.next().unwrap()).clamp(1, rest.len())
+        };
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        owned.receive(chunk);
+        // The lent side reads into the connection's own buffer, as drivers do.
+        let space = lent.input_buffer(chunk.len());
+        space[..chunk.len()].copy_from_slice(chunk);
+        lent.commit_input(chunk.len());
+        loop {
+            calls += 1;
+            let expected = owned.next_event();
+            let mode = lend.next().unwrap_or(0) % 3;
+            let got = if mode < 2 {
+                let message = if mode == 0 {
+                    lent.next_message()
+                } else {
+                    lent.next_message_into(&mut reused)
+                };
+                message.map(|m| {
+                    if let Some(message) = &m {
+                        check_lent(message, config);
+                    }
+                    m.map(Event::from)
+                })
+            } else {
+                // Polled first, as the blocking driver does, then taken owned.
+                let polled = lent.poll_next();
+                let event = lent.next_event();
+                match polled {
+                    Ok(true) => assert!(matches!(event, Ok(Some(_)))),
+                    Ok(false) => assert_eq!(event, Ok(None)),
+                    Err(err) => {
+                        assert_eq!(event, Ok(None), "nothing after a failure");
+                        assert_eq!(Err(err.clone()), expected);
+                        break;
+                    }
+                }
+                event
+            };
+            assert_eq!(got, expected, "call {calls}: the receive APIs disagree");
+            assert_eq!(lent.state(), owned.state());
+            assert_eq!(lent.buffered_input(), owned.buffered_input());
+            if !matches!(expected, Ok(Some(_))) {
+                break;
+            }
+        }
+        owned_out.extend_from_slice(owned.pending_output());
+        owned.consume_output(owned.pending_output().len());
+        lent_out.extend_from_slice(lent.pending_output());
+        lent.consume_output(lent.pending_output().len());
+    }
+    assert_eq!(unmasked_frames(&lent_out), unmasked_frames(&owned_out));
+    drive_with(role, config, deflate, input, chunks)
+}
+
+fn check_lent(message: &rfc6455::MessageRef<'_>, config: &Config) {
+    use rfc6455::MessageRef;
+    match message {
+        MessageRef::Text(text) => assert!(text.len() <= config.max_message_size),
+        MessageRef::Binary(data) => assert!(data.len() <= config.max_message_size),
+        MessageRef::Ping(p) | MessageRef::Pong(p) => assert!(p.len() <= 125),
+        MessageRef::Close(_) => {}
+    }
+}
+
+/// The frames of a sender's `output` as (FIN, RSV, opcode, unmasked payload).
+pub fn unmasked_frames(output: &[u8]) -> Vec<(bool, u8, OpCode, Vec<u8>)> {
+    let mut frames = Vec::new();
+    let mut rest = output;
+    while let Ok(Parsed::Complete(header, len)) = FrameHeader::parse(rest) {
+        let total = len + header.payload_len as usize;
+        let mut payload = rest[len..total].to_vec();
+        if let Some(key) = header.masking_key {
+            rfc6455::mask::apply_mask(&mut payload, key, 0);
+        }
+        frames.push((header.fin, header.rsv, header.opcode, payload));
+        rest = &rest[total..];
+    }
+    assert!(rest.is_empty(), "output ends inside a frame");
+    frames
+}

@@ -55,13 +55,17 @@ impl server::Handler for EchoHandler {
         Ok(server::Accept::new(()))
     }
 
-    fn message(
+    /// Lent, answered from the loop's buffer: no allocation per message.
+    fn received(
         &mut self,
         ctx: &mut server::Ctx<'_, ()>,
         id: server::ConnId,
-        message: server::Message,
+        message: server::Received<'_>,
     ) {
-        ctx.send(id, &message);
+        match message {
+            server::Received::Text(text) => ctx.send_text(id, text),
+            server::Received::Binary(data) => ctx.send_binary(id, data),
+        };
     }
 }
 

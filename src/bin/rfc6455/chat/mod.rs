@@ -40,7 +40,7 @@ use hub::{Hub, MemoryHub, RoomEvent};
 use rfc6455::handshake::server::Request;
 use rfc6455::server::rooms::{RoomRegistry, Rooms};
 use rfc6455::server::{
-    Accept, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Message, Outbox, Reply,
+    Accept, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Outbox, Received, Reply,
     SharedFrame, Stats,
 };
 use serde_json::{json, Value};
@@ -686,12 +686,12 @@ impl Handler for Chat {
         Ok(Accept::new(Member))
     }
 
-    fn message(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, message: Message) {
+    fn received(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, message: Received<'_>) {
         match message {
-            Message::Text(text) => {
-                self.state().request(ctx, id, &text);
+            Received::Text(text) => {
+                self.state().request(ctx, id, text);
             }
-            Message::Binary(_) => error(ctx, id, "bad_json", "send JSON text messages", None),
+            Received::Binary(_) => error(ctx, id, "bad_json", "send JSON text messages", None),
         }
     }
 
