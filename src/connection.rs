@@ -825,7 +825,11 @@ impl Connection {
         // Streamed into `assembled`: room for this frame at once (no regrowth copies
         // while it arrives), but no more than a bounded amount on the word of a
         // header alone.
-        if self.assembled.capacity() > RETAINED_BUFFER {
+        // A compressed message starts from an empty buffer: the inflater's output
+        // comes in pieces as big as the buffer's room, and a message with two faults
+        // (bad text, then bad DEFLATE data) is failed for whichever a piece shows
+        // first — so the verdict must not depend on a previous message's capacity.
+        if compressed || self.assembled.capacity() > RETAINED_BUFFER {
             self.assembled = Vec::new();
         }
         self.assembled.clear();

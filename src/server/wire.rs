@@ -122,9 +122,10 @@ impl<H: Handler> Loop<H> {
         }
     }
 
-    /// Takes every event the connection has, and answers them. Messages are lent by
-    /// the connection and copied into the loop's reused buffers (the handler's `Ctx`
-    /// may write to the connection while it looks at the message): no allocation per
+    /// Takes every event the connection has, and answers them. Each message goes into
+    /// the loop's reused buffer (`next_message_into`: swapped in when it was assembled
+    /// from pieces, copied when it arrived whole), because the handler's `Ctx` may
+    /// write to the connection while it looks at the message: no allocation per
     /// message.
     pub(super) fn process(&mut self, slot: usize) {
         loop {
