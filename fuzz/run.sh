@@ -5,10 +5,10 @@
 #   bash fuzz/run.sh [--asan] [SECONDS] [TARGET...]
 #
 # Uses cargo-fuzz (installed if missing) on the stable toolchain without a sanitizer: the
-# crate forbids `unsafe`, so AddressSanitizer finds nothing in it that safe Rust's own
-# checks do not, and is several times slower. --asan builds with AddressSanitizer on
-# nightly instead (installed if missing), for the code that is not ours and is not safe
-# Rust: zlib-rs under permessage-deflate, simdutf8's SIMD, mio and socket2 under the event
+# crate is safe Rust but for one `unsafe` line (`mask::extend_unmasked`, checked under
+# miri), so AddressSanitizer finds little in it that safe Rust's own checks do not, and is
+# several times slower. --asan builds with AddressSanitizer on nightly instead (installed
+# if missing), for that line and for the code that is not ours and is not safe Rust: zlib-rs under permessage-deflate, simdutf8's SIMD, mio and socket2 under the event
 # loop, tungstenite under the diff_* targets. Seeds come from fuzz/corpus/TARGET (never
 # written to); what the fuzzer finds goes to fuzz/target/corpus/TARGET; crashes to
 # fuzz/artifacts/TARGET. Exits non-zero if any target fails.

@@ -192,6 +192,7 @@ impl FrameHeader {
     ///
     /// assert_eq!(FrameHeader::parse(&frame[..3]).unwrap(), Parsed::Incomplete(3));
     /// ```
+    #[inline]
     pub fn parse(buf: &[u8]) -> Result<Parsed, ProtocolError> {
         let [b0, b1, rest @ ..] = buf else {
             return Ok(Parsed::Incomplete(2 - buf.len()));
@@ -256,6 +257,7 @@ impl FrameHeader {
     /// let ping = FrameHeader { fin: true, rsv: 0, opcode: OpCode::Ping, masking_key: None, payload_len: 126 };
     /// assert_eq!(ping.check(Role::Client, 0), Err(ProtocolError::ControlFrameTooLong(126)));
     /// ```
+    #[inline]
     pub fn check(&self, role: Role, allowed_rsv: u8) -> Result<(), ProtocolError> {
         if self.rsv & !allowed_rsv != 0 {
             return Err(ProtocolError::ReservedBitsSet(self.rsv));

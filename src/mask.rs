@@ -53,6 +53,53 @@ pub fn apply_mask(payload: &mut [u8], masking_key: [u8; 4], offset: usize) {
     }
 }
 
+/// Appends `masked` to `out` unmasked, as [`apply_mask`] would leave it, in one pass:
+/// a streamed payload is moved out of the input buffer and unmasked at once, rather
+/// than copied (a `rep movsb` that is slow on misaligned buffers on some CPUs) and
+/// then XORed in a second pass.
+///
+/// ```
+/// use rfc6455::mask::{apply_mask, extend_unmasked};
+///
+/// let key = [0x37, 0xfa, 0x21, 0x3d];
+/// let mut masked = *b"Hello";
+/// apply_mask(&mut masked, key, 0);
+/// let mut out = b"say ".to_vec();
+/// extend_unmasked(&mut out, &masked[..2], key, 0);
+/// extend_unmasked(&mut out, &masked[2..], key, 2);
+/// assert_eq!(out, b"say Hello");
+/// ```
+#[inline]
+#[allow(unsafe_code)]
+pub fn extend_unmasked(out: &mut Vec<u8>, masked: &[u8], masking_key: [u8; 4], offset: usize) {
+    let key = rotate_key(masking_key, offset);
+    let key_word = u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ]);
+    out.reserve(masked.len());
+    let dst = &mut out.spare_capacity_mut()[..masked.len()];
+    let mut dst_words = dst.chunks_exact_mut(8);
+    let mut src_words = masked.chunks_exact(8);
+    for (to, from) in (&mut dst_words).zip(&mut src_words) {
+        let value = u64::from_ne_bytes([
+            from[0], from[1], from[2], from[3], from[4], from[5], from[6], from[7],
+        ]) ^ key_word;
+        for (to, byte) in to.iter_mut().zip(value.to_ne_bytes()) {
+            to.write(byte);
+        }
+    }
+    let tail = dst_words.into_remainder().iter_mut();
+    for ((to, from), k) in tail.zip(src_words.remainder()).zip(key.iter().cycle()) {
+        to.write(from ^ k);
+    }
+    // SAFETY: the loops above wrote every one of the `masked.len()` bytes of spare
+    // capacity that `dst` covers (whole words, then the remainder), so they are
+    // initialised. Zeroing them first (`resize`) cost a fifth of the time of decoding
+    // 64 KiB frames (`cargo bench --bench codec -- decode/.*/64KiB`); tested by
+    // `extend_unmasked_matches_byte_loop_at_every_length_and_offset`.
+    unsafe { out.set_len(out.len() + masked.len()) };
+}
+
 /// The masking key as seen from byte `offset` of the payload.
 #[inline]
 fn rotate_key(masking_key: [u8; 4], offset: usize) -> [u8; 4] {
@@ -68,6 +115,22 @@ mod tests {
     fn reference(payload: &mut [u8], key: [u8; 4], offset: usize) {
         for (i, byte) in payload.iter_mut().enumerate() {
             *byte ^= key[(offset + i) % 4];
+        }
+    }
+
+    #[test]
+    fn extend_unmasked_matches_byte_loop_at_every_length_and_offset() {
+        let key = [0x89, 0xab, 0xcd, 0xef];
+        let data: Vec<u8> = (0..100u32).map(|i| (i * 13 + 5) as u8).collect();
+        for len in 0..data.len() {
+            for offset in 0..4 {
+                let mut expected = vec![7u8; 3];
+                expected.extend_from_slice(&data[..len]);
+                reference(&mut expected[3..], key, offset);
+                let mut out = vec![7u8; 3];
+                extend_unmasked(&mut out, &data[..len], key, offset);
+                assert_eq!(out, expected, "len {len} offset {offset}");
+            }
         }
     }
 
