@@ -71,6 +71,19 @@ impl Handler for TestHandler {
                 let _ = self.seen.send(Seen::Shared(frame.compressed_len()));
                 return;
             }
+            if let Some(n) = text.strip_prefix("mixed:") {
+                // Shared frames (even i) and the connection's own (odd i), interleaved.
+                for i in 0..n.parse::<u32>().unwrap() {
+                    for other in ctx.connections().into_iter().filter(|&o| o != id) {
+                        if i % 2 == 0 {
+                            ctx.send_shared(other, &SharedFrame::binary(&numbered(i)));
+                        } else {
+                            ctx.send_text(other, &format!("direct {i}"));
+                        }
+                    }
+                }
+                return;
+            }
             if let Some(n) = text.strip_prefix("flood:") {
                 let chunk = vec![0u8; 64 * 1024];
                 for _ in 0..n.parse::<usize>().unwrap() {
@@ -419,6 +432,38 @@ fn a_slow_consumer_is_closed_and_others_are_not_slowed() {
     };
     assert_eq!(code, 1008);
     assert!(received < 64 << 20, "received {received}");
+    server.stop();
+}
+
+/// 4 KiB that say which message they are, in every byte.
+fn numbered(i: u32) -> Vec<u8> {
+    (0..4096u32)
+        .map(|j| (i.wrapping_mul(31) ^ j) as u8)
+        .collect()
+}
+
+#[test]
+fn shared_and_own_frames_written_together_arrive_whole_and_in_order() {
+    // 1,500 shared frames of 4 KiB and 1,500 own frames between them: more than the
+    // socket takes at once, so the gathered writes stop part-way through frames.
+    let server = start(ServerConfig {
+        max_queued_output: 64 << 20,
+        ..ServerConfig::default()
+    });
+    let mut member = connect(&server.url("/member"));
+    let mut sender = connect(&server.url("/sender"));
+    assert!(matches!(server.next_seen(), Seen::Open(_)));
+    assert!(matches!(server.next_seen(), Seen::Open(_)));
+    sender.send_text("mixed:3000").unwrap();
+    thread::sleep(Duration::from_millis(200)); // let the server fill the socket
+    for i in 0..3000u32 {
+        let expected = if i % 2 == 0 {
+            Event::Binary(numbered(i))
+        } else {
+            Event::Text(format!("direct {i}"))
+        };
+        assert_eq!(member.read().unwrap(), expected, "message {i}");
+    }
     server.stop();
 }
 

@@ -12,7 +12,7 @@
 //! holds at most one write's records (its buffer limit, 64 KiB) per connection.
 
 use mio::net::TcpStream;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
 
 pub(super) enum Socket {
@@ -69,6 +69,17 @@ impl Socket {
         }
     }
 
+    /// Writes plaintext gathered from several buffers, in order: one `writev` on a
+    /// plain socket (a broadcast's queued frames go out in one system call, not one
+    /// each). `WouldBlock` as for [`write`](Self::write).
+    pub(super) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Socket::Plain(tcp) => tcp.write_vectored(bufs),
+            #[cfg(feature = "tls")]
+            Socket::Tls(tls) => tls.write_vectored(bufs),
+        }
+    }
+
     /// Sends what the transport itself still holds (TLS records); true while some is
     /// left for the next writable event.
     pub(super) fn flush_transport(&mut self) -> io::Result<bool> {
@@ -112,7 +123,7 @@ impl Socket {
 #[cfg(feature = "tls")]
 mod tls {
     use mio::net::TcpStream;
-    use std::io::{self, Read, Write};
+    use std::io::{self, IoSlice, Read, Write};
 
     /// The first byte of a TLS handshake record (RFC 8446 §5.1: `handshake(22)`).
     const HANDSHAKE_RECORD: u8 = 22;
@@ -205,6 +216,18 @@ mod tls {
             }
             let n = self.session.writer().write(buf)?;
             if n == 0 && !buf.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.flush_records()?;
+            Ok(n)
+        }
+
+        pub(super) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            if self.flush_records()? {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = self.session.writer().write_vectored(bufs)?;
+            if n == 0 && bufs.iter().any(|b| !b.is_empty()) {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             self.flush_records()?;

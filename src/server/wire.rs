@@ -1,12 +1,12 @@
 //! Bytes and frames: reading a connection into its `Connection`, taking the events
 //! out, and writing its output (HTTP head, shared frames, own frames) in order.
 
-use super::conn::Phase;
+use super::conn::{Conn, Phase};
 use super::event_loop::Loop;
 use super::{CloseInfo, ConnId, Handler, Received, READ_CHUNK};
 use crate::{CloseCode, MessageKind, MessageRef, State};
 use mio::{Interest, Token};
-use std::io;
+use std::io::{self, IoSlice};
 use std::time::Instant;
 
 impl<H: Handler> Loop<H> {
@@ -316,18 +316,24 @@ impl<H: Handler> Loop<H> {
             return Ok(false);
         };
         loop {
-            // In order: the HTTP head, shared frames, the connection's own frames.
+            if conn.raw_output.is_empty() && !conn.shared.is_empty() && !conn.shut {
+                match write_shared(conn) {
+                    Ok(()) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            // In order: the HTTP head, shared frames (above), the connection's own frames.
             let pending: &[u8] = if !conn.raw_output.is_empty() {
                 &conn.raw_output
-            } else if let Some((chunk, written)) = conn.shared.front() {
-                &chunk[*written..]
             } else if let Phase::Open { ws, .. } = &conn.phase {
                 ws.pending_output()
             } else {
                 &[]
             };
             if conn.shut {
-                return Ok(!pending.is_empty());
+                return Ok(!pending.is_empty() || !conn.shared.is_empty());
             }
             if pending.is_empty() {
                 // Ours is all written; TLS may still hold records of it.
@@ -341,11 +347,6 @@ impl<H: Handler> Loop<H> {
                         conn.raw_output = Vec::new();
                     } else if !conn.raw_output.is_empty() {
                         conn.raw_output.drain(..n);
-                    } else if let Some((chunk, written)) = conn.shared.front_mut() {
-                        *written += n;
-                        if *written == chunk.len() {
-                            conn.shared.pop_front();
-                        }
                     } else if let Phase::Open { ws, .. } = &mut conn.phase {
                         ws.consume_output(n);
                     }
@@ -356,4 +357,43 @@ impl<H: Handler> Loop<H> {
             }
         }
     }
+}
+
+/// How many buffers one `writev` gathers: shared frames queued for a connection (a
+/// burst of broadcasts), then its own output.
+const GATHER: usize = 64;
+
+/// Writes a connection's queued shared frames, and its own frames after them, with
+/// one vectored write; drops what was written. A 64-byte broadcast queued 200 times
+/// during one turn goes out in 4 system calls instead of 200.
+fn write_shared<D>(conn: &mut Conn<D>) -> io::Result<()> {
+    let mut slices = [IoSlice::new(&[]); GATHER];
+    let mut count = 0;
+    for (chunk, written) in conn.shared.iter().take(GATHER) {
+        slices[count] = IoSlice::new(&chunk[*written..]);
+        count += 1;
+    }
+    if let (true, Phase::Open { ws, .. }) = (count < GATHER, &conn.phase) {
+        if !ws.pending_output().is_empty() {
+            slices[count] = IoSlice::new(ws.pending_output());
+            count += 1;
+        }
+    }
+    let mut n = match conn.socket.write_vectored(&slices[..count])? {
+        0 => return Err(io::ErrorKind::WriteZero.into()),
+        n => n,
+    };
+    while let Some((chunk, written)) = conn.shared.front_mut() {
+        let left = chunk.len() - *written;
+        if n < left {
+            *written += n;
+            return Ok(());
+        }
+        n -= left;
+        conn.shared.pop_front();
+    }
+    if let Phase::Open { ws, .. } = &mut conn.phase {
+        ws.consume_output(n);
+    }
+    Ok(())
 }
