@@ -88,8 +88,9 @@ impl Write for Replay<'_> {
 
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Decodes `input` with a server-role connection, reading it in 64 KiB pieces.
-fn decode_ours(input: &[u8]) -> usize {
+/// Decodes `input` with a server-role connection, reading it in 64 KiB pieces; after
+/// each read, `drain` takes every message parsed and says how many were data messages.
+fn decode_with(input: &[u8], mut drain: impl FnMut(&mut Connection) -> usize) -> usize {
     let mut server = Connection::with_config(Role::Server, Config::default());
     let mut stream = Replay {
         data: input,
@@ -103,37 +104,35 @@ fn decode_ours(input: &[u8]) -> usize {
             return messages;
         }
         server.commit_input(n);
-        while let Some(event) = server.next_event().unwrap() {
-            if matches!(event, Event::Binary(_) | Event::Text(_)) {
-                messages += 1;
-            }
-            black_box(event);
-        }
+        messages += drain(&mut server);
     }
 }
 
-/// [`decode_ours`] through the lent API (`next_message`): no allocation per message.
-fn decode_lent(input: &[u8]) -> usize {
-    let mut server = Connection::with_config(Role::Server, Config::default());
-    let mut stream = Replay {
-        data: input,
-        chunk: READ_CHUNK,
-    };
-    let mut messages = 0;
-    loop {
-        let space = server.input_buffer(READ_CHUNK);
-        let n = stream.read(space).unwrap();
-        if n == 0 {
-            return messages;
+/// Through the owned API (`next_event`): an allocation per message.
+fn decode_ours(input: &[u8]) -> usize {
+    decode_with(input, |server| {
+        let mut messages = 0;
+        while let Some(event) = server.next_event().unwrap() {
+            messages += usize::from(matches!(event, Event::Binary(_) | Event::Text(_)));
+            black_box(event);
         }
-        server.commit_input(n);
+        messages
+    })
+}
+
+/// Through the lent API (`next_message`): no allocation per message.
+fn decode_lent(input: &[u8]) -> usize {
+    decode_with(input, |server| {
+        let mut messages = 0;
         while let Some(message) = server.next_message().unwrap() {
-            if matches!(message, MessageRef::Binary(_) | MessageRef::Text(_)) {
-                messages += 1;
-            }
+            messages += usize::from(matches!(
+                message,
+                MessageRef::Binary(_) | MessageRef::Text(_)
+            ));
             black_box(message);
         }
-    }
+        messages
+    })
 }
 
 fn decode_tungstenite(input: &[u8]) -> usize {

@@ -185,11 +185,7 @@ proptest! {
         chunks in proptest::collection::vec(0usize..100, 0..8),
         client_sends in any::<bool>(),
     ) {
-        let (sender_role, receiver_role) = if client_sends {
-            (Role::Client, Role::Server)
-        } else {
-            (Role::Server, Role::Client)
-        };
+        let (sender_role, receiver_role) = roles(client_sends);
         let mut sender = Connection::new(sender_role);
         let expected = send_all(&mut sender, &messages);
         let wire = sender.pending_output().to_vec();
@@ -206,11 +202,7 @@ proptest! {
         lend in proptest::collection::vec(0u8..3, 0..4),
         client_sends in any::<bool>(),
     ) {
-        let (sender_role, receiver_role) = if client_sends {
-            (Role::Client, Role::Server)
-        } else {
-            (Role::Server, Role::Client)
-        };
+        let (sender_role, receiver_role) = roles(client_sends);
         let mut sender = Connection::new(sender_role);
         let expected = send_all(&mut sender, &messages);
         let wire = sender.pending_output().to_vec();
@@ -228,11 +220,7 @@ proptest! {
         lend in proptest::collection::vec(0u8..3, 0..4),
         server in any::<bool>(),
     ) {
-        let (sender_role, receiver_role) = if server {
-            (Role::Client, Role::Server)
-        } else {
-            (Role::Server, Role::Client)
-        };
+        let (sender_role, receiver_role) = roles(server);
         let mut sender = Connection::new(sender_role);
         send_all(&mut sender, &messages);
         let mut wire = sender.pending_output().to_vec();
@@ -277,6 +265,15 @@ proptest! {
             wire[at] ^= xor;
         }
         drive(Role::Server, &small_config(), &wire, &chunks);
+    }
+}
+
+/// Who sends and who receives: the client (masked frames) or the server.
+fn roles(client_sends: bool) -> (Role, Role) {
+    if client_sends {
+        (Role::Client, Role::Server)
+    } else {
+        (Role::Server, Role::Client)
     }
 }
 
@@ -385,11 +382,7 @@ proptest! {
         chunks in proptest::collection::vec(0usize..100, 0..8),
         client_sends in any::<bool>(),
     ) {
-        let (sender_role, receiver_role) = if client_sends {
-            (Role::Client, Role::Server)
-        } else {
-            (Role::Server, Role::Client)
-        };
+        let (sender_role, receiver_role) = roles(client_sends);
         // What the sender agreed is what the receiver agreed, seen from the other end.
         let sending = Negotiated {
             local_no_context_takeover: no_context_takeover,

@@ -24,6 +24,25 @@ pub fn drive(role: Role, config: &Config, input: &[u8], chunks: &[usize]) -> Obs
     drive_with(role, config, None, input, chunks)
 }
 
+/// `input` cut into pieces of the `chunks` sizes, cycled (0 counts as 1; no sizes:
+/// one piece).
+fn in_chunks<'a>(input: &'a [u8], chunks: &'a [usize]) -> impl Iterator<Item = &'a [u8]> {
+    let mut rest = input;
+    let mut sizes = chunks.iter().cycle();
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = match sizes.next() {
+            Some(size) => (*size).clamp(1, rest.len()),
+            None => rest.len(),
+        };
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 /// [`drive`] with permessage-deflate negotiated (RFC 7692).
 pub fn drive_with(
     role: Role,
@@ -35,16 +54,7 @@ pub fn drive_with(
     let mut conn = Connection::with_deflate(role, config.clone(), deflate);
     let mut observed = Observed::default();
     let mut output = Vec::new();
-    let mut rest = input;
-    let mut sizes = chunks.iter().cycle();
-    while !rest.is_empty() {
-        let size = if chunks.is_empty() {
-            rest.len()
-        } else {
-            (*sizes.next().unwrap()).clamp(1, rest.len())
-        };
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
+    for chunk in in_chunks(input, chunks) {
         conn.receive(chunk);
         loop {
             match conn.next_event() {
@@ -173,19 +183,10 @@ pub fn drive_both_apis(
     let mut owned = Connection::with_deflate(role, config.clone(), deflate);
     let mut lent = Connection::with_deflate(role, config.clone(), deflate);
     let (mut owned_out, mut lent_out) = (Vec::new(), Vec::new());
-    let mut rest = input;
-    let mut sizes = chunks.iter().cycle();
     let mut lend = lend.iter().copied().cycle();
     let mut calls = 0;
     let mut reused = Vec::new();
-    while !rest.is_empty() {
-        let size = if chunks.is_empty() {
-            rest.len()
-        } else {
-            (*sizes.next().unwrap()).clamp(1, rest.len())
-        };
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
+    for chunk in in_chunks(input, chunks) {
         owned.receive(chunk);
         // The lent side reads into the connection's own buffer, as drivers do.
         let space = lent.input_buffer(chunk.len());
