@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Echo load, side by side on loopback: our mio event-loop server (`rfc6455 echo`) with
-# one loop, with two loops (`--threads 2`, both `--balance` modes), our blocking
+# one loop, with two loops (`--threads 2`, both `--balance` modes), with one loop that
+# busy-polls for 100 µs before it sleeps (`--busy-poll 100`), our blocking
 # thread-per-connection server (examples/echo_server), and the peers: a tungstenite
 # thread-per-connection server (examples/tungstenite_echo), tokio-tungstenite on the
 # multi-threaded runtime (benches/peers, a crate of its own) and Node `ws`
@@ -44,7 +45,9 @@ target/release/rfc6455 echo --addr 127.0.0.1:9105 --threads 2 2>/dev/null & pids
 target/release/rfc6455 echo --addr 127.0.0.1:9106 --threads 2 --balance reuse-port 2>/dev/null & pids+=($!)
 $peers/tokio_tungstenite_echo 127.0.0.1:9109 2>/dev/null & pids+=($!)
 node benches/node/echo.js 127.0.0.1:9110 2>/dev/null & pids+=($!)
-for port in 9101 9102 9103 9105 9106 9109 9110; do wait_for_port $port; done
+# One loop that polls for 100 µs after each turn before it sleeps (ServerConfig::busy_poll).
+target/release/rfc6455 echo --addr 127.0.0.1:9111 --threads 1 --busy-poll 100 2>/dev/null & pids+=($!)
+for port in 9101 9102 9103 9105 9106 9109 9110 9111; do wait_for_port $port; done
 
 # name: loadgen arguments
 workloads=(
@@ -52,8 +55,8 @@ workloads=(
   "50 conns x16B depth16:-c 50 -s 16 -d 16 -m 4000"
   "10 conns x64KiB depth4:-c 10 -s 65536 -d 4 -m 400"
 )
-servers=("mio:9101" "mio-2loops:9105" "mio-2reuse:9106" "blocking:9102" "tungstenite:9103"
-         "tokio-tung:9109" "node-ws:9110")
+servers=("mio:9101" "mio-2loops:9105" "mio-2reuse:9106" "mio-spin:9111" "blocking:9102"
+         "tungstenite:9103" "tokio-tung:9109" "node-ws:9110")
 
 
 printf '%-24s %-12s %12s %9s %9s %9s  %s\n' workload server msg/s MB/s p50_us p99_us "ratio to tungstenite (msg/s, p99)"
@@ -78,7 +81,7 @@ for workload in "${workloads[@]}"; do
     echo "$line"
   done
   # Ours against each peer: msg/s ratio (higher is better), p99 ratio (lower is better).
-  for sname in mio mio-2loops mio-2reuse blocking; do
+  for sname in mio mio-2loops mio-2reuse mio-spin blocking; do
     for peer in tungstenite tokio-tung node-ws; do
       awk -v n="$name" -v s="$sname" -v p="$peer" -v a="${rate[$sname]}" -v b="${rate[$peer]}" \
           -v c="${p99[$sname]}" -v d="${p99[$peer]}" \

@@ -435,6 +435,52 @@ fn a_slow_consumer_is_closed_and_others_are_not_slowed() {
     server.stop();
 }
 
+/// CPU time (user + system, in clock ticks) of this process's thread named `name`.
+fn thread_cpu_ticks(name: &str) -> u64 {
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = task.unwrap().path();
+        if std::fs::read_to_string(dir.join("comm")).unwrap().trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        // Fields after the command name (which ends at the last ')'): state is field 3,
+        // utime and stime are fields 14 and 15.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        return fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    }
+    panic!("no thread named {name}");
+}
+
+#[test]
+fn a_busy_polling_loop_echoes_and_sleeps_once_traffic_stops() {
+    let config = ServerConfig {
+        busy_poll: Some(Duration::from_millis(2)),
+        shutdown_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let server = Server::bind("127.0.0.1:0".parse().unwrap(), config).unwrap();
+    let addr = server.local_addr().unwrap();
+    let handle = server.handle();
+    let (tx, _seen) = mpsc::channel();
+    let thread = thread::Builder::new()
+        .name("busy-poll-loop".into())
+        .spawn(move || server.run(TestHandler { seen: tx }).unwrap())
+        .unwrap();
+    let mut ws = connect(&format!("ws://{addr}/spin"));
+    for i in 0..200 {
+        ws.send_text(&format!("m{i}")).unwrap();
+        assert_eq!(ws.read().unwrap(), Event::Text(format!("m{i}")));
+    }
+    // Idle: a loop that kept spinning would use the whole second (100 ticks).
+    thread::sleep(Duration::from_millis(100));
+    let before = thread_cpu_ticks("busy-poll-loop");
+    thread::sleep(Duration::from_secs(1));
+    let spent = thread_cpu_ticks("busy-poll-loop") - before;
+    assert!(spent < 20, "the idle loop used {spent} ticks of CPU in 1 s");
+    handle.shutdown();
+    thread.join().unwrap();
+}
+
 /// 4 KiB that say which message they are, in every byte.
 fn numbered(i: u32) -> Vec<u8> {
     (0..4096u32)

@@ -66,6 +66,12 @@ pub struct ServerConfig {
     pub threads: usize,
     /// How connections are spread over the loops when there are several.
     pub balance: Balance,
+    /// After a turn that handled events, a loop keeps polling without sleeping for up
+    /// to this long before it blocks: what arrives meanwhile is read without waking a
+    /// sleeping thread (the wakeup is the largest part of a round trip on a VM). It
+    /// costs up to a core per loop while traffic flows, nothing when idle. Default
+    /// `None`: sleep at once.
+    pub busy_poll: Option<Duration>,
     /// Serve TLS (`wss://`, HTTPS) with this configuration (feature `tls`; make one
     /// with [`tls::server_config`](crate::tls::server_config)). Every connection
     /// then starts with a TLS handshake, which `handshake_timeout` covers. Default
@@ -96,6 +102,7 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(5),
             threads: 1,
             balance: Balance::LeastConnections,
+            busy_poll: None,
             #[cfg(feature = "tls")]
             tls: None,
         }

@@ -86,6 +86,8 @@ impl<H: Handler> Loop<H> {
     pub(super) fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut next_tick = Instant::now() + self.config.tick_interval;
+        // Until when to poll without sleeping (`busy_poll`), after the last events.
+        let mut spin_until: Option<Instant> = None;
         loop {
             let now = Instant::now();
             let mut wake = next_tick;
@@ -95,12 +97,18 @@ impl<H: Handler> Loop<H> {
             if let Some(t) = self.shutdown_deadline {
                 wake = wake.min(t);
             }
-            let timeout = wake.saturating_duration_since(now);
+            let mut timeout = wake.saturating_duration_since(now);
+            if spin_until.is_some_and(|until| now < until) {
+                timeout = Duration::ZERO;
+            }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 return Err(e);
+            }
+            if !events.is_empty() {
+                spin_until = self.config.busy_poll.map(|spin| Instant::now() + spin);
             }
             for event in events.iter() {
                 match event.token() {

@@ -90,6 +90,10 @@ pub struct ServerArgs {
     /// How connections are spread over the loops.
     #[arg(long, value_enum, default_value_t = BalanceArg::LeastConnections)]
     balance: BalanceArg,
+    /// After handling events, keep polling this many microseconds before sleeping:
+    /// lower latency for a core's worth of CPU while traffic flows.
+    #[arg(long, value_name = "MICROS")]
+    busy_poll: Option<u64>,
     /// Connections open at once, WebSocket and event streams, all loops together
     /// (beyond: 503).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
@@ -155,6 +159,7 @@ impl ServerArgs {
                 ..connection
             },
             threads,
+            busy_poll: self.busy_poll.map(std::time::Duration::from_micros),
             max_connections: self.max_connections,
             balance: match self.balance {
                 BalanceArg::LeastConnections => server::Balance::LeastConnections,
