@@ -34,9 +34,7 @@
 pub fn apply_mask(payload: &mut [u8], masking_key: [u8; 4], offset: usize) {
     // Rotate the key so that key[0] applies to payload[0].
     let key = rotate_key(masking_key, offset);
-    let key_word = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    let key_word = key_word(key);
 
     // Word-at-a-time: 8-byte loads and stores at any alignment. Every 8-byte chunk
     // starts at a multiple of 8 from the slice start, so the key phase is the same
@@ -73,9 +71,7 @@ pub fn apply_mask(payload: &mut [u8], masking_key: [u8; 4], offset: usize) {
 #[allow(unsafe_code)]
 pub fn extend_unmasked(out: &mut Vec<u8>, masked: &[u8], masking_key: [u8; 4], offset: usize) {
     let key = rotate_key(masking_key, offset);
-    let key_word = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    let key_word = key_word(key);
     out.reserve(masked.len());
     let dst = &mut out.spare_capacity_mut()[..masked.len()];
     let mut dst_words = dst.chunks_exact_mut(8);
@@ -98,6 +94,14 @@ pub fn extend_unmasked(out: &mut Vec<u8>, masked: &[u8], masking_key: [u8; 4], o
     // 64 KiB frames (`cargo bench --bench codec -- decode/.*/64KiB`); tested by
     // `extend_unmasked_matches_byte_loop_at_every_length_and_offset`.
     unsafe { out.set_len(out.len() + masked.len()) };
+}
+
+/// The key twice over, to XOR eight payload bytes at a time.
+#[inline]
+fn key_word(key: [u8; 4]) -> u64 {
+    u64::from_ne_bytes([
+        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
+    ])
 }
 
 /// The masking key as seen from byte `offset` of the payload.
