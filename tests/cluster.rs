@@ -500,7 +500,10 @@ fn behind_haproxy_two_browser_pages_chat_and_one_survives_its_node() {
 /// through HAProxy: it shows messages said over WebSocket and posted over HTTP; its
 /// node is killed; the browser reconnects by itself through the balancer with
 /// `Last-Event-ID`, and shows what was said meanwhile, once each and in order. The
-/// page reports what it shows by posting "shown:TEXT" into the room.
+/// page reports what it shows by posting "shown:TEXT #N" into the room, N counting what
+/// it has shown: a report posted to the node being killed may reach the room and then
+/// be sent again by HAProxy to the survivor (its response never came), which is not
+/// the page showing a message twice — the same N, counted once here.
 #[test]
 fn behind_haproxy_an_event_source_page_resumes_on_another_node() {
     let chromium = browser::find().expect("chromium (tests/setup.sh installs it)");
@@ -524,12 +527,17 @@ fn behind_haproxy_an_event_source_page_resumes_on_another_node() {
         "the page's EventSource did not connect"
     );
     let shown = |said: &[(String, String)], n: usize| {
-        let mine: Vec<String> = said
-            .iter()
-            .filter(|(f, t)| f == "viewer" && t.starts_with("shown:"))
-            .map(|(_, t)| t.clone())
-            .collect();
-        (mine.len() >= n).then_some(mine)
+        let mut counted = std::collections::BTreeMap::new();
+        for (from, text) in said {
+            let report = text.strip_prefix("shown:").filter(|_| from == "viewer");
+            if let Some((what, count)) = report.and_then(|r| r.rsplit_once(" #")) {
+                let count: u32 = count.parse().expect("a count after #");
+                if counted.insert(count, format!("shown:{what}")).is_some() {
+                    eprintln!("report #{count} ({what}) reached the room twice");
+                }
+            }
+        }
+        (counted.len() >= n).then(|| counted.into_values().collect::<Vec<_>>())
     };
     room.say("w-1");
     post(&watcher_node.addr, "feed", "ci", "w-2");
