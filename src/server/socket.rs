@@ -1,7 +1,7 @@
 //! A connection's transport: the TCP socket, or TLS over it (feature `tls`).
 //!
 //! The rest of the loop reads and writes plaintext through [`Socket::read`] and
-//! [`Socket::write`] and never sees a record. With TLS, a rustls `ServerConnection`
+//! [`Socket::write_vectored`] and never sees a record. With TLS, a rustls `ServerConnection`
 //! sits between the socket and the WebSocket [`Connection`](crate::Connection): both
 //! are sans-IO, so reading is "socket → `read_tls` → `process_new_packets` → plaintext",
 //! writing is "plaintext → `writer()` → `write_tls` → socket", and the handshake runs
@@ -60,18 +60,9 @@ impl Socket {
         }
     }
 
-    /// Writes plaintext; `WouldBlock` while earlier output is still on its way.
-    pub(super) fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Socket::Plain(tcp) => tcp.write(buf),
-            #[cfg(feature = "tls")]
-            Socket::Tls(tls) => tls.write(buf),
-        }
-    }
-
     /// Writes plaintext gathered from several buffers, in order: one `writev` on a
     /// plain socket (a broadcast's queued frames go out in one system call, not one
-    /// each). `WouldBlock` as for [`write`](Self::write).
+    /// each). `WouldBlock` while earlier output is still on its way.
     pub(super) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Socket::Plain(tcp) => tcp.write_vectored(bufs),
@@ -208,21 +199,9 @@ mod tls {
             Ok(())
         }
 
-        pub(super) fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        pub(super) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
             // New plaintext only once the previous records are out: one write's worth
             // of ciphertext at most waits in rustls.
-            if self.flush_records()? {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            let n = self.session.writer().write(buf)?;
-            if n == 0 && !buf.is_empty() {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            self.flush_records()?;
-            Ok(n)
-        }
-
-        pub(super) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
             if self.flush_records()? {
                 return Err(io::ErrorKind::WouldBlock.into());
             }

@@ -316,41 +316,13 @@ impl<H: Handler> Loop<H> {
             return Ok(false);
         };
         loop {
-            if conn.raw_output.is_empty() && !conn.shared.is_empty() && !conn.shut {
-                match write_shared(conn) {
-                    Ok(()) => continue,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            // In order: the HTTP head, shared frames (above), the connection's own frames.
-            let pending: &[u8] = if !conn.raw_output.is_empty() {
-                &conn.raw_output
-            } else if let Phase::Open { ws, .. } = &conn.phase {
-                ws.pending_output()
-            } else {
-                &[]
-            };
             if conn.shut {
-                return Ok(!pending.is_empty() || !conn.shared.is_empty());
+                return Ok(has_output(conn));
             }
-            if pending.is_empty() {
+            match write_gathered(conn) {
+                Ok(true) => {}
                 // Ours is all written; TLS may still hold records of it.
-                return conn.socket.flush_transport();
-            }
-            match conn.socket.write(pending) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    if n == conn.raw_output.len() {
-                        // Done with it: its memory too (a stream's replay may be big).
-                        conn.raw_output = Vec::new();
-                    } else if !conn.raw_output.is_empty() {
-                        conn.raw_output.drain(..n);
-                    } else if let Phase::Open { ws, .. } = &mut conn.phase {
-                        ws.consume_output(n);
-                    }
-                }
+                Ok(false) => return conn.socket.flush_transport(),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -359,35 +331,67 @@ impl<H: Handler> Loop<H> {
     }
 }
 
-/// How many buffers one `writev` gathers: shared frames queued for a connection (a
-/// burst of broadcasts), then its own output.
+/// Whether the connection has bytes of its own waiting: HTTP head, shared frames or
+/// WebSocket frames.
+fn has_output<D>(conn: &Conn<D>) -> bool {
+    let own = match &conn.phase {
+        Phase::Open { ws, .. } => !ws.pending_output().is_empty(),
+        _ => false,
+    };
+    !conn.raw_output.is_empty() || !conn.shared.is_empty() || own
+}
+
+/// How many buffers one `writev` gathers: a connection's HTTP head, its queued
+/// shared frames (a burst of broadcasts), then its own output.
 const GATHER: usize = 64;
 
-/// Writes a connection's queued shared frames, and its own frames after them, with
-/// one vectored write; drops what was written. A 64-byte broadcast queued 200 times
-/// during one turn goes out in 4 system calls instead of 200.
-fn write_shared<D>(conn: &mut Conn<D>) -> io::Result<()> {
+/// Writes what a connection has queued, in order — the HTTP head (or a stream's
+/// replay), shared frames, then its own frames — with one vectored write, and drops
+/// what was written; false when nothing was queued. A 64-byte broadcast queued 200
+/// times during one turn goes out in 4 system calls instead of 200.
+fn write_gathered<D>(conn: &mut Conn<D>) -> io::Result<bool> {
     let mut slices = [IoSlice::new(&[]); GATHER];
     let mut count = 0;
-    for (chunk, written) in conn.shared.iter().take(GATHER) {
-        slices[count] = IoSlice::new(&chunk[*written..]);
+    let own: &[u8] = match &conn.phase {
+        Phase::Open { ws, .. } => ws.pending_output(),
+        _ => &[],
+    };
+    let shared = conn
+        .shared
+        .iter()
+        .map(|(chunk, written)| &chunk[*written..]);
+    let queued = std::iter::once(&conn.raw_output[..])
+        .chain(shared)
+        .chain([own]);
+    for bytes in queued.filter(|b| !b.is_empty()) {
+        if count == GATHER {
+            break;
+        }
+        slices[count] = IoSlice::new(bytes);
         count += 1;
     }
-    if let (true, Phase::Open { ws, .. }) = (count < GATHER, &conn.phase) {
-        if !ws.pending_output().is_empty() {
-            slices[count] = IoSlice::new(ws.pending_output());
-            count += 1;
-        }
+    if count == 0 {
+        return Ok(false);
     }
     let mut n = match conn.socket.write_vectored(&slices[..count])? {
         0 => return Err(io::ErrorKind::WriteZero.into()),
         n => n,
     };
+    if !conn.raw_output.is_empty() {
+        let taken = n.min(conn.raw_output.len());
+        if taken == conn.raw_output.len() {
+            // Done with it: its memory too (a stream's replay may be big).
+            conn.raw_output = Vec::new();
+        } else {
+            conn.raw_output.drain(..taken);
+        }
+        n -= taken;
+    }
     while let Some((chunk, written)) = conn.shared.front_mut() {
         let left = chunk.len() - *written;
         if n < left {
             *written += n;
-            return Ok(());
+            return Ok(true);
         }
         n -= left;
         conn.shared.pop_front();
@@ -395,5 +399,5 @@ fn write_shared<D>(conn: &mut Conn<D>) -> io::Result<()> {
     if let Phase::Open { ws, .. } = &mut conn.phase {
         ws.consume_output(n);
     }
-    Ok(())
+    Ok(true)
 }
