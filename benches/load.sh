@@ -59,7 +59,7 @@ servers=("mio:9101" "mio-2loops:9105" "mio-2reuse:9106" "mio-spin:9111" "blockin
          "tungstenite:9103" "tokio-tung:9109" "node-ws:9110")
 
 
-printf '%-24s %-12s %12s %9s %9s %9s  %s\n' workload server msg/s MB/s p50_us p99_us "ratio to tungstenite (msg/s, p99)"
+printf '%-24s %-12s %12s %9s %9s %9s\n' workload server msg/s MB/s p50_us p99_us
 for workload in "${workloads[@]}"; do
   name="${workload%%:*}"; args="${workload#*:}"
   declare -A rate=() p99=()
