@@ -12,7 +12,7 @@
 //! holds at most one write's records (its buffer limit, 64 KiB) per connection.
 
 use mio::net::TcpStream;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Read};
 use std::net::Shutdown;
 
 pub(super) enum Socket {
@@ -65,7 +65,7 @@ impl Socket {
     /// each). `WouldBlock` while earlier output is still on its way.
     pub(super) fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
-            Socket::Plain(tcp) => tcp.write_vectored(bufs),
+            Socket::Plain(tcp) => send_gathered(tcp, bufs),
             #[cfg(feature = "tls")]
             Socket::Tls(tls) => tls.write_vectored(bufs),
         }
@@ -108,6 +108,42 @@ impl Socket {
             #[cfg(feature = "tls")]
             Socket::Tls(tls) => tls.take_description(),
         }
+    }
+}
+
+/// `writev`, without SIGPIPE: `writev` has no flag for it, and on a connection the
+/// peer has reset it raises the signal (EPIPE), which kills a process whose host did
+/// not ignore it (a C program, libFuzzer's main; `tests/sigpipe.rs`). `sendmsg` with
+/// `MSG_NOSIGNAL` is the same gathered write without the signal — as std's `write`
+/// (a `send` with that flag) always was.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn send_gathered(tcp: &mut TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    socket2::SockRef::from(&*tcp).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+}
+
+/// Elsewhere std and mio mark sockets `SO_NOSIGPIPE` where the platform has it.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn send_gathered(tcp: &mut TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    std::io::Write::write_vectored(tcp, bufs)
+}
+
+/// The socket as rustls' `write_tls` sees it: its records go out with
+/// [`send_gathered`] too (rustls writes them with `write_vectored`).
+#[cfg(feature = "tls")]
+struct NoSigpipe<'a>(&'a mut TcpStream);
+
+#[cfg(feature = "tls")]
+impl std::io::Write for NoSigpipe<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        send_gathered(self.0, &[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        send_gathered(self.0, bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -171,7 +207,7 @@ mod tls {
                 }
                 if let Err(e) = self.session.process_new_packets() {
                     // rustls queued an alert that tells the peer why: try to send it.
-                    let _ = self.session.write_tls(&mut self.tcp);
+                    let _ = self.session.write_tls(&mut super::NoSigpipe(&mut self.tcp));
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         format!("TLS failed: {e}"),
@@ -216,7 +252,7 @@ mod tls {
         /// Writes the records rustls holds; true while some are left.
         pub(super) fn flush_records(&mut self) -> io::Result<bool> {
             while self.session.wants_write() {
-                match self.session.write_tls(&mut self.tcp) {
+                match self.session.write_tls(&mut super::NoSigpipe(&mut self.tcp)) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
