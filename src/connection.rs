@@ -233,6 +233,10 @@ pub struct Connection {
     /// `next_message`): reused from message to message, so that streamed messages
     /// cost no allocation once it has grown.
     assembled: Vec<u8>,
+    /// A finished message waiting to be handed out while the next one is assembled,
+    /// and otherwise the spare that `assembled` is swapped with (so that, message
+    /// after message, neither needs allocating).
+    finished: Vec<u8>,
     /// What [`poll_next`](Connection::poll_next) parsed and the next call hands out;
     /// its bytes in the input buffer are kept until then.
     ready: Option<Ready>,
@@ -378,6 +382,7 @@ impl Connection {
             payload: None,
             message: None,
             assembled: Vec::new(),
+            finished: Vec::new(),
             ready: None,
             ready_span: (0, 0),
             close_received: None,
@@ -427,13 +432,127 @@ impl Connection {
 
     /// Adds received bytes. Nothing is interpreted until [`next_event`](Self::next_event).
     /// Bytes received after the connection closed are discarded.
+    ///
+    /// Bytes that continue a data frame already being read (a frame larger than what
+    /// arrived with its header) skip the input buffer: they are unmasked straight
+    /// from `data` into the message, one pass instead of a copy and then a second.
+    /// Where the caller already holds the bytes (a TLS session's plaintext, a test),
+    /// `receive` is therefore cheaper for large frames than
+    /// [`input_buffer`](Self::input_buffer), which suits a read from a socket.
     pub fn receive(&mut self, data: &[u8]) {
         if self.state == State::Closed {
             return;
         }
+        let mut data = data;
+        loop {
+            data = &data[self.receive_payload_directly(data)..];
+            if data.is_empty() {
+                return;
+            }
+            if !self.start_frame_directly(&mut data) {
+                break;
+            }
+        }
         let space = self.input_buffer(data.len());
         space[..data.len()].copy_from_slice(data);
         self.commit_input(data.len());
+    }
+
+    /// The part of `receive` that starts a frame which `data` holds only the beginning
+    /// of: with nothing buffered before it, only its header goes through the input
+    /// buffer, and is read at once, so that its payload can be taken directly. True
+    /// when a data frame's payload is now being read. A header that fails its checks
+    /// stays in the input buffer, where the next `next_*` call meets it as it would
+    /// have; the tap's previews need the payload in the buffer, so not when tracing.
+    fn start_frame_directly(&mut self, data: &mut &[u8]) -> bool {
+        let waiting = match self.ready {
+            None => None,
+            Some(Ready::Assembled(kind)) => Some(kind),
+            Some(_) => return false,
+        };
+        if self.payload.is_some() || self.input_start != self.input_end || self.config.trace {
+            return false;
+        }
+        let Ok(Parsed::Complete(header, header_len)) = FrameHeader::parse(data) else {
+            return false;
+        };
+        if header.payload_len <= (data.len() - header_len) as u64 {
+            return false; // Whole at hand: unmasked in place, as usual.
+        }
+        if let Some(kind) = waiting {
+            // The message waiting in `assembled` moves aside for the next one.
+            std::mem::swap(&mut self.assembled, &mut self.finished);
+            self.ready = Some(Ready::Finished(kind));
+        }
+        let space = self.input_buffer(header_len);
+        space[..header_len].copy_from_slice(&data[..header_len]);
+        self.commit_input(header_len);
+        *data = &data[header_len..];
+        match self.read_header() {
+            Ok(Step::Continue) => self.payload.is_some(),
+            // Not for a frame that is not whole; were it, it is handed out next.
+            Ok(Step::Ready(ready)) => {
+                self.ready = Some(ready);
+                false
+            }
+            // A control frame waits whole in the buffer, after its header; an error
+            // is met again there, by the next call.
+            Ok(Step::NeedMore) | Err(_) => false,
+        }
+    }
+
+    /// The part of `receive` that continues a frame's payload: takes the first bytes
+    /// of `data` that belong to the data frame being read, when nothing is buffered
+    /// before them, and says how many it took. Nothing observable changes before the
+    /// next `next_*` call: a finished message waits in `ready`, and a piece that would
+    /// fail (bad UTF-8) is not taken, so that the error comes from the input buffer's
+    /// path at the same call as it would without this one.
+    fn receive_payload_directly(&mut self, data: &[u8]) -> usize {
+        let Some(mut progress) = self.payload else {
+            return 0;
+        };
+        let Some(message) = self.message.as_mut() else {
+            return 0;
+        };
+        if message.compressed || self.input_start != self.input_end {
+            return 0;
+        }
+        let n = progress.remaining.min(data.len() as u64) as usize;
+        let finished = n as u64 == progress.remaining && progress.fin;
+        // A message waiting to be handed out goes first: this one may not finish
+        // before it is (and none may follow one that is still in `assembled`).
+        match self.ready {
+            None => {}
+            Some(Ready::Finished(_)) if !finished => {}
+            Some(_) => return 0,
+        }
+        let old_len = self.assembled.len();
+        let arrived = &data[..n];
+        match progress.masking_key {
+            Some(key) => extend_unmasked(&mut self.assembled, arrived, key, progress.offset),
+            None => self.assembled.extend_from_slice(arrived),
+        }
+        if message.kind == MessageKind::Text {
+            let before = message.utf8.clone();
+            let piece = &self.assembled[old_len..];
+            if message.utf8.feed(piece).is_err() || finished && !message.utf8.is_complete() {
+                self.assembled.truncate(old_len);
+                message.utf8 = before;
+                return 0;
+            }
+        }
+        progress.remaining -= n as u64;
+        progress.offset += n;
+        match self.after_payload(progress) {
+            Ok(Step::Ready(ready)) => self.ready = Some(ready),
+            Ok(Step::Continue | Step::NeedMore) => {}
+            // Its one failure, text that ends mid-character, was ruled out above;
+            // were there another, the connection would still fail, if one call early.
+            Err(err) => {
+                self.fail(err);
+            }
+        }
+        n
     }
 
     /// Space for at least `min` more received bytes, to read into directly; follow with
@@ -507,7 +626,10 @@ impl Connection {
     /// ```
     pub fn release_idle_buffers(&mut self) {
         const KEEP: usize = 4096;
-        if self.input_start == self.input_end && self.input.capacity() > KEEP {
+        // An event parsed (by `poll_next`, or a message `receive` finished) and not
+        // yet handed out keeps its bytes, in either buffer.
+        let waiting = self.ready.is_some();
+        if !waiting && self.input_start == self.input_end && self.input.capacity() > KEEP {
             self.input = Vec::new();
             self.input_start = 0;
             self.input_end = 0;
@@ -518,9 +640,12 @@ impl Connection {
         }
         // The assembly buffer and compression state, between messages and where no
         // context is carried over.
-        let between_messages = self.message.is_none();
+        let between_messages = self.message.is_none() && !waiting;
         if between_messages && self.assembled.capacity() > KEEP {
             self.assembled = Vec::new();
+        }
+        if !waiting && self.finished.capacity() > KEEP {
+            self.finished = Vec::new();
         }
         if let Some(c) = &mut self.compression {
             c.scratch = Vec::new();
@@ -593,8 +718,11 @@ impl Connection {
                     },
                 }
             }
-            Ready::Assembled(kind) => {
-                let data = std::mem::take(&mut self.assembled);
+            Ready::Assembled(kind) | Ready::Finished(kind) => {
+                let data = match ready {
+                    Ready::Finished(_) => std::mem::take(&mut self.finished),
+                    _ => std::mem::take(&mut self.assembled),
+                };
                 match kind {
                     MessageKind::Binary => Event::Binary(data),
                     // Checked piece by piece as it arrived (and complete): this
@@ -650,6 +778,8 @@ impl Connection {
             }
             Ready::Assembled(MessageKind::Binary) => MessageRef::Binary(&self.assembled),
             Ready::Assembled(MessageKind::Text) => MessageRef::Text(text(&self.assembled)?),
+            Ready::Finished(MessageKind::Binary) => MessageRef::Binary(&self.finished),
+            Ready::Finished(MessageKind::Text) => MessageRef::Text(text(&self.finished)?),
             Ready::Ping => MessageRef::Ping(&self.input[start..end]),
             Ready::Pong => MessageRef::Pong(&self.input[start..end]),
             Ready::Close => MessageRef::Close(self.close_received.take()),
@@ -689,6 +819,10 @@ impl Connection {
             }
             Ready::Assembled(kind) => {
                 std::mem::swap(buf, &mut self.assembled);
+                kind
+            }
+            Ready::Finished(kind) => {
+                std::mem::swap(buf, &mut self.finished);
                 kind
             }
             Ready::Ping => return Ok(Some(MessageRef::Ping(&self.input[start..end]))),
@@ -1059,6 +1193,7 @@ impl Connection {
         self.payload = None;
         self.message = None;
         self.assembled = Vec::new();
+        self.finished = Vec::new();
     }
 
     // ---- output ------------------------------------------------------------------
@@ -1350,6 +1485,9 @@ enum Ready {
     InInput(MessageKind),
     /// A data message streamed or inflated into `assembled`, text checked.
     Assembled(MessageKind),
+    /// A data message finished in `assembled` and moved to `finished` while
+    /// `receive` started the next one there (see `start_frame_directly`).
+    Finished(MessageKind),
     /// A ping's payload at `input[ready_span]`.
     Ping,
     /// A pong's payload at `input[ready_span]`.
@@ -1437,5 +1575,158 @@ mod tests {
             assert_eq!(conn.next_event(), Ok(Some(Event::Ping(b"p".to_vec()))));
             assert_eq!(conn.poll_next(), Ok(false));
         }
+    }
+
+    /// A masked client frame, its bytes and its payload.
+    fn client_frame(kind: MessageKind, payload: &[u8]) -> Vec<u8> {
+        let mut client = Connection::new(Role::Client);
+        client.send_message(kind, payload).unwrap();
+        client.pending_output().to_vec()
+    }
+
+    /// Once a large frame's header is read, `receive` puts the rest of its payload
+    /// straight into the message (nothing waits in the input buffer), and what follows
+    /// the frame in the same call goes to the input buffer as usual.
+    #[test]
+    fn receive_unmasks_a_frame_in_progress_straight_into_the_message() {
+        let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let mut wire = client_frame(MessageKind::Binary, &payload);
+        wire.extend(client_frame(MessageKind::Text, "after".as_bytes()));
+        let mut server = Connection::new(Role::Server);
+        server.receive(&wire[..5000]);
+        assert_eq!(server.next_event(), Ok(None), "the frame goes on");
+        let mut at = 5000;
+        while at < wire.len() {
+            let end = (at + 7001).min(wire.len());
+            server.receive(&wire[at..end]);
+            at = end;
+            if at < wire.len() - 11 {
+                assert_eq!(server.buffered_input(), 0, "at {at}: nothing buffered");
+            }
+        }
+        assert!(server.buffered_input() > 0, "the next frame is buffered");
+        assert_eq!(server.state(), State::Open);
+        assert_eq!(server.next_event(), Ok(Some(Event::Binary(payload))));
+        assert_eq!(server.next_event(), Ok(Some(Event::Text("after".into()))));
+        assert_eq!(server.next_event(), Ok(None));
+    }
+
+    /// Bad text met by `receive`'s direct path is left for the input buffer's path, so
+    /// that the error comes from the next call, as it would through `input_buffer`.
+    #[test]
+    fn bad_text_continued_by_receive_fails_at_the_next_call() {
+        let mut text = "é".repeat(20_000).into_bytes();
+        let bad_at = text.len() - 3_000;
+        text[bad_at] = 0xff;
+        // Valid bytes, except one; and valid bytes ending halfway through a character.
+        let cases = [
+            (client_frame(MessageKind::Text, &text), 30_000),
+            (
+                client_frame(
+                    MessageKind::Text,
+                    &"é".repeat(20_000).into_bytes()[..39_999],
+                ),
+                35_000,
+            ),
+        ];
+        for (wire, split) in cases {
+            let mut server = Connection::new(Role::Server);
+            server.receive(&wire[..split]);
+            assert_eq!(server.next_event(), Ok(None));
+            server.receive(&wire[split..]);
+            assert_eq!(server.state(), State::Open, "nothing interpreted yet");
+            assert!(server.pending_output().is_empty());
+            assert_eq!(server.next_event(), Err(ProtocolError::InvalidUtf8));
+            assert_eq!(server.state(), State::Closed);
+        }
+    }
+
+    /// An event parsed but not yet handed out (by `poll_next`, or a message that
+    /// `receive` finished) keeps its bytes through `release_idle_buffers`.
+    #[test]
+    fn a_message_waiting_to_be_handed_out_survives_release_idle_buffers() {
+        let payload = vec![9u8; 20_000];
+        let wire = client_frame(MessageKind::Binary, &payload);
+        // Whole in the input buffer, parsed by poll_next.
+        let mut server = Connection::new(Role::Server);
+        server.receive(&wire);
+        assert_eq!(server.poll_next(), Ok(true));
+        server.release_idle_buffers();
+        assert_eq!(
+            server.next_message(),
+            Ok(Some(MessageRef::Binary(&payload)))
+        );
+        // Finished by receive's direct path, in the assembly buffer.
+        let mut server = Connection::new(Role::Server);
+        server.receive(&wire[..100]);
+        assert_eq!(server.next_event(), Ok(None));
+        server.receive(&wire[100..]);
+        server.release_idle_buffers();
+        assert_eq!(
+            server.next_message(),
+            Ok(Some(MessageRef::Binary(&payload)))
+        );
+    }
+
+    /// Large frames in 64 KiB pieces: each piece ends one message and starts the
+    /// next, which `receive` assembles while the finished one waits to be handed out
+    /// — through every receive API, each message intact and in order.
+    #[test]
+    fn back_to_back_large_frames_in_pieces_arrive_whole_through_every_api() {
+        let messages: Vec<Vec<u8>> = (0..6u8)
+            .map(|m| {
+                (0..70_000 + m as usize * 999)
+                    .map(|i| (i as u8) ^ m)
+                    .collect()
+            })
+            .collect();
+        let wire: Vec<u8> = messages
+            .iter()
+            .flat_map(|m| client_frame(MessageKind::Binary, m))
+            .collect();
+        for api in 0..3 {
+            let mut server = Connection::new(Role::Server);
+            let mut got = Vec::new();
+            let mut reused = Vec::new();
+            for piece in wire.chunks(64 * 1024) {
+                server.receive(piece);
+                loop {
+                    let message = match api {
+                        0 => match server.next_event().unwrap() {
+                            Some(Event::Binary(data)) => data,
+                            other => break assert_eq!(other, None),
+                        },
+                        1 => match server.next_message().unwrap() {
+                            Some(MessageRef::Binary(data)) => data.to_vec(),
+                            other => break assert_eq!(other, None),
+                        },
+                        _ => match server.next_message_into(&mut reused).unwrap() {
+                            Some(MessageRef::Binary(data)) => data.to_vec(),
+                            other => break assert_eq!(other, None),
+                        },
+                    };
+                    got.push(message);
+                }
+            }
+            assert!(got == messages, "api {api}: {} messages", got.len());
+        }
+    }
+
+    /// A control frame that `receive` gets in pieces waits whole in the input buffer,
+    /// its header there once.
+    #[test]
+    fn a_ping_in_small_pieces_is_answered_once_whole() {
+        let mut peer = Connection::new(Role::Server);
+        peer.send_ping(&[5; 24]).unwrap();
+        let wire = peer.pending_output().to_vec();
+        let mut client = Connection::new(Role::Client);
+        for piece in wire.chunks(6) {
+            client.receive(piece);
+            if client.buffered_input() < wire.len() {
+                assert_eq!(client.next_event(), Ok(None));
+            }
+        }
+        assert_eq!(client.next_event(), Ok(Some(Event::Ping(vec![5; 24]))));
+        assert_eq!(client.next_event(), Ok(None));
     }
 }

@@ -123,6 +123,14 @@ fn converse(ws: &mut WebSocket<ClientStream>) {
     let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
     ws.send_binary(&big).unwrap();
     assert_eq!(ws.read().unwrap(), Event::Binary(big));
+    // Back to back, so that records end one message and begin the next (the server
+    // takes decrypted bytes straight into the message being assembled).
+    let text = "é-".repeat(40_000);
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    ws.send_text(&text).unwrap();
+    ws.send_binary(&bytes).unwrap();
+    assert_eq!(ws.read().unwrap(), Event::Text(text));
+    assert_eq!(ws.read().unwrap(), Event::Binary(bytes));
     ws.send_ping(b"tls?").unwrap();
     assert_eq!(ws.read().unwrap(), Event::Pong(b"tls?".to_vec()));
     ws.close(CloseCode(4001), "done").unwrap();

@@ -60,6 +60,23 @@ impl Socket {
         }
     }
 
+    /// Reads plaintext into `ws` as [`read`](Self::read) reads into a buffer: from a
+    /// TLS session's buffer without a copy first (`Connection::receive`), from a
+    /// plain socket into the connection's input buffer (the event loop reads a plain
+    /// socket itself, choosing the buffer by how busy the connection is).
+    #[cfg(feature = "tls")]
+    pub(super) fn receive_into(&mut self, ws: &mut crate::Connection) -> io::Result<usize> {
+        match self {
+            Socket::Plain(tcp) => {
+                let space = ws.input_buffer(super::READ_CHUNK);
+                let n = tcp.read(space)?;
+                ws.commit_input(n);
+                Ok(n)
+            }
+            Socket::Tls(tls) => tls.receive_into(ws),
+        }
+    }
+
     /// Writes plaintext gathered from several buffers, in order: one `writev` on a
     /// plain socket (a broadcast's queued frames go out in one system call, not one
     /// each). `WouldBlock` while earlier output is still on its way.
@@ -184,8 +201,32 @@ mod tls {
         }
 
         pub(super) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.read_with(|reader| reader.read(buf))
+        }
+
+        /// Hands the next piece of decrypted bytes to `ws` straight from the session's
+        /// buffer (`BufRead`), without a copy into a read buffer first: with
+        /// `Connection::receive`, the rest of a large frame is unmasked from the
+        /// plaintext into its message in one pass.
+        pub(super) fn receive_into(&mut self, ws: &mut crate::Connection) -> io::Result<usize> {
+            use std::io::BufRead;
+            self.read_with(|reader| {
+                let plaintext = reader.fill_buf()?;
+                let n = plaintext.len();
+                ws.receive(plaintext);
+                reader.consume(n);
+                Ok(n)
+            })
+        }
+
+        /// Takes plaintext with `take` (its `Ok(0)`: the session ended cleanly), reading
+        /// and decrypting records from the socket until there is some.
+        fn read_with(
+            &mut self,
+            mut take: impl FnMut(&mut rustls::Reader<'_>) -> io::Result<usize>,
+        ) -> io::Result<usize> {
             loop {
-                match self.session.reader().read(buf) {
+                match take(&mut self.session.reader()) {
                     Ok(n) => return Ok(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     // The TCP stream ended without close_notify. The WebSocket closing

@@ -36,6 +36,9 @@ impl<H: Handler> Loop<H> {
                 // buffer: the payload is copied once, from there into the message. A
                 // quiet one reads into the loop's scratch buffer and keeps only what
                 // arrived, so that idle connections hold no read buffer of their own.
+                // Decrypted bytes are handed over from the TLS session's buffer.
+                #[cfg(feature = "tls")]
+                Phase::Open { ws, .. } if !plain => conn.socket.receive_into(ws),
                 Phase::Open { ws, .. } if active || ws.buffered_input() > 0 => {
                     let space = ws.input_buffer(READ_CHUNK);
                     asked = space.len();

@@ -225,11 +225,14 @@ pub fn drive_both_apis(
             };
             assert_eq!(got, expected, "call {calls}: the receive APIs disagree");
             assert_eq!(lent.state(), owned.state());
-            assert_eq!(lent.buffered_input(), owned.buffered_input());
             if !matches!(expected, Ok(Some(_))) {
                 break;
             }
         }
+        // Once both have parsed all they can. (Between events, `receive` may already
+        // have read the header of the frame after a finished message, and taken its
+        // payload: it holds fewer bytes uninterpreted than the input buffer's path.)
+        assert_eq!(lent.buffered_input(), owned.buffered_input());
         owned_out.extend_from_slice(owned.pending_output());
         owned.consume_output(owned.pending_output().len());
         lent_out.extend_from_slice(lent.pending_output());
