@@ -11,3 +11,7 @@ wait_for_port() {
 
 # The median of the numbers on stdin, one per line (the lower middle one when even).
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# cpu_ticks PID: CPU time process PID has used so far, user + system over all its
+# threads, in clock ticks (`getconf CLK_TCK` per second; /proc/PID/stat fields 14, 15).
+cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat"; }

@@ -15,9 +15,13 @@
 # deflate), and Server-Sent Events streams against WebSocket members. Then
 # echo over TLS against tungstenite over rustls, and new TLS connections per second.
 #
-# Prints messages/s, MB/s and p50/p99 round trip per server and workload, and the ratio
-# of each figure to tungstenite's. The load generator shares the machine's cores with
-# the server: compare ratios, not absolute numbers.
+# Prints messages/s, MB/s, p50/p99 round trip and CPU time per message (of the load
+# generator and of the server, from /proc) per server and workload, and the ratio of
+# each figure to the peers'. Each figure is the median of ROUNDS runs after one run
+# that is not counted. The load generator shares the machine's cores with the server:
+# compare ratios, not absolute numbers; where generator + server CPU per message fill
+# both cores, msg/s is bounded by their sum and server CPU per message is the figure
+# that tells servers apart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
@@ -37,55 +41,80 @@ trap cleanup EXIT
 # shellcheck source=benches/lib.sh
 . benches/lib.sh
 
+hz=$(getconf CLK_TCK)
+declare -A pid_of=()
+# start_server PORT COMMAND...: starts a server in the background, known by its port.
+start_server() { local port=$1; shift; "$@" 2>/dev/null & pids+=($!); pid_of[$port]=$!; }
+# measured PORT LOADGEN_ARGS...: one loadgen run (--raw) against the server on PORT,
+# with a ninth column: the server's CPU time per message, in µs (its share of the
+# machine; the eighth is the load generator's).
+measured() {
+  local port=$1; shift
+  local before after line
+  before=$(cpu_ticks "${pid_of[$port]}")
+  line=$(target/release/examples/loadgen "$@" --raw)
+  after=$(cpu_ticks "${pid_of[$port]}")
+  awk -v t=$((after - before)) -v hz="$hz" '{printf "%s %.2f\n", $0, t * 1e6 / hz / ($7 > 0 ? $7 : 1)}' <<<"$line"
+}
+
 if section echo; then
-target/release/rfc6455 echo --addr 127.0.0.1:9101 --threads 1 2>/dev/null & pids+=($!)
-target/release/examples/echo_server 127.0.0.1:9102 2>/dev/null & pids+=($!)
-target/release/examples/tungstenite_echo 127.0.0.1:9103 2>/dev/null & pids+=($!)
-target/release/rfc6455 echo --addr 127.0.0.1:9105 --threads 2 2>/dev/null & pids+=($!)
-target/release/rfc6455 echo --addr 127.0.0.1:9106 --threads 2 --balance reuse-port 2>/dev/null & pids+=($!)
-$peers/tokio_tungstenite_echo 127.0.0.1:9109 2>/dev/null & pids+=($!)
-node benches/node/echo.js 127.0.0.1:9110 2>/dev/null & pids+=($!)
+start_server 9101 target/release/rfc6455 echo --addr 127.0.0.1:9101 --threads 1
+start_server 9102 target/release/examples/echo_server 127.0.0.1:9102
+start_server 9103 target/release/examples/tungstenite_echo 127.0.0.1:9103
+start_server 9105 target/release/rfc6455 echo --addr 127.0.0.1:9105 --threads 2
+start_server 9106 target/release/rfc6455 echo --addr 127.0.0.1:9106 --threads 2 --balance reuse-port
+start_server 9109 $peers/tokio_tungstenite_echo 127.0.0.1:9109
+start_server 9110 node benches/node/echo.js 127.0.0.1:9110
 # One loop that polls for 100 µs after each turn before it sleeps (ServerConfig::busy_poll).
-target/release/rfc6455 echo --addr 127.0.0.1:9111 --threads 1 --busy-poll 100 2>/dev/null & pids+=($!)
+start_server 9111 target/release/rfc6455 echo --addr 127.0.0.1:9111 --threads 1 --busy-poll 100
 for port in 9101 9102 9103 9105 9106 9109 9110 9111; do wait_for_port $port; done
 
 # name: loadgen arguments
 workloads=(
   "latency 1x16B depth1:-c 1 -s 16 -d 1 -m 20000"
   "50 conns x16B depth16:-c 50 -s 16 -d 16 -m 4000"
-  "10 conns x64KiB depth4:-c 10 -s 65536 -d 4 -m 400"
+  "10 conns x64KiB depth4:-c 10 -s 65536 -d 4 -m 4000"
 )
 servers=("mio:9101" "mio-2loops:9105" "mio-2reuse:9106" "mio-spin:9111" "blocking:9102"
          "tungstenite:9103" "tokio-tung:9109" "node-ws:9110")
 
 
-printf '%-24s %-12s %12s %9s %9s %9s\n' workload server msg/s MB/s p50_us p99_us
+echo "gen_us, srv_us: CPU time (user + system) per message of the load generator and of"
+echo "the server; the two share the machine's cores"
+printf '%-24s %-12s %12s %9s %9s %9s %7s %7s\n' workload server msg/s MB/s p50_us p99_us gen_us srv_us
 for workload in "${workloads[@]}"; do
   name="${workload%%:*}"; args="${workload#*:}"
-  declare -A rate=() p99=()
+  declare -A rate=() p99=() cpu=()
   for server in "${servers[@]}"; do
     sname="${server%%:*}"; port="${server#*:}"
+    # One run first, not counted: the first run after a pause is often far slower
+    # (seen: 24.7 k msg/s, then 41.9, 41.9 and 45.3 k from the same server).
+    # shellcheck disable=SC2086
+    measured "$port" "ws://127.0.0.1:$port/" $args -t 20 >/dev/null
     results=()
     for _ in $(seq 1 "$rounds"); do
       # shellcheck disable=SC2086
-      results+=("$(target/release/examples/loadgen "ws://127.0.0.1:$port/" $args -t 20 --raw)")
+      results+=("$(measured "$port" "ws://127.0.0.1:$port/" $args -t 20)")
     done
     r=$(printf '%s\n' "${results[@]}" | awk '{print $1}' | median)
     mb=$(printf '%s\n' "${results[@]}" | awk '{print $2}' | median)
     p50=$(printf '%s\n' "${results[@]}" | awk '{print $3}' | median)
     p=$(printf '%s\n' "${results[@]}" | awk '{print $4}' | median)
+    gen=$(printf '%s\n' "${results[@]}" | awk '{print $8}' | median)
+    srv=$(printf '%s\n' "${results[@]}" | awk '{print $9}' | median)
     errors=$(printf '%s\n' "${results[@]}" | awk '{s += $6} END {print s}')
-    rate[$sname]=$r; p99[$sname]=$p
-    line=$(printf '%-24s %-12s %12s %9s %9s %9s' "$name" "$sname" "$r" "$mb" "$p50" "$p")
+    rate[$sname]=$r; p99[$sname]=$p; cpu[$sname]=$srv
+    line=$(printf '%-24s %-12s %12s %9s %9s %9s %7s %7s' "$name" "$sname" "$r" "$mb" "$p50" "$p" "$gen" "$srv")
     [ "$errors" != 0 ] && line="$line  ($errors errors)"
     echo "$line"
   done
-  # Ours against each peer: msg/s ratio (higher is better), p99 ratio (lower is better).
+  # Ours against each peer: msg/s ratio (higher is better), p99 and server CPU per
+  # message ratios (lower is better).
   for sname in mio mio-2loops mio-2reuse mio-spin blocking; do
     for peer in tungstenite tokio-tung node-ws; do
       awk -v n="$name" -v s="$sname" -v p="$peer" -v a="${rate[$sname]}" -v b="${rate[$peer]}" \
-          -v c="${p99[$sname]}" -v d="${p99[$peer]}" \
-          'BEGIN { printf "%-24s %-12s vs %-12s %.2fx msg/s, p99 %.2fx\n", n, s, p, a / b, c / d }'
+          -v c="${p99[$sname]}" -v d="${p99[$peer]}" -v e="${cpu[$sname]}" -v f="${cpu[$peer]}" \
+          'BEGIN { printf "%-24s %-12s vs %-12s %.2fx msg/s, p99 %.2fx, server CPU/msg %.2fx\n", n, s, p, a / b, c / d, e / f }'
     done
   done
 done
@@ -159,46 +188,51 @@ echo "then new connections per second: TCP + TLS handshake + WebSocket handshake
 echo "4 clients opening one after another for 5 s (median of $rounds runs)"
 tls_dir=target/tls-bench
 bash deploy/local-cert.sh "$tls_dir" 2
-target/release/rfc6455 echo --addr 127.0.0.1:9111 --threads 1 \
-  --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem" 2>/dev/null & pids+=($!)
-target/release/rfc6455 echo --addr 127.0.0.1:9112 --threads 2 \
-  --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem" 2>/dev/null & pids+=($!)
-target/release/examples/tungstenite_echo 127.0.0.1:9113 "$tls_dir/cert.pem" "$tls_dir/key.pem" 2>/dev/null & pids+=($!)
-wait_for_port 9111; wait_for_port 9112; wait_for_port 9113
+# Ports of their own: the echo section's servers (9101-9111) still run when all is run.
+start_server 9116 target/release/rfc6455 echo --addr 127.0.0.1:9116 --threads 1 \
+  --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem"
+start_server 9117 target/release/rfc6455 echo --addr 127.0.0.1:9117 --threads 2 \
+  --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem"
+start_server 9118 target/release/examples/tungstenite_echo 127.0.0.1:9118 "$tls_dir/cert.pem" "$tls_dir/key.pem"
+wait_for_port 9116; wait_for_port 9117; wait_for_port 9118
 
-# The median of each column of `rounds` runs of loadgen with the given arguments.
+# loadgen_median PORT ARGS...: the median of each column (per s, MB/s, p50, p99, and CPU
+# per message of generator and server) of `rounds` runs against the server on PORT.
 loadgen_median() {
+  local port=$1; shift
   local results=()
+  measured "$port" "$@" >/dev/null # a first run, not counted (see the echo section)
   for _ in $(seq 1 "$rounds"); do
-    results+=("$(target/release/examples/loadgen "$@" --raw)")
+    results+=("$(measured "$port" "$@")")
   done
-  for c in 1 2 3 4; do
+  for c in 1 2 3 4 8 9; do
     printf '%s\n' "${results[@]}" | awk -v c="$c" '{print $c}' | median
   done | paste -sd' '
   printf '%s\n' "${results[@]}" | awk '{s += $6} END {if (s) print s " errors"}' >&2
 }
 
-tls_servers=("mio-tls:9111" "mio-tls-2loops:9112" "tungstenite-tls:9113")
+tls_servers=("mio-tls:9116" "mio-tls-2loops:9117" "tungstenite-tls:9118")
 tls_workloads=(
   "50 conns x16B depth16:-c 50 -s 16 -d 16 -m 4000 -t 20"
-  "10 conns x64KiB depth4:-c 10 -s 65536 -d 4 -m 400 -t 20"
+  "10 conns x64KiB depth4:-c 10 -s 65536 -d 4 -m 4000 -t 20"
   "handshakes/s (4 clients):-c 4 --handshakes -t 5"
 )
-printf '%-26s %-16s %12s %9s %9s %9s\n' workload server "per s" MB/s p50_us p99_us
+printf '%-26s %-16s %12s %9s %9s %9s %7s %7s\n' workload server "per s" MB/s p50_us p99_us gen_us srv_us
 for workload in "${tls_workloads[@]}"; do
   name="${workload%%:*}"; args="${workload#*:}"
-  declare -A tls_rate=() tls_p99=()
+  declare -A tls_rate=() tls_p99=() tls_cpu=()
   for server in "${tls_servers[@]}"; do
     sname="${server%%:*}"; port="${server#*:}"
     # shellcheck disable=SC2086
-    read -r r mb p50 p99 < <(loadgen_median "wss://localhost:$port/" --ca "$tls_dir/cert.pem" $args)
-    tls_rate[$sname]=$r; tls_p99[$sname]=$p99
-    printf '%-26s %-16s %12s %9s %9s %9s\n' "$name" "$sname" "$r" "$mb" "$p50" "$p99"
+    read -r r mb p50 p99 gen srv < <(loadgen_median "$port" "wss://localhost:$port/" --ca "$tls_dir/cert.pem" $args)
+    tls_rate[$sname]=$r; tls_p99[$sname]=$p99; tls_cpu[$sname]=$srv
+    printf '%-26s %-16s %12s %9s %9s %9s %7s %7s\n' "$name" "$sname" "$r" "$mb" "$p50" "$p99" "$gen" "$srv"
   done
   for sname in mio-tls mio-tls-2loops; do
     awk -v n="$name" -v s="$sname" -v a="${tls_rate[$sname]}" -v b="${tls_rate[tungstenite-tls]}" \
         -v c="${tls_p99[$sname]}" -v d="${tls_p99[tungstenite-tls]}" \
-        'BEGIN { printf "%-26s %-16s %12s  %.2fx per s, p99 %.2fx of tungstenite-tls\n", n, s, "", a / b, c / d }'
+        -v e="${tls_cpu[$sname]}" -v f="${tls_cpu[tungstenite-tls]}" \
+        'BEGIN { printf "%-26s %-16s %12s  %.2fx per s, p99 %.2fx, server CPU/msg %.2fx of tungstenite-tls\n", n, s, "", a / b, c / d, e / f }'
   done
 done
 fi

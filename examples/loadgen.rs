@@ -49,6 +49,7 @@ struct Args {
     #[arg(short = 't', long, default_value_t = 30)]
     seconds: u64,
     /// Print one machine-readable line: msgs_per_s mb_per_s p50_us p99_us max_us errors
+    /// messages cpu_us_per_msg (the generator's own CPU time, user + system, per echo)
     /// (fan-out: deliveries_per_s p50_us p99_us max_us members_short round_trips_per_msg).
     #[arg(long)]
     raw: bool,
@@ -183,6 +184,24 @@ fn run_connection(args: &Args, deadline: Instant) -> Outcome {
     outcome
 }
 
+/// CPU time this process has used so far, user + system, all threads: its share of a
+/// machine that it shares with the server it measures. Linux's `/proc/self/stat` counts
+/// it in clock ticks of 1/100 s (`USER_HZ`, fixed for user space); 0 elsewhere.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // After "pid (command) ", utime and stime are the 12th and 13th fields.
+    let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split(' ').collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn main() {
     let args = Args::parse();
     if let Some(members) = args.fanout {
@@ -190,6 +209,7 @@ fn main() {
     }
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     let threads: Vec<_> = (0..args.connections)
         .map(|_| {
             let args = args.clone();
@@ -210,6 +230,7 @@ fn main() {
         total.errors += outcome.errors;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
     total.latencies.sort_unstable();
     let pct = |p: f64| {
         if total.latencies.is_empty() {
@@ -222,8 +243,9 @@ fn main() {
     let per_second = messages as f64 / elapsed;
     let mb_per_second = total.bytes as f64 / elapsed / 1e6;
     if args.raw {
+        let cpu_per_message = cpu * 1e6 / messages.max(1) as f64;
         println!(
-            "{per_second:.0} {mb_per_second:.1} {:.0} {:.0} {:.0} {}",
+            "{per_second:.0} {mb_per_second:.1} {:.0} {:.0} {:.0} {} {messages} {cpu_per_message:.2}",
             pct(0.5),
             pct(0.99),
             pct(1.0),

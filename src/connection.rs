@@ -526,23 +526,14 @@ impl Connection {
             Some(Ready::Finished(_)) if !finished => {}
             Some(_) => return 0,
         }
-        let old_len = self.assembled.len();
-        let arrived = &data[..n];
-        match progress.masking_key {
-            Some(key) => extend_unmasked(&mut self.assembled, arrived, key, progress.offset),
-            None => self.assembled.extend_from_slice(arrived),
+        let (old_len, before) = (self.assembled.len(), message.utf8.clone());
+        let appended = append_piece(&mut self.assembled, message, &data[..n], &mut progress);
+        let cut_short = message.kind == MessageKind::Text && !message.utf8.is_complete();
+        if appended.is_err() || finished && cut_short {
+            self.assembled.truncate(old_len);
+            message.utf8 = before;
+            return 0;
         }
-        if message.kind == MessageKind::Text {
-            let before = message.utf8.clone();
-            let piece = &self.assembled[old_len..];
-            if message.utf8.feed(piece).is_err() || finished && !message.utf8.is_complete() {
-                self.assembled.truncate(old_len);
-                message.utf8 = before;
-                return 0;
-            }
-        }
-        progress.remaining -= n as u64;
-        progress.offset += n;
         match self.after_payload(progress) {
             Ok(Step::Ready(ready)) => self.ready = Some(ready),
             Ok(Step::Continue | Step::NeedMore) => {}
@@ -1025,22 +1016,9 @@ impl Connection {
         if message.compressed {
             return self.inflate_payload(progress, n);
         }
-        let old_len = self.assembled.len();
         let arrived = &self.input[self.input_start..self.input_start + n];
-        match progress.masking_key {
-            Some(key) => extend_unmasked(&mut self.assembled, arrived, key, progress.offset),
-            None => self.assembled.extend_from_slice(arrived),
-        }
-        let piece = &self.assembled[old_len..];
-        if message.kind == MessageKind::Text {
-            message
-                .utf8
-                .feed(piece)
-                .map_err(|_| ProtocolError::InvalidUtf8)?;
-        }
+        append_piece(&mut self.assembled, message, arrived, &mut progress)?;
         self.input_start += n;
-        progress.remaining -= n as u64;
-        progress.offset += n;
         self.after_payload(progress)
     }
 
@@ -1463,6 +1441,34 @@ impl Connection {
             apply_mask(&mut self.output[start..], key, 0);
         }
     }
+}
+
+/// Appends a piece of a data frame's payload to its (uncompressed) message: unmasked
+/// as it is copied (RFC 6455 §5.3), checked as it arrives when the message is text
+/// (§5.6, §8.1), and counted in the frame's `progress`. On bad UTF-8 the piece has
+/// been appended already: `read_payload` fails the connection, and `receive`'s
+/// direct path takes it back out.
+fn append_piece(
+    assembled: &mut Vec<u8>,
+    message: &mut IncomingMessage,
+    arrived: &[u8],
+    progress: &mut PayloadInProgress,
+) -> Result<(), ProtocolError> {
+    let old_len = assembled.len();
+    match progress.masking_key {
+        Some(key) => extend_unmasked(assembled, arrived, key, progress.offset),
+        None => assembled.extend_from_slice(arrived),
+    }
+    progress.remaining -= arrived.len() as u64;
+    progress.offset += arrived.len();
+    if message.kind == MessageKind::Text {
+        let piece = &assembled[old_len..];
+        message
+            .utf8
+            .feed(piece)
+            .map_err(|_| ProtocolError::InvalidUtf8)?;
+    }
+    Ok(())
 }
 
 /// What one parsing step produced.

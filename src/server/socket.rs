@@ -60,23 +60,6 @@ impl Socket {
         }
     }
 
-    /// Reads plaintext into `ws` as [`read`](Self::read) reads into a buffer: from a
-    /// TLS session's buffer without a copy first (`Connection::receive`), from a
-    /// plain socket into the connection's input buffer (the event loop reads a plain
-    /// socket itself, choosing the buffer by how busy the connection is).
-    #[cfg(feature = "tls")]
-    pub(super) fn receive_into(&mut self, ws: &mut crate::Connection) -> io::Result<usize> {
-        match self {
-            Socket::Plain(tcp) => {
-                let space = ws.input_buffer(super::READ_CHUNK);
-                let n = tcp.read(space)?;
-                ws.commit_input(n);
-                Ok(n)
-            }
-            Socket::Tls(tls) => tls.receive_into(ws),
-        }
-    }
-
     /// Writes plaintext gathered from several buffers, in order: one `writev` on a
     /// plain socket (a broadcast's queued frames go out in one system call, not one
     /// each). `WouldBlock` while earlier output is still on its way.
@@ -207,8 +190,12 @@ mod tls {
         /// Hands the next piece of decrypted bytes to `ws` straight from the session's
         /// buffer (`BufRead`), without a copy into a read buffer first: with
         /// `Connection::receive`, the rest of a large frame is unmasked from the
-        /// plaintext into its message in one pass.
-        pub(super) fn receive_into(&mut self, ws: &mut crate::Connection) -> io::Result<usize> {
+        /// plaintext into its message in one pass. (A plain socket is read by the
+        /// event loop itself, which chooses the buffer by how busy the connection is.)
+        pub(in crate::server) fn receive_into(
+            &mut self,
+            ws: &mut crate::Connection,
+        ) -> io::Result<usize> {
             use std::io::BufRead;
             self.read_with(|reader| {
                 let plaintext = reader.fill_buf()?;

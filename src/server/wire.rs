@@ -3,6 +3,8 @@
 
 use super::conn::{Conn, Phase};
 use super::event_loop::Loop;
+#[cfg(feature = "tls")]
+use super::socket::Socket;
 use super::{CloseInfo, ConnId, Handler, Received, READ_CHUNK};
 use crate::{CloseCode, MessageKind, MessageRef, State};
 use mio::{Interest, Token};
@@ -24,33 +26,36 @@ impl<H: Handler> Loop<H> {
             let active = conn.active;
             let plain = conn.socket.is_plain();
             let mut asked = buf.len();
-            let result = match &mut conn.phase {
+            let result = match (&mut conn.phase, &mut conn.socket) {
                 // Head and body bytes (or, while closing or streaming, bytes to
                 // discard) go through `buf`.
-                Phase::Handshake(_)
-                | Phase::Body { .. }
-                | Phase::Closing
-                | Phase::Stream { .. } => conn.socket.read(&mut buf),
+                (
+                    Phase::Handshake(_)
+                    | Phase::Body { .. }
+                    | Phase::Closing
+                    | Phase::Stream { .. },
+                    socket,
+                ) => socket.read(&mut buf),
+                // Decrypted bytes are handed over from the TLS session's buffer.
+                #[cfg(feature = "tls")]
+                (Phase::Open { ws, .. }, Socket::Tls(tls)) => tls.receive_into(ws),
                 // A busy connection (traffic since the last tick, so its buffer is
                 // kept) or one in the middle of a frame reads straight into its input
                 // buffer: the payload is copied once, from there into the message. A
                 // quiet one reads into the loop's scratch buffer and keeps only what
                 // arrived, so that idle connections hold no read buffer of their own.
-                // Decrypted bytes are handed over from the TLS session's buffer.
-                #[cfg(feature = "tls")]
-                Phase::Open { ws, .. } if !plain => conn.socket.receive_into(ws),
-                Phase::Open { ws, .. } if active || ws.buffered_input() > 0 => {
+                (Phase::Open { ws, .. }, socket) if active || ws.buffered_input() > 0 => {
                     let space = ws.input_buffer(READ_CHUNK);
                     asked = space.len();
-                    let result = conn.socket.read(space);
+                    let result = socket.read(space);
                     if let Ok(n) = result {
                         ws.commit_input(n);
                     }
                     result
                 }
-                Phase::Open { ws, .. } => {
+                (Phase::Open { ws, .. }, socket) => {
                     asked = self.scratch.len();
-                    let result = conn.socket.read(&mut self.scratch);
+                    let result = socket.read(&mut self.scratch);
                     if let Ok(n) = result {
                         ws.receive(&self.scratch[..n]);
                     }
