@@ -77,12 +77,14 @@ if [ "$mode" != client ]; then
   # Two testees: the blocking echo server and the event-loop one.
   target/release/examples/echo_server 127.0.0.1:9002 2>/dev/null &
   pids+=($!)
-  target/release/rfc6455 echo --addr 127.0.0.1:9003 2>/dev/null &
+  # Autobahn's 9.* cases send messages of up to 16 MiB as fast as they can: the
+  # echo server's modest defaults (1 MiB, 10,000 messages/s) are raised for it.
+  target/release/rfc6455 echo --addr 127.0.0.1:9003 --max-message 67108864 --max-rate 0 2>/dev/null &
   pids+=($!)
   # The event loop again over TLS (deploy/local-cert.sh; wstest does not check it).
   tls_dir=autobahn/reports/tls
   bash deploy/local-cert.sh "$tls_dir" 2
-  target/release/rfc6455 echo --addr 127.0.0.1:9006 \
+  target/release/rfc6455 echo --addr 127.0.0.1:9006 --max-message 67108864 --max-rate 0 \
     --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem" 2>/dev/null &
   pids+=($!)
   wait_for_port 9002

@@ -58,15 +58,15 @@ measured() {
 }
 
 if section echo; then
-start_server 9101 target/release/rfc6455 echo --addr 127.0.0.1:9101 --threads 1
+start_server 9101 target/release/rfc6455 echo --addr 127.0.0.1:9101 --max-rate 0 --threads 1
 start_server 9102 target/release/examples/echo_server 127.0.0.1:9102
 start_server 9103 target/release/examples/tungstenite_echo 127.0.0.1:9103
-start_server 9105 target/release/rfc6455 echo --addr 127.0.0.1:9105 --threads 2
-start_server 9106 target/release/rfc6455 echo --addr 127.0.0.1:9106 --threads 2 --balance reuse-port
+start_server 9105 target/release/rfc6455 echo --addr 127.0.0.1:9105 --max-rate 0 --threads 2
+start_server 9106 target/release/rfc6455 echo --addr 127.0.0.1:9106 --max-rate 0 --threads 2 --balance reuse-port
 start_server 9109 $peers/tokio_tungstenite_echo 127.0.0.1:9109
 start_server 9110 node benches/node/echo.js 127.0.0.1:9110
 # One loop that polls for 100 µs after each turn before it sleeps (ServerConfig::busy_poll).
-start_server 9111 target/release/rfc6455 echo --addr 127.0.0.1:9111 --threads 1 --busy-poll 100
+start_server 9111 target/release/rfc6455 echo --addr 127.0.0.1:9111 --max-rate 0 --threads 1 --busy-poll 100
 for port in 9101 9102 9103 9105 9106 9109 9110 9111; do wait_for_port $port; done
 
 # name: loadgen arguments
@@ -189,9 +189,9 @@ echo "4 clients opening one after another for 5 s (median of $rounds runs)"
 tls_dir=target/tls-bench
 bash deploy/local-cert.sh "$tls_dir" 2
 # Ports of their own: the echo section's servers (9101-9111) still run when all is run.
-start_server 9116 target/release/rfc6455 echo --addr 127.0.0.1:9116 --threads 1 \
+start_server 9116 target/release/rfc6455 echo --addr 127.0.0.1:9116 --max-rate 0 --threads 1 \
   --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem"
-start_server 9117 target/release/rfc6455 echo --addr 127.0.0.1:9117 --threads 2 \
+start_server 9117 target/release/rfc6455 echo --addr 127.0.0.1:9117 --max-rate 0 --threads 2 \
   --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem"
 start_server 9118 target/release/examples/tungstenite_echo 127.0.0.1:9118 "$tls_dir/cert.pem" "$tls_dir/key.pem"
 wait_for_port 9116; wait_for_port 9117; wait_for_port 9118

@@ -247,6 +247,9 @@ pub struct Connection {
     /// Bytes to send: `output[output_start..]`.
     output: Vec<u8>,
     output_start: usize,
+    /// Where an automatic Pong starts in `output`, while it is the last frame there
+    /// and none of it is written: the next Ping's Pong replaces it (see `on_control`).
+    unsent_pong: Option<usize>,
     /// The kind of the fragmented message being sent, if one is unfinished.
     sending_fragmented: Option<MessageKind>,
     close_sent: bool,
@@ -388,6 +391,7 @@ impl Connection {
             close_received: None,
             output: Vec::new(),
             output_start: 0,
+            unsent_pong: None,
             sending_fragmented: None,
             close_sent: false,
             mask_keys: (role == Role::Client).then(MaskKeys::new),
@@ -620,10 +624,13 @@ impl Connection {
         // An event parsed (by `poll_next`, or a message `receive` finished) and not
         // yet handed out keeps its bytes, in either buffer.
         let waiting = self.ready.is_some();
-        if !waiting && self.input_start == self.input_end && self.input.capacity() > KEEP {
-            self.input = Vec::new();
+        let unread = self.input_end - self.input_start;
+        if !waiting && unread <= KEEP && self.input.capacity() > KEEP {
+            // A header still arriving keeps its few bytes, not the read buffer: a
+            // peer that sends a frame's first bytes and stops holds no 64 KiB.
+            self.input = self.input[self.input_start..self.input_end].to_vec();
             self.input_start = 0;
-            self.input_end = 0;
+            self.input_end = unread;
         }
         if self.output_start == self.output.len() && self.output.capacity() > KEEP {
             self.output = Vec::new();
@@ -1113,7 +1120,20 @@ impl Connection {
                     let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
                     let len = end - start;
                     payload[..len].copy_from_slice(&self.input[start..end]);
+                    // Only the latest Ping needs an answer (RFC 6455 §5.5.3): once
+                    // output backs up, a Pong still wholly unsent at its end is
+                    // replaced, so a peer that pings and never reads queues at most
+                    // PONG_BACKLOG and one Pong. Below that every Ping is answered
+                    // (what peers, and Autobahn's case 2.10, expect).
+                    if self.output.len() - self.output_start > PONG_BACKLOG {
+                        if let Some(at) = self.unsent_pong.take() {
+                            self.output.truncate(at);
+                        }
+                    }
                     self.queue_frame(true, OpCode::Pong, &payload[..len]);
+                    // Its header: 2 bytes, and a masking key from a client (§5.2).
+                    let header = if self.mask_keys.is_some() { 6 } else { 2 };
+                    self.unsent_pong = Some(self.output.len() - header - len);
                 }
                 self.ready_span = (start, end);
                 Ready::Ping
@@ -1191,6 +1211,9 @@ impl Connection {
             "consumed more than pending"
         );
         self.output_start += n;
+        if self.unsent_pong.is_some_and(|at| at < self.output_start) {
+            self.unsent_pong = None;
+        }
         if self.output_start == self.output.len() {
             self.output_start = 0;
             if self.output.capacity() > RETAINED_BUFFER {
@@ -1408,6 +1431,8 @@ impl Connection {
 
     /// [`queue_frame`](Self::queue_frame) with RSV bits (RSV1 for a compressed message).
     fn queue_frame_rsv(&mut self, fin: bool, rsv: u8, opcode: OpCode, payload: &[u8]) {
+        // Something follows the waiting Pong (or it moved): it is no longer replaceable.
+        self.unsent_pong = None;
         let masking_key = self.mask_keys.as_mut().map(MaskKeys::next_key);
         let header = FrameHeader {
             fin,
@@ -1501,6 +1526,9 @@ enum Ready {
     /// The peer's Close, in `close_received`.
     Close,
 }
+
+/// Unsent output past which an automatic Pong replaces the previous one still waiting.
+const PONG_BACKLOG: usize = 4096;
 
 #[cfg(test)]
 mod tests {
@@ -1734,5 +1762,91 @@ mod tests {
         }
         assert_eq!(client.next_event(), Ok(Some(Event::Ping(vec![5; 24]))));
         assert_eq!(client.next_event(), Ok(None));
+    }
+
+    /// Masked pings from a client, as the server reads them.
+    fn pings(payloads: &[&[u8]]) -> Vec<u8> {
+        let mut client = Connection::new(Role::Client);
+        for payload in payloads {
+            client.send_ping(payload).unwrap();
+        }
+        client.pending_output().to_vec()
+    }
+
+    #[test]
+    fn a_ping_flood_queues_a_bounded_backlog_ending_with_the_latest_pong() {
+        let mut server = Connection::new(Role::Server);
+        let many: Vec<Vec<u8>> = (0..1000u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        let refs: Vec<&[u8]> = many.iter().map(Vec::as_slice).collect();
+        server.receive(&pings(&refs));
+        while server.next_event().unwrap().is_some() {}
+        let out = server.pending_output();
+        assert!(out.len() <= PONG_BACKLOG + 6, "{} bytes queued", out.len());
+        // RFC 6455 §5.5.3: the latest ping is answered.
+        assert_eq!(&out[out.len() - 6..], &[0x8A, 4, 0, 0, 0x03, 0xE7]);
+    }
+
+    #[test]
+    fn ten_pings_at_once_get_ten_pongs() {
+        let mut server = Connection::new(Role::Server);
+        let payloads: Vec<[u8; 1]> = (0..10u8).map(|i| [i]).collect();
+        let refs: Vec<&[u8]> = payloads.iter().map(|p| &p[..]).collect();
+        server.receive(&pings(&refs));
+        while server.next_event().unwrap().is_some() {}
+        let expected: Vec<u8> = (0..10u8).flat_map(|i| [0x8A, 1, i]).collect();
+        assert_eq!(server.pending_output(), &expected[..]);
+    }
+
+    #[test]
+    fn only_a_trailing_wholly_unsent_pong_is_replaced() {
+        let big = vec![7u8; PONG_BACKLOG + 1];
+        let mut header = vec![0x82, 126];
+        header.extend_from_slice(&(big.len() as u16).to_be_bytes());
+        let answered = |between: bool| {
+            let mut server = Connection::new(Role::Server);
+            server.send_binary(&big).unwrap();
+            server.receive(&pings(&[b"one"]));
+            while server.next_event().unwrap().is_some() {}
+            if between {
+                server.send_text("hi").unwrap();
+            }
+            server.receive(&pings(&[b"two"]));
+            while server.next_event().unwrap().is_some() {}
+            server.pending_output()[header.len() + big.len()..].to_vec()
+        };
+        assert_eq!(answered(false), [&[0x8A, 3][..], b"two"].concat());
+        let kept = [
+            &[0x8A, 3][..],
+            b"one",
+            &[0x81, 2],
+            b"hi",
+            &[0x8A, 3],
+            b"two",
+        ]
+        .concat();
+        assert_eq!(answered(true), kept, "a Pong followed by a message stays");
+    }
+
+    #[test]
+    fn an_unfinished_frame_keeps_only_its_bytes_when_idle() {
+        let mut client = Connection::new(Role::Client);
+        client.send_text(&"x".repeat(30_000)).unwrap();
+        let wire = client.pending_output().to_vec();
+        let mut server = Connection::new(Role::Server);
+        let space = server.input_buffer(64 * 1024);
+        space[..5].copy_from_slice(&wire[..5]);
+        server.commit_input(5);
+        assert_eq!(server.next_event(), Ok(None));
+        server.release_idle_buffers();
+        assert!(
+            server.input.capacity() < 4096,
+            "{}",
+            server.input.capacity()
+        );
+        server.receive(&wire[5..]);
+        assert_eq!(
+            server.next_event(),
+            Ok(Some(Event::Text("x".repeat(30_000))))
+        );
     }
 }

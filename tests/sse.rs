@@ -164,7 +164,7 @@ fn every_error_has_its_status() {
     assert_eq!(code, 400);
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["error"],
-        "bad_field"
+        "too_long"
     );
     let huge = vec![b' '; 70_000];
     assert_eq!(status("POST", path, &with(json_type), &huge), 413);

@@ -624,3 +624,27 @@ fn a_fast_sender_and_a_server_that_does_not_read_cost_the_tap_bounded_memory() {
     let _ = stop.send(());
     server.join().unwrap();
 }
+
+#[test]
+fn pairs_are_capped_and_a_silent_client_is_dropped_after_the_head_timeout() {
+    let server = ServerProcess::start(BIN, &["echo", "--threads", "1"]);
+    let upstream = format!("ws://{}/", server.addr);
+    let tap = Tap::start(&upstream, &["--max-pairs", "1", "--head-timeout", "1"]);
+    // A client that sends the start of a head and nothing more holds the one pair...
+    let mut silent = TcpStream::connect(&tap.addr).unwrap();
+    silent.write_all(b"GET / HT").unwrap();
+    tap.wait_for(&["#1 "]);
+    // ...so a second one is closed at once.
+    let mut second = TcpStream::connect(&tap.addr).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(second.read(&mut [0u8; 16]).unwrap_or(0), 0, "closed");
+    tap.wait_for(&["refused: 1 connections relayed (--max-pairs)"]);
+    // The silent one goes after the head timeout, and its pair with it.
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(silent.read(&mut [0u8; 16]).unwrap_or(0), 0, "dropped");
+    tap.wait_for(&["no request head within 1s"]);
+}

@@ -53,8 +53,37 @@ pub struct ServerConfig {
     pub max_queued_output: usize,
     /// What happens to a connection over `max_queued_output`.
     pub slow_consumer: SlowConsumer,
+    /// Backpressure: while a connection has more than this unsent (its own frames,
+    /// shared frames, an HTTP head or a stream's bytes), it is not read, so a peer
+    /// that does not read cannot make the server produce more for it (a ping flood
+    /// queues at most this much of pongs). Reading resumes when half of it is written.
+    /// Default 256 KiB.
+    pub pause_reading_above: usize,
+    /// Queued output that has not shrunk for this long ends the connection (1008
+    /// "write timeout" for a WebSocket; a stream or HTTP response is dropped): a peer
+    /// that stopped reading holds no memory beyond it. Default 30 s.
+    pub write_timeout: Duration,
+    /// `SO_SNDBUF` of every accepted socket: the kernel's share of memory for one
+    /// connection's unsent bytes (Linux doubles it and stops autotuning, which
+    /// otherwise grows it to `tcp_wmem`'s maximum, 4 MiB by default, for each peer
+    /// that does not read). Default 256 KiB; `None`: the kernel's autotuning.
+    pub socket_send_buffer: Option<usize>,
+    /// Connections that have not finished their request (head, body, TLS handshake),
+    /// all loops together; a connection accepted beyond it is closed at once, so
+    /// half-open connections cannot take every file descriptor. Default 1024.
+    pub max_handshaking: usize,
+    /// Connections from one IP address, in any phase, all loops together; beyond it
+    /// a new one is closed at once. Default `None` (no limit): many users may share
+    /// one address behind a NAT or a proxy, so only a deployment knows its number.
+    pub max_connections_per_ip: Option<usize>,
+    /// Streams ([`Reply::Stream`](super::Reply::Stream), e.g. Server-Sent Events) open
+    /// at once, all loops together (503 beyond). They count in `max_connections`
+    /// too; this keeps some of it for WebSockets. Default `None`: half of
+    /// `max_connections` (at least 1).
+    pub max_streams: Option<usize>,
     /// Messages per second a connection may send (token bucket, burst of the same
-    /// size); over it, close 1008. Default `None`: no limit.
+    /// size); over it, close 1008. Pings and pongs count too. Default `None`: no
+    /// limit.
     pub max_messages_per_second: Option<u32>,
     /// How often [`Handler::tick`](super::Handler::tick) runs. Default 1 s.
     pub tick_interval: Duration,
@@ -80,6 +109,22 @@ pub struct ServerConfig {
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
+impl ServerConfig {
+    /// The most streams open at once: [`max_streams`](Self::max_streams), or half of
+    /// `max_connections`.
+    ///
+    /// ```
+    /// use rfc6455::server::ServerConfig;
+    ///
+    /// let config = ServerConfig { max_connections: 300, ..ServerConfig::default() };
+    /// assert_eq!(config.stream_limit(), 150);
+    /// ```
+    pub fn stream_limit(&self) -> usize {
+        self.max_streams
+            .unwrap_or((self.max_connections / 2).max(1))
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -97,6 +142,12 @@ impl Default for ServerConfig {
             close_timeout: Duration::from_secs(5),
             max_queued_output: 4 << 20,
             slow_consumer: SlowConsumer::Close,
+            pause_reading_above: 256 * 1024,
+            write_timeout: Duration::from_secs(30),
+            socket_send_buffer: Some(256 * 1024),
+            max_handshaking: 1024,
+            max_connections_per_ip: None,
+            max_streams: None,
             max_messages_per_second: None,
             tick_interval: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(5),

@@ -6,6 +6,7 @@ use super::ConnId;
 use crate::handshake::HeadReader;
 use crate::{CloseCode, Connection};
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,7 +42,8 @@ pub(super) struct Conn<D> {
     /// Frames shared with other connections (broadcasts), each with how much of it is
     /// written; they go out after `raw_output` and before the `Connection`'s output.
     pub(super) shared: VecDeque<(Arc<[u8]>, usize)>,
-    pub(super) writable_registered: bool,
+    /// The interest registered with the poll: (READABLE, WRITABLE).
+    pub(super) registered: (bool, bool),
     /// When the next timer for this connection is due (see `on_timer`).
     pub(super) handshake_deadline: Option<Instant>,
     pub(super) next_ping: Option<Instant>,
@@ -55,12 +57,34 @@ pub(super) struct Conn<D> {
     pub(super) peer_close: Option<(CloseCode, String)>,
     /// The TCP write side is shut: waiting for the peer's EOF, then drop.
     pub(super) shut: bool,
-    /// Frames received since the last tick: such a connection keeps its buffers and
-    /// reads straight into them (see `read` and `release_idle_buffers`).
-    pub(super) active: bool,
+    /// Bytes read since the last tick: a connection that read a chunk's worth keeps
+    /// its buffers and reads straight into them; a trickle goes through the loop's
+    /// scratch buffer (see `read` and `release_idle_buffers`).
+    pub(super) read_since_tick: usize,
+    /// The peer's address (for `max_connections_per_ip`, and `HttpRequest::peer`).
+    pub(super) peer: IpAddr,
+    /// Counted among the connections in their handshake (`max_handshaking`).
+    pub(super) handshaking: bool,
+    /// Not read while its unsent output is over `pause_reading_above`.
+    pub(super) read_paused: bool,
+    /// When its output last shrank (or was first queued): with output left after
+    /// `write_timeout` from then, it ends.
+    pub(super) write_progress: Instant,
+    /// A timer for the write timeout is in the heap.
+    pub(super) write_timer: bool,
 }
 
 impl<D> Conn<D> {
+    /// Bytes queued and not yet written: HTTP head or stream bytes, shared frames,
+    /// its own frames.
+    pub(super) fn unsent(&self) -> usize {
+        let own = match &self.phase {
+            Phase::Open { ws, .. } => ws.pending_output().len(),
+            _ => 0,
+        };
+        self.raw_output.len() + super::shared::shared_len(&self.shared) + own
+    }
+
     /// The id of the connection in `slot` (this one).
     pub(super) fn id(&self, slot: usize) -> ConnId {
         ConnId {

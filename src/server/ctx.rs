@@ -29,9 +29,22 @@ pub struct Stats {
     pub rejected: Vec<(u16, u64)>,
     /// Messages dropped, or connections closed, for being slow consumers.
     pub slow_consumer_events: u64,
+    /// Connections closed as soon as they were accepted, over
+    /// [`max_handshaking`](super::ServerConfig::max_handshaking) or
+    /// [`max_connections_per_ip`](super::ServerConfig::max_connections_per_ip).
+    pub refused_at_accept: u64,
+    /// Connections ended because their queued output did not shrink for
+    /// [`write_timeout`](super::ServerConfig::write_timeout).
+    pub write_timeouts: u64,
+    /// Times a connection stopped being read because its unsent output was over
+    /// [`pause_reading_above`](super::ServerConfig::pause_reading_above).
+    pub read_pauses: u64,
     /// Connections dropped because their TLS failed: a bad record, a handshake that
     /// went wrong, plain HTTP sent to the TLS port.
     pub tls_failures: u64,
+    /// Connections still in their handshake, all loops (in the totals given to
+    /// [`Handler::http`](super::Handler::http); 0 in a loop's own counters).
+    pub handshaking: usize,
     /// WebSocket connections open on each event loop, in the totals given to
     /// [`Handler::http`](super::Handler::http) (empty in a loop's own counters).
     pub open_per_loop: Vec<usize>,
@@ -59,6 +72,9 @@ impl Stats {
         self.bytes_out += other.bytes_out;
         self.slow_consumer_events += other.slow_consumer_events;
         self.tls_failures += other.tls_failures;
+        self.refused_at_accept += other.refused_at_accept;
+        self.write_timeouts += other.write_timeouts;
+        self.read_pauses += other.read_pauses;
         for &(status, count) in &other.rejected {
             self.count_rejections(status, count);
         }

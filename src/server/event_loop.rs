@@ -52,6 +52,13 @@ pub(super) struct Loop<H: Handler> {
     pub(super) message_in: Vec<u8>,
     /// Compresses broadcasts once (see `SharedFrame`).
     pub(super) compressor: BroadcastCompressor,
+    /// Connections to read on the next turn without waiting for an event: their
+    /// reading resumed (output drained), or they used their turn's read budget with
+    /// bytes left (edge-triggered readiness would not report those again).
+    pub(super) read_again: Vec<usize>,
+    /// One log line a second for failing accepts and for refused connections.
+    pub(super) accept_errors: super::LogLimiter,
+    pub(super) refusals: super::LogLimiter,
 }
 
 impl<H: Handler> Loop<H> {
@@ -80,6 +87,9 @@ impl<H: Handler> Loop<H> {
             touched: Vec::new(),
             message_in: Vec::new(),
             compressor: BroadcastCompressor::default(),
+            read_again: Vec::new(),
+            accept_errors: super::LogLimiter::default(),
+            refusals: super::LogLimiter::default(),
         }
     }
 
@@ -98,7 +108,7 @@ impl<H: Handler> Loop<H> {
                 wake = wake.min(t);
             }
             let mut timeout = wake.saturating_duration_since(now);
-            if spin_until.is_some_and(|until| now < until) {
+            if spin_until.is_some_and(|until| now < until) || !self.read_again.is_empty() {
                 timeout = Duration::ZERO;
             }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
@@ -113,7 +123,7 @@ impl<H: Handler> Loop<H> {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept()?,
-                    WAKER => self.adopt_handed_over()?,
+                    WAKER => self.adopt_handed_over(),
                     Token(slot) => {
                         // The peer's FIN (or an error) came with this readiness: read
                         // to the end, whatever a read returns.
@@ -125,6 +135,7 @@ impl<H: Handler> Loop<H> {
             }
             self.deliver_mail();
             self.flush_dirty();
+            self.read_again();
             if self.loops.stop.load(Ordering::SeqCst) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown();
             }
@@ -191,9 +202,12 @@ impl<H: Handler> Loop<H> {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Out of file descriptors and the like: log, keep serving the others.
+                // Out of file descriptors and the like: log (once a second at
+                // most: every attempt fails alike), keep serving the others.
                 Err(e) => {
-                    log::warn!("accept failed: {e}");
+                    if let Some(suppressed) = self.accept_errors.allow(Instant::now()) {
+                        log::warn!("accept failed: {e} ({suppressed} more since the last line)");
+                    }
                     return Ok(());
                 }
             };
@@ -207,27 +221,44 @@ impl<H: Handler> Loop<H> {
                 stream
             };
             self.loops.loaded(self.worker);
-            self.register(stream)?;
+            self.register(stream);
         }
     }
 
     /// Registers the sockets another loop accepted for this one.
-    fn adopt_handed_over(&mut self) -> io::Result<()> {
+    fn adopt_handed_over(&mut self) {
         for stream in self.loops.take_adopted(self.worker) {
             if self.shutdown_deadline.is_some() {
                 // Shutting down: no new connections.
                 self.loops.unloaded(self.worker);
                 continue;
             }
-            self.register(stream)?;
+            self.register(stream);
         }
-        Ok(())
     }
 
-    /// A new TCP connection (already counted in this loop's load): wait for its
-    /// request head.
-    fn register(&mut self, stream: TcpStream) -> io::Result<()> {
+    /// A new TCP connection (already counted in this loop's load): admitted (see
+    /// [`Admission`](super::admission::Admission)), it waits for its request head;
+    /// refused, or if it cannot be registered, it is closed and the loop serves on.
+    fn register(&mut self, stream: TcpStream) {
+        let Ok(peer) = stream.peer_addr() else {
+            // Reset before we got to it.
+            self.loops.unloaded(self.worker);
+            return;
+        };
+        let peer = peer.ip();
+        if let Err(refusal) = self.loops.admission.enter(peer, &self.config) {
+            self.stats.refused_at_accept += 1;
+            if let Some(suppressed) = self.refusals.allow(Instant::now()) {
+                log::warn!("connection from {peer} closed at once: {refusal} ({suppressed} more since the last line)");
+            }
+            self.loops.unloaded(self.worker);
+            return;
+        }
         let _ = stream.set_nodelay(true);
+        if let Some(size) = self.config.socket_send_buffer {
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(size);
+        }
         let mut socket = match Socket::new(stream, &self.config) {
             Ok(socket) => socket,
             // rustls refused to start a session with this configuration: this
@@ -235,8 +266,10 @@ impl<H: Handler> Loop<H> {
             Err(e) => {
                 log::warn!("TLS session not started: {e}");
                 self.stats.tls_failures += 1;
+                self.loops.admission.handshake_over();
+                self.loops.admission.leave(peer, &self.config);
                 self.loops.unloaded(self.worker);
-                return Ok(());
+                return;
             }
         };
         let entry = self.conns.vacant_entry();
@@ -246,8 +279,11 @@ impl<H: Handler> Loop<H> {
             .registry()
             .register(socket.tcp(), Token(slot), Interest::READABLE)
         {
+            log::warn!("connection from {peer} not registered, closed: {e}");
+            self.loops.admission.handshake_over();
+            self.loops.admission.leave(peer, &self.config);
             self.loops.unloaded(self.worker);
-            return Err(e);
+            return;
         }
         self.next_generation += 1;
         let now = Instant::now();
@@ -259,7 +295,7 @@ impl<H: Handler> Loop<H> {
             phase: Phase::Handshake(HeadReader::new(self.config.max_head)),
             raw_output: Vec::new(),
             shared: VecDeque::new(),
-            writable_registered: false,
+            registered: (true, false),
             handshake_deadline: Some(deadline),
             next_ping: None,
             pong_deadline: None,
@@ -269,11 +305,25 @@ impl<H: Handler> Loop<H> {
             our_close: None,
             peer_close: None,
             shut: false,
-            active: false,
+            read_since_tick: 0,
+            peer,
+            handshaking: true,
+            read_paused: false,
+            write_progress: now,
+            write_timer: false,
         });
         self.timers.schedule(deadline, slot);
         log::debug!("slot {slot} on loop {}", self.worker);
-        Ok(())
+    }
+
+    /// The connection finished its request (an upgrade, a stream or a response is
+    /// under way) or went: it no longer counts in `max_handshaking`.
+    pub(super) fn handshake_over(&mut self, slot: usize) {
+        if let Some(conn) = self.conns.get_mut(slot) {
+            if std::mem::take(&mut conn.handshaking) {
+                self.loops.admission.handshake_over();
+            }
+        }
     }
 
     pub(super) fn ready(&mut self, slot: usize, readable: bool, writable: bool, ended: bool) {
@@ -302,6 +352,18 @@ impl<H: Handler> Loop<H> {
             return self.drop_conn(slot);
         }
         let id = conn.id(slot);
+        if conn.write_timer {
+            conn.write_timer = false;
+            if conn.unsent() > 0 {
+                let due = conn.write_progress + self.config.write_timeout;
+                if now < due {
+                    conn.write_timer = true;
+                    self.timers.schedule(due, slot);
+                } else {
+                    return self.write_timed_out(slot);
+                }
+            }
+        }
         if conn.pong_deadline.is_some_and(|d| now >= d) {
             log::info!("{id}: no pong within the timeout, closing");
             conn.pong_deadline = None;
@@ -330,11 +392,11 @@ impl<H: Handler> Loop<H> {
     pub(super) fn release_idle_buffers(&mut self) {
         for (_, conn) in self.conns.iter_mut() {
             if let Phase::Open { ws, .. } = &mut conn.phase {
-                if !conn.active {
+                if conn.read_since_tick < READ_CHUNK {
                     ws.release_idle_buffers();
                 }
             }
-            conn.active = false;
+            conn.read_since_tick = 0;
         }
     }
 
@@ -388,7 +450,9 @@ impl<H: Handler> Loop<H> {
         ) {
             self.report_close(slot);
         }
+        self.handshake_over(slot);
         let mut conn = self.conns.remove(slot);
+        self.loops.admission.leave(conn.peer, &self.config);
         self.loops.unloaded(self.worker);
         let _ = self.poll.registry().deregister(conn.socket.tcp());
     }

@@ -25,6 +25,9 @@ pub struct HttpRequest {
     pub headers: Vec<(String, String)>,
     /// The body (`Content-Length` bytes; empty without one).
     pub body: Vec<u8>,
+    /// The address of the peer that sent it (set by the server; `None` from
+    /// [`parse`](Self::parse)): for limits per client.
+    pub peer: Option<std::net::IpAddr>,
     upgrade: bool,
 }
 
@@ -43,6 +46,7 @@ impl HttpRequest {
             target: req.path?.to_string(),
             headers: owned_headers(req.headers),
             body: Vec::new(),
+            peer: None,
             upgrade,
         })
     }
@@ -74,6 +78,8 @@ impl HttpRequest {
     /// assert_eq!(post.body_length(), Ok(12));
     /// let chunked = HttpRequest::parse(b"POST /m HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
     /// assert_eq!(chunked.body_length(), Err(411));
+    /// let signed = HttpRequest::parse(b"POST /m HTTP/1.1\r\nContent-Length: +12\r\n\r\n").unwrap();
+    /// assert_eq!(signed.body_length(), Err(400));
     /// ```
     pub fn body_length(&self) -> Result<usize, u16> {
         if self.header("transfer-encoding").is_some() {
@@ -82,7 +88,12 @@ impl HttpRequest {
         let mut length = None;
         for (name, value) in &self.headers {
             if name.eq_ignore_ascii_case("content-length") {
-                let n: usize = value.trim().parse().map_err(|_| 400u16)?;
+                // `1*DIGIT` (RFC 9110 §8.6): no sign, no spaces inside.
+                let value = value.trim();
+                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(400);
+                }
+                let n: usize = value.parse().map_err(|_| 400u16)?;
                 if length.is_some_and(|l| l != n) {
                     return Err(400);
                 }

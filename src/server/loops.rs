@@ -90,6 +90,8 @@ pub(super) struct Loops {
     mailboxes: Vec<Mailbox>,
     /// WebSocket connections open in the whole process (for `max_connections`).
     open: AtomicUsize,
+    /// Connections in their handshake, per address, streams (process-wide caps).
+    pub(super) admission: super::admission::Admission,
     /// Connections registered on each loop, handshakes included (for balancing).
     loads: Vec<AtomicUsize>,
     /// Each loop's counters as of the end of its last turn.
@@ -115,6 +117,7 @@ impl Loops {
             wakers,
             mailboxes: (0..n).map(|_| Mailbox::default()).collect(),
             open: AtomicUsize::new(0),
+            admission: super::admission::Admission::default(),
             loads: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             stats: (0..n).map(|_| Mutex::new(Stats::default())).collect(),
             mailbox_limit,
@@ -219,6 +222,7 @@ impl Loops {
         let mut total = live.clone();
         total.open_per_loop = vec![0; self.count()];
         total.open_per_loop[at] = live.open;
+        total.handshaking = self.admission.handshaking();
         for (i, stats) in self.stats.iter().enumerate() {
             if i != at {
                 let stats = lock(stats);

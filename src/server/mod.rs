@@ -45,12 +45,14 @@
 //! (reading, frames to callbacks, writing), `loops.rs` (several loops: balancing, what
 //! they share, mail between them), `http.rs`, `timers.rs`, `rooms.rs`.
 
+mod admission;
 mod config;
 mod conn;
 mod ctx;
 mod event_loop;
 mod handler;
 mod http;
+mod log_limit;
 mod loops;
 pub mod rooms;
 mod shared;
@@ -67,6 +69,7 @@ pub use loops::Balance;
 pub use shared::SharedFrame;
 
 use event_loop::Loop;
+use log_limit::LogLimiter;
 use loops::{Loops, Mail};
 use mio::net::TcpListener;
 use mio::{Interest, Poll, Token, Waker};

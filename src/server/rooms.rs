@@ -36,6 +36,14 @@ pub trait RoomRegistry {
     fn rooms_of(&self, id: ConnId) -> Vec<String>;
     /// How many rooms have members.
     fn room_count(&self) -> usize;
+    /// Whether `id` is in `room` (without listing its rooms).
+    fn is_member(&self, room: &str, id: ConnId) -> bool {
+        self.rooms_of(id).iter().any(|r| r == room)
+    }
+    /// How many rooms `id` is in.
+    fn room_count_of(&self, id: ConnId) -> usize {
+        self.rooms_of(id).len()
+    }
 }
 
 /// The in-memory registry, for one server process.
@@ -46,6 +54,16 @@ pub struct Rooms {
 }
 
 impl RoomRegistry for Rooms {
+    fn is_member(&self, room: &str, id: ConnId) -> bool {
+        self.memberships
+            .get(&id)
+            .is_some_and(|rooms| rooms.contains(room))
+    }
+
+    fn room_count_of(&self, id: ConnId) -> usize {
+        self.memberships.get(&id).map_or(0, BTreeSet::len)
+    }
+
     fn join(&mut self, room: &str, id: ConnId) -> bool {
         let added = self.rooms.entry(room.to_string()).or_default().insert(id);
         if added {
@@ -150,6 +168,11 @@ mod tests {
         assert_eq!(rooms.members("a"), [id(1), id(2)]);
         assert_eq!(rooms.rooms_of(id(1)), ["a", "b"]);
         assert_eq!(rooms.room_count(), 2);
+        assert!(rooms.is_member("b", id(1)) && !rooms.is_member("b", id(2)));
+        assert_eq!(
+            (rooms.room_count_of(id(1)), rooms.room_count_of(id(3))),
+            (2, 0)
+        );
         assert!(rooms.leave("b", id(1)));
         assert!(!rooms.leave("b", id(1)));
         assert_eq!(rooms.room_count(), 1, "an empty room is removed");

@@ -33,6 +33,7 @@ impl<H: Handler> Loop<H> {
         let rest = head.take_rest();
         if self.config.connection.trace {
             for line in String::from_utf8_lossy(&head_bytes).lines() {
+                let line = redacted_line(line);
                 log::info!(target: "rfc6455::trace", "slot {slot} <- {line}");
             }
         }
@@ -68,6 +69,7 @@ impl<H: Handler> Loop<H> {
             return self.respond_and_close(slot, refuse(413, &why));
         }
         request.body = rest;
+        request.peer = Some(self.conns[slot].peer);
         if request.body.len() >= want {
             // Bytes beyond the body (a pipelined request) are not served.
             request.body.truncate(want);
@@ -121,8 +123,18 @@ impl<H: Handler> Loop<H> {
     /// Starts a response that stays open (see [`Reply::Stream`]).
     fn open_stream(&mut self, slot: usize, head: HttpResponse, data: H::Data) {
         let id = self.conns[slot].id(slot);
-        if let Err(open) = self.loops.try_open(self.config.max_connections) {
-            log::warn!("{id}: stream refused, {open} connections open (503)");
+        let refused = match self.loops.admission.open_stream(self.config.stream_limit()) {
+            Err(streams) => Some(format!("{streams} streams open")),
+            Ok(()) => match self.loops.try_open(self.config.max_connections) {
+                Ok(()) => None,
+                Err(open) => {
+                    self.loops.admission.stream_closed();
+                    Some(format!("{open} connections open"))
+                }
+            },
+        };
+        if let Some(why) = refused {
+            log::warn!("{id}: stream refused, {why} (503)");
             self.stats.count_rejection(503);
             let info = CloseInfo {
                 code: CloseCode::TRY_AGAIN_LATER,
@@ -133,6 +145,7 @@ impl<H: Handler> Loop<H> {
             let response = HttpResponse::text(503, "too many connections\n");
             return self.respond_and_close(slot, response.to_bytes());
         }
+        self.handshake_over(slot);
         let conn = &mut self.conns[slot];
         conn.raw_output = head.to_stream_bytes();
         conn.phase = Phase::Stream { data };
@@ -170,7 +183,7 @@ impl<H: Handler> Loop<H> {
                 self.loops.closed();
                 log::info!(
                     "slot {slot}: upgrade of {} refused with {status}",
-                    request.target()
+                    redacted_target(request.target())
                 );
                 self.stats.count_rejection(status);
                 return self.respond_and_close(slot, reject(status, &[], "upgrade refused"));
@@ -198,12 +211,14 @@ impl<H: Handler> Loop<H> {
         };
         conn.handshake_deadline = None;
         conn.next_ping = ping_at;
+        self.handshake_over(slot);
+        let conn = &mut self.conns[slot];
         if let Some(at) = ping_at {
             self.timers.schedule(at, slot);
         }
         self.stats.open += 1;
         let id = conn.id(slot);
-        log::info!("{id}: open, {}", request.target());
+        log::info!("{id}: open, {}", redacted_target(request.target()));
         self.flush(slot);
         self.with_ctx(|handler, ctx| handler.open(ctx, id));
         // Frames that came with the head.
@@ -211,6 +226,7 @@ impl<H: Handler> Loop<H> {
     }
 
     pub(super) fn respond_and_close(&mut self, slot: usize, response: Vec<u8>) {
+        self.handshake_over(slot);
         let conn = &mut self.conns[slot];
         conn.raw_output = response;
         conn.phase = Phase::Closing;
@@ -219,5 +235,66 @@ impl<H: Handler> Loop<H> {
         conn.close_deadline = Some(deadline);
         self.timers.schedule(deadline, slot);
         self.flush(slot);
+    }
+}
+
+/// A request target fit for a log: the path, and the query's names without their
+/// values (a token often travels as `?token=…`, and logs are read by more people
+/// than the secret is for).
+fn redacted_target(target: &str) -> String {
+    let Some((path, query)) = target.split_once('?') else {
+        return target.to_string();
+    };
+    let names: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((name, _)) => format!("{name}=<redacted>"),
+            None => kv.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", names.join("&"))
+}
+
+/// A line of a request head fit for a log: the request line's query values and the
+/// credentials in headers (`Authorization`, `Proxy-Authorization`, `Cookie`) hidden.
+fn redacted_line(line: &str) -> String {
+    if let Some((name, _)) = line.split_once(':') {
+        let secret = ["authorization", "proxy-authorization", "cookie"]
+            .iter()
+            .any(|h| name.trim().eq_ignore_ascii_case(h));
+        if secret {
+            return format!("{name}: <redacted>");
+        }
+    }
+    let mut parts = line.splitn(3, ' ');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(method), Some(target), Some(version)) if target.starts_with('/') => {
+            format!("{method} {} {version}", redacted_target(target))
+        }
+        _ => line.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_stay_out_of_log_lines() {
+        assert_eq!(
+            redacted_target("/chat?token=s3cret&room=a"),
+            "/chat?token=<redacted>&room=<redacted>"
+        );
+        assert_eq!(redacted_target("/plain"), "/plain");
+        assert_eq!(
+            redacted_line("GET /?token=s3cret HTTP/1.1"),
+            "GET /?token=<redacted> HTTP/1.1"
+        );
+        assert_eq!(
+            redacted_line("authorization: Bearer s3cret"),
+            "authorization: <redacted>"
+        );
+        assert_eq!(redacted_line("Cookie: token=s3cret"), "Cookie: <redacted>");
+        assert_eq!(redacted_line("Host: a:1"), "Host: a:1");
     }
 }

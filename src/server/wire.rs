@@ -19,11 +19,13 @@ impl<H: Handler> Loop<H> {
     /// which no later event would announce again: then until `WouldBlock` or EOF.
     pub(super) fn read(&mut self, slot: usize, ended: bool) {
         let mut buf = [0u8; 4096];
+        // Fairness: a peer that writes as fast as we read gets READ_BUDGET a turn.
+        let mut budget = READ_BUDGET;
         loop {
             let Some(conn) = self.conns.get_mut(slot) else {
                 return;
             };
-            let active = conn.active;
+            let busy = conn.read_since_tick >= READ_CHUNK;
             let plain = conn.socket.is_plain();
             let mut asked = buf.len();
             let result = match (&mut conn.phase, &mut conn.socket) {
@@ -39,12 +41,13 @@ impl<H: Handler> Loop<H> {
                 // Decrypted bytes are handed over from the TLS session's buffer.
                 #[cfg(feature = "tls")]
                 (Phase::Open { ws, .. }, Socket::Tls(tls)) => tls.receive_into(ws),
-                // A busy connection (traffic since the last tick, so its buffer is
-                // kept) or one in the middle of a frame reads straight into its input
-                // buffer: the payload is copied once, from there into the message. A
-                // quiet one reads into the loop's scratch buffer and keeps only what
-                // arrived, so that idle connections hold no read buffer of their own.
-                (Phase::Open { ws, .. }, socket) if active || ws.buffered_input() > 0 => {
+                // A busy connection (a chunk's worth since the last tick, so its
+                // buffer is kept) reads straight into its input buffer: the payload is
+                // copied once, from there into the message. A quiet one reads into the
+                // loop's scratch buffer and keeps only what arrived, so that idle
+                // connections, and ones that send a frame's first bytes and stop,
+                // hold no read buffer of their own.
+                (Phase::Open { ws, .. }, socket) if busy => {
                     let space = ws.input_buffer(READ_CHUNK);
                     asked = space.len();
                     let result = socket.read(space);
@@ -80,8 +83,19 @@ impl<H: Handler> Loop<H> {
                     return self.drop_conn(slot);
                 }
                 Ok(n) => {
+                    if let Some(conn) = self.conns.get_mut(slot) {
+                        conn.read_since_tick = conn.read_since_tick.saturating_add(n);
+                    }
                     self.on_read(slot, n, &buf);
+                    if self.pause_if_backed_up(slot) {
+                        return;
+                    }
                     if plain && n < asked && !ended {
+                        return;
+                    }
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        self.read_again.push(slot);
                         return;
                     }
                 }
@@ -120,10 +134,7 @@ impl<H: Handler> Loop<H> {
                 self.after_head(slot, pushed);
             }
             Phase::Body { .. } => self.push_body(slot, &buf[..n]),
-            Phase::Open { .. } => {
-                self.conns[slot].active = true;
-                self.process(slot);
-            }
+            Phase::Open { .. } => self.process(slot),
             // A stream's client has nothing to say (a second, pipelined request is
             // not served).
             Phase::Closing | Phase::Stream { .. } => {}
@@ -153,7 +164,14 @@ impl<H: Handler> Loop<H> {
                 Ok(None) => break,
                 Ok(Some(MessageRef::Text(_))) => MessageKind::Text,
                 Ok(Some(MessageRef::Binary(_))) => MessageKind::Binary,
-                Ok(Some(MessageRef::Ping(_) | MessageRef::Pong(_))) => continue,
+                // Control frames cost a token of the rate limit too: a peer may not
+                // make us answer pings faster than it may send messages.
+                // Over the limit, the connection is closed; what follows is still
+                // parsed (and so consumed), for the peer's Close.
+                Ok(Some(MessageRef::Ping(_) | MessageRef::Pong(_))) => {
+                    self.within_rate(id);
+                    continue;
+                }
                 Ok(Some(MessageRef::Close(frame))) => {
                     let (code, reason) = frame
                         .map(|f| (f.code, f.reason))
@@ -179,18 +197,8 @@ impl<H: Handler> Loop<H> {
     pub(super) fn on_message(&mut self, id: ConnId, kind: MessageKind) {
         self.stats.messages_in += 1;
         self.stats.bytes_in += self.message_in.len() as u64;
-        if let Some(rate) = self.config.max_messages_per_second {
-            let conn = &mut self.conns[id.slot];
-            let now = Instant::now();
-            let refill = now.duration_since(conn.refilled).as_secs_f64() * f64::from(rate);
-            conn.tokens = (conn.tokens + refill).min(f64::from(rate));
-            conn.refilled = now;
-            if conn.tokens < 1.0 {
-                log::info!("{id}: over {rate} messages/s, closing");
-                self.with_ctx(|_, ctx| ctx.close(id, CloseCode::POLICY_VIOLATION, "rate limit"));
-                return;
-            }
-            conn.tokens -= 1.0;
+        if !self.within_rate(id) {
+            return;
         }
         // Taken out for the call (the handler borrows the loop through its `Ctx`),
         // then put back with its capacity.
@@ -211,6 +219,84 @@ impl<H: Handler> Loop<H> {
         }
     }
 
+    /// Takes a token of the connection's rate limit (a token bucket with a burst of
+    /// one second's worth); none left: it is closed with 1008 and false returned.
+    fn within_rate(&mut self, id: ConnId) -> bool {
+        let Some(rate) = self.config.max_messages_per_second else {
+            return true;
+        };
+        let conn = &mut self.conns[id.slot];
+        if conn.our_close.is_some() {
+            // Closed already (for this or another reason): nothing more to count.
+            return false;
+        }
+        let now = Instant::now();
+        let refill = now.duration_since(conn.refilled).as_secs_f64() * f64::from(rate);
+        conn.tokens = (conn.tokens + refill).min(f64::from(rate));
+        conn.refilled = now;
+        if conn.tokens < 1.0 {
+            log::info!("{id}: over {rate} messages/s, closing");
+            self.with_ctx(|_, ctx| ctx.close(id, CloseCode::POLICY_VIOLATION, "rate limit"));
+            return false;
+        }
+        conn.tokens -= 1.0;
+        true
+    }
+
+    /// Backpressure: stops reading a connection whose unsent output is over
+    /// `pause_reading_above` (`flush` drops its READABLE interest and resumes it once
+    /// half is written). True if it is paused.
+    fn pause_if_backed_up(&mut self, slot: usize) -> bool {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return true;
+        };
+        if !conn.read_paused && conn.unsent() > self.config.pause_reading_above {
+            conn.read_paused = true;
+            self.stats.read_pauses += 1;
+            log::debug!(
+                "slot {slot}: {} bytes unsent, not read until they drain",
+                conn.unsent()
+            );
+            self.dirty.push(slot);
+        }
+        conn.read_paused
+    }
+
+    /// Reads the connections put aside for this turn (`read_again`): bytes that
+    /// arrived while one was paused raise no new edge-triggered event (and a TLS
+    /// session may hold decrypted bytes already); one that used its read budget may
+    /// have more. Those that use their budget again wait for the next turn, so every
+    /// other connection is served in between.
+    pub(super) fn read_again(&mut self) {
+        let slots = std::mem::take(&mut self.read_again);
+        for slot in slots {
+            if self.conns.get(slot).is_some_and(|c| !c.read_paused) {
+                // Until `WouldBlock` or EOF, not only to a short read: the peer's
+                // FIN may have come with the event whose reading was put aside, and
+                // no later event would report it again.
+                self.read(slot, true);
+            }
+        }
+        self.flush_dirty();
+    }
+
+    /// Queued output did not shrink for `write_timeout`: the peer stopped reading.
+    /// The connection goes at once (a Close could not reach it), with its memory.
+    pub(super) fn write_timed_out(&mut self, slot: usize) {
+        let conn = &mut self.conns[slot];
+        log::info!(
+            "{}: {} bytes unsent for {:?}, dropped",
+            conn.id(slot),
+            conn.unsent(),
+            self.config.write_timeout
+        );
+        self.stats.write_timeouts += 1;
+        if conn.our_close.is_none() {
+            conn.our_close = Some((CloseCode::POLICY_VIOLATION, "write timeout".into()));
+        }
+        self.drop_conn(slot);
+    }
+
     /// Tells the handler how the connection ended (once), leaving the socket to drain.
     pub(super) fn report_close(&mut self, slot: usize) {
         let conn = &mut self.conns[slot];
@@ -227,6 +313,7 @@ impl<H: Handler> Loop<H> {
             // peer went away.
             Phase::Stream { data } => {
                 self.stats.streams -= 1;
+                self.loops.admission.stream_closed();
                 (data, conn.our_close.is_some(), "stream ended")
             }
             _ => return,
@@ -256,6 +343,9 @@ impl<H: Handler> Loop<H> {
         if self.config.connection.trace {
             self.log_trace(slot);
         }
+        let Some(before) = self.conns.get(slot).map(Conn::unsent) else {
+            return;
+        };
         let has_output = match self.write_pending(slot) {
             Ok(has_output) => has_output,
             Err(e) => {
@@ -269,11 +359,21 @@ impl<H: Handler> Loop<H> {
         if conn.shut {
             return;
         }
-        if has_output != conn.writable_registered {
-            let interest = if has_output {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
+        let unsent = conn.unsent();
+        self.watch_progress(slot, before, unsent);
+        let conn = &mut self.conns[slot];
+        if conn.read_paused && unsent <= self.config.pause_reading_above / 2 {
+            conn.read_paused = false;
+            self.read_again.push(slot);
+        }
+        // Read while not paused; write while output is left (a paused connection
+        // has output, so the interest is never empty).
+        let wanted = (!conn.read_paused || !has_output, has_output);
+        if wanted != conn.registered {
+            let interest = match wanted {
+                (true, true) => Interest::READABLE | Interest::WRITABLE,
+                (false, _) => Interest::WRITABLE,
+                (true, false) => Interest::READABLE,
             };
             if let Err(e) =
                 self.poll
@@ -283,7 +383,7 @@ impl<H: Handler> Loop<H> {
                 log::debug!("slot {slot}: reregister failed: {e}");
                 return self.drop_conn(slot);
             }
-            conn.writable_registered = has_output;
+            conn.registered = wanted;
         }
         // Everything written and nothing more to say: the server closes the TCP
         // connection first (RFC 6455 §7.1.1), then reads until the peer's EOF.
@@ -302,6 +402,22 @@ impl<H: Handler> Loop<H> {
             if matches!(conn.phase, Phase::Open { .. } | Phase::Stream { .. }) {
                 self.report_close(slot);
             }
+        }
+    }
+
+    /// Keeps the write timeout's clock: it starts when output is left after a write,
+    /// restarts whenever the output shrinks, and stops when it is all written.
+    fn watch_progress(&mut self, slot: usize, before: usize, unsent: usize) {
+        let conn = &mut self.conns[slot];
+        let now = Instant::now();
+        if unsent == 0 {
+            conn.write_timer = false;
+        } else if !conn.write_timer {
+            conn.write_progress = now;
+            conn.write_timer = true;
+            self.timers.schedule(now + self.config.write_timeout, slot);
+        } else if unsent < before {
+            conn.write_progress = now;
         }
     }
 
@@ -348,6 +464,9 @@ fn has_output<D>(conn: &Conn<D>) -> bool {
     };
     !conn.raw_output.is_empty() || !conn.shared.is_empty() || own
 }
+
+/// How much one connection is read in a turn of the loop before the others' turn.
+const READ_BUDGET: usize = 64 * 1024;
 
 /// How many buffers one `writev` gathers: a connection's HTTP head, its queued
 /// shared frames (a burst of broadcasts), then its own output.

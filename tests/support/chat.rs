@@ -96,7 +96,10 @@ impl Client {
             req["since"] = json!(s);
         }
         self.send(req);
-        assert_eq!(self.recv(), json!({"type": "ack", "id": 1, "room": room}));
+        assert_eq!(
+            self.recv(),
+            json!({"type": "ack", "id": 1, "room": room, "more": false})
+        );
         let mut replayed = Vec::new();
         loop {
             let v = self.recv();

@@ -35,8 +35,9 @@ enum Command {
         /// Accept upgrades only from these Origins (repeatable); others get 403.
         #[arg(long = "origin", value_name = "ORIGIN")]
         origins: Vec<String>,
-        /// Require `?token=TOKEN` or `Authorization: Bearer TOKEN` (401 otherwise).
-        #[arg(long)]
+        /// Require `?token=TOKEN` or `Authorization: Bearer TOKEN` (401 otherwise), on
+        /// the WebSocket upgrade, the event streams, POST and /metrics.
+        #[arg(long, value_parser = parse_token)]
         token: Option<String>,
         /// Messages kept per room for late joiners and catch-up.
         #[arg(long, default_value_t = 100)]
@@ -57,12 +58,16 @@ enum Command {
         /// this often, so that proxies do not time them out.
         #[arg(long, value_name = "SECONDS", default_value_t = 15.0, value_parser = parse_seconds)]
         sse_keepalive: f64,
+        #[command(flatten)]
+        limits: chat::ChatLimits,
     },
     /// Runs the echo server on the mio event loop: every text and binary message is
     /// sent back. Ctrl-C (or SIGTERM) closes every connection with 1001 and exits.
     Echo {
         #[command(flatten)]
         server: servers::ServerArgs,
+        #[command(flatten)]
+        limits: servers::EchoArgs,
     },
     /// A terminal client, like wscat: each stdin line is sent as a text message and
     /// every message received is printed. Commands: /ping [TEXT], /close [CODE [REASON]].
@@ -146,6 +151,13 @@ enum Command {
         /// platform's roots.
         #[arg(long, value_name = "CA.pem")]
         ca: Option<std::path::PathBuf>,
+        /// Client connections relayed at once (each holds two sockets); beyond, a
+        /// new one is closed at once.
+        #[arg(long, value_name = "N", default_value_t = 1024)]
+        max_pairs: usize,
+        /// A client whose request head is not all in by then is dropped.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
+        head_timeout: f64,
     },
     /// Computes Sec-WebSocket-Accept for a Sec-WebSocket-Key, step by step (§4.2.2).
     ///
@@ -164,7 +176,27 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
     }
 }
 
+/// A token of at least one character (an empty one would let `?token=` pass).
+fn parse_token(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("an empty token would let anybody in".into());
+    }
+    Ok(text.to_string())
+}
+
+/// Raises the soft limit of open files to the hard one: a server holding many
+/// connections needs a descriptor for each, and the soft limit is often 1,024.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}
+
 fn main() -> ExitCode {
+    raise_open_files_limit();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve {
@@ -176,6 +208,7 @@ fn main() -> ExitCode {
             redis,
             node_timeout,
             sse_keepalive,
+            limits,
         } => servers::serve(
             &server,
             chat::ChatConfig {
@@ -184,6 +217,7 @@ fn main() -> ExitCode {
                 history,
                 keepalive: std::time::Duration::from_secs_f64(sse_keepalive),
                 hsts: server.tls_enabled(),
+                limits,
             },
             max_rate,
             redis.map(|url| chat::redis::RedisOptions {
@@ -192,7 +226,7 @@ fn main() -> ExitCode {
                 history,
             }),
         ),
-        Command::Echo { server } => servers::echo(&server),
+        Command::Echo { server, limits } => servers::echo(&server, &limits),
         Command::Client {
             url,
             trace,
@@ -220,12 +254,16 @@ fn main() -> ExitCode {
             json,
             max_preview,
             ca,
+            max_pairs,
+            head_timeout,
         } => tap::tap(&tap::TapOptions {
             listen,
             upstream,
             json,
             max_preview,
             ca,
+            max_pairs,
+            head_timeout: std::time::Duration::from_secs_f64(head_timeout),
         }),
     };
     match result {

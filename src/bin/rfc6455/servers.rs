@@ -98,6 +98,22 @@ pub struct ServerArgs {
     /// (beyond: 503).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_connections: usize,
+    /// Connections that have not finished their request yet (head, body, TLS
+    /// handshake), all loops together; beyond, a new connection is closed at once.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_handshaking: usize,
+    /// Connections from one IP address at once (beyond, a new one is closed at
+    /// once) [default: no limit: users behind one NAT or proxy share an address].
+    #[arg(long, value_name = "N")]
+    max_connections_per_ip: Option<usize>,
+    /// Event streams (SSE) open at once, counted in --max-connections too
+    /// [default: half of --max-connections].
+    #[arg(long, value_name = "N")]
+    max_streams: Option<usize>,
+    /// A connection whose queued output has not shrunk for this long is dropped
+    /// (1008 "write timeout"): its peer stopped reading.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = crate::parse_seconds)]
+    write_timeout: f64,
     /// Serve TLS (https:// and wss://) with this certificate chain (PEM, the leaf
     /// first).
     #[arg(long, value_name = "CERT.pem", requires = "tls_key")]
@@ -161,6 +177,10 @@ impl ServerArgs {
             threads,
             busy_poll: self.busy_poll.map(std::time::Duration::from_micros),
             max_connections: self.max_connections,
+            max_handshaking: self.max_handshaking,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_streams: self.max_streams,
+            write_timeout: std::time::Duration::from_secs_f64(self.write_timeout),
             balance: match self.balance {
                 BalanceArg::LeastConnections => server::Balance::LeastConnections,
                 BalanceArg::ReusePort => server::Balance::ReusePort,
@@ -170,13 +190,27 @@ impl ServerArgs {
     }
 }
 
-pub fn echo(args: &ServerArgs) -> Result<String, String> {
+/// `echo`'s own limits: modest by default, raised by the Autobahn agent (its 9.*
+/// cases send messages of up to 16 MiB, as fast as they can).
+#[derive(clap::Args, Debug)]
+pub struct EchoArgs {
+    /// The largest message (and frame) accepted, in bytes (1009 beyond); queued
+    /// output may reach twice it, plus 1 MiB.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    max_message: usize,
+    /// Messages (pings included) per second a connection may send, 0 for no limit
+    /// (1008 beyond).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_rate: u32,
+}
+
+pub fn echo(args: &ServerArgs, limits: &EchoArgs) -> Result<String, String> {
     let config = server::ServerConfig {
-        max_queued_output: 128 << 20,
-        // Autobahn's 9.* cases send messages of up to 16 MiB and expect them back.
+        max_queued_output: limits.max_message.saturating_mul(2).saturating_add(1 << 20),
+        max_messages_per_second: (limits.max_rate > 0).then_some(limits.max_rate),
         ..args.config(rfc6455::Config {
-            max_frame_size: 64 << 20,
-            max_message_size: 64 << 20,
+            max_frame_size: limits.max_message,
+            max_message_size: limits.max_message,
             ..rfc6455::Config::default()
         })?
     };
@@ -220,9 +254,12 @@ pub fn serve(
 ) -> Result<String, String> {
     let server_config = server::ServerConfig {
         max_messages_per_second: (max_rate > 0).then_some(max_rate),
+        // The largest valid request is a message of MAX_TEXT bytes escaped as JSON
+        // (at most 6 bytes a character for control characters, `\u0001`), with its
+        // room and id: well under 32 KiB. A larger message is nobody's request.
         ..args.config(rfc6455::Config {
-            max_frame_size: 64 * 1024,
-            max_message_size: 64 * 1024,
+            max_frame_size: chat::MAX_REQUEST,
+            max_message_size: chat::MAX_REQUEST,
             ..rfc6455::Config::default()
         })?
     };

@@ -23,7 +23,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What `rfc6455 tap` is asked to do.
 pub struct TapOptions {
@@ -32,6 +32,10 @@ pub struct TapOptions {
     pub json: bool,
     pub max_preview: usize,
     pub ca: Option<PathBuf>,
+    /// Client connections relayed at once; beyond, a new one is closed at once.
+    pub max_pairs: usize,
+    /// A client that has not sent its whole request head by then is dropped.
+    pub head_timeout: Duration,
 }
 
 const LISTENER: Token = Token(usize::MAX);
@@ -107,10 +111,13 @@ pub fn tap(options: &TapOptions) -> Result<String, String> {
         max_preview: options.max_preview,
         upstream,
         buf: vec![0; READ_CHUNK],
+        max_pairs: options.max_pairs,
+        head_timeout: options.head_timeout,
     };
     let mut events = Events::with_capacity(256);
     loop {
-        if let Err(e) = poll.poll(&mut events, None) {
+        // Woken at least once a second, to drop clients whose head is overdue.
+        if let Err(e) = poll.poll(&mut events, Some(Duration::from_secs(1))) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
@@ -123,6 +130,7 @@ pub fn tap(options: &TapOptions) -> Result<String, String> {
                 relay.ready(event.token().0 / 2, &poll);
             }
         }
+        relay.drop_overdue_heads(&poll);
         relay.out.flush();
     }
 }
@@ -134,9 +142,31 @@ struct Relay {
     max_preview: usize,
     upstream: Upstream,
     buf: Vec<u8>,
+    max_pairs: usize,
+    head_timeout: Duration,
 }
 
 impl Relay {
+    /// Ends the pairs whose client has not finished its request head in time (a
+    /// client that sends nothing, or a byte now and then, holds two sockets).
+    fn drop_overdue_heads(&mut self, poll: &Poll) {
+        let overdue: Vec<usize> = self
+            .pairs
+            .iter()
+            .filter(|(_, p)| {
+                matches!(p.up.phase, Phase::Head(_)) && p.opened.elapsed() > self.head_timeout
+            })
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in overdue {
+            let mut pair = self.pairs.remove(slot);
+            let _ = poll.registry().deregister(&mut pair.client);
+            let _ = poll.registry().deregister(pair.upstream.tcp());
+            let why = format!("no request head within {:?}", self.head_timeout);
+            self.out.close(&pair, Some(&why));
+        }
+    }
+
     fn accept(&mut self, listener: &TcpListener, poll: &Poll) {
         loop {
             let (client, peer) = match listener.accept() {
@@ -149,6 +179,16 @@ impl Relay {
             };
             let id = self.next_id;
             self.next_id += 1;
+            if self.pairs.len() >= self.max_pairs {
+                // Closed at once: every pair holds two sockets and two buffers.
+                let why = format!(
+                    "{peer} refused: {} connections relayed (--max-pairs)",
+                    self.pairs.len()
+                );
+                self.out.line(id, None, &why);
+                drop(client);
+                continue;
+            }
             let socket = match self.connect_upstream() {
                 Ok(socket) => socket,
                 Err(e) => {
@@ -451,8 +491,11 @@ impl Pair {
             flow.pending.extend_from_slice(bytes);
             return;
         };
+        // The search resumes where the last one stopped (3 bytes back, for a
+        // CRLFCRLF split across reads): a head sent a byte at a time is scanned once.
+        let searched = head.len().saturating_sub(3);
         head.extend_from_slice(bytes);
-        let Some(end) = head_end(head) else {
+        let Some(end) = head_end(head, searched) else {
             if head.len() > MAX_HEAD {
                 let what = format!(
                     "{} no end of the HTTP head in 64 KiB: relayed as it is",
@@ -626,12 +669,12 @@ fn would_block(e: &io::Error) -> bool {
     )
 }
 
-/// Where the head ends (after its blank line).
-fn head_end(bytes: &[u8]) -> Option<usize> {
-    bytes
+/// Where the head ends (after its blank line), looking from `from` on.
+fn head_end(bytes: &[u8], from: usize) -> Option<usize> {
+    bytes[from..]
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
+        .map(|i| from + i + 4)
 }
 
 /// A line under a response head: a check passed, failed, or a note.

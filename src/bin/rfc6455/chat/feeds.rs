@@ -8,10 +8,18 @@
 //!      id: 42 / event: message / data: {"type":"message",...,"seq":42}
 //!      event: presence / data: {"type":"joined"|"left"|"presence",...}
 //!      : keep-alive                                   (every --sse-keepalive)
+//!      event: more / data: {"room":...,"before":N}     (first, when the replay was cut
+//!                                                    to the newest --max-replay bytes:
+//!                                                    messages before seq N left out)
 //! POST /rooms/ROOM/messages   Content-Type: application/json   {"from":"ci","text":"..."}
-//!   <- 202 {"seq":43}; 400 bad JSON or fields, 401 token, 403 origin, 413 too big
-//!      (the server's body limit), 415 not JSON, 405 other methods, 503 unavailable
+//!   <- 202 {"seq":43}; 400 bad JSON or fields, 401 token, 403 origin, 409 `from` is a
+//!      member's name, 413 too big (the server's body limit), 415 not JSON, 405 other
+//!      methods, 429 over --http-rate (with Retry-After), 503 unavailable
 //! ```
+//!
+//! A posted message carries `"via":"http"`: members can tell it from one a member
+//! said. Browsers may read these answers (CORS) only from the `--origin`s listed;
+//! without `--origin`, no page of another site can.
 //!
 //! A stream is a listener, not a member: no name, not in presence. Its messages carry
 //! the room's seq as the event id, so a reconnecting `EventSource` sends
@@ -19,7 +27,8 @@
 //! member's `since`, with the same no-gap, no-duplicate cursor).
 
 use super::hub::RoomEvent;
-use super::{Chat, ChatState, Cursor, Member, RoomView, MAX_NAME, MAX_ROOM, MAX_TEXT};
+use super::limits::{self, MAX_ROOM};
+use super::{Chat, ChatState, Cursor, Member, RoomView};
 use rfc6455::server::{ConnId, Ctx, HttpRequest, HttpResponse, Reply};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -44,6 +53,7 @@ fn room_route(path: &str) -> Option<(String, &str)> {
     let (room, what) = rest.split_once('/')?;
     let room = percent_decode(room)?;
     let ok = !room.is_empty() && room.chars().count() <= MAX_ROOM;
+    let ok = ok && limits::room("room", &room).is_ok();
     ok.then_some((room, what))
 }
 
@@ -71,8 +81,8 @@ fn json_error(status: u16, code: &str, message: &str) -> HttpResponse {
 
 impl Chat {
     /// Whether the request may come: its Origin (when the browser sends one) is
-    /// allowed, and it carries the token when one is required. The same rules as the
-    /// WebSocket endpoint's.
+    /// allowed, and it carries the token when one is required (the WebSocket
+    /// endpoint's rules), and its address is within `--http-rate`.
     fn admit(&self, request: &HttpRequest) -> Result<(), HttpResponse> {
         // A request without an Origin comes from no browser (curl, a backend).
         let origin = request.header("origin");
@@ -86,6 +96,18 @@ impl Chat {
         {
             self.state().rejected_token += 1;
             return Err(json_error(401, "token", "a token is required"));
+        }
+        if let Some(peer) = request.peer {
+            let mut state = self.state();
+            if let Err(wait) = state.http_rates.take(peer, std::time::Instant::now()) {
+                state.rejected_rate += 1;
+                let mut response = json_error(429, "rate", "too many requests from this address");
+                let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+                response
+                    .headers
+                    .push(("Retry-After".into(), seconds.to_string()));
+                return Err(response);
+            }
         }
         Ok(())
     }
@@ -112,8 +134,12 @@ impl Chat {
             ))),
         };
         let mut reply = reply.unwrap_or_else(Reply::Response);
-        // A browser may read the answer when its Origin is allowed (CORS).
-        if let Some(origin) = request.header("origin") {
+        // A browser may read the answer when its Origin is listed (CORS); with no
+        // `--origin`, no other site's page may.
+        let listed = request
+            .header("origin")
+            .filter(|o| !self.config.origins.is_empty() && self.config.allows_origin(Some(o)));
+        if let Some(origin) = listed {
             let head = match &mut reply {
                 Reply::Response(response) => response,
                 Reply::Stream { head, .. } => head,
@@ -157,11 +183,18 @@ impl Chat {
             .listen(room, since)
             .map_err(|reason| json_error(503, "unavailable", &reason))?;
         let mut body = format!("retry: {RETRY_MS}\n\n");
-        for message in &joined.history {
-            let seq = serde_json::from_str::<Value>(message)
-                .ok()
-                .and_then(|m| m["seq"].as_u64())
-                .unwrap_or_default();
+        // The newest messages that fit in `max_replay` bytes, running on into the
+        // live ones; `event: more` first when older ones were left out.
+        let page = super::replay_tail(&joined.history, state.limits.max_replay);
+        let seqs: Vec<u64> = page
+            .iter()
+            .map(|m| super::hub::seq_of(m).unwrap_or_default())
+            .collect();
+        if page.len() < joined.history.len() {
+            let more = json!({"room": room, "before": seqs.first()});
+            body.push_str(&format!("event: more\ndata: {more}\n\n"));
+        }
+        for (message, seq) in page.iter().zip(seqs) {
             body.push_str(&format!("id: {seq}\nevent: message\ndata: {message}\n\n"));
         }
         let presence = json!({"type": "presence", "room": room, "members": joined.members});
@@ -196,19 +229,25 @@ impl Chat {
         let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&request.body) else {
             return Err(json_error(400, "bad_json", "the body is not a JSON object"));
         };
-        let field = |name: &str, max: usize| match body.get(name).and_then(Value::as_str) {
-            Some(s) if !s.is_empty() && s.chars().count() <= max => Ok(s.to_string()),
-            _ => Err(json_error(
-                400,
-                "bad_field",
-                &format!("\"{name}\" must be a string of 1 to {max} characters"),
-            )),
+        let field = |name: &str, check: fn(&str, &str) -> Result<String, limits::Refused>| {
+            let value = body.get(name).and_then(Value::as_str).ok_or_else(|| {
+                json_error(400, "bad_field", &format!("\"{name}\" must be a string"))
+            })?;
+            check(name, value).map_err(|(code, message)| json_error(400, code, &message))
         };
-        let (from, text) = (field("from", MAX_NAME)?, field("text", MAX_TEXT)?);
+        let (from, text) = (field("from", limits::name)?, field("text", limits::text)?);
         let mut state = self.state();
+        // A backend may not speak as a member who is here.
+        if state.names.contains_key(&from) {
+            return Err(json_error(
+                409,
+                "name_taken",
+                "\"from\" is the name of a member; pick a name of your own",
+            ));
+        }
         let published = state
             .hub
-            .message(room, &from, &text)
+            .message(room, &from, &text, true)
             .map_err(|reason| json_error(503, "unavailable", &reason))?;
         if let Some(event) = &published.local {
             state.deliver(ctx, event);
@@ -226,7 +265,7 @@ impl Chat {
         let Some(origin) = request.header("origin") else {
             return Err(not_allowed("POST, OPTIONS"));
         };
-        if !self.config.allows_origin(Some(origin)) {
+        if self.config.origins.is_empty() || !self.config.allows_origin(Some(origin)) {
             return Err(json_error(403, "origin", "this Origin is not allowed"));
         }
         let mut response = HttpResponse::with_type(204, "text/plain", Vec::new());
@@ -296,6 +335,7 @@ impl ChatState {
             }
         }
         self.forget_member(&room, id);
+        self.hub.unlisten(&room);
         true
     }
 

@@ -15,8 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// connection refused"). The client gets an `unavailable` error; nothing is queued.
 pub type Unavailable = String;
 
-/// Rooms whose history is kept once empty (the oldest empty ones are forgotten).
-const MAX_HISTORIES: usize = 1000;
+/// A hub's health, callable from any thread without the chat lock.
+pub type HealthCheck = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 /// Something for the members of a room: a message, `joined`, `left`, `typing`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,19 +80,33 @@ pub trait Hub: Send {
     /// `room`: its history after `since` and its members, as a join gives, but nobody
     /// joins and nobody is told.
     fn listen(&mut self, room: &str, since: Option<u64>) -> Result<Joined, Unavailable>;
+    /// A listener of `room` went away.
+    fn unlisten(&mut self, room: &str);
+    /// What `listen` reads, for a member paging back through the history: nobody
+    /// starts following anything.
+    fn read(&mut self, room: &str, since: Option<u64>) -> Result<Joined, Unavailable>;
     /// `name` leaves `room`; `left` to the members.
     fn leave(&mut self, room: &str, name: &str) -> Result<Vec<RoomEvent>, Unavailable>;
     /// Numbers a message, keeps it in the history and sends it to every node, in one
-    /// step: every member everywhere sees a room's messages in seq order.
-    fn message(&mut self, room: &str, from: &str, text: &str) -> Result<Published, Unavailable>;
+    /// step: every member everywhere sees a room's messages in seq order. `via_http`:
+    /// posted over HTTP by a backend, not said by a member (the message says so).
+    fn message(
+        &mut self,
+        room: &str,
+        from: &str,
+        text: &str,
+        via_http: bool,
+    ) -> Result<Published, Unavailable>;
     /// `typing` to the room's other members.
     fn typing(&mut self, room: &str, name: &str) -> Result<Vec<RoomEvent>, Unavailable>;
     /// Sends a direct message to `to` on another node, whose answer comes back under
     /// `token`; false if no node has that user.
     fn direct(&mut self, to: &str, from: &str, body: &str, token: u64)
         -> Result<bool, Unavailable>;
-    /// Whether it can serve now, for `/healthz`.
-    fn health(&self) -> Result<(), String>;
+    /// Whether it can serve now, for `/healthz`: callable without the chat lock
+    /// (which a loop may be waiting for), as `/healthz` must answer when the node is
+    /// stuck, to say so.
+    fn health_check(&self) -> HealthCheck;
     /// Extra Prometheus series: (name, help, type, value).
     fn metrics(&self) -> Vec<(&'static str, &'static str, &'static str, String)>;
 }
@@ -104,11 +118,23 @@ pub fn now_ms() -> u64 {
 }
 
 /// A message's JSON up to its seq: `{..."seq":` — the seq and `}` are appended where
-/// the seq is assigned (in Redis, inside the script).
-pub fn message_prefix(room: &str, from: &str, text: &str) -> String {
-    let body = json!({"type": "message", "room": room, "from": from, "text": text, "ts": now_ms()})
-        .to_string();
+/// the seq is assigned (in Redis, inside the script). One posted over HTTP carries
+/// `"via":"http"`: no member said it.
+pub fn message_prefix(room: &str, from: &str, text: &str, via_http: bool) -> String {
+    let mut body =
+        json!({"type": "message", "room": room, "from": from, "text": text, "ts": now_ms()});
+    if via_http {
+        body["via"] = json!("http");
+    }
+    let body = body.to_string();
     format!("{},\"seq\":", &body[..body.len() - 1])
+}
+
+/// The seq of a stored message, read from its end (`message_prefix` puts it last):
+/// no JSON parse per replayed message.
+pub fn seq_of(message: &str) -> Option<u64> {
+    let (_, tail) = message.rsplit_once("\"seq\":")?;
+    tail.strip_suffix('}')?.parse().ok()
 }
 
 pub fn joined_body(room: &str, name: &str) -> String {
@@ -127,6 +153,10 @@ pub fn typing_body(room: &str, name: &str) -> String {
 struct RoomLog {
     seq: u64,
     messages: VecDeque<String>,
+    /// The bytes of `messages`.
+    bytes: usize,
+    /// When it was last read or written (the hub's clock): eviction goes by it.
+    used: u64,
 }
 
 /// The hub of one process: plain maps (the event loops share it under the chat lock).
@@ -135,18 +165,44 @@ pub struct MemoryHub {
     history: usize,
     names: HashSet<String>,
     members: HashMap<String, BTreeSet<String>>,
+    /// Streams following each room (they keep its seq, as members do).
+    listeners: HashMap<String, usize>,
     logs: HashMap<String, RoomLog>,
+    /// Bytes of every room's messages, and their budget.
+    bytes: usize,
+    budget: usize,
+    /// The most room logs kept.
+    max_logs: usize,
+    /// Counts uses of logs (the LRU order).
+    clock: u64,
+    /// Room histories dropped for the budget.
+    evicted: u64,
 }
 
 impl MemoryHub {
-    /// A hub keeping `history` messages per room.
-    pub fn new(history: usize) -> Self {
+    /// A hub keeping `history` messages per room, at most `budget` bytes of them for
+    /// all rooms and the logs of at most `max_logs` rooms.
+    pub fn new(history: usize, budget: usize, max_logs: usize) -> Self {
         MemoryHub {
             history,
             names: HashSet::new(),
             members: HashMap::new(),
+            listeners: HashMap::new(),
             logs: HashMap::new(),
+            bytes: 0,
+            budget,
+            max_logs: max_logs.max(1),
+            clock: 0,
+            evicted: 0,
         }
+    }
+
+    /// The log of `room`, made if new, marked as just used.
+    fn log(&mut self, room: &str) -> &mut RoomLog {
+        self.clock += 1;
+        let log = self.logs.entry(room.to_string()).or_default();
+        log.used = self.clock;
+        log
     }
 
     fn event(room: &str, seq: Option<u64>, except: Option<&str>, body: String) -> RoomEvent {
@@ -172,19 +228,48 @@ impl MemoryHub {
         removed
     }
 
-    /// Keeps the histories of at most `MAX_HISTORIES` rooms: empty rooms go first.
-    fn forget_old_logs(&mut self) {
-        if self.logs.len() <= MAX_HISTORIES {
+    /// Whether `room` is followed (members or streams): its log then keeps its seq,
+    /// which their `since` and the live order count on.
+    fn followed(&self, room: &str) -> bool {
+        self.members.contains_key(room) || self.listeners.contains_key(room)
+    }
+
+    /// Back within the budgets once over one, least recently used rooms first (down
+    /// to 90 %, so that this runs once per many messages, not on each): over the
+    /// bytes, a room loses its history whole; over the count, a room nobody follows
+    /// is forgotten. A followed room is never forgotten (it keeps its seq), and loses
+    /// its history only for the bytes.
+    fn enforce_budget(&mut self) {
+        if self.bytes <= self.budget && self.logs.len() <= self.max_logs {
             return;
         }
-        let empty: Vec<String> = self
+        let mut by_use: Vec<(u64, String)> = self
             .logs
-            .keys()
-            .filter(|room| !self.members.contains_key(*room))
-            .take(self.logs.len() - MAX_HISTORIES)
-            .cloned()
+            .iter()
+            .map(|(room, log)| (log.used, room.clone()))
             .collect();
-        for room in empty {
+        by_use.sort_unstable();
+        let (bytes_goal, logs_goal) = (self.budget / 10 * 9, self.max_logs / 10 * 9);
+        for (_, room) in by_use {
+            let over_bytes = self.bytes > bytes_goal;
+            if !over_bytes && self.logs.len() <= logs_goal {
+                break;
+            }
+            let followed = self.followed(&room);
+            let Some(log) = self.logs.get_mut(&room) else {
+                continue;
+            };
+            if followed {
+                if over_bytes && log.bytes > 0 {
+                    self.bytes -= log.bytes;
+                    self.evicted += 1;
+                    log.messages.clear();
+                    log.bytes = 0;
+                }
+                continue;
+            }
+            self.bytes -= log.bytes;
+            self.evicted += 1;
             self.logs.remove(&room);
         }
     }
@@ -235,7 +320,7 @@ impl Hub for MemoryHub {
             .entry(room.to_string())
             .or_default()
             .insert(name.to_string());
-        let mut joined = self.listen(room, since)?;
+        let mut joined = self.read(room, since)?;
         if newly {
             let event = Self::event(room, None, Some(name), joined_body(room, name));
             joined.events.push(event);
@@ -244,17 +329,39 @@ impl Hub for MemoryHub {
     }
 
     fn listen(&mut self, room: &str, since: Option<u64>) -> Result<Joined, Unavailable> {
-        let log = self.logs.entry(room.to_string()).or_default();
+        *self.listeners.entry(room.to_string()).or_default() += 1;
+        self.read(room, since)
+    }
+
+    fn unlisten(&mut self, room: &str) {
+        if let Some(count) = self.listeners.get_mut(room) {
+            *count -= 1;
+            if *count == 0 {
+                self.listeners.remove(room);
+            }
+        }
+    }
+
+    fn read(&mut self, room: &str, since: Option<u64>) -> Result<Joined, Unavailable> {
+        let log = self.log(room);
         // The first kept message is seq - len + 1: skip those at or before `since`.
         let first = log.seq + 1 - log.messages.len() as u64;
         let skip = since.map_or(0, |s| s.saturating_add(1).saturating_sub(first) as usize);
         let history = log.messages.iter().skip(skip).cloned().collect();
-        let members = self.members.get(room).into_iter().flatten().cloned();
+        let seq = log.seq;
+        let members = self
+            .members
+            .get(room)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        self.enforce_budget();
         Ok(Joined {
-            seq: log.seq,
+            seq,
             pos: None,
             history,
-            members: members.collect(),
+            members,
             events: Vec::new(),
         })
     }
@@ -266,16 +373,26 @@ impl Hub for MemoryHub {
         Ok(vec![Self::event(room, None, None, left_body(room, name))])
     }
 
-    fn message(&mut self, room: &str, from: &str, text: &str) -> Result<Published, Unavailable> {
-        let log = self.logs.entry(room.to_string()).or_default();
+    fn message(
+        &mut self,
+        room: &str,
+        from: &str,
+        text: &str,
+        via_http: bool,
+    ) -> Result<Published, Unavailable> {
+        let history = self.history;
+        let log = self.log(room);
         log.seq += 1;
         let seq = log.seq;
-        let body = format!("{}{seq}}}", message_prefix(room, from, text));
+        let body = format!("{}{seq}}}", message_prefix(room, from, text, via_http));
+        let (before, mut after) = (log.bytes, log.bytes + body.len());
         log.messages.push_back(body.clone());
-        while log.messages.len() > self.history {
-            log.messages.pop_front();
+        while log.messages.len() > history {
+            after -= log.messages.pop_front().map_or(0, |m| m.len());
         }
-        self.forget_old_logs();
+        log.bytes = after;
+        self.bytes = self.bytes + after - before;
+        self.enforce_budget();
         Ok(Published {
             seq,
             local: Some(Self::event(room, Some(seq), Some(from), body)),
@@ -302,12 +419,25 @@ impl Hub for MemoryHub {
         Ok(false)
     }
 
-    fn health(&self) -> Result<(), String> {
-        Ok(())
+    fn health_check(&self) -> HealthCheck {
+        std::sync::Arc::new(|| Ok(()))
     }
 
     fn metrics(&self) -> Vec<(&'static str, &'static str, &'static str, String)> {
-        Vec::new()
+        vec![
+            (
+                "rfc6455_history_bytes",
+                "Bytes of room history held in memory (budget: --history-budget).",
+                "gauge",
+                self.bytes.to_string(),
+            ),
+            (
+                "rfc6455_history_evictions_total",
+                "Room histories dropped whole to stay within the budgets.",
+                "counter",
+                self.evicted.to_string(),
+            ),
+        ]
     }
 }
 
@@ -317,10 +447,10 @@ mod tests {
 
     #[test]
     fn history_after_since_is_exactly_the_missed_messages() {
-        let mut hub = MemoryHub::new(3);
+        let mut hub = MemoryHub::new(3, 1 << 20, 100);
         hub.join("r", "ann", None).unwrap();
         for text in ["a", "b", "c", "d", "e"] {
-            hub.message("r", "ann", text).unwrap();
+            hub.message("r", "ann", text, false).unwrap();
         }
         let seqs = |joined: Joined| -> Vec<u64> {
             joined
@@ -353,12 +483,87 @@ mod tests {
 
     #[test]
     fn a_rename_keeps_the_rooms() {
-        let mut hub = MemoryHub::new(10);
+        let mut hub = MemoryHub::new(10, 1 << 20, 100);
         assert!(hub.claim("ann", None, &[]).unwrap());
         assert!(!hub.claim("ann", None, &[]).unwrap(), "taken");
         hub.join("r", "ann", None).unwrap();
         assert!(hub.claim("anna", Some("ann"), &["r".into()]).unwrap());
         assert_eq!(hub.join("r", "bob", None).unwrap().members, ["anna", "bob"]);
         assert!(hub.claim("ann", None, &[]).unwrap(), "the old name is free");
+    }
+
+    #[test]
+    fn history_stays_within_its_byte_budget_least_recently_used_first() {
+        let mut hub = MemoryHub::new(100, 20_000, 1000);
+        hub.join("kept", "ann", None).unwrap();
+        hub.message("kept", "ann", "first", false).unwrap();
+        for room in 0..200 {
+            hub.message(&format!("flood-{room}"), "bot", &"x".repeat(900), true)
+                .unwrap();
+            assert!(hub.bytes <= 20_000, "{} bytes after room {room}", hub.bytes);
+            // A member's room in use keeps its history while others are older.
+            hub.read("kept", None).unwrap();
+        }
+        assert_eq!(hub.read("kept", None).unwrap().history.len(), 1);
+        assert!(hub.evicted > 0);
+        assert!(hub.logs.len() < 30, "{} logs", hub.logs.len());
+        let total: usize = hub.logs.values().map(|l| l.bytes).sum();
+        assert_eq!(total, hub.bytes, "the count matches the logs");
+    }
+
+    #[test]
+    fn room_logs_are_capped_in_number() {
+        let mut hub = MemoryHub::new(100, 1 << 30, 50);
+        for room in 0..500 {
+            hub.message(&format!("r{room}"), "bot", "x", true).unwrap();
+            assert!(hub.logs.len() <= 50);
+        }
+    }
+
+    #[test]
+    fn a_member_room_keeps_its_seq_when_its_history_is_dropped() {
+        let mut hub = MemoryHub::new(100, 2_000, 1000);
+        hub.join("r", "ann", None).unwrap();
+        for _ in 0..3 {
+            hub.message("r", "ann", &"y".repeat(900), false).unwrap();
+        }
+        assert_eq!(hub.read("r", None).unwrap().seq, 3, "seq kept");
+        let published = hub.message("r", "ann", "next", false).unwrap();
+        assert_eq!(published.seq, 4);
+    }
+
+    #[test]
+    fn seq_is_read_from_the_end_of_a_stored_message() {
+        let body = format!("{}42}}", message_prefix("r", "ann", "\"seq\":7}", true));
+        assert_eq!(seq_of(&body), Some(42));
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed["via"], "http");
+        assert_eq!(parsed["seq"], 42);
+    }
+
+    #[test]
+    fn followed_rooms_survive_the_room_count_and_keep_their_seq() {
+        let mut hub = MemoryHub::new(100, 1 << 30, 10);
+        for room in 0..20 {
+            hub.join(&format!("m{room}"), "ann", None).unwrap();
+            hub.message(&format!("m{room}"), "ann", "kept", false)
+                .unwrap();
+        }
+        hub.listen("streamed", None).unwrap();
+        hub.message("streamed", "ci", "one", true).unwrap();
+        for room in 0..100 {
+            hub.message(&format!("empty{room}"), "ci", "x", true)
+                .unwrap();
+        }
+        // Over the count, only rooms nobody follows are forgotten: histories stay.
+        for room in 0..20 {
+            assert_eq!(
+                hub.read(&format!("m{room}"), None).unwrap().history.len(),
+                1
+            );
+        }
+        assert_eq!(hub.message("streamed", "ci", "two", true).unwrap().seq, 2);
+        hub.unlisten("streamed");
+        assert!(!hub.followed("streamed"));
     }
 }

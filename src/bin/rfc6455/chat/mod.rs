@@ -12,9 +12,16 @@
 //!                                                       "from":"ann","text":"hi","seq":42,"ts":...}
 //! -> {"type":"typing","room":"lobby"}                 others <- {"type":"typing",...}
 //! -> {"type":"direct","to":"bob","text":"psst","id":7} <- {"type":"ack","id":7,"delivered":true}
+//! -> {"type":"history","room":"lobby","before":7}    <- {"type":"history","room":"lobby",
+//!                                                       "more":false,"messages":[...]}
 //! -> {"type":"leave","room":"lobby"}                  others <- {"type":"left",...}
 //! errors: {"type":"error","code":"name_taken"|"bad_json"|"unknown_type"|"no_hello"|
-//!          "bad_field"|"too_long"|"not_in_room","message":"...","id":...}
+//!          "bad_field"|"too_long"|"not_in_room"|"too_many_rooms"|"unavailable",
+//!          "message":"...","id":...}
+//!
+//! A join replays at most `--max-replay` bytes, the newest messages (no gap with what
+//! comes live); its ack then says `"more":true,"before":SEQ`, and `history` pages back.
+//! What a client may make the node hold is bounded by [`ChatLimits`] (`limits.rs`).
 //! ```
 //!
 //! With several event loops (`--threads`), each loop has its own `Chat` and they all
@@ -34,7 +41,11 @@
 
 mod feeds;
 mod hub;
+mod limits;
 pub mod redis;
+
+pub use limits::{ChatLimits, MAX_REQUEST};
+use limits::{PeerRates, TYPING_INTERVAL};
 
 use hub::{Hub, MemoryHub, RoomEvent};
 use rfc6455::handshake::server::Request;
@@ -51,9 +62,6 @@ use std::time::{Duration, Instant};
 /// The chat page, served at `GET /`.
 const PAGE: &str = include_str!("chat.html");
 
-pub const MAX_NAME: usize = 32;
-pub const MAX_ROOM: usize = 64;
-pub const MAX_TEXT: usize = 4096;
 /// How long a direct message to another node waits for that node's answer.
 const DIRECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -71,6 +79,8 @@ pub struct ChatConfig {
     /// Served over TLS: the HTTP responses carry `Strict-Transport-Security`, so that
     /// a browser that saw the site once never tries it without TLS again (RFC 6797).
     pub hsts: bool,
+    /// What one client, and all together, may make the node hold.
+    pub limits: ChatLimits,
 }
 
 impl ChatConfig {
@@ -80,18 +90,21 @@ impl ChatConfig {
     }
 
     /// Whether a request carries the token, when one is required: `?token=` in its
-    /// `query` or an `Authorization: Bearer` header.
+    /// `query` or an `Authorization: Bearer` header (the scheme in any case, RFC 9110
+    /// §11.1), compared in constant time.
     fn has_token(&self, query: Option<&str>, authorization: Option<&str>) -> bool {
         let Some(token) = &self.token else {
             return true;
         };
         let in_query = query.is_some_and(|q| {
             q.split('&')
-                .any(|kv| kv.strip_prefix("token=") == Some(token.as_str()))
+                .filter_map(|kv| kv.strip_prefix("token="))
+                .any(|given| limits::same_secret(given, token))
         });
         let in_header = authorization
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .is_some_and(|t| t.trim() == token);
+            .and_then(|h| h.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .is_some_and(|(_, given)| limits::same_secret(given.trim(), token));
         in_query || in_header
     }
 }
@@ -106,7 +119,24 @@ pub struct Member;
 pub struct Chat {
     config: Arc<ChatConfig>,
     state: Arc<Mutex<ChatState>>,
+    /// The hub's health, and how long the loops waited for the lock: `/healthz`
+    /// reads both without taking the lock.
+    health: hub::HealthCheck,
+    lock_wait: Arc<LockWait>,
 }
+
+/// The last long wait of a loop for the chat lock (a loop that waits holds up every
+/// connection on it): `/healthz` reports it for a while.
+#[derive(Debug, Default)]
+struct LockWait {
+    /// When (ms since the Unix epoch) and how long (µs).
+    at_ms: std::sync::atomic::AtomicU64,
+    waited_us: std::sync::atomic::AtomicU64,
+}
+
+/// A wait for the lock longer than this is reported by `/healthz`, for `LOCK_REPORTED`.
+const LOCK_SLOW: Duration = Duration::from_millis(100);
+const LOCK_REPORTED: Duration = Duration::from_secs(5);
 
 /// This node's view of a room with members here.
 #[derive(Debug, Default)]
@@ -166,11 +196,19 @@ pub struct ChatState {
     listeners: HashMap<String, HashSet<ConnId>>,
     streams: HashMap<ConnId, String>,
     last_keepalive: Instant,
+    /// When each member last had its `typing` passed on, per room (coalescing).
+    typing: HashMap<ConnId, HashMap<String, Instant>>,
+    /// HTTP publishes and stream opens per address.
+    http_rates: PeerRates,
+    limits: ChatLimits,
     next_token: u64,
     /// Messages delivered to members of this node, for /metrics.
     delivered: u64,
     rejected_origin: u64,
     rejected_token: u64,
+    /// HTTP requests answered 429, and requests refused for a budget (rooms).
+    rejected_rate: u64,
+    refused_budget: u64,
 }
 
 fn send(out: &mut impl Outbox, id: ConnId, value: &Value) {
@@ -198,15 +236,18 @@ fn ack(out: &mut impl Outbox, id: ConnId, rid: Option<&Value>, extra: Value) {
 impl Chat {
     /// A chat of one process; [`clone`](Clone::clone) it for the other loops.
     pub fn new(config: ChatConfig) -> Self {
-        let hub = MemoryHub::new(config.history);
+        let limits = &config.limits;
+        let hub = MemoryHub::new(config.history, limits.history_budget, limits.max_rooms);
         Self::with_hub(config, Box::new(hub))
     }
 
     /// A chat whose shared state is `hub`.
     pub fn with_hub(config: ChatConfig, hub: Box<dyn Hub>) -> Self {
         Chat {
+            health: hub.health_check(),
+            lock_wait: Arc::default(),
+            state: Arc::new(Mutex::new(ChatState::new(hub, config.limits.clone()))),
             config: Arc::new(config),
-            state: Arc::new(Mutex::new(ChatState::new(hub))),
         }
     }
 
@@ -218,19 +259,35 @@ impl Chat {
         handle: rfc6455::server::Handle,
     ) -> Result<Self, String> {
         let mut state = None;
+        let limits = config.limits.clone();
+        let mut health = None;
         redis::start(options, handle, |hub| {
-            let shared = Arc::new(Mutex::new(ChatState::new(hub)));
+            health = Some(hub.health_check());
+            let shared = Arc::new(Mutex::new(ChatState::new(hub, limits)));
             state = Some(shared.clone());
             shared
         })?;
         Ok(Chat {
             config: Arc::new(config),
             state: state.expect("made by start"),
+            health: health.expect("made by start"),
+            lock_wait: Arc::default(),
         })
     }
 
+    /// The shared state, locked; a long wait for it is remembered for `/healthz`.
     fn state(&self) -> MutexGuard<'_, ChatState> {
-        lock(&self.state)
+        let start = Instant::now();
+        let guard = lock(&self.state);
+        let waited = start.elapsed();
+        if waited > LOCK_SLOW {
+            use std::sync::atomic::Ordering::Relaxed;
+            self.lock_wait.at_ms.store(hub::now_ms(), Relaxed);
+            self.lock_wait
+                .waited_us
+                .store(waited.as_micros() as u64, Relaxed);
+        }
+        guard
     }
 }
 
@@ -241,8 +298,13 @@ pub fn lock(state: &Mutex<ChatState>) -> MutexGuard<'_, ChatState> {
 }
 
 impl ChatState {
-    fn new(hub: Box<dyn Hub>) -> Self {
+    fn new(hub: Box<dyn Hub>, limits: ChatLimits) -> Self {
         ChatState {
+            typing: HashMap::new(),
+            http_rates: PeerRates::new(limits.http_rate),
+            limits,
+            rejected_rate: 0,
+            refused_budget: 0,
             hub,
             rooms: Rooms::default(),
             views: HashMap::new(),
@@ -340,21 +402,18 @@ impl ChatState {
         let Some(kind) = req.get("type").and_then(Value::as_str) else {
             return error(ctx, id, "bad_field", "missing \"type\"", rid);
         };
-        let field = |name: &str, max: usize| -> Result<String, (&'static str, String)> {
-            match req.get(name).and_then(Value::as_str) {
-                None => Err(("bad_field", format!("missing string \"{name}\""))),
-                Some("") => Err(("bad_field", format!("empty \"{name}\""))),
-                Some(s) if s.chars().count() > max => {
-                    Err(("too_long", format!("\"{name}\" is over {max} characters")))
-                }
-                Some(s) => Ok(s.to_string()),
-            }
-        };
+        /// A string field checked by one of `limits`' checks (`name`, `room`, `text`).
         macro_rules! get {
-            ($name:expr, $max:expr) => {
-                match field($name, $max) {
-                    Ok(v) => v,
-                    Err((code, msg)) => return error(ctx, id, code, &msg, rid),
+            ($name:expr, $check:path) => {
+                match req.get($name).and_then(Value::as_str) {
+                    None => {
+                        let msg = format!("missing string \"{}\"", $name);
+                        return error(ctx, id, "bad_field", &msg, rid);
+                    }
+                    Some(value) => match $check($name, value) {
+                        Ok(v) => v,
+                        Err((code, msg)) => return error(ctx, id, code, &msg, rid),
+                    },
                 }
             };
         }
@@ -372,10 +431,10 @@ impl ChatState {
             return error(ctx, id, "no_hello", "say hello with a name first", rid);
         }
         let me_or_empty = me.clone().unwrap_or_default();
-        let in_room = |state: &Self, room: &str| state.rooms.rooms_of(id).iter().any(|r| r == room);
+        let in_room = |state: &Self, room: &str| state.rooms.is_member(room, id);
         match kind {
             "hello" => {
-                let name = get!("name", MAX_NAME);
+                let name = get!("name", limits::name);
                 // In a cluster the ack names this node: the page shows it, so a
                 // reconnect that lands elsewhere through a balancer is visible.
                 let welcome = |name: &str, node: &str| match node {
@@ -400,13 +459,33 @@ impl ChatState {
                 ack(ctx, id, rid, welcome(&name, self.hub.node()));
             }
             "join" => {
-                let room = get!("room", MAX_ROOM);
+                let room = get!("room", limits::room);
                 let since = req.get("since").and_then(Value::as_u64);
+                let again = in_room(self, &room);
+                if again && since.is_none() {
+                    // Nothing to replay: the member has the room already.
+                    return ack(ctx, id, rid, json!({"room": room, "more": false}));
+                }
+                if !again {
+                    if let Err(why) = self.may_join(&room, id) {
+                        self.refused_budget += 1;
+                        return error(ctx, id, "too_many_rooms", &why, rid);
+                    }
+                }
                 let joined = shared!(self.hub.join(&room, &me_or_empty, since));
                 self.rooms.join(&room, id);
-                ack(ctx, id, rid, json!({"room": room}));
-                // History: everything kept, or only what came after `since` (catch-up).
-                for m in &joined.history {
+                // History: everything kept, or only what came after `since`
+                // (catch-up): the newest that fit in `max_replay` bytes, so that it
+                // runs on into what comes live with no gap. `more` says older ones
+                // were left out: a `history` request with `before` pages back.
+                let page = replay_tail(&joined.history, self.limits.max_replay);
+                let more = page.len() < joined.history.len();
+                let mut extra = json!({"room": room, "more": more});
+                if let Some(first) = page.first().and_then(|m| hub::seq_of(m)).filter(|_| more) {
+                    extra["before"] = json!(first);
+                }
+                ack(ctx, id, rid, extra);
+                for m in page {
                     ctx.send_text(id, m);
                 }
                 let view = self.views.entry(room.clone()).or_insert_with(|| RoomView {
@@ -427,25 +506,28 @@ impl ChatState {
                 send(ctx, id, &presence);
             }
             "leave" => {
-                let room = get!("room", MAX_ROOM);
+                let room = get!("room", limits::room);
                 if !in_room(self, &room) {
                     return error(ctx, id, "not_in_room", &format!("not in {room:?}"), rid);
                 }
                 let events = shared!(self.hub.leave(&room, &me_or_empty));
                 self.rooms.leave(&room, id);
                 self.forget_member(&room, id);
+                if let Some(rooms) = self.typing.get_mut(&id) {
+                    rooms.remove(&room);
+                }
                 ack(ctx, id, rid, json!({"room": room}));
                 for event in &events {
                     self.deliver(ctx, event);
                 }
             }
             "message" => {
-                let room = get!("room", MAX_ROOM);
-                let text = get!("text", MAX_TEXT);
+                let room = get!("room", limits::room);
+                let text = get!("text", limits::text);
                 if !in_room(self, &room) {
                     return error(ctx, id, "not_in_room", &format!("join {room:?} first"), rid);
                 }
-                let published = shared!(self.hub.message(&room, &me_or_empty, &text));
+                let published = shared!(self.hub.message(&room, &me_or_empty, &text, false));
                 let mut extra = json!({"room": room, "seq": published.seq});
                 if let Some(event) = &published.local {
                     extra["delivered_to"] = json!(self.deliver(ctx, event));
@@ -453,18 +535,67 @@ impl ChatState {
                 ack(ctx, id, rid, extra);
             }
             "typing" => {
-                let room = get!("room", MAX_ROOM);
+                let room = get!("room", limits::room);
                 if !in_room(self, &room) {
                     return error(ctx, id, "not_in_room", &format!("join {room:?} first"), rid);
                 }
-                for event in &shared!(self.hub.typing(&room, &me_or_empty)) {
-                    self.deliver(ctx, event);
+                // Coalesced: at most one `typing` per member and room every
+                // TYPING_INTERVAL reaches the others (a page sends one per keystroke).
+                let now = Instant::now();
+                let last = self.typing.entry(id).or_default().entry(room.clone());
+                let due = match last {
+                    std::collections::hash_map::Entry::Occupied(mut at) => {
+                        let due = now.duration_since(*at.get()) >= TYPING_INTERVAL;
+                        if due {
+                            at.insert(now);
+                        }
+                        due
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(now);
+                        true
+                    }
+                };
+                if due {
+                    for event in &shared!(self.hub.typing(&room, &me_or_empty)) {
+                        self.deliver(ctx, event);
+                    }
                 }
-                ack(ctx, id, rid, json!({}));
+                ack(ctx, id, rid, json!({"passed_on": due}));
+            }
+            "history" => {
+                let room = get!("room", limits::room);
+                if !in_room(self, &room) {
+                    return error(ctx, id, "not_in_room", &format!("join {room:?} first"), rid);
+                }
+                let Some(before) = req.get("before").and_then(Value::as_u64) else {
+                    let msg = "\"before\": the seq to page back from";
+                    return error(ctx, id, "bad_field", msg, rid);
+                };
+                let since = req.get("since").and_then(Value::as_u64);
+                let kept = shared!(self.hub.read(&room, since)).history;
+                let older: Vec<String> = kept
+                    .into_iter()
+                    .take_while(|m| hub::seq_of(m).is_some_and(|seq| seq < before))
+                    .collect();
+                let page = replay_tail(&older, self.limits.max_replay);
+                // One message: the page cannot mix with what arrives live meanwhile.
+                let mut head =
+                    json!({"type": "history", "room": room, "more": page.len() < older.len()});
+                if let Some(rid) = rid {
+                    head["id"] = rid.clone();
+                }
+                let head = head.to_string();
+                let text = format!(
+                    "{},\"messages\":[{}]}}",
+                    &head[..head.len() - 1],
+                    page.join(",")
+                );
+                ctx.send_text(id, &text);
             }
             "direct" => {
-                let to = get!("to", MAX_NAME);
-                let text = get!("text", MAX_TEXT);
+                let to = get!("to", limits::name);
+                let text = get!("text", limits::text);
                 let body = json!({"type": "direct", "from": me_or_empty, "text": text, "ts": hub::now_ms()})
                     .to_string();
                 if let Some(&target) = self.names.get(&to) {
@@ -501,6 +632,23 @@ impl ChatState {
                 rid,
             ),
         }
+    }
+
+    /// Whether `id` may join `room`, new to it: within its rooms and the node's.
+    fn may_join(&self, room: &str, id: ConnId) -> Result<(), String> {
+        let mine = self.rooms.room_count_of(id);
+        if mine >= self.limits.max_rooms_per_member {
+            return Err(format!(
+                "in {mine} rooms, the most one connection may be in"
+            ));
+        }
+        if !self.views.contains_key(room) && self.views.len() >= self.limits.max_rooms {
+            return Err(format!(
+                "this node holds {} rooms, its most",
+                self.views.len()
+            ));
+        }
+        Ok(())
     }
 
     /// Another node's answer to the direct message sent under `token`.
@@ -569,7 +717,37 @@ impl ChatState {
     }
 
     fn metrics(&self, m: &Stats) -> String {
-        let series: [(&str, &str, &str, String); 11] = [
+        let series: [(&str, &str, &str, String); 16] = [
+            (
+                "rfc6455_handshaking_connections",
+                "Connections that have not finished their request yet (all loops).",
+                "gauge",
+                m.handshaking.to_string(),
+            ),
+            (
+                "rfc6455_refused_at_accept_total",
+                "Connections closed at accept: over --max-handshaking or --max-connections-per-ip.",
+                "counter",
+                m.refused_at_accept.to_string(),
+            ),
+            (
+                "rfc6455_write_timeouts_total",
+                "Connections dropped because their output did not shrink for --write-timeout.",
+                "counter",
+                m.write_timeouts.to_string(),
+            ),
+            (
+                "rfc6455_read_pauses_total",
+                "Times a connection was not read while its unsent output was over the mark.",
+                "counter",
+                m.read_pauses.to_string(),
+            ),
+            (
+                "rfc6455_budget_refusals_total",
+                "Requests refused for a budget: HTTP 429s, joins over a rooms limit.",
+                "counter",
+                (self.rejected_rate + self.refused_budget).to_string(),
+            ),
             (
                 "rfc6455_open_connections",
                 "WebSocket connections open.",
@@ -704,6 +882,7 @@ impl Handler for Chat {
         for room in &rooms {
             state.forget_member(room, id);
         }
+        state.typing.remove(&id);
         if let Some(name) = state.users.remove(&id) {
             if state.names.get(&name) == Some(&id) {
                 state.names.remove(&name);
@@ -738,13 +917,30 @@ impl Handler for Chat {
         self.feeds(ctx, id, request)
     }
 
+    /// Without the chat lock: the hub's own check, and whether a loop waited long
+    /// for the lock lately.
     fn health(&mut self) -> Result<(), String> {
-        self.state().hub.health()
+        (self.health)()?;
+        use std::sync::atomic::Ordering::Relaxed;
+        let at = self.lock_wait.at_ms.load(Relaxed);
+        if at > 0 && hub::now_ms().saturating_sub(at) < LOCK_REPORTED.as_millis() as u64 {
+            let waited = self.lock_wait.waited_us.load(Relaxed) / 1000;
+            return Err(format!("a loop waited {waited} ms for the chat lock"));
+        }
+        Ok(())
     }
 
     fn http(&mut self, request: &HttpRequest, stats: &Stats) -> Option<HttpResponse> {
         let mut response = match (request.method.as_str(), request.path()) {
             ("GET", "/") => HttpResponse::html(200, PAGE),
+            ("GET", "/metrics")
+                if !self
+                    .config
+                    .has_token(request.query(), request.header("authorization")) =>
+            {
+                self.state().rejected_token += 1;
+                HttpResponse::text(401, "a token is required\n")
+            }
             ("GET", "/metrics") => HttpResponse::with_type(
                 200,
                 "text/plain; version=0.0.4",
@@ -761,4 +957,19 @@ impl Handler for Chat {
         }
         Some(response)
     }
+}
+
+/// The newest messages of `history` that fit in `max_bytes` (at least one, so that
+/// paging back always moves on), oldest first.
+fn replay_tail(history: &[String], max_bytes: usize) -> &[String] {
+    let mut bytes = 0;
+    let fits = history
+        .iter()
+        .rev()
+        .take_while(|m| {
+            bytes += m.len();
+            bytes <= max_bytes
+        })
+        .count();
+    &history[history.len() - fits.max(1).min(history.len())..]
 }

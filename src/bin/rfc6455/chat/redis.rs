@@ -7,8 +7,9 @@
 //!
 //! | key | what |
 //! |---|---|
-//! | `seq:ROOM` | the room's last seq |
-//! | `log:ROOM` | sorted set: the last `--history` messages, scored by seq |
+//! | `seq:ROOM` | the room's last seq (expires a week after the last message) |
+//! | `log:ROOM` | sorted set: the last `--history` messages, scored by seq (the same) |
+//! | `pos:ROOM` | the room's last event position (expires a week after the last event) |
 //! | `members:ROOM` | hash: member name → node |
 //! | `names` | hash: every user's name → node (names are unique in the cluster) |
 //! | `node:ID:names`, `node:ID:members` | what node ID registered, for reaping it |
@@ -35,7 +36,7 @@
 //! A single Redis (or a primary with replicas): the scripts touch keys of several
 //! rooms, which Redis Cluster would refuse.
 
-use super::hub::{self, Hub, Joined, Published, RoomEvent, Unavailable};
+use super::hub::{self, HealthCheck, Hub, Joined, Published, RoomEvent, Unavailable};
 use super::{lock, ChatState};
 use redis::{Connection, RedisResult, Script};
 use rfc6455::server::Handle;
@@ -50,6 +51,19 @@ const ROOMS: &str = "rfc6455:rooms";
 /// How long a command or a connection attempt may take before Redis counts as down.
 const TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Redis answers slower than this open the breaker: the loops stop calling it (their
+/// requests get `unavailable` at once) until the node thread's probes see it fast
+/// again. A loop that waits on Redis holds up every connection on it.
+const SLOW: Duration = Duration::from_millis(100);
+/// How often the node thread measures Redis (a PING on its own connection), and
+/// how long a slow answer of a loop's keeps the breaker open.
+const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+const TRIP_HOLD: Duration = Duration::from_secs(1);
+/// A room's keys expire this long after its last event (the scripts' `ROOM_TTL`)...
+const ROOM_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// ...and a node renews them this often for the rooms it has members or streams in,
+/// so that a quiet room with people in it keeps its seq.
+const ROOM_RENEWAL: Duration = Duration::from_secs(600);
 
 /// Shared by the scripts: one room event on the channel is a JSON header line (node,
 /// room, its position among the room's events, a message's seq, the sender), then the
@@ -58,7 +72,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// node after its join (it was given the state after them).
 const PRELUDE: &str = r#"
 local function publish(channel, header, body)
-  header.pos = redis.call('INCR', 'rfc6455:pos:' .. header.room)
+  local pos_key = 'rfc6455:pos:' .. header.room
+  header.pos = redis.call('INCR', pos_key)
+  redis.call('EXPIRE', pos_key, ROOM_TTL)
   redis.call('PUBLISH', channel, cjson.encode(header) .. '\n' .. body)
 end
 local function announce(channel, node, room, body)
@@ -153,6 +169,9 @@ local seq = redis.call('INCR', KEYS[1])
 local body = ARGV[1] .. string.format('%d', seq) .. '}'
 redis.call('ZADD', KEYS[2], seq, body)
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[5]) + 1))
+-- A room nobody writes to for a week is forgotten: its seq and log expire.
+redis.call('EXPIRE', KEYS[1], ROOM_TTL)
+redis.call('EXPIRE', KEYS[2], ROOM_TTL)
 publish(KEYS[3], {node = ARGV[2], room = ARGV[3], except = ARGV[4], seq = seq}, body)
 return seq
 "#;
@@ -288,7 +307,9 @@ struct Scripts {
 
 impl Scripts {
     fn new() -> Self {
-        let with_prelude = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
+        let ttl = ROOM_TTL.as_secs();
+        let with_prelude =
+            |body: &str| Script::new(&format!("local ROOM_TTL = {ttl}\n{PRELUDE}{body}"));
         Scripts {
             claim: Script::new(CLAIM),
             release: with_prelude(RELEASE),
@@ -318,6 +339,33 @@ struct Link {
     errors: AtomicU64,
     reconnects: AtomicU64,
     nodes_reaped: AtomicU64,
+    /// The breaker: open while Redis is slow (see `SLOW`).
+    breaker: Mutex<Breaker>,
+    /// Requests refused at once because the breaker was open.
+    shed: AtomicU64,
+}
+
+/// Whether the loops may call Redis: the last probe's round trip, and when a loop's
+/// call last took longer than `SLOW`.
+#[derive(Debug, Default)]
+struct Breaker {
+    probe: Option<Duration>,
+    tripped: Option<(Instant, Duration)>,
+}
+
+impl Breaker {
+    /// Why the loops must not call Redis now, if they must not.
+    fn open(&self, now: Instant) -> Option<String> {
+        if let Some(probe) = self.probe.filter(|p| *p > SLOW) {
+            return Some(format!(
+                "redis: slow, a round trip takes {} ms",
+                probe.as_millis()
+            ));
+        }
+        let (at, took) = self.tripped?;
+        (now.duration_since(at) < TRIP_HOLD)
+            .then(|| format!("redis: slow, a call took {} ms", took.as_millis()))
+    }
 }
 
 impl Link {
@@ -329,10 +377,25 @@ impl Link {
         *self.down.lock().unwrap_or_else(|p| p.into_inner()) = reason;
     }
 
+    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Why Redis cannot serve the loops now: down, or slow (the breaker is open).
+    fn unavailable(&self) -> Option<String> {
+        self.down_reason()
+            .or_else(|| self.breaker().open(Instant::now()))
+    }
+
     /// One round trip on the command connection. A failure of the connection (not of
     /// a script) marks Redis down and drops the connection: the node thread reconnects.
+    /// While the breaker is open, nothing is sent: the caller is answered at once.
     fn call<T>(&self, f: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Result<T, Unavailable> {
         if let Some(reason) = self.down_reason() {
+            return Err(reason);
+        }
+        if let Some(reason) = self.breaker().open(Instant::now()) {
+            self.shed.fetch_add(1, Ordering::Relaxed);
             return Err(reason);
         }
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
@@ -340,7 +403,17 @@ impl Link {
             return Err("redis: not connected".into());
         };
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        f(c).map_err(|e| {
+        let start = Instant::now();
+        let result = f(c);
+        let took = start.elapsed();
+        if took > SLOW {
+            log::warn!(
+                "redis: a call took {} ms; loops stop calling until it is fast",
+                took.as_millis()
+            );
+            self.breaker().tripped = Some((Instant::now(), took));
+        }
+        result.map_err(|e| {
             self.errors.fetch_add(1, Ordering::Relaxed);
             let reason = format!("redis: {e}");
             if e.is_io_error()
@@ -414,6 +487,8 @@ pub fn start(
         errors: AtomicU64::new(0),
         reconnects: AtomicU64::new(0),
         nodes_reaped: AtomicU64::new(0),
+        breaker: Mutex::new(Breaker::default()),
+        shed: AtomicU64::new(0),
     });
     let state = state_for(Box::new(RedisHub { link: link.clone() }));
     let node = NodeThread {
@@ -518,6 +593,14 @@ impl Hub for RedisHub {
         Ok(joined(state))
     }
 
+    fn unlisten(&mut self, _room: &str) {
+        // Redis keeps a room's seq while its keys live (see `ROOM_TTL`).
+    }
+
+    fn read(&mut self, room: &str, since: Option<u64>) -> Result<Joined, Unavailable> {
+        self.listen(room, since)
+    }
+
     fn leave(&mut self, room: &str, name: &str) -> Result<Vec<RoomEvent>, Unavailable> {
         let link = &self.link;
         link.call(|c| {
@@ -534,7 +617,13 @@ impl Hub for RedisHub {
         Ok(Vec::new())
     }
 
-    fn message(&mut self, room: &str, from: &str, text: &str) -> Result<Published, Unavailable> {
+    fn message(
+        &mut self,
+        room: &str,
+        from: &str,
+        text: &str,
+        via_http: bool,
+    ) -> Result<Published, Unavailable> {
         let link = &self.link;
         let seq = link.call(|c| {
             link.scripts
@@ -542,7 +631,7 @@ impl Hub for RedisHub {
                 .key(key("seq", room))
                 .key(key("log", room))
                 .key(ROOMS)
-                .arg(hub::message_prefix(room, from, text))
+                .arg(hub::message_prefix(room, from, text, via_http))
                 .arg(&link.node)
                 .arg(room)
                 .arg(from)
@@ -590,8 +679,9 @@ impl Hub for RedisHub {
         Ok(nodes > 0)
     }
 
-    fn health(&self) -> Result<(), String> {
-        self.link.down_reason().map_or(Ok(()), Err)
+    fn health_check(&self) -> HealthCheck {
+        let link = self.link.clone();
+        Arc::new(move || link.unavailable().map_or(Ok(()), Err))
     }
 
     fn metrics(&self) -> Vec<(&'static str, &'static str, &'static str, String)> {
@@ -621,6 +711,21 @@ impl Hub for RedisHub {
                 "Times this node connected to Redis again after losing it.",
                 "counter",
                 n(&link.reconnects),
+            ),
+            (
+                "rfc6455_redis_shed_total",
+                "Requests answered `unavailable` at once because Redis was slow (breaker open).",
+                "counter",
+                n(&link.shed),
+            ),
+            (
+                "rfc6455_redis_probe_seconds",
+                "The node thread's last PING round trip to Redis.",
+                "gauge",
+                link.breaker()
+                    .probe
+                    .map_or(0.0, |p| p.as_secs_f64())
+                    .to_string(),
             ),
             (
                 "rfc6455_redis_nodes_reaped_total",
@@ -686,7 +791,7 @@ impl NodeThread {
         let mut pubsub = subscriber.as_pubsub();
         let interval = self.node_timeout / 3;
         pubsub
-            .set_read_timeout(Some(interval.min(Duration::from_millis(500))))
+            .set_read_timeout(Some(interval.min(PROBE_INTERVAL)))
             .map_err(fail)?;
         // Subscribed before anything is read, so that nothing falls in between.
         pubsub.subscribe(ROOMS).map_err(fail)?;
@@ -705,7 +810,17 @@ impl NodeThread {
         *sessions += 1;
         *backoff = Duration::from_millis(100);
         let mut next_beat = Instant::now() + interval;
+        let mut next_probe = Instant::now();
+        let mut next_renewal = Instant::now();
         loop {
+            if Instant::now() >= next_renewal {
+                next_renewal = Instant::now() + ROOM_RENEWAL;
+                self.renew_rooms(&mut beat)?;
+            }
+            if Instant::now() >= next_probe {
+                next_probe = Instant::now() + PROBE_INTERVAL;
+                self.probe(&mut beat)?;
+            }
             match pubsub.get_message() {
                 Ok(msg) => self.dispatch(msg.get_channel_name(), msg.get_payload_bytes()),
                 Err(e) if e.is_timeout() => {}
@@ -726,6 +841,49 @@ impl NodeThread {
                 self.reap_dead(&mut beat)?;
             }
         }
+    }
+
+    /// Measures one round trip to Redis (PING), for the breaker: the loops call Redis
+    /// only while it answers within `SLOW`.
+    fn probe(&self, beat: &mut Connection) -> Result<(), String> {
+        let start = Instant::now();
+        redis::cmd("PING")
+            .query::<String>(beat)
+            .map_err(|e| format!("redis: {e}"))?;
+        let took = start.elapsed();
+        let mut breaker = self.link.breaker();
+        let was = breaker.open(Instant::now()).is_some();
+        breaker.probe = Some(took);
+        let is = breaker.open(Instant::now());
+        drop(breaker);
+        match (was, is) {
+            (false, Some(reason)) => log::warn!("{reason}: requests that need it are refused"),
+            (true, None) => log::warn!("redis: fast again ({} ms), serving", took.as_millis()),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Renews the expiry of the keys of every room this node follows (one pipeline).
+    fn renew_rooms(&self, beat: &mut Connection) -> Result<(), String> {
+        let rooms: Vec<String> = lock(&self.state)
+            .local_rooms()
+            .into_iter()
+            .map(|(room, _, _)| room)
+            .collect();
+        if rooms.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for room in &rooms {
+            for kind in ["seq", "log", "pos"] {
+                pipe.cmd("EXPIRE")
+                    .arg(key(kind, room))
+                    .arg(ROOM_TTL.as_secs())
+                    .ignore();
+            }
+        }
+        pipe.query::<()>(beat).map_err(|e| format!("redis: {e}"))
     }
 
     /// Refreshes this node's heartbeat; true if it was not registered.
