@@ -609,18 +609,23 @@ impl Connection {
 
     /// Frees the input and output buffers when they hold nothing and are larger than
     /// a few KiB, so that an idle connection keeps almost no memory. An event loop
-    /// holding many connections calls it when one goes quiet.
+    /// holding many connections calls it when one goes quiet. Returns how many bytes
+    /// of buffer capacity it gave back (compression state not counted).
     ///
     /// ```
     /// use rfc6455::{Connection, Role};
     ///
     /// let mut conn = Connection::new(Role::Server);
     /// conn.input_buffer(64 * 1024);
-    /// conn.release_idle_buffers();
+    /// assert!(conn.release_idle_buffers() >= 64 * 1024);
     /// assert_eq!(conn.buffered_input(), 0);
     /// ```
-    pub fn release_idle_buffers(&mut self) {
+    pub fn release_idle_buffers(&mut self) -> usize {
         const KEEP: usize = 4096;
+        let before = self.input.capacity()
+            + self.output.capacity()
+            + self.assembled.capacity()
+            + self.finished.capacity();
         // An event parsed (by `poll_next`, or a message `receive` finished) and not
         // yet handed out keeps its bytes, in either buffer.
         let waiting = self.ready.is_some();
@@ -641,6 +646,10 @@ impl Connection {
         let between_messages = self.message.is_none() && !waiting;
         if between_messages && self.assembled.capacity() > KEEP {
             self.assembled = Vec::new();
+        } else if !waiting {
+            // A message that stopped arriving keeps its bytes, not the doubling
+            // growth's spare room (up to as much again).
+            self.assembled.shrink_to_fit();
         }
         if !waiting && self.finished.capacity() > KEEP {
             self.finished = Vec::new();
@@ -652,6 +661,11 @@ impl Connection {
                 c.inflater.release_idle();
             }
         }
+        let after = self.input.capacity()
+            + self.output.capacity()
+            + self.assembled.capacity()
+            + self.finished.capacity();
+        before.saturating_sub(after)
     }
 
     /// The frames received and sent since the last call, when [`Config::trace`] is on.

@@ -59,6 +59,9 @@ pub(super) struct Loop<H: Handler> {
     /// One log line a second for failing accepts and for refused connections.
     pub(super) accept_errors: super::LogLimiter,
     pub(super) refusals: super::LogLimiter,
+    /// Connections dropped since the allocator last gave memory back (see
+    /// `release_idle_buffers`).
+    pub(super) dropped_since_trim: usize,
 }
 
 impl<H: Handler> Loop<H> {
@@ -90,6 +93,7 @@ impl<H: Handler> Loop<H> {
             read_again: Vec::new(),
             accept_errors: super::LogLimiter::default(),
             refusals: super::LogLimiter::default(),
+            dropped_since_trim: 0,
         }
     }
 
@@ -389,14 +393,21 @@ impl<H: Handler> Loop<H> {
     /// Frees the buffers of connections that saw no traffic since the last tick, so an
     /// idle connection holds almost no memory, while a busy one keeps its buffers
     /// (freeing and faulting in large buffers per message costs more than the copies).
+    /// After freeing 1 MiB or more (or dropping many connections), the freed memory
+    /// goes back to the system: otherwise a burst leaves the process at its peak.
     pub(super) fn release_idle_buffers(&mut self) {
+        let mut freed = 0;
         for (_, conn) in self.conns.iter_mut() {
             if let Phase::Open { ws, .. } = &mut conn.phase {
                 if conn.read_since_tick < READ_CHUNK {
-                    ws.release_idle_buffers();
+                    freed += ws.release_idle_buffers();
                 }
             }
             conn.read_since_tick = 0;
+        }
+        if freed >= 1 << 20 || self.dropped_since_trim >= 256 {
+            super::trim::return_freed_memory();
+            self.dropped_since_trim = 0;
         }
     }
 
@@ -452,6 +463,7 @@ impl<H: Handler> Loop<H> {
         }
         self.handshake_over(slot);
         let mut conn = self.conns.remove(slot);
+        self.dropped_since_trim += 1;
         self.loops.admission.leave(conn.peer, &self.config);
         self.loops.unloaded(self.worker);
         let _ = self.poll.registry().deregister(conn.socket.tcp());

@@ -58,6 +58,7 @@ pub mod rooms;
 mod shared;
 mod socket;
 mod timers;
+mod trim;
 mod upgrade;
 mod wire;
 
