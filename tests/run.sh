@@ -33,8 +33,11 @@ cargo test
 step "cargo bench --no-run (benchmarks build; they run with cargo bench)"
 cargo bench --no-run
 
-step "interop: the Python websockets client against both of our servers"
+step "resource governance against release builds (the bounds are stated for them)"
 cargo build --release --examples --bins --quiet
+cargo test --release --test governance
+
+step "interop: the Python websockets client against both of our servers"
 target/release/rfc6455 echo --addr 127.0.0.1:9401 2>/dev/null & mio_pid=$!
 target/release/examples/echo_server 127.0.0.1:9402 2>/dev/null & blocking_pid=$!
 trap 'kill $mio_pid $blocking_pid 2>/dev/null || true' EXIT

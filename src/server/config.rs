@@ -53,6 +53,11 @@ pub struct ServerConfig {
     pub max_queued_output: usize,
     /// What happens to a connection over `max_queued_output`.
     pub slow_consumer: SlowConsumer,
+    /// The most output queued for all connections together, all loops: a send that
+    /// would pass it is refused as a send to a slow consumer is (`slow_consumer`
+    /// applies to the connection it was for), so that many slow readers together
+    /// cannot take the host's memory. Default 1 GiB.
+    pub max_total_queued_output: usize,
     /// Backpressure: while a connection has more than this unsent (its own frames,
     /// shared frames, an HTTP head or a stream's bytes), it is not read, so a peer
     /// that does not read cannot make the server produce more for it (a ping flood
@@ -142,6 +147,7 @@ impl Default for ServerConfig {
             close_timeout: Duration::from_secs(5),
             max_queued_output: 4 << 20,
             slow_consumer: SlowConsumer::Close,
+            max_total_queued_output: 1 << 30,
             pause_reading_above: 256 * 1024,
             write_timeout: Duration::from_secs(30),
             socket_send_buffer: Some(256 * 1024),

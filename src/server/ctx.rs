@@ -109,6 +109,8 @@ pub struct Ctx<'a, D> {
     pub(super) touched: &'a mut Vec<usize>,
     /// Compresses broadcasts once for the connections that share parameters.
     pub(super) compressor: &'a mut BroadcastCompressor,
+    /// This loop's queued output, all connections (for `max_total_queued_output`).
+    pub(super) queued: &'a mut usize,
 }
 
 impl<D> Ctx<'_, D> {
@@ -169,7 +171,7 @@ impl<D> Ctx<'_, D> {
         }
         let queued = ws.pending_output().len() + shared_len(&conn.shared);
         if queued + bytes <= limit {
-            return true;
+            return self.within_total(id, bytes);
         }
         self.stats.slow_consumer_events += 1;
         match policy {
@@ -179,6 +181,28 @@ impl<D> Ctx<'_, D> {
             SlowConsumer::Close => {
                 log::info!("{id}: slow consumer, closing ({queued} bytes queued)");
                 self.local_close(id, CloseCode::POLICY_VIOLATION, "slow consumer");
+            }
+        }
+        false
+    }
+
+    /// Whether `bytes` more fit in the process's output budget (this loop's queued
+    /// output now, the others' as of their last turn); they are counted if so. If
+    /// not, the slow-consumer policy applies to `id`, the connection it was for.
+    fn within_total(&mut self, id: ConnId, bytes: usize) -> bool {
+        let total = *self.queued + self.loops.queued_elsewhere(self.worker);
+        if total + bytes <= self.config.max_total_queued_output {
+            *self.queued += bytes;
+            return true;
+        }
+        self.stats.slow_consumer_events += 1;
+        match self.config.slow_consumer {
+            SlowConsumer::DropMessages => {
+                log::debug!("{id}: message dropped, {total} bytes queued in all");
+            }
+            SlowConsumer::Close => {
+                log::info!("{id}: closing, {total} bytes queued in all (max_total_queued_output)");
+                self.local_close(id, CloseCode::POLICY_VIOLATION, "server output budget");
             }
         }
         false
@@ -302,6 +326,12 @@ impl<D> Ctx<'_, D> {
             return false;
         }
         let queued = conn.raw_output.len() + shared_len(&conn.shared);
+        if queued + bytes.len() <= limit && !self.within_total(id, bytes.len()) {
+            return false;
+        }
+        let Some(conn) = conn_of(self.conns, id) else {
+            return false;
+        };
         if queued + bytes.len() > limit {
             self.stats.slow_consumer_events += 1;
             match policy {

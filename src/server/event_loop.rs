@@ -62,6 +62,10 @@ pub(super) struct Loop<H: Handler> {
     /// Connections dropped since the allocator last gave memory back (see
     /// `release_idle_buffers`).
     pub(super) dropped_since_trim: usize,
+    /// Output queued on this loop's connections: counted up as sends are admitted,
+    /// down as writes go out, and recounted exactly every tick (frames a connection
+    /// queues by itself, pongs and closes, are small and counted then).
+    pub(super) queued: usize,
 }
 
 impl<H: Handler> Loop<H> {
@@ -94,6 +98,7 @@ impl<H: Handler> Loop<H> {
             accept_errors: super::LogLimiter::default(),
             refusals: super::LogLimiter::default(),
             dropped_since_trim: 0,
+            queued: 0,
         }
     }
 
@@ -151,11 +156,13 @@ impl<H: Handler> Loop<H> {
                 next_tick = now + self.config.tick_interval;
                 self.with_ctx(|handler, ctx| handler.tick(ctx));
                 self.release_idle_buffers();
+                self.queued = self.conns.iter().map(|(_, c)| c.unsent()).sum();
             }
             self.deliver_mail();
             self.flush_dirty();
             if self.loops.count() > 1 {
                 self.loops.publish(self.worker, &self.stats);
+                self.loops.set_queued(self.worker, self.queued);
             }
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || now >= deadline {
@@ -422,6 +429,7 @@ impl<H: Handler> Loop<H> {
             stats: &mut self.stats,
             touched: &mut touched,
             compressor: &mut self.compressor,
+            queued: &mut self.queued,
         };
         f(&mut self.handler, &mut ctx);
         for &slot in &touched {
@@ -463,6 +471,7 @@ impl<H: Handler> Loop<H> {
         }
         self.handshake_over(slot);
         let mut conn = self.conns.remove(slot);
+        self.queued = self.queued.saturating_sub(conn.unsent());
         self.dropped_since_trim += 1;
         self.loops.admission.leave(conn.peer, &self.config);
         self.loops.unloaded(self.worker);

@@ -96,6 +96,9 @@ pub(super) struct Loops {
     loads: Vec<AtomicUsize>,
     /// Each loop's counters as of the end of its last turn.
     stats: Vec<Mutex<Stats>>,
+    /// Each loop's queued output (bytes not yet written), as of its last turn: for
+    /// `max_total_queued_output`.
+    queued: Vec<AtomicUsize>,
     /// The most bytes (see `Mail::cost`) a mailbox holds: only a loop that stopped
     /// turning lets it fill, and then sends to it fail instead of piling up.
     mailbox_limit: usize,
@@ -120,6 +123,7 @@ impl Loops {
             admission: super::admission::Admission::default(),
             loads: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             stats: (0..n).map(|_| Mutex::new(Stats::default())).collect(),
+            queued: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             mailbox_limit,
         }
     }
@@ -210,6 +214,19 @@ impl Loops {
 
     pub(super) fn closed(&self) {
         self.open.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Records how much output loop `at` has queued.
+    pub(super) fn set_queued(&self, at: usize, bytes: usize) {
+        self.queued[at].store(bytes, Ordering::Relaxed);
+    }
+
+    /// The output the other loops have queued, as of their last turns.
+    pub(super) fn queued_elsewhere(&self, at: usize) -> usize {
+        (self.queued.iter().enumerate())
+            .filter(|(i, _)| *i != at)
+            .map(|(_, q)| q.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Records loop `at`'s counters (end of each of its turns).

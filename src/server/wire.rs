@@ -360,6 +360,7 @@ impl<H: Handler> Loop<H> {
             return;
         }
         let unsent = conn.unsent();
+        self.queued = self.queued.saturating_sub(before.saturating_sub(unsent));
         self.watch_progress(slot, before, unsent);
         let conn = &mut self.conns[slot];
         if conn.read_paused && unsent <= self.config.pause_reading_above / 2 {

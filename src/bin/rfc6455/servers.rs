@@ -114,6 +114,10 @@ pub struct ServerArgs {
     /// (1008 "write timeout"): its peer stopped reading.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = crate::parse_seconds)]
     write_timeout: f64,
+    /// Output queued for all connections together; a send past it is refused, and
+    /// the connection it was for closed with 1008 "server output budget".
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
+    max_queued_total: usize,
     /// Serve TLS (https:// and wss://) with this certificate chain (PEM, the leaf
     /// first).
     #[arg(long, value_name = "CERT.pem", requires = "tls_key")]
@@ -181,6 +185,7 @@ impl ServerArgs {
             max_connections_per_ip: self.max_connections_per_ip,
             max_streams: self.max_streams,
             write_timeout: std::time::Duration::from_secs_f64(self.write_timeout),
+            max_total_queued_output: self.max_queued_total,
             balance: match self.balance {
                 BalanceArg::LeastConnections => server::Balance::LeastConnections,
                 BalanceArg::ReusePort => server::Balance::ReusePort,
