@@ -10,6 +10,7 @@
 #   CHARS=682 python3 benches/attacks.py post_flood target/release/rfc6455 serve --max-rate 0
 #   CHARS=682 python3 benches/attacks.py nonreading_members target/release/rfc6455 serve --max-rate 0 --history 1000
 #   python3 benches/attacks.py sse_cpu target/release/rfc6455 serve --max-rate 0 --http-rate 0
+#   python3 benches/attacks.py rooms_flood target/release/rfc6455 serve --max-rate 0
 #
 # The server binds 127.0.0.1:0 (its banner names the port); every loop is bounded in
 # time or count, and the server is killed at the end.
@@ -195,6 +196,34 @@ def sse_cpu(binary, args, gets=200):
     c1 = cpu()
     p.kill()
     return dict(gets=gets, server_cpu_ms_per_get=round((c1 - c0) * 1000 / gets, 3))
+
+def server_cpu(p):
+    f = open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+def rooms_flood(binary, args, members=21, rooms=1000, messages=500):
+    """Members join many rooms each; then what one bystander's message costs."""
+    p, addr = start(binary, args)
+    joined = 0
+    socks = []
+    for m in range(members):
+        s = upgrade(addr)
+        ws_text(s, {"type": "hello", "name": f"m{m}", "id": 0}); read_until(s, b"ack")
+        for r in range(rooms):
+            ws_text(s, {"type": "join", "room": f"r{m}-{r}", "id": r + 1})
+            data = read_until(s, b'"id":%d' % (r + 1))
+            joined += b'"type":"ack"' in data
+        socks.append(s)
+    b = upgrade(addr)
+    ws_text(b, {"type": "hello", "name": "bystander", "id": 0}); read_until(b, b"ack")
+    ws_text(b, {"type": "join", "room": "quiet", "id": 1}); read_until(b, b"presence")
+    c0, t0 = server_cpu(p), time.time()
+    for i in range(messages):
+        ws_text(b, {"type": "message", "room": "quiet", "text": "hi", "id": 10 + i})
+        read_until(b, b'"id":%d' % (10 + i))
+    c1 = server_cpu(p)
+    p.kill()
+    return dict(joins=joined, bystander_cpu_us_per_message=round((c1 - c0) * 1e6 / messages))
 
 if __name__ == "__main__":
     what, binary = sys.argv[1], sys.argv[2]
