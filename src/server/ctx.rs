@@ -159,7 +159,6 @@ impl<D> Ctx<'_, D> {
     /// over the output limit, the slow-consumer policy applies.
     fn admit(&mut self, id: ConnId, bytes: usize) -> bool {
         let limit = self.config.max_queued_output;
-        let policy = self.config.slow_consumer;
         let Some(conn) = self.open_conn(id) else {
             return false;
         };
@@ -173,14 +172,20 @@ impl<D> Ctx<'_, D> {
         if queued + bytes <= limit {
             return self.within_total(id, bytes);
         }
+        self.refuse(id, "slow consumer", &format!("{queued} bytes queued"))
+    }
+
+    /// A send refused for a budget: the slow-consumer policy applies to `id` (the
+    /// message is dropped, or the connection closed with 1008 and `reason`). False.
+    fn refuse(&mut self, id: ConnId, reason: &str, detail: &str) -> bool {
         self.stats.slow_consumer_events += 1;
-        match policy {
+        match self.config.slow_consumer {
             SlowConsumer::DropMessages => {
-                log::debug!("{id}: slow consumer, message dropped ({queued} bytes queued)");
+                log::debug!("{id}: {reason}, message dropped ({detail})");
             }
             SlowConsumer::Close => {
-                log::info!("{id}: slow consumer, closing ({queued} bytes queued)");
-                self.local_close(id, CloseCode::POLICY_VIOLATION, "slow consumer");
+                log::info!("{id}: {reason}, closing ({detail})");
+                self.local_close(id, CloseCode::POLICY_VIOLATION, reason);
             }
         }
         false
@@ -195,17 +200,8 @@ impl<D> Ctx<'_, D> {
             *self.queued += bytes;
             return true;
         }
-        self.stats.slow_consumer_events += 1;
-        match self.config.slow_consumer {
-            SlowConsumer::DropMessages => {
-                log::debug!("{id}: message dropped, {total} bytes queued in all");
-            }
-            SlowConsumer::Close => {
-                log::info!("{id}: closing, {total} bytes queued in all (max_total_queued_output)");
-                self.local_close(id, CloseCode::POLICY_VIOLATION, "server output budget");
-            }
-        }
-        false
+        let detail = format!("{total} bytes queued in all, max_total_queued_output");
+        self.refuse(id, "server output budget", &detail)
     }
 
     fn send_data(&mut self, id: ConnId, kind: MessageKind, payload: &[u8]) -> bool {
