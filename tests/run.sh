@@ -24,18 +24,25 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 (cd fuzz && cargo fmt -- --check)
 
-step "cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets -- -D warnings
+step "cargo clippy --workspace --all-targets --all-features -- -D warnings"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-step "cargo test"
-cargo test
+step "the library alone builds with each feature set (no default features, each one, all)"
+for features in "--no-default-features" "--no-default-features --features server" \
+  "--no-default-features --features tls" "--no-default-features --features http"; do
+  # shellcheck disable=SC2086
+  cargo check --quiet -p rfc6455 --lib $features
+done
+
+step "cargo test --workspace --all-features (the library, its doctests and examples; the application)"
+cargo test --workspace --all-features
 
 step "cargo bench --no-run (benchmarks build; they run with cargo bench)"
 cargo bench --no-run
 
 step "resource governance against release builds (the bounds are stated for them)"
-cargo build --release --examples --bins --quiet
-cargo test --release --test governance
+cargo build --release --workspace --examples --bins --quiet
+cargo test --release -p rfc6455-cli --test governance
 
 step "interop: the Python websockets client against both of our servers"
 target/release/rfc6455 echo --addr 127.0.0.1:9401 2>/dev/null & mio_pid=$!
@@ -45,6 +52,16 @@ sleep 0.5
 python3 tests/interop/websockets_client.py ws://127.0.0.1:9401/ 200
 python3 tests/interop/websockets_client.py ws://127.0.0.1:9402/ 200
 kill $mio_pid $blocking_pid 2>/dev/null || true
+trap - EXIT
+
+step "interop: the same client against the core under other drivers (examples/own_mio_loop.rs, examples/tokio_echo.rs)"
+target/release/examples/own_mio_loop 127.0.0.1:9405 2>/dev/null & own_pid=$!
+target/release/examples/tokio_echo 127.0.0.1:9406 2>/dev/null & tokio_pid=$!
+trap 'kill $own_pid $tokio_pid 2>/dev/null || true' EXIT
+sleep 0.5
+python3 tests/interop/websockets_client.py ws://127.0.0.1:9405/ 200
+python3 tests/interop/websockets_client.py ws://127.0.0.1:9406/ 200
+kill $own_pid $tokio_pid 2>/dev/null || true
 trap - EXIT
 
 step "interop over TLS: the Python websockets client (OpenSSL) over wss:// against both servers"
@@ -64,7 +81,7 @@ trap - EXIT
 step "browser: the rooms page at 1280x800 and 390x844 in headless Chromium (screenshots in target/screenshots/)"
 target/release/examples/browser_check
 
-step "Autobahn TestSuite, every case (permessage-deflate included): our two servers (the event loop also over TLS) and our client, side by side"
+step "Autobahn TestSuite: our servers (event loop, also over TLS; blocking; the core under tokio) and our client, side by side"
 bash autobahn/run.sh all
 
 step "fuzz smoke: every target for ${FUZZ_SMOKE_SECONDS:-20} s"

@@ -5,8 +5,12 @@
 //!   capping its size, and keeps the bytes that follow the head (the first frames).
 //! - [`server`] parses and validates a client's request and builds the reply.
 //! - [`client`] builds a request and validates the server's reply.
+//! - With the `http` feature, [`server::Request::from_http`] and
+//!   [`server::Request::http_response`] do the server's part in the `http` crate's types.
 
 pub mod client;
+#[cfg(feature = "http")]
+mod http;
 pub mod server;
 
 use base64::Engine;

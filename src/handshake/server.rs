@@ -95,12 +95,17 @@ impl RequestError {
 
     /// The whole HTTP response for this rejection, with the headers the RFC asks for.
     pub fn response(&self) -> Vec<u8> {
-        let extra: &[(&str, &str)] = match self {
+        reject(self.status(), self.extra_headers(), &self.to_string())
+    }
+
+    /// The headers the RFC asks a refusal to carry (RFC 6455 §4.2.2 item 4; RFC 7231
+    /// §6.5.5 for 405).
+    pub(crate) fn extra_headers(&self) -> &'static [(&'static str, &'static str)] {
+        match self {
             RequestError::UnsupportedVersion => &[("Sec-WebSocket-Version", "13")],
             RequestError::MethodNotGet(_) => &[("Allow", "GET")],
             _ => &[],
-        };
-        reject(self.status(), extra, &self.to_string())
+        }
     }
 }
 
@@ -173,19 +178,35 @@ impl Request {
             Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeadTooLarge),
             Err(e) => return Err(RequestError::Malformed(e.to_string())),
         }
-        let method = req.method.unwrap_or_default();
+        let target = req.path.unwrap_or_default();
+        Request::validate(
+            req.method.unwrap_or_default(),
+            req.version == Some(1),
+            target,
+            req.headers,
+        )
+    }
+
+    /// The rules of RFC 6455 §4.2.1 on a request already split into its parts, however
+    /// it was parsed (here by httparse; by the `http` crate's types in
+    /// [`Request::from_http`]). `http11`: the version is HTTP/1.1.
+    pub(crate) fn validate(
+        method: &str,
+        http11: bool,
+        target: &str,
+        headers: &[httparse::Header<'_>],
+    ) -> Result<Request, RequestError> {
         if method != "GET" {
             return Err(RequestError::MethodNotGet(method.to_string()));
         }
-        if req.version != Some(1) {
+        if !http11 {
             return Err(RequestError::HttpVersion);
         }
-        let target = resource_name(req.path.unwrap_or_default()).ok_or_else(|| {
+        let target = resource_name(target).ok_or_else(|| {
             RequestError::Malformed(
                 "the request target is not a /resource name/ (RFC 6455 §3, §4.1 item 2)".into(),
             )
         })?;
-        let headers = req.headers;
         match single_header(headers, "Host") {
             Ok(Some(host)) if !host.is_empty() => {}
             _ => return Err(RequestError::MissingHost),
@@ -331,21 +352,31 @@ impl Request {
 
     /// Like [`accept`](Self::accept), with extra response headers (e.g. Set-Cookie).
     pub fn accept_with_headers(&self, protocol: Option<&str>, extra: &[(&str, &str)]) -> Vec<u8> {
-        debug_assert!(protocol.is_none_or(|p| self.protocols.iter().any(|o| o == p)));
         let mut out = String::with_capacity(160);
-        out.push_str("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
-        out.push_str(&accept_key(&self.key));
-        out.push_str("\r\n");
-        if let Some(protocol) = protocol {
-            out.push_str("Sec-WebSocket-Protocol: ");
-            out.push_str(protocol);
-            out.push_str("\r\n");
+        out.push_str("HTTP/1.1 101 Switching Protocols\r\n");
+        for (name, value) in self.switching_headers(protocol) {
+            push_header(&mut out, name, &value);
         }
         for (name, value) in extra {
             push_header(&mut out, name, value);
         }
         out.push_str("\r\n");
         out.into_bytes()
+    }
+
+    /// The headers of the 101 (RFC 6455 §4.2.2 step 5): Upgrade, Connection, the
+    /// accept value, and the chosen subprotocol if any.
+    pub(crate) fn switching_headers(&self, protocol: Option<&str>) -> Vec<(&'static str, String)> {
+        debug_assert!(protocol.is_none_or(|p| self.protocols.iter().any(|o| o == p)));
+        let mut headers = vec![
+            ("Upgrade", "websocket".to_string()),
+            ("Connection", "Upgrade".to_string()),
+            ("Sec-WebSocket-Accept", accept_key(&self.key)),
+        ];
+        if let Some(protocol) = protocol {
+            headers.push(("Sec-WebSocket-Protocol", protocol.to_string()));
+        }
+        headers
     }
 }
 

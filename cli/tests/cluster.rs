@@ -3,7 +3,6 @@
 //! one order for every member on every node, presence and names across nodes, direct
 //! messages between nodes, a node killed with SIGKILL, Redis killed and restarted, and
 //! the nodes behind a real HAProxy, with headless Chromium pages going through it.
-#![cfg(feature = "cli")]
 
 mod support;
 
@@ -626,9 +625,11 @@ struct Haproxy {
 
 impl Haproxy {
     fn start(nodes: &[&str]) -> Haproxy {
-        let template =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/haproxy.cfg"))
-                .unwrap();
+        let template = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/haproxy.cfg"
+        ))
+        .unwrap();
         let port = free_port();
         let servers: String = nodes
             .iter()

@@ -1,6 +1,5 @@
 //! Golden-output tests of the learning tools: `rfc6455 decode`, `encode` and `accept`,
 //! on the RFC 6455 examples and on frames that break each rule.
-#![cfg(feature = "cli")]
 
 mod support;
 

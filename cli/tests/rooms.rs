@@ -1,6 +1,5 @@
 //! The rooms server (`rfc6455 serve`) with several clients: its JSON protocol, room
 //! isolation, presence, acks, direct messages, catch-up, token and Origin checks.
-#![cfg(feature = "cli")]
 
 mod support;
 

@@ -2,7 +2,6 @@
 //! would: replays, non-reading members, event streams, HTTP floods, rooms per member,
 //! typing storms, impersonation, CORS, tokens in logs, invisible names. Each test
 //! asserts the bound the README's "Limits and defences" table states.
-#![cfg(feature = "cli")]
 
 mod support;
 

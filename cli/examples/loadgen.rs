@@ -100,7 +100,7 @@ fn connect(
     };
     match &args.ca {
         Some(ca) => {
-            static TLS: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> =
+            static TLS: std::sync::OnceLock<std::sync::Arc<rfc6455::tls::rustls::ClientConfig>> =
                 std::sync::OnceLock::new();
             let tls =
                 TLS.get_or_init(|| rfc6455::tls::client_config_with_ca(ca).expect("the --ca file"));

@@ -5,6 +5,7 @@ use crate::chat;
 use rfc6455::deflate::DeflateConfig;
 use rfc6455::handshake::server::Request;
 use rfc6455::server;
+use rfc6455::tls::rustls;
 
 /// Logs to stderr: `log` records at or above the level chosen with -v.
 struct StderrLogger;

@@ -2,7 +2,6 @@
 //! well-formed input (a ping flood, a peer that never reads, half-open connections,
 //! many connections from one address, unfinished messages) must not grow the server
 //! without bound or starve its other connections. Each test asserts the bound.
-#![cfg(feature = "cli")]
 
 mod support;
 

@@ -2,7 +2,6 @@
 //! streams (`GET /rooms/ROOM/events`) read byte for byte from a raw socket, resuming
 //! with `Last-Event-ID`, messages posted with `POST /rooms/ROOM/messages`, every error
 //! status, the connection limit, and a slow stream reader cut while others go on.
-#![cfg(feature = "cli")]
 
 mod support;
 

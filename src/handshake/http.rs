@@ -1,0 +1,98 @@
+//! The opening handshake in the `http` crate's types (feature `http`), for servers
+//! whose HTTP layer is hyper, axum or anything else built on them: the request they
+//! parsed is validated by the same rules as [`Request::parse`] (RFC 6455 §4.2.1), and
+//! the 101 comes back as an [`http::Response`] for them to send. After it, the
+//! upgraded byte stream is driven by a [`Connection`](crate::Connection) like any
+//! other (`examples/hyper_upgrade.rs` shows it end to end).
+//!
+//! ```
+//! use rfc6455::handshake::server::Request;
+//!
+//! let request = http::Request::get("/chat")
+//!     .header("Host", "example.com")
+//!     .header("Upgrade", "websocket")
+//!     .header("Connection", "Upgrade")
+//!     .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+//!     .header("Sec-WebSocket-Version", "13")
+//!     .body(())
+//!     .unwrap();
+//! let upgrade = Request::from_http(&request).unwrap();
+//! let (response, deflate) = upgrade.http_response(None, None);
+//! assert_eq!(response.status(), 101);
+//! assert_eq!(response.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+//! assert!(deflate.is_none());
+//! ```
+
+use super::server::{Request, RequestError};
+use crate::deflate::{DeflateConfig, Negotiated};
+
+impl Request {
+    /// Validates a request that an HTTP library already parsed (RFC 6455 §4.2.1): the
+    /// method, version, target and headers are checked exactly as
+    /// [`Request::parse`] checks a raw head. The body is not looked at.
+    pub fn from_http<B>(request: &http::Request<B>) -> Result<Request, RequestError> {
+        // The shared rules read httparse's header type; a header value that is not a
+        // valid HTTP value never reaches here (the `http` crate refuses it).
+        let headers: Vec<httparse::Header<'_>> = request
+            .headers()
+            .iter()
+            .map(|(name, value)| httparse::Header {
+                name: name.as_str(),
+                value: value.as_bytes(),
+            })
+            .collect();
+        let target = request.uri().to_string();
+        let http11 = request.version() == http::Version::HTTP_11;
+        Request::validate(request.method().as_str(), http11, &target, &headers)
+    }
+
+    /// The 101 that completes the handshake, as an [`http::Response`]: the same
+    /// headers as [`Request::accept_negotiating`], with permessage-deflate agreed when
+    /// `deflate` is given and the client offered it, and what was agreed, for
+    /// [`Connection::with_deflate`](crate::Connection::with_deflate).
+    pub fn http_response(
+        &self,
+        protocol: Option<&str>,
+        deflate: Option<&DeflateConfig>,
+    ) -> (http::Response<()>, Option<Negotiated>) {
+        let mut response = http::Response::builder().status(http::StatusCode::SWITCHING_PROTOCOLS);
+        for (name, value) in self.switching_headers(protocol) {
+            response = response.header(name, value);
+        }
+        let (response, agreed) = match deflate.and_then(|config| self.negotiate_deflate(config)) {
+            Some((agreed, answer)) => (
+                response.header("Sec-WebSocket-Extensions", answer),
+                Some(agreed),
+            ),
+            None => (response, None),
+        };
+        // Every header value above is ours or was a valid header value already.
+        (response.body(()).expect("valid 101 headers"), agreed)
+    }
+}
+
+impl RequestError {
+    /// The refusal as an [`http::Response`]: the status of
+    /// [`RequestError::status`], the headers the RFC asks for (`Allow: GET`,
+    /// `Sec-WebSocket-Version: 13`) and the reason as a plain-text body.
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// let request = http::Request::get("/").header("Host", "a").body(()).unwrap();
+    /// let refusal = Request::from_http(&request).unwrap_err().http_response();
+    /// assert_eq!(refusal.status(), 400);
+    /// assert!(refusal.body().contains("not a WebSocket upgrade"));
+    /// ```
+    pub fn http_response(&self) -> http::Response<String> {
+        let mut response = http::Response::builder()
+            .status(self.status())
+            .header("Content-Type", "text/plain; charset=utf-8");
+        for (name, value) in self.extra_headers() {
+            response = response.header(*name, *value);
+        }
+        response
+            .body(format!("{self}\n"))
+            .expect("a valid status and headers")
+    }
+}
