@@ -32,7 +32,8 @@ mod tokio_echo;
 async fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or("127.0.0.1:9001".into());
     let listener = TcpListener::bind(&addr).await?;
-    eprintln!("hyper with WebSocket on http://{}/", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    eprintln!("hyper on http://{addr}/, WebSocket echo on ws://{addr}/");
     serve(listener).await
 }
 

@@ -42,6 +42,7 @@ enum Phase {
     /// Answered with an error status: the socket closes once it is written.
     Refused,
 }
+
 fn main() -> io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or("127.0.0.1:9001".into());
     let mut poll = Poll::new()?;
@@ -62,22 +63,17 @@ fn main() -> io::Result<()> {
                     let (mut stream, _) = match server.accept() {
                         Ok(accepted) => accepted,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) => return Err(e),
+                        // Out of file descriptors, say: the others are still served.
+                        Err(e) => {
+                            eprintln!("accept: {e}");
+                            break;
+                        }
                     };
                     let token = next;
                     next.0 += 1;
                     poll.registry()
                         .register(&mut stream, token, Interest::READABLE)?;
-                    let phase = Phase::Handshake(HeadReader::new(MAX_HEAD));
-                    let answer = Vec::new();
-                    clients.insert(
-                        token,
-                        Client {
-                            stream,
-                            phase,
-                            answer,
-                        },
-                    );
+                    clients.insert(token, Client::new(stream));
                 }
             } else if let Some(client) = clients.get_mut(&event.token()) {
                 if client.handle(poll.registry(), event, event.token())? {
@@ -90,6 +86,16 @@ fn main() -> io::Result<()> {
 }
 
 impl Client {
+    fn new(stream: TcpStream) -> Client {
+        let phase = Phase::Handshake(HeadReader::new(MAX_HEAD));
+        let answer = Vec::new();
+        Client {
+            stream,
+            phase,
+            answer,
+        }
+    }
+
     /// Reads what is there, lets the core answer, writes what it can. Returns true
     /// when the connection is finished and should be dropped.
     fn handle(&mut self, registry: &Registry, event: &MioEvent, token: Token) -> io::Result<bool> {

@@ -21,6 +21,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tungstenite::protocol::{Role as TRole, WebSocket, WebSocketConfig};
 use tungstenite::{Error as TError, Message};
 
+/// The most header lines our request parser takes (`MAX_HEADERS` in
+/// src/handshake/mod.rs, not public): more is 431.
+const OUR_MAX_HEADERS: usize = 64;
+
 /// One element of a verdict, as both sides can give it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -418,7 +422,7 @@ pub enum HandshakeDifference {
     /// purpose, like httparse and common HTTP servers, since the name is only the
     /// application's to route on. Neither is wrong.
     TargetCharacters,
-    /// More header lines than our limit (`rfc6455::handshake::MAX_HEADERS`, 64) but not
+    /// More header lines than our limit (64, `MAX_HEADERS` in src/handshake/mod.rs) but not
     /// tungstenite's (124): we answer 431 (RFC 6585 §5), it accepts. A resource limit,
     /// each side's own choice.
     HeaderLimit,
@@ -484,8 +488,7 @@ pub fn classify_handshake(
         // We refuse what tungstenite accepts: the head must break a rule it does not check
         // (whichever we reported first).
         (HandshakeVerdict::Reject(RequestError::HeadTooLarge), HandshakeVerdict::Accept(_)) => {
-            (values_count(head) > rfc6455::handshake::MAX_HEADERS)
-                .then_some(HandshakeDifference::HeaderLimit)
+            (values_count(head) > OUR_MAX_HEADERS).then_some(HandshakeDifference::HeaderLimit)
         }
         (HandshakeVerdict::Reject(_), HandshakeVerdict::Accept(_)) => {
             unchecked_by_tungstenite(head)

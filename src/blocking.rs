@@ -37,6 +37,17 @@ const READ_CHUNK: usize = 64 * 1024;
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What can go wrong on a blocking WebSocket.
+///
+/// ```
+/// use rfc6455::blocking::{self, Error};
+/// use std::io::Cursor;
+///
+/// // Not a WebSocket URL (RFC 6455 §3): refused before any connection is made.
+/// assert!(matches!(blocking::connect("http://example.com/"), Err(Error::Url(_))));
+/// // A stream that ends before the handshake is done: "abnormal closure" (§7.1.5).
+/// let empty = Cursor::new(Vec::new());
+/// assert!(matches!(blocking::accept(empty), Err(Error::AbnormalClosure)));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -125,6 +136,31 @@ impl From<SendError> for Error {
 }
 
 /// A WebSocket over a blocking stream.
+///
+/// ```
+/// use rfc6455::{blocking, CloseCode, Event};
+///
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let address = format!("ws://{}/", listener.local_addr()?);
+/// # std::thread::spawn(move || -> Result<(), blocking::Error> {
+/// #     let mut ws = blocking::accept(listener.accept()?.0)?;
+/// #     loop {
+/// #         match ws.read()? {
+/// #             rfc6455::Event::Text(text) => ws.send_text(&text)?,
+/// #             rfc6455::Event::Binary(data) => ws.send_binary(&data)?,
+/// #             _ => {}
+/// #         }
+/// #     }
+/// # });
+/// // `address` is a local echo server's.
+/// let mut ws = blocking::connect(&address)?;
+/// ws.send_text("Hello")?;
+/// assert_eq!(ws.read()?, Event::Text("Hello".into()));
+/// ws.close(CloseCode::NORMAL, "done")?;
+/// // The closing handshake (RFC 6455 §7.1.2): the server's Close echoes our code.
+/// assert!(matches!(ws.read()?, Event::Close(Some(close)) if close.code == CloseCode::NORMAL));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct WebSocket<S> {
     stream: S,
@@ -157,11 +193,49 @@ fn timed_out(e: &io::Error) -> bool {
 /// Connects to a `ws://` or `wss://` URL and completes the opening handshake. A
 /// `wss://` server is verified against the platform's trusted roots (see
 /// [`connect_tls`] for a CA of your own).
+///
+/// ```
+/// use rfc6455::{blocking, Config, Event};
+///
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let addr = listener.local_addr()?;
+/// # std::thread::spawn(move || -> Result<(), blocking::Error> {
+/// #     let mut target = String::new();
+/// #     let mut ws = blocking::accept_with(listener.accept()?.0, Config::default(), |request| {
+/// #         target = request.target().to_string();
+/// #         Ok(None)
+/// #     })?;
+/// #     ws.send_text(&target)
+/// # });
+/// // A local server that greets each client with the target it asked for.
+/// let mut ws = blocking::connect(&format!("ws://{addr}/chat?room=1"))?;
+/// // RFC 6455 §4.1: the URL's path and query are the request line's target.
+/// assert_eq!(ws.read()?, Event::Text("/chat?room=1".into()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn connect(url: &str) -> Result<WebSocket<ClientStream>, Error> {
     connect_with(url, Config::default(), &[])
 }
 
 /// Like [`connect`], with a configuration and subprotocols to offer.
+///
+/// ```
+/// use rfc6455::{blocking, Config};
+///
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let addr = listener.local_addr()?;
+/// # std::thread::spawn(move || -> Result<(), blocking::Error> {
+/// #     blocking::accept_with(listener.accept()?.0, Config::default(), |request| {
+/// #         Ok(request.protocols().iter().find(|p| *p == "chat").cloned())
+/// #     })?;
+/// #     Ok(())
+/// # });
+/// // A local server that speaks "chat" only. Offer two subprotocols, the preferred first
+/// // (RFC 6455 §4.1); the server answers with the one it picked (§4.2.2).
+/// let ws = blocking::connect_with(&format!("ws://{addr}/"), Config::default(), &["superchat", "chat"])?;
+/// assert_eq!(ws.protocol(), Some("chat"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn connect_with(
     url: &str,
     config: Config,
@@ -418,6 +492,34 @@ where
 }
 
 /// Runs the client handshake on an already connected stream.
+///
+/// ```
+/// use rfc6455::handshake::client::WsUrl;
+/// use rfc6455::{blocking, Config, Event};
+/// use std::net::TcpStream;
+/// use std::time::Duration;
+///
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let address = format!("ws://{}/", listener.local_addr()?);
+/// # std::thread::spawn(move || -> Result<(), blocking::Error> {
+/// #     let mut ws = blocking::accept(listener.accept()?.0)?;
+/// #     loop {
+/// #         match ws.read()? {
+/// #             rfc6455::Event::Text(text) => ws.send_text(&text)?,
+/// #             rfc6455::Event::Binary(data) => ws.send_binary(&data)?,
+/// #             _ => {}
+/// #         }
+/// #     }
+/// # });
+/// // `address` is a local echo server's. The stream is yours to set up first.
+/// let url = WsUrl::parse(&address)?;
+/// let tcp = TcpStream::connect((url.host.as_str(), url.port))?;
+/// tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+/// let mut ws = blocking::client(tcp, &url, Config::default(), &[])?;
+/// ws.send_binary(&[1, 2, 3])?;
+/// assert_eq!(ws.read()?, Event::Binary(vec![1, 2, 3]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn client<S: Read + Write>(
     mut stream: S,
     url: &WsUrl,
@@ -450,12 +552,50 @@ pub fn client<S: Read + Write>(
 
 /// Accepts a WebSocket on a server-side stream with the default configuration,
 /// accepting any path and no subprotocol.
+///
+/// ```
+/// use rfc6455::{blocking, Event};
+/// use std::io::Cursor;
+///
+/// // RFC 6455 §1.3's request with §5.7's masked "Hello" right behind it, as an
+/// // in-memory stream; what the server writes lands after them.
+/// let mut input = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+///     .to_vec();
+/// input.extend([0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+/// let mut ws = blocking::accept(Cursor::new(input))?;
+/// assert_eq!(ws.read()?, Event::Text("Hello".into()));
+/// // The 101 response, with the accept key the RFC computes for that nonce.
+/// let written = String::from_utf8_lossy(ws.get_ref().get_ref());
+/// assert!(written.contains("HTTP/1.1 101 Switching Protocols\r\n"));
+/// assert!(written.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+/// # Ok::<(), rfc6455::blocking::Error>(())
+/// ```
 pub fn accept<S: Read + Write>(stream: S) -> Result<WebSocket<S>, Error> {
     accept_with(stream, Config::default(), |_| Ok(None))
 }
 
 /// Accepts a WebSocket on a server-side stream. `decide` sees the validated request
 /// and answers `Ok(subprotocol)` to accept or `Err(status)` to refuse (e.g. 401, 403).
+///
+/// ```
+/// use rfc6455::{blocking, Config};
+/// use std::io::Cursor;
+///
+/// # const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+/// #     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\n\
+/// #     Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
+/// // REQUEST is RFC 6455 §1.3's, which offers "chat, superchat": pick one (§4.2.2)...
+/// let stream = Cursor::new(REQUEST.to_vec());
+/// let ws = blocking::accept_with(stream, Config::default(), |request| {
+///     Ok(request.protocols().iter().find(|p| *p == "chat").cloned())
+/// })?;
+/// assert_eq!(ws.protocol(), Some("chat"));
+/// // ... or refuse the upgrade with an HTTP status, e.g. for a bad Origin (§10.2).
+/// let refused = blocking::accept_with(Cursor::new(REQUEST.to_vec()), Config::default(), |_| Err(403));
+/// assert!(matches!(refused, Err(blocking::Error::Rejected(403))));
+/// # Ok::<(), rfc6455::blocking::Error>(())
+/// ```
 pub fn accept_with<S, F>(mut stream: S, config: Config, decide: F) -> Result<WebSocket<S>, Error>
 where
     S: Read + Write,
@@ -506,6 +646,20 @@ impl<S> WebSocket<S> {
     /// Wraps a stream whose opening handshake is already done, and the connection to
     /// run on it (holding any frame bytes that arrived with the handshake). For drivers
     /// that perform the handshake themselves, e.g. to show it.
+    ///
+    /// ```
+    /// use rfc6455::blocking::WebSocket;
+    /// use rfc6455::{Connection, Event, Role};
+    /// use std::io::Cursor;
+    ///
+    /// // The handshake was done elsewhere, and RFC 6455 §5.7's "Hello" came in with it.
+    /// let mut conn = Connection::new(Role::Server);
+    /// conn.receive(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+    /// let mut ws = WebSocket::from_parts(Cursor::new(Vec::new()), conn, Some("chat".into()));
+    /// assert_eq!(ws.read()?, Event::Text("Hello".into())); // nothing read from the stream
+    /// assert_eq!(ws.protocol(), Some("chat"));
+    /// # Ok::<(), rfc6455::blocking::Error>(())
+    /// ```
     pub fn from_parts(stream: S, conn: Connection, protocol: Option<String>) -> WebSocket<S> {
         WebSocket {
             stream,
@@ -545,6 +699,18 @@ impl<S> WebSocket<S> {
     }
 
     /// The bound on the closing handshake (see [`set_close_timeout`](Self::set_close_timeout)).
+    ///
+    /// ```
+    /// use rfc6455::blocking::{WebSocket, DEFAULT_CLOSE_TIMEOUT};
+    /// use rfc6455::{Connection, Role};
+    /// use std::time::Duration;
+    ///
+    /// let mut ws = WebSocket::from_parts(std::io::empty(), Connection::new(Role::Server), None);
+    /// assert_eq!(ws.close_timeout(), Some(DEFAULT_CLOSE_TIMEOUT));
+    /// assert_eq!(DEFAULT_CLOSE_TIMEOUT, Duration::from_secs(5));
+    /// ws.set_close_timeout(None); // wait for the peer's Close as long as it takes
+    /// assert_eq!(ws.close_timeout(), None);
+    /// ```
     pub fn close_timeout(&self) -> Option<Duration> {
         self.close_timeout
     }
@@ -570,6 +736,22 @@ impl<S> WebSocket<S> {
 
     /// The opening handshake's request and response heads, when [`Config::trace`] was
     /// on: what `rfc6455 client --trace` shows.
+    ///
+    /// ```
+    /// use rfc6455::{blocking, Config};
+    /// use std::io::Cursor;
+    ///
+    /// # const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+    /// #     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\n\
+    /// #     Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    /// let config = Config { trace: true, ..Config::default() };
+    /// let ws = blocking::accept_with(Cursor::new(REQUEST.to_vec()), config, |_| Ok(None))?;
+    /// // REQUEST is RFC 6455 §1.3's; the response is the server's side of §4.2.2.
+    /// let (request, response) = ws.handshake_heads().unwrap();
+    /// assert!(request.starts_with(b"GET /chat HTTP/1.1\r\n"));
+    /// assert!(response.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+    /// # Ok::<(), rfc6455::blocking::Error>(())
+    /// ```
     pub fn handshake_heads(&self) -> Option<(&[u8], &[u8])> {
         self.heads.as_ref().map(|(req, resp)| (&req[..], &resp[..]))
     }
@@ -604,6 +786,22 @@ impl<S: Read + Write> WebSocket<S> {
     /// for the server to close the TCP connection (RFC 6455 §7.1.1), after a clean close
     /// as after a failure. Both waits, for the peer's Close and for the end of the TCP
     /// connection, are bounded by the close timeout ([`set_close_timeout`](Self::set_close_timeout)).
+    ///
+    /// ```
+    /// use rfc6455::blocking::{Error, WebSocket};
+    /// use rfc6455::{Connection, Event, Role};
+    /// use std::io::Cursor;
+    ///
+    /// // A client's ping "hi", masked with a zero key, on an in-memory stream.
+    /// let stream = Cursor::new(vec![0x89, 0x82, 0, 0, 0, 0, b'h', b'i']);
+    /// let mut ws = WebSocket::from_parts(stream, Connection::new(Role::Server), None);
+    /// assert_eq!(ws.read()?, Event::Ping(b"hi".to_vec()));
+    /// // The pong went out before `read` returned (RFC 6455 §5.5.3).
+    /// assert_eq!(ws.get_ref().get_ref()[8..], [0x8a, 0x02, b'h', b'i']);
+    /// // Then the stream ends without a Close: 1006 (§7.1.5).
+    /// assert!(matches!(ws.read(), Err(Error::AbnormalClosure)));
+    /// # Ok::<(), rfc6455::blocking::Error>(())
+    /// ```
     pub fn read(&mut self) -> Result<Event, Error> {
         self.wait_for_message()?;
         match self.conn.next_event() {
@@ -707,18 +905,59 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// Sends a text message.
+    ///
+    /// ```
+    /// use rfc6455::blocking::WebSocket;
+    /// use rfc6455::{Connection, Role};
+    /// use std::io::Cursor;
+    ///
+    /// let mut ws = WebSocket::from_parts(Cursor::new(Vec::new()), Connection::new(Role::Server), None);
+    /// ws.send_text("Hello")?;
+    /// // Written before it returns: RFC 6455 §5.7's unmasked "Hello".
+    /// assert_eq!(ws.get_ref().get_ref(), &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+    /// # Ok::<(), rfc6455::blocking::Error>(())
+    /// ```
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
         self.conn.send_text(text)?;
         self.flush()
     }
 
     /// Sends a binary message.
+    ///
+    /// ```
+    /// use rfc6455::blocking::WebSocket;
+    /// use rfc6455::{Connection, Role};
+    /// use std::io::Cursor;
+    ///
+    /// let mut ws = WebSocket::from_parts(Cursor::new(Vec::new()), Connection::new(Role::Client), None);
+    /// ws.send_binary(&[1, 2, 3])?;
+    /// let wire = ws.get_ref().get_ref();
+    /// assert_eq!(wire[..2], [0x82, 0x80 | 3]); // binary, masked, 3 bytes
+    /// // RFC 6455 §5.3: payload byte i is XORed with key byte i mod 4.
+    /// let key = &wire[2..6];
+    /// assert_eq!([wire[6] ^ key[0], wire[7] ^ key[1], wire[8] ^ key[2]], [1, 2, 3]);
+    /// # Ok::<(), rfc6455::blocking::Error>(())
+    /// ```
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
         self.conn.send_binary(data)?;
         self.flush()
     }
 
     /// Sends one fragment of a message (see [`Connection::send_fragment`]).
+    ///
+    /// ```
+    /// use rfc6455::blocking::WebSocket;
+    /// use rfc6455::{Connection, MessageKind, Role};
+    /// use std::io::Cursor;
+    ///
+    /// let mut ws = WebSocket::from_parts(Cursor::new(Vec::new()), Connection::new(Role::Server), None);
+    /// ws.send_fragment(MessageKind::Text, b"Hel", false)?;
+    /// ws.send_ping(b"")?; // control frames may come between fragments (RFC 6455 §5.4)
+    /// ws.send_fragment(MessageKind::Text, b"lo", true)?;
+    /// let wire = [0x01, 0x03, b'H', b'e', b'l', 0x89, 0x00, 0x80, 0x02, b'l', b'o'];
+    /// assert_eq!(ws.get_ref().get_ref(), &wire);
+    /// # Ok::<(), rfc6455::blocking::Error>(())
+    /// ```
     pub fn send_fragment(
         &mut self,
         kind: MessageKind,
@@ -730,12 +969,39 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// Sends a ping.
+    ///
+    /// ```
+    /// use rfc6455::blocking::{Error, WebSocket};
+    /// use rfc6455::{Connection, Role, SendError};
+    /// use std::io::Cursor;
+    ///
+    /// let mut ws = WebSocket::from_parts(Cursor::new(Vec::new()), Connection::new(Role::Server), None);
+    /// ws.send_ping(b"Hello")?;
+    /// // RFC 6455 §5.7: an unmasked Ping carrying "Hello".
+    /// assert_eq!(ws.get_ref().get_ref(), &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+    /// // Control frames carry at most 125 bytes (§5.5).
+    /// let too_long = ws.send_ping(&[0; 126]);
+    /// assert!(matches!(too_long, Err(Error::Send(SendError::ControlPayloadTooLong(126)))));
+    /// # Ok::<(), rfc6455::blocking::Error>(())
+    /// ```
     pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.conn.send_ping(payload)?;
         self.flush()
     }
 
     /// Sends a pong.
+    ///
+    /// ```
+    /// use rfc6455::blocking::WebSocket;
+    /// use rfc6455::{Connection, Role};
+    /// use std::io::Cursor;
+    ///
+    /// let mut ws = WebSocket::from_parts(Cursor::new(Vec::new()), Connection::new(Role::Server), None);
+    /// // An unsolicited pong: a one-way heartbeat, no reply expected (RFC 6455 §5.5.3).
+    /// ws.send_pong(b"")?;
+    /// assert_eq!(ws.get_ref().get_ref(), &[0x8a, 0x00]);
+    /// # Ok::<(), rfc6455::blocking::Error>(())
+    /// ```
     pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.conn.send_pong(payload)?;
         self.flush()
@@ -744,6 +1010,20 @@ impl<S: Read + Write> WebSocket<S> {
     /// Starts the closing handshake. Keep calling [`read`](Self::read) until it returns
     /// the peer's Close (or [`Error::Closed`]) to complete it; the close timeout starts
     /// now (see [`set_close_timeout`](Self::set_close_timeout)).
+    ///
+    /// ```
+    /// use rfc6455::blocking::{Error, WebSocket};
+    /// use rfc6455::{CloseCode, Connection, Role, SendError};
+    /// use std::io::Cursor;
+    ///
+    /// let mut ws = WebSocket::from_parts(Cursor::new(Vec::new()), Connection::new(Role::Server), None);
+    /// ws.close(CloseCode::GOING_AWAY, "")?;
+    /// // RFC 6455 §5.5.1: a Close carrying 1001 in network byte order.
+    /// assert_eq!(ws.get_ref().get_ref(), &[0x88, 0x02, 0x03, 0xe9]);
+    /// // No data may follow our Close, while the peer's is awaited.
+    /// assert!(matches!(ws.send_text("late"), Err(Error::Send(SendError::Closing))));
+    /// # Ok::<(), rfc6455::blocking::Error>(())
+    /// ```
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.conn.close(code, reason)?;
         if let Some(timeout) = self.close_timeout {
@@ -753,6 +1033,21 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// Writes all pending output.
+    ///
+    /// ```
+    /// use rfc6455::blocking::WebSocket;
+    /// use rfc6455::{Connection, Role};
+    /// use std::io::Cursor;
+    ///
+    /// let mut conn = Connection::new(Role::Server);
+    /// conn.send_text("queued")?; // before the connection met its stream
+    /// let mut ws = WebSocket::from_parts(Cursor::new(Vec::new()), conn, None);
+    /// assert!(ws.get_ref().get_ref().is_empty());
+    /// ws.flush()?;
+    /// assert_eq!(ws.get_ref().get_ref()[..2], [0x81, 0x06]);
+    /// assert!(ws.connection().pending_output().is_empty());
+    /// # Ok::<(), rfc6455::blocking::Error>(())
+    /// ```
     pub fn flush(&mut self) -> Result<(), Error> {
         while !self.conn.pending_output().is_empty() {
             match self.stream.write(self.conn.pending_output()) {
@@ -767,27 +1062,98 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// The subprotocol agreed in the handshake.
+    ///
+    /// ```
+    /// use rfc6455::{blocking, Config};
+    /// use std::io::Cursor;
+    ///
+    /// # const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+    /// #     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\n\
+    /// #     Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    /// // REQUEST (RFC 6455 §1.3) offers "chat, superchat". `accept` picks neither: a server
+    /// // may speak none of the offered subprotocols (§4.2.2).
+    /// let ws = blocking::accept(Cursor::new(REQUEST.to_vec()))?;
+    /// assert_eq!(ws.protocol(), None);
+    /// let ws = blocking::accept_with(Cursor::new(REQUEST.to_vec()), Config::default(), |request| {
+    ///     Ok(request.protocols().last().cloned())
+    /// })?;
+    /// assert_eq!(ws.protocol(), Some("superchat"));
+    /// # Ok::<(), rfc6455::blocking::Error>(())
+    /// ```
     pub fn protocol(&self) -> Option<&str> {
         self.protocol.as_deref()
     }
 
     /// The frames received and sent since the last call, when [`Config::trace`] is on
     /// (see [`Connection::take_trace`]).
+    ///
+    /// ```
+    /// use rfc6455::blocking::WebSocket;
+    /// use rfc6455::{Config, Connection, Role};
+    /// use std::io::Cursor;
+    ///
+    /// let conn = Connection::with_config(Role::Server, Config { trace: true, ..Config::default() });
+    /// let mut ws = WebSocket::from_parts(Cursor::new(Vec::new()), conn, None);
+    /// ws.send_text("Hi")?;
+    /// let lines: Vec<String> = ws.take_trace().iter().map(|f| f.to_string()).collect();
+    /// assert_eq!(lines, ["-> FIN=1 text (0x1) len=2 (7-bit) unmasked \"Hi\""]);
+    /// # Ok::<(), rfc6455::blocking::Error>(())
+    /// ```
     pub fn take_trace(&mut self) -> Vec<crate::TracedFrame> {
         self.conn.take_trace()
     }
 
     /// The sans-IO connection underneath.
+    ///
+    /// ```
+    /// use rfc6455::blocking::WebSocket;
+    /// use rfc6455::{CloseCode, Connection, Role, State};
+    /// use std::io::Cursor;
+    ///
+    /// let mut ws = WebSocket::from_parts(Cursor::new(Vec::new()), Connection::new(Role::Server), None);
+    /// ws.close(CloseCode::NORMAL, "")?;
+    /// // Our Close is sent and the peer's awaited (RFC 6455 §7.1.2).
+    /// assert_eq!(ws.connection().state(), State::Closing);
+    /// assert!(!ws.connection().can_send_data());
+    /// # Ok::<(), rfc6455::blocking::Error>(())
+    /// ```
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
 
     /// The stream.
+    ///
+    /// ```
+    /// use rfc6455::blocking;
+    ///
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let addr = listener.local_addr()?;
+    /// # std::thread::spawn(move || blocking::accept(listener.accept()?.0).map(drop));
+    /// // `addr` is a local server's.
+    /// let ws = blocking::connect(&format!("ws://{addr}/"))?;
+    /// // A `ws://` client runs over TCP (RFC 6455 §4.1); the stream says where to.
+    /// assert_eq!(ws.get_ref().tcp().peer_addr()?, addr);
+    /// # Ok::<(), rfc6455::blocking::Error>(())
+    /// ```
     pub fn get_ref(&self) -> &S {
         &self.stream
     }
 
     /// The stream, mutably (e.g. to set timeouts).
+    ///
+    /// ```
+    /// use rfc6455::blocking::WebSocket;
+    /// use rfc6455::{Connection, Role};
+    /// use std::io::{Cursor, Write};
+    ///
+    /// let mut ws = WebSocket::from_parts(Cursor::new(Vec::new()), Connection::new(Role::Server), None);
+    /// // A frame encoded once for many connections, written straight to the stream: only
+    /// // between messages (RFC 6455 §5.4), which the connection knows.
+    /// assert!(ws.connection().can_send_data());
+    /// ws.get_mut().write_all(&[0x81, 0x02, b'h', b'i'])?;
+    /// assert_eq!(ws.get_ref().get_ref(), &[0x81, 0x02, b'h', b'i']);
+    /// # Ok::<(), rfc6455::blocking::Error>(())
+    /// ```
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.stream
     }

@@ -57,11 +57,29 @@ impl CloseCode {
     /// registered later with IANA (§11.7); 1016–2999 are reserved for future RFCs;
     /// 3000–3999 are registered by libraries and 4000–4999 are private (§7.4.2).
     /// Anything else, below 1000 or from 5000, is invalid.
+    ///
+    /// ```
+    /// use rfc6455::CloseCode;
+    ///
+    /// assert!(CloseCode::TRY_AGAIN_LATER.is_valid_on_wire()); // 1013, IANA registry
+    /// assert!(CloseCode(3000).is_valid_on_wire()); // registered for libraries (§7.4.2)
+    /// assert!(!CloseCode::ABNORMAL_CLOSURE.is_valid_on_wire()); // 1006: local only (§7.4.1)
+    /// assert!(!CloseCode(999).is_valid_on_wire()); // below 1000: unused (§7.4.2)
+    /// ```
     pub fn is_valid_on_wire(self) -> bool {
         matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
     }
 
     /// A short description of the code, from RFC 6455 §7.4 and the IANA registry.
+    ///
+    /// ```
+    /// use rfc6455::CloseCode;
+    ///
+    /// assert_eq!(CloseCode::GOING_AWAY.meaning(), "going away");
+    /// assert_eq!(CloseCode(4001).meaning(), "private use"); // RFC 6455 §7.4.2
+    /// // `Display` puts the number first.
+    /// assert_eq!(CloseCode::NORMAL.to_string(), "1000 (normal closure)");
+    /// ```
     pub fn meaning(self) -> &'static str {
         match self.0 {
             1000 => "normal closure",
@@ -129,6 +147,17 @@ impl CloseFrame {
     ///
     /// Empty → `Ok(None)`. One byte, or a code that must not appear on the wire →
     /// 1002; a reason that is not UTF-8 → 1007.
+    ///
+    /// ```
+    /// use rfc6455::{CloseCode, CloseFrame, ProtocolError};
+    ///
+    /// assert_eq!(CloseFrame::parse(&[0x03]), Err(ProtocolError::CloseFrameOneByte));
+    /// // 1005 means "no code" locally and may not be sent (RFC 6455 §7.4.1).
+    /// assert_eq!(CloseFrame::parse(&[0x03, 0xed]), Err(ProtocolError::InvalidCloseCode(1005)));
+    /// // A reason that is not UTF-8 fails the connection with 1007.
+    /// let err = CloseFrame::parse(&[0x03, 0xe8, 0xff]).unwrap_err();
+    /// assert_eq!(err.close_code(), CloseCode::INVALID_PAYLOAD);
+    /// ```
     pub fn parse(payload: &[u8]) -> Result<Option<CloseFrame>, ProtocolError> {
         match payload {
             [] => Ok(None),
@@ -150,6 +179,16 @@ impl CloseFrame {
     }
 
     /// Appends the wire form (code, then reason) to `out`.
+    ///
+    /// ```
+    /// use rfc6455::{CloseCode, CloseFrame};
+    ///
+    /// let mut payload = Vec::new();
+    /// CloseFrame::encode_payload(CloseCode::GOING_AWAY, "restart", &mut payload);
+    /// // RFC 6455 §5.5.1: a 2-byte unsigned integer in network byte order, then the reason.
+    /// assert_eq!(payload[..2], [0x03, 0xe9]);
+    /// assert_eq!(&payload[2..], b"restart");
+    /// ```
     pub fn encode_payload(code: CloseCode, reason: &str, out: &mut Vec<u8>) {
         out.extend_from_slice(&code.0.to_be_bytes());
         out.extend_from_slice(reason.as_bytes());

@@ -28,6 +28,19 @@ use crate::utf8::Utf8Validator;
 
 /// Which end of the connection this is. Clients mask what they send; servers require
 /// masked frames and send unmasked ones (RFC 6455 §5.1).
+///
+/// ```
+/// use rfc6455::{Connection, Role};
+///
+/// // RFC 6455 §5.1, §5.2: a client's frame has MASK set and a 4-byte key; a server's has neither.
+/// let mut client = Connection::new(Role::Client);
+/// client.send_binary(&[1]).unwrap();
+/// assert_eq!(client.pending_output()[..2], [0x82, 0x80 | 1]);
+/// assert_eq!(client.pending_output().len(), 2 + 4 + 1);
+/// let mut server = Connection::new(Role::Server);
+/// server.send_binary(&[1]).unwrap();
+/// assert_eq!(server.pending_output(), [0x82, 0x01, 1]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     /// The end that sent the opening handshake.
@@ -82,6 +95,17 @@ impl Default for Config {
 }
 
 /// What the peer sent: a whole message, a control frame, or its Close.
+///
+/// ```
+/// use rfc6455::{CloseCode, CloseFrame, Connection, Event, Role};
+///
+/// let mut client = Connection::new(Role::Client);
+/// // A server's ping "hi" (RFC 6455 §5.5.2), then its Close with 1000 (§5.5.1).
+/// client.receive(&[0x89, 0x02, b'h', b'i', 0x88, 0x02, 0x03, 0xe8]);
+/// assert_eq!(client.next_event(), Ok(Some(Event::Ping(b"hi".to_vec()))));
+/// let normal = CloseFrame { code: CloseCode::NORMAL, reason: String::new() };
+/// assert_eq!(client.next_event(), Ok(Some(Event::Close(Some(normal)))));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A complete text message, valid UTF-8.
@@ -136,6 +160,16 @@ impl From<MessageRef<'_>> for Event {
 }
 
 /// The kind of a data message.
+///
+/// ```
+/// use rfc6455::{Connection, MessageKind, Role};
+///
+/// // The kind picks the opcode of the first frame: 0x1 text, 0x2 binary (RFC 6455 §5.6).
+/// let mut server = Connection::new(Role::Server);
+/// server.send_message(MessageKind::Text, b"a").unwrap();
+/// server.send_message(MessageKind::Binary, b"a").unwrap();
+/// assert_eq!(server.pending_output(), [0x81, 0x01, b'a', 0x82, 0x01, b'a']);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageKind {
     /// UTF-8 text (opcode 0x1).
@@ -154,6 +188,19 @@ impl MessageKind {
 }
 
 /// Where the closing handshake stands (RFC 6455 §7).
+///
+/// ```
+/// use rfc6455::{CloseCode, Connection, Event, Role, State};
+///
+/// let mut server = Connection::new(Role::Server);
+/// assert_eq!(server.state(), State::Open);
+/// server.close(CloseCode::GOING_AWAY, "").unwrap();
+/// assert_eq!(server.state(), State::Closing); // ours sent, the peer's awaited
+/// // The client's Close, masked with a zero key, ends the handshake (RFC 6455 §7.1.2).
+/// server.receive(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe9]);
+/// assert!(matches!(server.next_event(), Ok(Some(Event::Close(Some(_))))));
+/// assert_eq!(server.state(), State::Closed);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Messages flow both ways.
@@ -344,11 +391,32 @@ const RESERVE_AHEAD: usize = 256 * 1024;
 
 impl Connection {
     /// A connection in the Open state with the default [`Config`].
+    ///
+    /// ```
+    /// use rfc6455::{Config, Connection, Role, State};
+    ///
+    /// // The opening handshake (RFC 6455 §4) is done before a `Connection` exists.
+    /// let conn = Connection::new(Role::Server);
+    /// assert_eq!(conn.state(), State::Open);
+    /// assert_eq!(conn.config(), &Config::default());
+    /// assert_eq!(conn.deflate(), None); // no permessage-deflate
+    /// ```
     pub fn new(role: Role) -> Self {
         Self::with_config(role, Config::default())
     }
 
     /// A connection in the Open state.
+    ///
+    /// ```
+    /// use rfc6455::{CloseCode, Config, Connection, Role};
+    ///
+    /// let config = Config { max_message_size: 4, ..Config::default() };
+    /// let mut server = Connection::with_config(Role::Server, config);
+    /// // A 5-byte message is over the limit: "message too big", 1009 (RFC 6455 §7.4.1).
+    /// server.receive(&[0x82, 0x85, 0, 0, 0, 0, 1, 2, 3, 4, 5]);
+    /// let err = server.next_event().unwrap_err();
+    /// assert_eq!(err.close_code(), CloseCode::MESSAGE_TOO_BIG);
+    /// ```
     pub fn with_config(role: Role, config: Config) -> Self {
         Self::with_deflate(role, config, None)
     }
@@ -408,26 +476,76 @@ impl Connection {
     }
 
     /// permessage-deflate as negotiated, if it was.
+    ///
+    /// ```
+    /// use rfc6455::deflate::Negotiated;
+    /// use rfc6455::{Config, Connection, Role};
+    ///
+    /// assert_eq!(Connection::new(Role::Server).deflate(), None);
+    /// // What a bare `permessage-deflate` offer and answer agree (RFC 7692 §7.1).
+    /// let agreed = Negotiated::default();
+    /// let conn = Connection::with_deflate(Role::Server, Config::default(), Some(agreed));
+    /// assert_eq!(conn.deflate(), Some(&agreed));
+    /// ```
     pub fn deflate(&self) -> Option<&Negotiated> {
         self.compression.as_ref().map(|c| &c.negotiated)
     }
 
     /// This end's role.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, Role};
+    ///
+    /// // A driver asks, e.g. to know who closes the TCP connection first (RFC 6455 §7.1.1).
+    /// let conn = Connection::new(Role::Client);
+    /// assert_eq!(conn.role(), Role::Client);
+    /// ```
     pub fn role(&self) -> Role {
         self.role
     }
 
     /// The configuration.
+    ///
+    /// ```
+    /// use rfc6455::{Config, Connection, Role};
+    ///
+    /// let config = Config { auto_pong: false, ..Config::default() };
+    /// let conn = Connection::with_config(Role::Server, config);
+    /// assert!(!conn.config().auto_pong); // pings are the application's to answer
+    /// assert_eq!(conn.config().max_frame_size, 16 << 20);
+    /// ```
     pub fn config(&self) -> &Config {
         &self.config
     }
 
     /// Where the closing handshake stands.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, Event, Role, State};
+    ///
+    /// let mut server = Connection::new(Role::Server);
+    /// // The client closes first, with no status code (RFC 6455 §5.5.1).
+    /// server.receive(&[0x88, 0x80, 0, 0, 0, 0]);
+    /// assert_eq!(server.next_event(), Ok(Some(Event::Close(None))));
+    /// // The reply is queued with the event: both Close frames are exchanged.
+    /// assert_eq!(server.state(), State::Closed);
+    /// assert_eq!(server.pending_output(), [0x88, 0x00]);
+    /// ```
     pub fn state(&self) -> State {
         self.state
     }
 
     /// True once both Close frames are exchanged or the connection failed.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, Role};
+    ///
+    /// let mut client = Connection::new(Role::Client);
+    /// // A masked frame from a server fails the connection (RFC 6455 §5.1).
+    /// client.receive(&[0x81, 0x80, 0, 0, 0, 0]);
+    /// assert!(client.next_event().is_err());
+    /// assert!(client.is_closed()); // write the queued Close 1002, then drop the transport
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.state == State::Closed
     }
@@ -443,6 +561,17 @@ impl Connection {
     /// Where the caller already holds the bytes (a TLS session's plaintext, a test),
     /// `receive` is therefore cheaper for large frames than
     /// [`input_buffer`](Self::input_buffer), which suits a read from a socket.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, Event, Role};
+    ///
+    /// let mut client = Connection::new(Role::Client);
+    /// // RFC 6455 §5.7: a fragmented unmasked text message, arriving one byte at a time.
+    /// for byte in [0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f] {
+    ///     client.receive(&[byte]);
+    /// }
+    /// assert_eq!(client.next_event(), Ok(Some(Event::Text("Hello".into()))));
+    /// ```
     pub fn receive(&mut self, data: &[u8]) {
         if self.state == State::Closed {
             return;
@@ -597,6 +726,17 @@ impl Connection {
     ///
     /// # Panics
     /// If `n` exceeds the space that `input_buffer` returned.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, Event, Role};
+    ///
+    /// let mut client = Connection::new(Role::Client);
+    /// let space = client.input_buffer(16);
+    /// space[..3].copy_from_slice(&[0x82, 0x01, 0xff]); // as if `stream.read(space)` gave 3
+    /// client.commit_input(3);
+    /// assert_eq!(client.buffered_input(), 3); // received, not yet interpreted
+    /// assert_eq!(client.next_event(), Ok(Some(Event::Binary(vec![0xff]))));
+    /// ```
     pub fn commit_input(&mut self, n: usize) {
         assert!(
             self.input_end + n <= self.input.len(),
@@ -669,6 +809,18 @@ impl Connection {
     }
 
     /// The frames received and sent since the last call, when [`Config::trace`] is on.
+    ///
+    /// ```
+    /// use rfc6455::{Config, Connection, OpCode, Role};
+    ///
+    /// let mut client = Connection::with_config(Role::Client, Config { trace: true, ..Config::default() });
+    /// client.send_ping(b"").unwrap();
+    /// let trace = client.take_trace();
+    /// assert!(trace[0].outgoing);
+    /// assert_eq!(trace[0].header.opcode, OpCode::Ping);
+    /// assert!(trace[0].header.masking_key.is_some()); // a client masks (RFC 6455 §5.3)
+    /// assert!(client.take_trace().is_empty()); // taken: the next call starts afresh
+    /// ```
     pub fn take_trace(&mut self) -> Vec<TracedFrame> {
         std::mem::take(&mut self.trace)
     }
@@ -698,6 +850,16 @@ impl Connection {
     }
 
     /// The number of received bytes not yet interpreted.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, Role};
+    ///
+    /// let mut server = Connection::new(Role::Server);
+    /// // 3 bytes of a 6-byte masked header (RFC 6455 §5.2): not yet a frame.
+    /// server.receive(&[0x81, 0x85, 0x37]);
+    /// assert_eq!(server.next_event(), Ok(None));
+    /// assert_eq!(server.buffered_input(), 3);
+    /// ```
     pub fn buffered_input(&self) -> usize {
         self.input_end - self.input_start
     }
@@ -712,6 +874,20 @@ impl Connection {
     /// Each message is copied out of the input buffer into its own allocation (a
     /// message assembled from pieces is moved, not copied). Where that matters,
     /// [`next_message`](Self::next_message) lends the payload instead.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, Event, ProtocolError, Role};
+    ///
+    /// let mut server = Connection::new(Role::Server);
+    /// // RFC 6455 §5.7's masked "Hello", then an unmasked frame, which a server rejects (§5.1).
+    /// server.receive(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58, 0x81, 0x00]);
+    /// assert_eq!(server.next_event(), Ok(Some(Event::Text("Hello".into())))); // sent first, delivered first
+    /// assert_eq!(server.next_event(), Err(ProtocolError::UnmaskedClientFrame));
+    /// let close = server.pending_output(); // queued: FIN + Close, code 1002, the reason
+    /// assert_eq!(close[0], 0x88);
+    /// assert_eq!(close[2..4], [0x03, 0xea]);
+    /// assert_eq!(server.next_event(), Ok(None)); // nothing more is read
+    /// ```
     pub fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
         let Some(ready) = self.next_ready()? else {
             return Ok(None);
@@ -1211,6 +1387,17 @@ impl Connection {
     // ---- output ------------------------------------------------------------------
 
     /// Bytes waiting to be written to the transport, in order.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, Role};
+    ///
+    /// let mut client = Connection::new(Role::Client);
+    /// client.send_text("Hi").unwrap();
+    /// let out = client.pending_output();
+    /// // RFC 6455 §5.2: FIN + text, MASK + length 2, the 4-byte key, the masked payload.
+    /// assert_eq!(out[..2], [0x81, 0x82]);
+    /// assert_eq!(out.len(), 2 + 4 + 2);
+    /// ```
     pub fn pending_output(&self) -> &[u8] {
         &self.output[self.output_start..]
     }
@@ -1219,6 +1406,18 @@ impl Connection {
     ///
     /// # Panics
     /// If `n` exceeds the pending output.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, Role};
+    ///
+    /// let mut server = Connection::new(Role::Server);
+    /// server.send_binary(&[1, 2, 3]).unwrap();
+    /// // The transport took 2 of the 5 bytes: the rest waits, in order.
+    /// server.consume_output(2);
+    /// assert_eq!(server.pending_output(), [1, 2, 3]);
+    /// server.consume_output(3);
+    /// assert!(server.pending_output().is_empty());
+    /// ```
     pub fn consume_output(&mut self, n: usize) {
         assert!(
             n <= self.output.len() - self.output_start,
@@ -1239,11 +1438,30 @@ impl Connection {
     }
 
     /// Sends a text message in one frame.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, Role};
+    ///
+    /// let mut server = Connection::new(Role::Server);
+    /// server.send_text("€").unwrap();
+    /// // The length counts UTF-8 bytes, not characters (RFC 6455 §5.2, §5.6).
+    /// assert_eq!(server.pending_output(), [0x81, 0x03, 0xe2, 0x82, 0xac]);
+    /// ```
     pub fn send_text(&mut self, text: &str) -> Result<(), SendError> {
         self.send_message(MessageKind::Text, text.as_bytes())
     }
 
     /// Sends a binary message in one frame.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, Role};
+    ///
+    /// let mut server = Connection::new(Role::Server);
+    /// server.send_binary(&[0; 256]).unwrap();
+    /// // RFC 6455 §5.7: a 256-byte binary message in a single unmasked frame (16-bit length).
+    /// assert_eq!(server.pending_output()[..4], [0x82, 0x7e, 0x01, 0x00]);
+    /// assert_eq!(server.pending_output().len(), 4 + 256);
+    /// ```
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), SendError> {
         self.send_message(MessageKind::Binary, data)
     }
@@ -1380,12 +1598,35 @@ impl Connection {
     }
 
     /// Sends a ping (RFC 6455 §5.5.2); the payload is at most 125 bytes.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, Role, SendError};
+    ///
+    /// let mut server = Connection::new(Role::Server);
+    /// server.send_ping(b"Hello").unwrap();
+    /// // RFC 6455 §5.7: an unmasked Ping carrying "Hello".
+    /// assert_eq!(server.pending_output(), [0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+    /// assert_eq!(server.send_ping(&[0; 126]), Err(SendError::ControlPayloadTooLong(126)));
+    /// ```
     pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), SendError> {
         self.send_control(OpCode::Ping, payload)
     }
 
     /// Sends a pong (RFC 6455 §5.5.3): as a reply when `auto_pong` is off, or
     /// unsolicited, as a one-way heartbeat.
+    ///
+    /// ```
+    /// use rfc6455::{Config, Connection, Event, Role};
+    ///
+    /// let config = Config { auto_pong: false, ..Config::default() };
+    /// let mut server = Connection::with_config(Role::Server, config);
+    /// server.receive(&[0x89, 0x82, 0, 0, 0, 0, b'h', b'i']); // a client's ping "hi"
+    /// let Ok(Some(Event::Ping(payload))) = server.next_event() else { panic!() };
+    /// assert!(server.pending_output().is_empty()); // no automatic reply
+    /// // RFC 6455 §5.5.3: the Pong carries the Ping's payload.
+    /// server.send_pong(&payload).unwrap();
+    /// assert_eq!(server.pending_output(), [0x8a, 0x02, b'h', b'i']);
+    /// ```
     pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), SendError> {
         self.send_control(OpCode::Pong, payload)
     }
@@ -1404,6 +1645,19 @@ impl Connection {
     /// Starts the closing handshake (RFC 6455 §7.1.2): sends a Close with `code` and
     /// `reason` (at most 123 bytes). The connection keeps receiving until the peer's
     /// Close arrives.
+    ///
+    /// ```
+    /// use rfc6455::{CloseCode, Connection, Role, SendError, State};
+    ///
+    /// let mut server = Connection::new(Role::Server);
+    /// server.close(CloseCode::NORMAL, "bye").unwrap();
+    /// // RFC 6455 §5.5.1: the code in network byte order, then the UTF-8 reason.
+    /// assert_eq!(server.pending_output(), [0x88, 0x05, 0x03, 0xe8, b'b', b'y', b'e']);
+    /// assert_eq!(server.state(), State::Closing);
+    /// // 1006 is only reported locally, never sent (§7.4.1).
+    /// let err = Connection::new(Role::Server).close(CloseCode::ABNORMAL_CLOSURE, "");
+    /// assert_eq!(err, Err(SendError::InvalidCloseCode(1006)));
+    /// ```
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), SendError> {
         if self.close_sent || self.state == State::Closed {
             return Err(SendError::Closing);
@@ -1425,6 +1679,17 @@ impl Connection {
     /// True when a data message may be sent now: no Close sent and no fragmented
     /// message unfinished. Drivers that queue pre-encoded frames next to this
     /// connection's output (e.g. a broadcast encoded once) ask this first.
+    ///
+    /// ```
+    /// use rfc6455::{Connection, MessageKind, Role};
+    ///
+    /// let mut server = Connection::new(Role::Server);
+    /// server.send_fragment(MessageKind::Text, b"Hel", false).unwrap();
+    /// // Nothing may come between a message's fragments but control frames (RFC 6455 §5.4).
+    /// assert!(!server.can_send_data());
+    /// server.send_fragment(MessageKind::Text, b"lo", true).unwrap();
+    /// assert!(server.can_send_data());
+    /// ```
     pub fn can_send_data(&self) -> bool {
         self.check_can_send_data().is_ok() && self.sending_fragmented.is_none()
     }

@@ -77,6 +77,15 @@ pub enum ProtocolError {
 impl ProtocolError {
     /// The status code of the Close frame that fails the connection (RFC 6455 §7.4.1):
     /// 1007 for bad UTF-8, 1009 for size limits, 1002 for the rest.
+    ///
+    /// ```
+    /// use rfc6455::{CloseCode, ProtocolError};
+    ///
+    /// assert_eq!(ProtocolError::InvalidCloseReason.close_code(), CloseCode::INVALID_PAYLOAD);
+    /// let too_big = ProtocolError::FrameTooBig { len: 1 << 30, max: 16 << 20 };
+    /// assert_eq!(too_big.close_code(), CloseCode::MESSAGE_TOO_BIG);
+    /// assert_eq!(ProtocolError::UnmaskedClientFrame.close_code(), CloseCode::PROTOCOL_ERROR);
+    /// ```
     pub fn close_code(&self) -> CloseCode {
         match self {
             ProtocolError::InvalidUtf8
@@ -90,6 +99,14 @@ impl ProtocolError {
     }
 
     /// The RFC that states the rule: RFC 6455, or RFC 7692 for compression.
+    ///
+    /// ```
+    /// use rfc6455::ProtocolError;
+    ///
+    /// assert_eq!(ProtocolError::ReservedOpcode(0x3).rfc(), "RFC 6455");
+    /// // permessage-deflate's rules are in its own RFC.
+    /// assert_eq!(ProtocolError::CompressedControlFrame.rfc(), "RFC 7692");
+    /// ```
     pub fn rfc(&self) -> &'static str {
         match self {
             ProtocolError::CompressedControlFrame
@@ -100,6 +117,15 @@ impl ProtocolError {
     }
 
     /// The section of [`rfc`](Self::rfc) that states the rule.
+    ///
+    /// ```
+    /// use rfc6455::ProtocolError;
+    ///
+    /// assert_eq!(ProtocolError::MaskedServerFrame.rfc_section(), "§5.1");
+    /// assert_eq!(ProtocolError::InvalidDeflateData.rfc_section(), "§7.2.2"); // of RFC 7692
+    /// // `Display` ends with both.
+    /// assert!(ProtocolError::InvalidUtf8.to_string().ends_with("(RFC 6455 §8.1)"));
+    /// ```
     pub fn rfc_section(&self) -> &'static str {
         match self {
             ProtocolError::ReservedBitsSet(_) => "§5.2",

@@ -47,6 +47,16 @@ impl fmt::Display for Extension {
 }
 
 /// Why an element of the list is not an extension (RFC 6455 §9.1).
+///
+/// ```
+/// use rfc6455::extensions::{parse, SyntaxError};
+///
+/// // A quoted value must be a token once unquoted (RFC 6455 §9.1); the next element is
+/// // still read.
+/// let list = parse(&["x-foo; a=\"not a token\", permessage-deflate"]);
+/// assert_eq!(list[0], Err(SyntaxError("x-foo; a=\"not a token\"".into())));
+/// assert!(list[1].is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError(pub String);
 

@@ -64,6 +64,15 @@ pub enum OpCode {
 
 impl OpCode {
     /// The opcode of the low 4 bits of `bits`.
+    ///
+    /// ```
+    /// use rfc6455::OpCode;
+    ///
+    /// // RFC 6455 §5.2: the first byte of a final text frame is 0x81; FIN and the RSV bits
+    /// // are above the opcode, so the byte itself can be given.
+    /// assert_eq!(OpCode::from_bits(0x81), OpCode::Text);
+    /// assert_eq!(OpCode::from_bits(0x0b), OpCode::Reserved(0xb)); // §11.8: unassigned
+    /// ```
     pub fn from_bits(bits: u8) -> OpCode {
         match bits & 0x0f {
             0x0 => OpCode::Continuation,
@@ -77,6 +86,14 @@ impl OpCode {
     }
 
     /// The 4-bit value on the wire.
+    ///
+    /// ```
+    /// use rfc6455::OpCode;
+    ///
+    /// assert_eq!(OpCode::Close.bits(), 0x8);
+    /// // With FIN (0x80) it makes the first byte of an unfragmented ping (RFC 6455 §5.2).
+    /// assert_eq!(0x80 | OpCode::Ping.bits(), 0x89);
+    /// ```
     pub fn bits(self) -> u8 {
         match self {
             OpCode::Continuation => 0x0,
@@ -90,11 +107,30 @@ impl OpCode {
     }
 
     /// Control opcodes have the high bit of the opcode set (§5.5).
+    ///
+    /// ```
+    /// use rfc6455::OpCode;
+    ///
+    /// assert!(OpCode::Close.is_control() && OpCode::Ping.is_control() && OpCode::Pong.is_control());
+    /// assert!(!OpCode::Text.is_control() && !OpCode::Continuation.is_control());
+    /// // Reserved opcodes are control or data by the same bit: 0xB is a control opcode.
+    /// assert!(OpCode::Reserved(0xb).is_control());
+    /// assert!(!OpCode::Reserved(0x3).is_control());
+    /// ```
     pub fn is_control(self) -> bool {
         self.bits() & 0x8 != 0
     }
 
     /// The RFC's name for the opcode.
+    ///
+    /// ```
+    /// use rfc6455::OpCode;
+    ///
+    /// assert_eq!(OpCode::Continuation.name(), "continuation");
+    /// assert_eq!(OpCode::Reserved(0xb).name(), "reserved control");
+    /// // `Display` adds the wire value, as the trace and `rfc6455 decode` print it.
+    /// assert_eq!(OpCode::Ping.to_string(), "ping (0x9)");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             OpCode::Continuation => "continuation",
@@ -145,6 +181,17 @@ impl fmt::Display for OpCode {
 }
 
 /// One frame header (RFC 6455 §5.2).
+///
+/// ```
+/// use rfc6455::frame::{FrameHeader, Parsed};
+/// use rfc6455::OpCode;
+///
+/// // A client's masked, final binary frame of 70,000 bytes: the 64-bit length (RFC 6455 §5.2).
+/// let header = FrameHeader { fin: true, rsv: 0, opcode: OpCode::Binary, masking_key: Some([1, 2, 3, 4]), payload_len: 70_000 };
+/// let (buf, len) = header.encode();
+/// assert_eq!(buf[..2], [0x82, 0x80 | 127]);
+/// assert_eq!(FrameHeader::parse(&buf[..len]), Ok(Parsed::Complete(header, 14)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
     /// FIN: this is the final fragment of a message.
@@ -161,6 +208,17 @@ pub struct FrameHeader {
 }
 
 /// The outcome of parsing a header from a prefix of the input.
+///
+/// ```
+/// use rfc6455::frame::{FrameHeader, Parsed};
+///
+/// // A masked header with a 16-bit length: 2 + 2 + 4 bytes (RFC 6455 §5.2).
+/// let header = [0x82, 0xfe, 0x01, 0x00, 1, 2, 3, 4];
+/// assert_eq!(FrameHeader::parse(&header[..1]), Ok(Parsed::Incomplete(1)));
+/// // The second byte tells how long the header is: 6 more bytes are needed.
+/// assert_eq!(FrameHeader::parse(&header[..2]), Ok(Parsed::Incomplete(6)));
+/// assert!(matches!(FrameHeader::parse(&header), Ok(Parsed::Complete(_, 8))));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parsed {
     /// A whole header: it and the number of bytes it took.
@@ -281,6 +339,18 @@ impl FrameHeader {
     }
 
     /// The number of bytes [`encode`](Self::encode) writes for this header.
+    ///
+    /// ```
+    /// use rfc6455::frame::FrameHeader;
+    /// use rfc6455::OpCode;
+    ///
+    /// let header = |payload_len, masking_key| FrameHeader { fin: true, rsv: 0, opcode: OpCode::Binary, masking_key, payload_len };
+    /// // RFC 6455 §5.2: 7-bit, 16-bit and 64-bit lengths, plus 4 bytes of masking key.
+    /// assert_eq!(header(125, None).encoded_len(), 2);
+    /// assert_eq!(header(126, None).encoded_len(), 4);
+    /// assert_eq!(header(65_536, None).encoded_len(), 10);
+    /// assert_eq!(header(65_536, Some([0; 4])).encoded_len(), 14);
+    /// ```
     pub fn encoded_len(&self) -> usize {
         let ext = match self.payload_len {
             0..=125 => 0,

@@ -1,25 +1,19 @@
 //! A sans-IO implementation of the WebSocket protocol, [RFC 6455], with blocking
 //! drivers on top.
 //!
-//! The crate is layered the way the RFC is. Each layer only uses the ones below it:
+//! One way in for each task:
 //!
-//! ```text
-//!   server::{Server, Handler}          mio event loop (feature `server`): timers, heartbeats,
-//!   server::rooms                      backpressure, limits, shutdown; rooms and broadcasts
-//!   blocking::{connect, accept}        blocking drivers: a stream per thread
-//!   ─────────────────────────────────────────────────────────────────────────  sans-IO below
-//!   handshake::{server, client}        §4   HTTP Upgrade request / 101 response
-//!   extensions                         §9.1 the Sec-WebSocket-Extensions header
-//!   deflate                            RFC 7692 permessage-deflate: negotiation, codec
-//!   Connection                         §5–§7 bytes in → events out, sends → bytes out
-//!     ├─ frame   FrameHeader, OpCode   §5.2 the header bits
-//!     ├─ mask    apply_mask            §5.3 client-to-server masking
-//!     ├─ utf8    Utf8Validator         §8.1 fail-fast incremental UTF-8
-//!     └─ close   CloseCode, CloseFrame §5.5.1, §7.4 close payloads and codes
-//!   inspect                            annotated frame reports (`rfc6455 decode`)
-//! ```
+//! - **connect** (a client): [`blocking::connect`], `ws://` and, with the `tls` feature,
+//!   `wss://`;
+//! - **accept** (a blocking server, a thread per connection): [`blocking::accept`];
+//! - **serve** (an event loop, many connections per thread): `server::Server` with a
+//!   `server::Handler` (feature `server`, on by default);
+//! - **your own I/O**: the sans-IO [`Connection`], with [`handshake`] for the opening
+//!   handshake — under your own mio loop, tokio or hyper (see `examples/`).
 //!
-//! New to the protocol? The [`guide`] is a tour of the wire format, step by step.
+//! Each layer uses only the ones below it; the README's "Layers" section is the map of
+//! the files. New to the protocol? [`learn::guide`] is a tour of the wire format, step by
+//! step.
 //!
 //! The core never touches a socket, a thread or a clock: feed it bytes, take events and
 //! bytes to write. That makes it easy to drive from any event loop and to test and fuzz
@@ -48,28 +42,28 @@
 
 // Safe Rust, but for one line that a benchmark pays for: `mask::extend_unmasked`.
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+// docs.rs (and `RUSTDOCFLAGS="--cfg docsrs" cargo +nightly doc`): which feature an item needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod blocking;
-pub mod close;
-pub mod connection;
+mod close;
+mod connection;
 pub mod deflate;
-pub mod error;
+mod error;
 pub mod extensions;
 pub mod frame;
-pub mod guide;
 pub mod handshake;
-pub mod inspect;
+pub mod learn;
 pub mod mask;
 mod random;
 #[cfg(feature = "server")]
 pub mod server;
-pub mod tap;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod utf8;
 
-pub use close::{CloseCode, CloseFrame};
+pub use close::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
 pub use connection::{
     Config, Connection, Event, MessageKind, MessageRef, Role, State, TracedFrame,
 };
@@ -81,3 +75,9 @@ pub use handshake::accept_key;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The examples of docs/library.md, compiled and run as doctests (they use `tls` and
+/// `http`).
+#[cfg(all(doctest, feature = "tls", feature = "http"))]
+#[doc = include_str!("../docs/library.md")]
+pub struct LibraryDoctests;

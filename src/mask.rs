@@ -56,20 +56,26 @@ pub fn apply_mask(payload: &mut [u8], masking_key: [u8; 4], offset: usize) {
 /// than copied (a `rep movsb` that is slow on misaligned buffers on some CPUs) and
 /// then XORed in a second pass.
 ///
-/// ```
-/// use rfc6455::mask::{apply_mask, extend_unmasked};
+/// Crate-private; [`Connection::receive`](crate::Connection::receive) uses it:
 ///
-/// let key = [0x37, 0xfa, 0x21, 0x3d];
-/// let mut masked = *b"Hello";
-/// apply_mask(&mut masked, key, 0);
-/// let mut out = b"say ".to_vec();
-/// extend_unmasked(&mut out, &masked[..2], key, 0);
-/// extend_unmasked(&mut out, &masked[2..], key, 2);
-/// assert_eq!(out, b"say Hello");
+/// ```
+/// use rfc6455::{Connection, Event, Role};
+///
+/// // RFC 6455 §5.7's masked "Hello", its payload in two reads after the header: each
+/// // piece is unmasked as it is appended, the key phase carried from one to the next.
+/// let mut server = Connection::new(Role::Server);
+/// server.receive(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f]);
+/// server.receive(&[0x4d, 0x51, 0x58]);
+/// assert_eq!(server.next_event(), Ok(Some(Event::Text("Hello".into()))));
 /// ```
 #[inline]
 #[allow(unsafe_code)]
-pub fn extend_unmasked(out: &mut Vec<u8>, masked: &[u8], masking_key: [u8; 4], offset: usize) {
+pub(crate) fn extend_unmasked(
+    out: &mut Vec<u8>,
+    masked: &[u8],
+    masking_key: [u8; 4],
+    offset: usize,
+) {
     let key = rotate_key(masking_key, offset);
     let key_word = key_word(key);
     out.reserve(masked.len());

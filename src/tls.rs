@@ -89,23 +89,12 @@ impl From<rustls::Error> for TlsError {
 
 /// The crypto provider every configuration here uses: rustls' `ring` (it builds in
 /// half the time of `aws-lc-rs` on our machines, and either is maintained).
-///
-/// ```
-/// let provider = rfc6455::tls::provider();
-/// assert!(!provider.cipher_suites.is_empty());
-/// ```
-pub fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// Reads every certificate of a PEM file (a chain: the leaf first).
-///
-/// ```no_run
-/// let chain = rfc6455::tls::load_certificates("cert.pem".as_ref())?;
-/// assert!(!chain.is_empty());
-/// # Ok::<(), rfc6455::tls::TlsError>(())
-/// ```
-pub fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem_error = |e: rustls::pki_types::pem::Error| TlsError::Pem(path.into(), e.to_string());
     let chain = CertificateDer::pem_file_iter(path)
         .map_err(pem_error)?

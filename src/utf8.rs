@@ -36,6 +36,14 @@ pub struct Utf8Validator {
 }
 
 /// The input is not UTF-8, and no continuation can make it so.
+///
+/// ```
+/// use rfc6455::utf8::{Utf8Error, Utf8Validator};
+///
+/// // 0xff never appears in UTF-8 (RFC 3629 §1).
+/// assert_eq!(Utf8Validator::new().feed(&[0xff]), Err(Utf8Error));
+/// assert_eq!(Utf8Error.to_string(), "invalid UTF-8");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Utf8Error;
 
@@ -49,6 +57,14 @@ impl std::error::Error for Utf8Error {}
 
 impl Utf8Validator {
     /// A validator at the start of a message.
+    ///
+    /// ```
+    /// use rfc6455::utf8::Utf8Validator;
+    ///
+    /// let mut v = Utf8Validator::new();
+    /// assert!(v.is_complete()); // an empty message is valid text
+    /// assert!(v.feed("κόσμε".as_bytes()).is_ok());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -57,6 +73,16 @@ impl Utf8Validator {
     ///
     /// Returns an error as soon as the bytes seen so far cannot be the prefix of any
     /// valid UTF-8 text. After an error the validator's state is unspecified.
+    ///
+    /// ```
+    /// use rfc6455::utf8::Utf8Validator;
+    ///
+    /// // Autobahn case 6.4.1: "κόσμε", then ed a0 80 (a UTF-16 surrogate, not UTF-8).
+    /// let mut v = Utf8Validator::new();
+    /// v.feed("κόσμε".as_bytes()).unwrap();
+    /// v.feed(&[0xed]).unwrap(); // could still begin a valid character
+    /// assert!(v.feed(&[0xa0]).is_err()); // fails on this byte (RFC 6455 §8.1)
+    /// ```
     pub fn feed(&mut self, mut input: &[u8]) -> Result<(), Utf8Error> {
         if self.partial_len > 0 {
             let have = usize::from(self.partial_len);
@@ -94,11 +120,32 @@ impl Utf8Validator {
 
     /// True when the input so far ends on a code point boundary: a text message may
     /// end here (RFC 6455 §5.6).
+    ///
+    /// ```
+    /// use rfc6455::utf8::Utf8Validator;
+    ///
+    /// // "𝄞" is f0 9d 84 9e: a message may not end after its first three bytes.
+    /// let mut v = Utf8Validator::new();
+    /// v.feed(&[0xf0, 0x9d, 0x84]).unwrap();
+    /// assert!(!v.is_complete());
+    /// v.feed(&[0x9e]).unwrap();
+    /// assert!(v.is_complete());
+    /// ```
     pub fn is_complete(&self) -> bool {
         self.partial_len == 0
     }
 
     /// Forgets any partial sequence, ready for the next message.
+    ///
+    /// ```
+    /// use rfc6455::utf8::Utf8Validator;
+    ///
+    /// let mut v = Utf8Validator::new();
+    /// v.feed(&[0xe2, 0x82]).unwrap(); // the start of "€"
+    /// v.reset(); // e.g. the connection failed and a new message starts
+    /// assert!(v.is_complete());
+    /// assert!(v.feed(b"a").is_ok()); // not taken as the end of "€"
+    /// ```
     pub fn reset(&mut self) {
         self.partial_len = 0;
     }

@@ -490,17 +490,17 @@ proptest! {
     /// The frame inspector reads any bytes without panicking and counts what it saw.
     #[test]
     fn the_inspector_describes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
-        let report = rfc6455::inspect::inspect(&bytes, None);
+        let report = rfc6455::learn::inspect::inspect(&bytes, None);
         let summary = format!("{} byte", bytes.len());
         prop_assert!(report.lines().last().unwrap().starts_with(&summary));
     }
 }
 
-/// The messages a [`FrameTap`](rfc6455::tap::FrameTap) saw in `wire`, fed in pieces of
+/// The messages a [`FrameTap`](rfc6455::learn::tap::FrameTap) saw in `wire`, fed in pieces of
 /// the sizes in `chunks` (cycled; 0 = the rest), from its previews (kept whole) and the
 /// inflated ones; and every violation it reported.
 fn tapped(sender: Role, deflate: bool, wire: &[u8], chunks: &[usize]) -> (Vec<Event>, Vec<String>) {
-    use rfc6455::tap::{FrameTap, TapEvent};
+    use rfc6455::learn::tap::{FrameTap, TapEvent};
     let mut tap = FrameTap::new(sender, 1 << 20);
     if deflate {
         tap.enable_deflate();
@@ -575,13 +575,13 @@ proptest! {
 /// however the bytes are cut.
 #[test]
 fn tap_regressions_found_by_fuzzing() {
-    use rfc6455::tap::FrameTap;
+    use rfc6455::learn::tap::FrameTap;
     for hex in [
         "4305c10882f348cdc9c9c1070000",
         "4205c18b37fa213d37ff21c7c8171717171717171717171717171717171717171717171717171717\
          171717171717171717b204515b9521",
     ] {
-        let data = rfc6455::inspect::parse_hex(hex).unwrap();
+        let data = rfc6455::learn::inspect::parse_hex(hex).unwrap();
         let (config, cut, stream) = (data[0], data[1], &data[2..]);
         let sender = if config & 1 == 0 {
             Role::Client
@@ -600,12 +600,12 @@ fn tap_regressions_found_by_fuzzing() {
             pieces.feed(piece, &mut in_pieces);
         }
         assert_eq!(at_once, in_pieces);
-        let rfc6455::tap::TapEvent::Frame(first) = &at_once[0] else {
+        let rfc6455::learn::tap::TapEvent::Frame(first) = &at_once[0] else {
             panic!("{at_once:?}")
         };
         assert_eq!(
             first.violations,
-            [rfc6455::tap::Violation::Protocol(
+            [rfc6455::learn::tap::Violation::Protocol(
                 rfc6455::ProtocolError::InvalidDeflateData
             )]
         );

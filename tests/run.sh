@@ -34,6 +34,13 @@ for features in "--no-default-features" "--no-default-features --features server
   cargo check --quiet -p rfc6455 --lib $features
 done
 
+step "cargo doc: no warning, and a runnable example on every public item (rustdoc's nightly lint)"
+RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --all-features -p rfc6455
+# Forced to run even when the docs are fresh (the lint only speaks while documenting).
+touch src/lib.rs
+cargo +nightly rustdoc --quiet --lib --all-features -- -D warnings -Z unstable-options \
+  -Zcrate-attr="feature(rustdoc_missing_doc_code_examples)" -D rustdoc::missing-doc-code-examples
+
 step "cargo test --workspace --all-features (the library, its doctests and examples; the application)"
 cargo test --workspace --all-features
 

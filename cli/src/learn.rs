@@ -4,7 +4,7 @@
 use clap::ValueEnum;
 use rfc6455::frame::FrameHeader;
 use rfc6455::handshake::{accept_digest, GUID};
-use rfc6455::inspect::{inspect, inspect_with, parse_hex};
+use rfc6455::learn::inspect::{inspect, inspect_with, parse_hex};
 use rfc6455::mask::apply_mask;
 use rfc6455::{accept_key, OpCode, Role};
 use std::io::Read;

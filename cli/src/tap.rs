@@ -15,7 +15,7 @@
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use rfc6455::handshake::client::WsUrl;
-use rfc6455::tap::{preview, FrameTap, TapEvent, TapFrame};
+use rfc6455::learn::tap::{preview, FrameTap, TapEvent, TapFrame};
 use rfc6455::tls::rustls;
 use rfc6455::{OpCode, Role};
 use serde_json::json;

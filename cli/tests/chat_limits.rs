@@ -1,7 +1,7 @@
 //! The rooms server's budgets and defences (`rfc6455 serve`), attacked as a client
 //! would: replays, non-reading members, event streams, HTTP floods, rooms per member,
 //! typing storms, impersonation, CORS, tokens in logs, invisible names. Each test
-//! asserts the bound the README's "Limits and defences" table states.
+//! asserts the bound the "Limits and defences" table of docs/limits.md states.
 
 mod support;
 

@@ -390,7 +390,7 @@ fn behind_haproxy_a_client_of_a_killed_node_reconnects_and_catches_up() {
     assert_eq!(ann.recv_type("message")["text"], "welcome back");
 }
 
-/// The README's recipe with real browsers: two headless Chromium pages open the chat
+/// The recipe of docs/cluster.md with real browsers: two headless Chromium pages open the chat
 /// through HAProxy, land on different nodes and chat; the node of one page is killed;
 /// that page reconnects through the balancer, lands on the survivor (its status names
 /// the new node), waits for its name to be released, and its log shows every message

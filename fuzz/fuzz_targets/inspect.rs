@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rfc6455::inspect::inspect;
+use rfc6455::learn::inspect::inspect;
 use rfc6455::Role;
 
 fuzz_target!(|data: &[u8]| {

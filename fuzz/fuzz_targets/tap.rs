@@ -1,11 +1,11 @@
-//! Arbitrary byte streams into one direction of `rfc6455 tap` (`rfc6455::tap::FrameTap`),
+//! Arbitrary byte streams into one direction of `rfc6455 tap` (`rfc6455::learn::tap::FrameTap`),
 //! cut into arbitrary pieces: it reads what strangers send, so it must never panic,
 //! must report the same frames however the stream is cut, and must keep its memory
 //! bounded (previews at most `max_preview` bytes, a Close payload at most 125).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rfc6455::tap::{FrameTap, TapEvent};
+use rfc6455::learn::tap::{FrameTap, TapEvent};
 use rfc6455::Role;
 
 // The first byte picks the sender, deflate and the preview size; the second the

@@ -124,6 +124,18 @@ impl Default for Negotiated {
 }
 
 /// The parameters of one permessage-deflate offer or answer (RFC 7692 §7.1).
+///
+/// ```
+/// use rfc6455::deflate::DeflateParams;
+/// use rfc6455::extensions::parse;
+///
+/// // Chromium's offer (RFC 7692 §7.1).
+/// let offer = parse(&["permessage-deflate; client_max_window_bits"]);
+/// let params = DeflateParams::from_extension(offer[0].as_ref().unwrap()).unwrap();
+/// assert_eq!(params.client_max_window_bits, Some(None)); // the client can take a limit
+/// assert!(!params.server_no_context_takeover);
+/// assert_eq!(params.to_header(), "permessage-deflate; client_max_window_bits");
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeflateParams {
     /// `server_no_context_takeover` (§7.1.1.1).
@@ -138,6 +150,18 @@ pub struct DeflateParams {
 }
 
 /// Why an offer or an answer is not a valid permessage-deflate element (RFC 7692 §7.1).
+///
+/// ```
+/// use rfc6455::deflate::{DeflateParams, ParamError};
+/// use rfc6455::extensions::parse;
+///
+/// let read = |s: &str| DeflateParams::from_extension(parse(&[s])[0].as_ref().unwrap());
+/// // RFC 7692 §7.1: a repeated parameter, or a value on a flag, makes the offer invalid.
+/// let twice = read("permessage-deflate; server_no_context_takeover; server_no_context_takeover");
+/// assert_eq!(twice, Err(ParamError::Duplicate("server_no_context_takeover".into())));
+/// let valued = read("permessage-deflate; client_no_context_takeover=1");
+/// assert_eq!(valued, Err(ParamError::ValueOnFlag("client_no_context_takeover".into())));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ParamError {
@@ -275,6 +299,19 @@ impl DeflateParams {
 /// values on flags, bad syntax) are declined and the next is tried. Returns what was
 /// agreed and the `Sec-WebSocket-Extensions` value to answer with, or `None` (no
 /// compression; the connection goes on without it).
+///
+/// ```
+/// use rfc6455::deflate::{negotiate, DeflateConfig};
+/// use rfc6455::extensions::parse;
+///
+/// // The first offer is invalid (a window of 16, RFC 7692 §7.1.2): declined, the next accepted.
+/// let offers = parse(&["permessage-deflate; server_max_window_bits=16, permessage-deflate; server_max_window_bits=10"]);
+/// let (agreed, answer) = negotiate(&DeflateConfig::default(), &offers).unwrap();
+/// assert_eq!(agreed.local_max_window_bits, 10); // the server compresses within the limit
+/// assert!(answer.ends_with("server_max_window_bits=10"));
+/// // Nothing acceptable: no compression, and the handshake goes on.
+/// assert_eq!(negotiate(&DeflateConfig::default(), &parse(&["x-webkit-deflate-frame"])), None);
+/// ```
 pub fn negotiate(
     config: &DeflateConfig,
     offers: &[Result<Extension, SyntaxError>],
@@ -359,6 +396,19 @@ pub fn offer(config: &DeflateConfig) -> String {
 
 /// Why a server's `Sec-WebSocket-Extensions` answer fails the client's handshake
 /// (RFC 6455 §4.1: "_Fail the WebSocket Connection_"; RFC 7692 §5.1, §7.1).
+///
+/// ```
+/// use rfc6455::deflate::{accept_response, AnswerError, DeflateConfig};
+/// use rfc6455::extensions::parse;
+///
+/// let config = DeflateConfig::default();
+/// // An extension the client never offered fails the handshake (RFC 6455 §9.1).
+/// let answer = parse(&["x-other"]);
+/// assert_eq!(accept_response(&config, &answer), Err(AnswerError::NotOffered("x-other".into())));
+/// // The client offered server_no_context_takeover; the answer must carry it (RFC 7692 §7.1.1.1).
+/// let answer = parse(&["permessage-deflate; client_no_context_takeover"]);
+/// assert!(matches!(accept_response(&config, &answer), Err(AnswerError::Mismatch(_))));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AnswerError {

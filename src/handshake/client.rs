@@ -34,6 +34,15 @@ pub struct WsUrl {
 }
 
 /// A URL this crate cannot connect to.
+///
+/// ```
+/// use rfc6455::handshake::client::WsUrl;
+///
+/// // RFC 6455 §3: a WebSocket URI has no fragment.
+/// let err = WsUrl::parse("ws://example.com/chat#top").unwrap_err();
+/// assert_eq!(err.to_string(), "invalid WebSocket URL: fragments are not allowed (RFC 6455 §3)");
+/// assert!(WsUrl::parse("http://example.com/").is_err()); // ws:// or wss:// only
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlError(pub String);
 
@@ -55,6 +64,18 @@ impl WsUrl {
     /// Parses `ws://host[:port][/path][?query]` or the same with `wss://` (TLS, port
     /// 443 by default); a fragment is not allowed (RFC 6455 §3). Connecting to a
     /// `wss://` URL needs the `tls` feature.
+    ///
+    /// ```
+    /// use rfc6455::handshake::client::WsUrl;
+    ///
+    /// let url = WsUrl::parse("wss://example.com?room=1").unwrap();
+    /// assert!(url.secure);
+    /// assert_eq!(url.port, 443);
+    /// assert_eq!(url.resource, "/?room=1"); // an empty path is "/" (RFC 6455 §3)
+    /// // Nothing that could end the request line or start a header (CR LF injection).
+    /// assert!(WsUrl::parse("ws://example.com/a b").is_err());
+    /// assert!(WsUrl::parse("ws://exa\r\nmple.com/").is_err());
+    /// ```
     pub fn parse(url: &str) -> Result<WsUrl, UrlError> {
         let (secure, rest) = match url.split_once("://") {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ws") => (false, rest),
@@ -174,6 +195,22 @@ pub struct ClientHandshake {
 }
 
 /// What the server agreed to.
+///
+/// ```
+/// use rfc6455::handshake::client::{ClientHandshake, WsUrl};
+///
+/// let url = WsUrl::parse("ws://example.com/").unwrap();
+/// let (handshake, _request) = ClientHandshake::new(&url, &["chat", "superchat"], &[]);
+/// let response = format!(
+///     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+///      Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: superchat\r\nX-Server: demo\r\n\r\n",
+///     rfc6455::accept_key(handshake.key()),
+/// );
+/// let accepted = handshake.validate(response.as_bytes()).unwrap();
+/// assert_eq!(accepted.protocol.as_deref(), Some("superchat"));
+/// assert!(accepted.headers.contains(&("X-Server".into(), "demo".into())));
+/// assert!(accepted.deflate.is_none()); // not offered, so not agreed
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
     /// The subprotocol the server chose, one of those offered.
@@ -186,6 +223,20 @@ pub struct Accepted {
 }
 
 /// Why the server's response does not complete the handshake (RFC 6455 §4.1).
+///
+/// ```
+/// use rfc6455::handshake::client::{ClientHandshake, ResponseError, WsUrl};
+///
+/// let url = WsUrl::parse("ws://example.com/").unwrap();
+/// let (handshake, _) = ClientHandshake::new(&url, &[], &[]);
+/// // A server with no WebSocket at this path: "the status code ... is not 101".
+/// let refused = handshake.validate(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+/// assert_eq!(refused, Err(ResponseError::Status(404)));
+/// // A 101 whose accept value was computed from another key (the §1.3 example's).
+/// let replayed = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+///     Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+/// assert_eq!(handshake.validate(replayed), Err(ResponseError::BadAccept));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ResponseError {
@@ -226,6 +277,20 @@ impl std::error::Error for ResponseError {}
 impl ClientHandshake {
     /// Builds the upgrade request for `url` with a fresh key, offering `protocols` and
     /// adding `extra` headers; returns the handshake and the request bytes.
+    ///
+    /// ```
+    /// use rfc6455::handshake::client::{ClientHandshake, WsUrl};
+    ///
+    /// let url = WsUrl::parse("ws://example.com/chat").unwrap();
+    /// let origin = ("Origin", "http://example.com");
+    /// let (handshake, request) = ClientHandshake::new(&url, &["chat"], &[origin]);
+    /// let request = String::from_utf8(request).unwrap();
+    /// // RFC 6455 §4.1: a GET with Upgrade, Connection, a fresh key and version 13.
+    /// assert!(request.starts_with("GET /chat HTTP/1.1\r\nHost: example.com\r\n"));
+    /// assert!(request.contains(&format!("\r\nSec-WebSocket-Key: {}\r\n", handshake.key())));
+    /// assert!(request.contains("\r\nSec-WebSocket-Version: 13\r\n"));
+    /// assert!(request.ends_with("Protocol: chat\r\nOrigin: http://example.com\r\n\r\n"));
+    /// ```
     pub fn new(url: &WsUrl, protocols: &[&str], extra: &[(&str, &str)]) -> (Self, Vec<u8>) {
         Self::with_key(generate_key(), url, protocols, extra)
     }
@@ -258,6 +323,21 @@ impl ClientHandshake {
     }
 
     /// Like [`new`](Self::new) with a given key (for tests and reproducible traces).
+    ///
+    /// ```
+    /// use rfc6455::handshake::client::{ClientHandshake, WsUrl};
+    ///
+    /// // The request of RFC 6455 §1.3, with its key (its Origin left out).
+    /// let url = WsUrl::parse("ws://server.example.com/chat").unwrap();
+    /// let key = "dGhlIHNhbXBsZSBub25jZQ==".to_string();
+    /// let (_, request) = ClientHandshake::with_key(key, &url, &["chat", "superchat"], &[]);
+    /// assert_eq!(
+    ///     request,
+    ///     b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+    ///       Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    ///       Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, superchat\r\n\r\n"
+    /// );
+    /// ```
     pub fn with_key(
         key: String,
         url: &WsUrl,
@@ -290,11 +370,37 @@ impl ClientHandshake {
     }
 
     /// The `Sec-WebSocket-Key` sent.
+    ///
+    /// ```
+    /// use rfc6455::handshake::client::{ClientHandshake, WsUrl};
+    ///
+    /// let url = WsUrl::parse("ws://server.example.com/chat").unwrap();
+    /// let key = "dGhlIHNhbXBsZSBub25jZQ==".to_string();
+    /// let (handshake, _) = ClientHandshake::with_key(key, &url, &[], &[]);
+    /// // What the server must answer in Sec-WebSocket-Accept (RFC 6455 §1.3, §4.2.2).
+    /// assert_eq!(rfc6455::accept_key(handshake.key()), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    /// ```
     pub fn key(&self) -> &str {
         &self.key
     }
 
     /// Validates a complete response head (RFC 6455 §4.1, "the client MUST validate").
+    ///
+    /// ```
+    /// use rfc6455::handshake::client::{ClientHandshake, ResponseError, WsUrl};
+    ///
+    /// let url = WsUrl::parse("ws://server.example.com/chat").unwrap();
+    /// let key = "dGhlIHNhbXBsZSBub25jZQ==".to_string();
+    /// let (handshake, _) = ClientHandshake::with_key(key, &url, &["chat", "superchat"], &[]);
+    /// // The server's handshake of RFC 6455 §1.3.
+    /// let reply = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///     Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n";
+    /// assert_eq!(handshake.validate(reply.as_bytes()).unwrap().protocol.as_deref(), Some("chat"));
+    /// // A subprotocol the client did not offer fails the connection (§4.1, check 6).
+    /// let other = reply.replace("Protocol: chat", "Protocol: v2");
+    /// let err = handshake.validate(other.as_bytes()).unwrap_err();
+    /// assert_eq!(err, ResponseError::UnexpectedProtocol("v2".into()));
+    /// ```
     pub fn validate(&self, head: &[u8]) -> Result<Accepted, ResponseError> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut headers);

@@ -30,6 +30,23 @@ impl Request {
     /// Validates a request that an HTTP library already parsed (RFC 6455 §4.2.1): the
     /// method, version, target and headers are checked exactly as
     /// [`Request::parse`] checks a raw head. The body is not looked at.
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::{Request, RequestError};
+    ///
+    /// // A POST is no upgrade, whatever its headers say (RFC 6455 §4.1 item 2: a GET).
+    /// let post = http::Request::post("/chat")
+    ///     .header("Host", "example.com")
+    ///     .header("Upgrade", "websocket")
+    ///     .header("Connection", "Upgrade")
+    ///     .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+    ///     .header("Sec-WebSocket-Version", "13")
+    ///     .body(())
+    ///     .unwrap();
+    /// let refusal = Request::from_http(&post).unwrap_err();
+    /// assert_eq!(refusal, RequestError::MethodNotGet("POST".into()));
+    /// assert_eq!(refusal.status(), 405);
+    /// ```
     pub fn from_http<B>(request: &http::Request<B>) -> Result<Request, RequestError> {
         // The shared rules read httparse's header type; a header value that is not a
         // valid HTTP value never reaches here (the `http` crate refuses it).
@@ -50,6 +67,28 @@ impl Request {
     /// headers as [`Request::accept_negotiating`], with permessage-deflate agreed when
     /// `deflate` is given and the client offered it, and what was agreed, for
     /// [`Connection::with_deflate`](crate::Connection::with_deflate).
+    ///
+    /// ```
+    /// use rfc6455::deflate::DeflateConfig;
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// let request = http::Request::get("/chat")
+    /// #   .header("Host", "example.com")
+    /// #   .header("Upgrade", "websocket")
+    /// #   .header("Connection", "Upgrade")
+    /// #   .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+    /// #   .header("Sec-WebSocket-Version", "13")
+    ///     .header("Sec-WebSocket-Protocol", "chat")
+    ///     .header("Sec-WebSocket-Extensions", "permessage-deflate")
+    ///     .body(())
+    ///     .unwrap();
+    /// let upgrade = Request::from_http(&request).unwrap();
+    /// let (response, agreed) = upgrade.http_response(Some("chat"), Some(&DeflateConfig::default()));
+    /// assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
+    /// // RFC 7692 §5: the 101 names the extension agreed; `agreed` is for the Connection.
+    /// let extensions = response.headers()["sec-websocket-extensions"].to_str().unwrap();
+    /// assert!(extensions.starts_with("permessage-deflate") && agreed.is_some());
+    /// ```
     pub fn http_response(
         &self,
         protocol: Option<&str>,

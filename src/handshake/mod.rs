@@ -23,7 +23,7 @@ pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 pub const DEFAULT_MAX_HEAD: usize = 16 * 1024;
 
 /// The most header lines a head may have.
-pub const MAX_HEADERS: usize = 64;
+pub(crate) const MAX_HEADERS: usize = 64;
 
 /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`: base64(SHA-1(key + GUID))
 /// (RFC 6455 §4.2.2, step 5.4).
@@ -54,6 +54,17 @@ pub fn accept_digest(key: &str) -> [u8; 20] {
 }
 
 /// A fresh `Sec-WebSocket-Key`: 16 random bytes from the OS, base64 (RFC 6455 §4.1).
+///
+/// ```
+/// use rfc6455::handshake::generate_key;
+///
+/// let key = generate_key();
+/// // 16 bytes in base64: 24 characters, the last two padding (RFC 6455 §4.1 item 7).
+/// assert_eq!(key.len(), 24);
+/// assert!(key.ends_with("=="));
+/// // "The nonce MUST be selected randomly for each connection."
+/// assert_ne!(key, generate_key());
+/// ```
 pub fn generate_key() -> String {
     let mut nonce = [0u8; 16];
     crate::random::fill(&mut nonce);
@@ -94,11 +105,30 @@ pub struct HeadReader {
 }
 
 /// The head grew past its limit without ending (answer 431, RFC 6585).
+///
+/// ```
+/// use rfc6455::handshake::{server::RequestError, HeadReader, HeadTooLarge};
+///
+/// let mut reader = HeadReader::new(16);
+/// assert_eq!(reader.push(b"GET /long/path"), Ok(None)); // 14 bytes: it may yet end
+/// // 16 bytes or more and still no blank line: refused, not buffered without end.
+/// assert_eq!(reader.push(b" HTTP/1.1"), Err(HeadTooLarge));
+/// // What a server answers then: 431 Request Header Fields Too Large (RFC 6585 §5).
+/// assert_eq!(RequestError::HeadTooLarge.status(), 431);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadTooLarge;
 
 impl HeadReader {
     /// A reader that refuses heads longer than `max_head` bytes.
+    ///
+    /// ```
+    /// use rfc6455::handshake::{HeadReader, DEFAULT_MAX_HEAD};
+    ///
+    /// let mut reader = HeadReader::new(DEFAULT_MAX_HEAD); // 16 KiB
+    /// assert_eq!(reader.push(&[b'a'; 8 * 1024]), Ok(None)); // no end yet: waiting
+    /// assert!(reader.push(&[b'a'; 8 * 1024]).is_err()); // at the limit: refused
+    /// ```
     pub fn new(max_head: usize) -> Self {
         HeadReader {
             buf: Vec::new(),
@@ -110,6 +140,20 @@ impl HeadReader {
     }
 
     /// Adds bytes; returns the length of the head once its blank line has arrived.
+    ///
+    /// ```
+    /// use rfc6455::handshake::HeadReader;
+    ///
+    /// // A head that arrives one byte at a time: each byte is scanned once.
+    /// let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    /// let mut reader = HeadReader::new(1024);
+    /// for &byte in &head[..head.len() - 1] {
+    ///     assert_eq!(reader.push(&[byte]), Ok(None));
+    /// }
+    /// assert_eq!(reader.push(b"\n"), Ok(Some(head.len())));
+    /// // Bare LF line ends end a head too (RFC 7230 §3.5).
+    /// assert_eq!(HeadReader::new(1024).push(b"GET / HTTP/1.1\nHost: a\n\n"), Ok(Some(24)));
+    /// ```
     pub fn push(&mut self, data: &[u8]) -> Result<Option<usize>, HeadTooLarge> {
         self.buf.extend_from_slice(data);
         if self.head_len.is_none() {
@@ -149,16 +193,50 @@ impl HeadReader {
     }
 
     /// Everything pushed so far: the head, then whatever followed it.
+    ///
+    /// ```
+    /// use rfc6455::handshake::HeadReader;
+    ///
+    /// // A server may send its first frame right behind the 101 (here an empty ping,
+    /// // unmasked as server frames are, RFC 6455 §5.1), in the same TCP segment.
+    /// let mut reader = HeadReader::new(1024);
+    /// let arrived = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x89\x00";
+    /// let head_len = reader.push(arrived).unwrap().unwrap();
+    /// assert!(reader.buffer()[..head_len].ends_with(b"\r\n\r\n"));
+    /// assert_eq!(&reader.buffer()[head_len..], b"\x89\x00");
+    /// ```
     pub fn buffer(&self) -> &[u8] {
         &self.buf
     }
 
     /// The head's length, once complete.
+    ///
+    /// ```
+    /// use rfc6455::handshake::HeadReader;
+    ///
+    /// let mut reader = HeadReader::new(1024);
+    /// reader.push(b"GET / HTTP/1.1\r\n").unwrap();
+    /// assert_eq!(reader.head_len(), None); // no blank line yet
+    /// reader.push(b"Host: a\r\n\r\n").unwrap();
+    /// assert_eq!(reader.head_len(), Some(16 + 9 + 2));
+    /// ```
     pub fn head_len(&self) -> Option<usize> {
         self.head_len
     }
 
     /// The bytes after the head (empty until the head is complete).
+    ///
+    /// ```
+    /// use rfc6455::handshake::HeadReader;
+    ///
+    /// let mut reader = HeadReader::new(1024);
+    /// reader.push(b"GET / HTTP/1.1\r\nHost: a\r\n").unwrap();
+    /// assert!(reader.take_rest().is_empty()); // the head is not complete: nothing taken
+    /// // The blank line, then a client's first frame: an empty masked text (RFC 6455 §5.3).
+    /// reader.push(b"\r\n\x81\x80abcd").unwrap();
+    /// assert_eq!(reader.take_rest(), b"\x81\x80abcd"); // for the connection
+    /// assert_eq!(reader.buffer().len(), 27); // the head stays, for the parser
+    /// ```
     pub fn take_rest(&mut self) -> Vec<u8> {
         match self.head_len {
             Some(len) => self.buf.split_off(len),

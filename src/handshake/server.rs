@@ -80,6 +80,18 @@ pub enum RequestError {
 
 impl RequestError {
     /// The HTTP status to answer with.
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::{Request, RequestError};
+    ///
+    /// // Version 8, a draft's: 426 Upgrade Required (RFC 6455 §4.2.2 item 4).
+    /// let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n";
+    /// let err = Request::parse(head).unwrap_err();
+    /// assert_eq!(err, RequestError::UnsupportedVersion);
+    /// assert_eq!(err.status(), 426);
+    /// assert_eq!(RequestError::HttpVersion.status(), 505); // an HTTP/1.0 request
+    /// ```
     pub fn status(&self) -> u16 {
         match self {
             RequestError::Malformed(_)
@@ -94,6 +106,18 @@ impl RequestError {
     }
 
     /// The whole HTTP response for this rejection, with the headers the RFC asks for.
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::RequestError;
+    ///
+    /// let response = String::from_utf8(RequestError::UnsupportedVersion.response()).unwrap();
+    /// // RFC 6455 §4.4: the refusal names the version this server speaks.
+    /// assert!(response.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+    /// assert!(response.contains("\r\nSec-WebSocket-Version: 13\r\n"));
+    /// // RFC 7231 §6.5.5: a 405 lists the methods allowed.
+    /// let post = RequestError::MethodNotGet("POST".into()).response();
+    /// assert!(String::from_utf8(post).unwrap().contains("\r\nAllow: GET\r\n"));
+    /// ```
     pub fn response(&self) -> Vec<u8> {
         reject(self.status(), self.extra_headers(), &self.to_string())
     }
@@ -161,6 +185,20 @@ fn resource_name(target: &str) -> Option<String> {
 impl Request {
     /// Parses and validates a complete request head, as found by
     /// [`HeadReader`](super::HeadReader) (RFC 6455 §4.2.1).
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::{Request, RequestError};
+    ///
+    /// // Firefox's Connection header lists two tokens; an absolute-form target names
+    /// // the resource too (RFC 7230 §5.3.2).
+    /// let head = b"GET http://example.com/chat HTTP/1.1\r\nHost: example.com\r\n\
+    ///     Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
+    ///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    /// assert_eq!(Request::parse(head).unwrap().target(), "/chat");
+    /// // HTTP/1.0 cannot upgrade: "HTTP version MUST be at least 1.1" (RFC 6455 §4.1 item 2).
+    /// let old = b"GET /chat HTTP/1.0\r\nHost: example.com\r\n\r\n";
+    /// assert_eq!(Request::parse(old), Err(RequestError::HttpVersion));
+    /// ```
     pub fn parse(head: &[u8]) -> Result<Request, RequestError> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
@@ -244,52 +282,164 @@ impl Request {
         })
     }
 
-    /// The request target as sent: path and query.
+    /// The request target: path and query (an absolute-form target reduced to them).
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// let head = b"GET /chat?room=1 HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
+    ///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    ///     Sec-WebSocket-Version: 13\r\n\r\n";
+    /// // The /resource name/ of RFC 6455 §3: the path and the query together.
+    /// assert_eq!(Request::parse(head).unwrap().target(), "/chat?room=1");
+    /// ```
     pub fn target(&self) -> &str {
         &self.target
     }
 
     /// The path, without the query.
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// let head = b"GET /rooms/general?since=42 HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
+    ///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    ///     Sec-WebSocket-Version: 13\r\n\r\n";
+    /// // What a server routes on: the endpoint, whatever the query says.
+    /// assert_eq!(Request::parse(head).unwrap().path(), "/rooms/general");
+    /// ```
     pub fn path(&self) -> &str {
         super::target_path(&self.target)
     }
 
     /// The query string after `?`, if any.
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// // A browser's WebSocket API cannot set headers, so a token often rides in the query.
+    /// let head = b"GET /chat?token=abc HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
+    ///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    ///     Sec-WebSocket-Version: 13\r\n\r\n";
+    /// assert_eq!(Request::parse(head).unwrap().query(), Some("token=abc"));
+    /// ```
     pub fn query(&self) -> Option<&str> {
         super::target_query(&self.target)
     }
 
     /// The value of the first header called `name` (case-insensitive).
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+    ///     Cookie: session=42\r\n\r\n";
+    /// let request = Request::parse(head).unwrap();
+    /// // Header names are case-insensitive (RFC 7230 §3.2).
+    /// assert_eq!(request.header("cookie"), Some("session=42"));
+    /// assert_eq!(request.header("Authorization"), None);
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         super::find_header(&self.headers, name)
     }
 
     /// Every header, in order, as (name, value).
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// // RFC 6455 §4.1 lets a client repeat Sec-WebSocket-Protocol: both lines are kept.
+    /// let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+    ///     Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: superchat\r\n\r\n";
+    /// let request = Request::parse(head).unwrap();
+    /// assert_eq!(request.headers().len(), 7);
+    /// assert_eq!(request.headers()[0], ("Host".to_string(), "a".to_string()));
+    /// assert_eq!(request.headers()[6].1, "superchat");
+    /// ```
     pub fn headers(&self) -> &[(String, String)] {
         &self.headers
     }
 
     /// The Origin header, which browsers send (RFC 6455 §4.1 item 8, §10.2).
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::{reject, Request};
+    ///
+    /// let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+    ///     Origin: https://evil.example\r\n\r\n";
+    /// let request = Request::parse(head).unwrap();
+    /// // RFC 6455 §10.2: a page of another site is refused with a 403 (§4.2.2).
+    /// assert_ne!(request.origin(), Some("https://example.com"));
+    /// assert!(reject(403, &[], "origin not allowed").starts_with(b"HTTP/1.1 403 Forbidden"));
+    /// ```
     pub fn origin(&self) -> Option<&str> {
         self.header("Origin")
     }
 
     /// The Host header.
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// let head = b"GET / HTTP/1.1\r\nHost: chat.example.com:8080\r\nUpgrade: websocket\r\n\
+    ///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    ///     Sec-WebSocket-Version: 13\r\n\r\n";
+    /// // The authority the client connected to, port included (RFC 6455 §4.1 item 4):
+    /// // for a server that answers for several names.
+    /// assert_eq!(Request::parse(head).unwrap().host(), "chat.example.com:8080");
+    /// ```
     pub fn host(&self) -> &str {
         self.header("Host").unwrap_or_default()
     }
 
     /// The client's `Sec-WebSocket-Key`.
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    /// let request = Request::parse(head).unwrap();
+    /// // The 101 proves the server read it: base64(SHA-1(key + GUID)) (RFC 6455 §1.3).
+    /// assert_eq!(rfc6455::accept_key(request.key()), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    /// ```
     pub fn key(&self) -> &str {
         &self.key
     }
 
     /// The subprotocols the client offers, in its order of preference (§4.1 item 10).
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+    ///     Sec-WebSocket-Protocol: v2.chat, v1.chat\r\n\r\n";
+    /// let request = Request::parse(head).unwrap();
+    /// // The server picks the first one it speaks, or none (RFC 6455 §4.2.2).
+    /// let spoken = ["v1.chat"];
+    /// let chosen = request.protocols().iter().find(|p| spoken.contains(&p.as_str()));
+    /// assert_eq!(chosen.map(String::as_str), Some("v1.chat"));
+    /// ```
     pub fn protocols(&self) -> &[String] {
         &self.protocols
     }
 
     /// The extensions the client offers, each with its parameters (§9.1).
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// // What Chrome offers: permessage-deflate (RFC 7692), willing to take a smaller window.
+    /// let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+    ///     Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
+    /// let request = Request::parse(head).unwrap();
+    /// assert_eq!(request.extensions(), ["permessage-deflate; client_max_window_bits"]);
+    /// ```
     pub fn extensions(&self) -> &[String] {
         &self.extensions
     }
@@ -322,6 +472,20 @@ impl Request {
     /// Negotiates permessage-deflate with the client's offers (RFC 7692 §5): what was
     /// agreed, and the `Sec-WebSocket-Extensions` value to put in the 101 (see
     /// [`accept_with_headers`](Self::accept_with_headers)), or `None`.
+    ///
+    /// ```
+    /// use rfc6455::deflate::DeflateConfig;
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+    ///     Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10\r\n\r\n";
+    /// let request = Request::parse(head).unwrap();
+    /// let (agreed, answer) = request.negotiate_deflate(&DeflateConfig::default()).unwrap();
+    /// // RFC 7692 §7.1.2.1: the client's limit on our window is kept, and said back.
+    /// assert_eq!(agreed.local_max_window_bits, 10);
+    /// assert!(answer.contains("server_max_window_bits=10"));
+    /// ```
     pub fn negotiate_deflate(&self, config: &DeflateConfig) -> Option<(Negotiated, String)> {
         crate::deflate::negotiate(config, &self.extension_offers())
     }
@@ -329,6 +493,22 @@ impl Request {
     /// The 101 with permessage-deflate negotiated when `deflate` is given (the answer
     /// in `Sec-WebSocket-Extensions`), and what was agreed, for
     /// [`Connection::with_deflate`](crate::Connection::with_deflate).
+    ///
+    /// ```
+    /// use rfc6455::deflate::DeflateConfig;
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+    ///     Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+    /// let request = Request::parse(head).unwrap();
+    /// let (response, agreed) = request.accept_negotiating(None, Some(&DeflateConfig::default()));
+    /// let response = String::from_utf8(response).unwrap();
+    /// assert!(response.contains("\r\nSec-WebSocket-Extensions: permessage-deflate"));
+    /// assert!(agreed.is_some()); // for Connection::with_deflate
+    /// // Without a config nothing is agreed: the plain 101 (RFC 6455 §9.1).
+    /// assert_eq!(request.accept_negotiating(None, None), (request.accept(None), None));
+    /// ```
     pub fn accept_negotiating(
         &self,
         protocol: Option<&str>,
@@ -346,11 +526,38 @@ impl Request {
     /// The 101 response that completes the handshake (RFC 6455 §4.2.2 step 5).
     ///
     /// `protocol` must be one the client offered, or `None`.
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// let head = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+    ///     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    ///     Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    /// // The server's handshake of RFC 6455 §1.3, byte for byte.
+    /// assert_eq!(
+    ///     Request::parse(head).unwrap().accept(Some("chat")),
+    ///     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///       Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n"
+    /// );
+    /// ```
     pub fn accept(&self, protocol: Option<&str>) -> Vec<u8> {
         self.accept_with_headers(protocol, &[])
     }
 
     /// Like [`accept`](Self::accept), with extra response headers (e.g. Set-Cookie).
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// let head = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    /// let request = Request::parse(head).unwrap();
+    /// // A value with CR LF in it cannot add a header of its own (no response splitting).
+    /// let response = request.accept_with_headers(None, &[("Set-Cookie", "sid=1\r\nX-Admin: yes")]);
+    /// let response = String::from_utf8(response).unwrap();
+    /// assert!(response.contains("\r\nSet-Cookie: sid=1X-Admin: yes\r\n"));
+    /// assert!(response.ends_with("\r\n\r\n"));
+    /// ```
     pub fn accept_with_headers(&self, protocol: Option<&str>, extra: &[(&str, &str)]) -> Vec<u8> {
         let mut out = String::with_capacity(160);
         out.push_str("HTTP/1.1 101 Switching Protocols\r\n");
@@ -412,6 +619,15 @@ fn push_header(out: &mut String, name: &str, value: &str) {
 }
 
 /// The reason phrase of the statuses a WebSocket server commonly answers with.
+///
+/// ```
+/// use rfc6455::handshake::server::reason_phrase;
+///
+/// assert_eq!(reason_phrase(101), "Switching Protocols"); // RFC 6455 §4.2.2
+/// assert_eq!(reason_phrase(426), "Upgrade Required"); // RFC 9110 §15.5.22
+/// assert_eq!(reason_phrase(431), "Request Header Fields Too Large"); // RFC 6585 §5
+/// assert_eq!(reason_phrase(418), "Error"); // any other status
+/// ```
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         101 => "Switching Protocols",

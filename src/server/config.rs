@@ -5,6 +5,15 @@ use crate::Config;
 use std::time::Duration;
 
 /// What to do with a connection whose queued output is over the limit.
+///
+/// ```
+/// use rfc6455::server::{ServerConfig, SlowConsumer};
+///
+/// assert_eq!(ServerConfig::default().slow_consumer, SlowConsumer::Close);
+/// // A price feed: a reader that falls behind may skip prices, it is not cut off.
+/// let feed = ServerConfig { slow_consumer: SlowConsumer::DropMessages, ..ServerConfig::default() };
+/// assert_eq!(feed.max_queued_output, 4 << 20); // the limit, per connection
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlowConsumer {
     /// Close it with 1008 (policy violation): memory stays bounded and the client

@@ -10,6 +10,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Counters kept by the server, readable from the handler via [`Ctx::stats`].
+///
+/// ```
+/// use rfc6455::server::Stats;
+///
+/// /// A `/metrics` page in Prometheus' text format (see `Handler::http`).
+/// fn metrics(stats: &Stats) -> String {
+///     format!("ws_open {}\nws_messages_in_total {}\n", stats.open, stats.messages_in)
+/// }
+/// let stats = Stats { open: 2, messages_in: 10, ..Stats::default() };
+/// assert_eq!(metrics(&stats), "ws_open 2\nws_messages_in_total 10\n");
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     /// WebSocket connections open now.
@@ -98,6 +109,37 @@ fn conn_of<D>(conns: &mut Slab<Conn<D>>, id: ConnId) -> Option<&mut Conn<D>> {
 /// slow-consumer policy apply when it arrives. A loop applies what others sent it
 /// before each send of its own, so sends made in an order that the handlers agree on
 /// (under one lock) reach every connection in that order.
+///
+/// ```
+/// use rfc6455::server::{ConnId, Ctx, Handler, Message};
+/// use rfc6455::Event;
+/// # use rfc6455::server::{Accept, Server, ServerConfig};
+///
+/// /// Forwards every message to everyone else: a callback may send to any connection.
+/// struct Relay;
+/// impl Handler for Relay {
+///     type Data = ();
+/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+/// #       Ok(Accept::new(()))
+/// #   }
+///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, from: ConnId, message: Message) {
+///         for id in ctx.connections().into_iter().filter(|id| *id != from) {
+///             ctx.send(id, &message);
+///         }
+///     }
+/// }
+/// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+/// # let (addr, handle) = (server.local_addr()?, server.handle());
+/// # let url = format!("ws://{addr}/");
+/// # let server_thread = std::thread::spawn(move || server.run(Relay));
+/// let (mut alice, mut bob) = (rfc6455::blocking::connect(&url)?, rfc6455::blocking::connect(&url)?);
+/// bob.send_text("hi alice")?;
+/// assert_eq!(alice.read()?, Event::Text("hi alice".into()));
+/// # drop((alice, bob));
+/// # handle.shutdown();
+/// # server_thread.join().unwrap()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Ctx<'a, D> {
     /// The loop this callback runs on.
     pub(super) worker: usize,
@@ -138,6 +180,36 @@ impl<D> Ctx<'_, D> {
 
     /// Sends a message to a connection. Returns false when the connection is gone or
     /// closing, or the message was dropped because the connection is a slow consumer.
+    ///
+    /// ```
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Message};
+    /// use rfc6455::Event;
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
+    ///         assert!(ctx.send(id, &message)); // back as it came: text as text
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let server_thread = std::thread::spawn(move || server.run(Echo));
+    /// let mut ws = rfc6455::blocking::connect(&url)?;
+    /// ws.send_text("héllo")?;
+    /// assert_eq!(ws.read()?, Event::Text("héllo".into()));
+    /// ws.send_binary(&[0xff, 0x00])?;
+    /// assert_eq!(ws.read()?, Event::Binary(vec![0xff, 0x00]));
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send(&mut self, id: ConnId, message: &Message) -> bool {
         match message {
             Message::Text(text) => self.send_data(id, MessageKind::Text, text.as_bytes()),
@@ -146,11 +218,70 @@ impl<D> Ctx<'_, D> {
     }
 
     /// Sends a text message (see [`send`](Self::send)).
+    ///
+    /// ```
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Received};
+    /// use rfc6455::Event;
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
+    ///
+    /// struct Shout;
+    /// impl Handler for Shout {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn received(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    ///         if let Received::Text(text) = message {
+    ///             ctx.send_text(id, &text.to_uppercase());
+    ///         }
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let server_thread = std::thread::spawn(move || server.run(Shout));
+    /// let mut ws = rfc6455::blocking::connect(&url)?;
+    /// ws.send_text("hello")?;
+    /// assert_eq!(ws.read()?, Event::Text("HELLO".into()));
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_text(&mut self, id: ConnId, text: &str) -> bool {
         self.send_data(id, MessageKind::Text, text.as_bytes())
     }
 
     /// Sends a binary message (see [`send`](Self::send)).
+    ///
+    /// ```
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Received};
+    /// use rfc6455::Event;
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
+    ///
+    /// /// Answers a text with its length in bytes, as a big-endian u32.
+    /// struct Measure;
+    /// impl Handler for Measure {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn received(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    ///         ctx.send_binary(id, &(message.as_bytes().len() as u32).to_be_bytes());
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let server_thread = std::thread::spawn(move || server.run(Measure));
+    /// let mut ws = rfc6455::blocking::connect(&url)?;
+    /// ws.send_text("héllo")?; // text is UTF-8 on the wire (RFC 6455 §5.6): é takes two bytes
+    /// assert_eq!(ws.read()?, Event::Binary(vec![0, 0, 0, 6]));
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_binary(&mut self, id: ConnId, data: &[u8]) -> bool {
         self.send_data(id, MessageKind::Binary, data)
     }
@@ -251,6 +382,39 @@ impl<D> Ctx<'_, D> {
     /// bytes are shared, not copied per recipient. Returns false when the connection
     /// is gone, closing, or over its output limit (then the slow-consumer policy
     /// applies).
+    ///
+    /// ```
+    /// # use rfc6455::server::{ConnId, Ctx, Handler, Received, SharedFrame};
+    /// # use rfc6455::Event;
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
+    /// /// Sends every message to everyone, its frame encoded once for all of them.
+    /// struct Everyone;
+    /// impl Handler for Everyone {
+    /// #   type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn received(&mut self, ctx: &mut Ctx<'_, ()>, _from: ConnId, message: Received<'_>) {
+    ///         let Received::Text(text) = message else { return };
+    ///         let frame = SharedFrame::text(text);
+    ///         for id in ctx.connections() {
+    ///             ctx.send_shared(id, &frame);
+    ///         }
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let server_thread = std::thread::spawn(move || server.run(Everyone));
+    /// let (mut alice, mut bob) = (rfc6455::blocking::connect(&url)?, rfc6455::blocking::connect(&url)?);
+    /// alice.send_text("hello")?;
+    /// assert_eq!(alice.read()?, Event::Text("hello".into()));
+    /// assert_eq!(bob.read()?, Event::Text("hello".into()));
+    /// # drop((alice, bob));
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> bool {
         if id.worker != self.worker {
             return self.loops.post(id.worker, Mail::Shared(id, frame.clone()));
@@ -304,6 +468,54 @@ impl<D> Ctx<'_, D> {
     /// buffer for any number of streams. Returns false when `id` is not an open
     /// stream, or it is over its output limit (then the slow-consumer policy applies:
     /// [`SlowConsumer::Close`] ends the stream at once, dropping what it had queued).
+    ///
+    /// ```
+    /// # use rfc6455::server::{ConnId, Ctx, Handler, HttpRequest, HttpResponse, Reply};
+    /// # use std::sync::Arc;
+    /// # use std::time::Duration;
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
+    /// # use std::io::{Read, Write};
+    /// /// A Server-Sent Events feed: `request` opens a stream for `GET /ticks` (a
+    /// /// `Reply::Stream`) and keeps its id; every tick, one event for all the streams.
+    /// struct Ticks(Vec<ConnId>);
+    /// impl Handler for Ticks {
+    /// #   type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Err(404)
+    /// #   }
+    /// #   fn request(&mut self, _: &mut Ctx<'_, ()>, id: ConnId, _: &HttpRequest) -> Option<Reply<()>> {
+    /// #       self.0.push(id);
+    /// #       let head = HttpResponse::with_type(200, "text/event-stream", Vec::new());
+    /// #       Some(Reply::Stream { head, data: () })
+    /// #   }
+    ///     fn tick(&mut self, ctx: &mut Ctx<'_, ()>) {
+    ///         let event: Arc<[u8]> = Arc::from(&b"data: tick\n\n"[..]);
+    ///         self.0.retain(|id| ctx.send_stream(*id, &event)); // false: the stream ended
+    ///     }
+    /// }
+    /// # let config = ServerConfig { tick_interval: Duration::from_millis(10), ..ServerConfig::default() };
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), config)?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let server_thread = std::thread::spawn(move || server.run(Ticks(Vec::new())));
+    /// let mut sse = std::net::TcpStream::connect(addr)?;
+    /// sse.write_all(b"GET /ticks HTTP/1.1\r\nHost: a\r\n\r\n")?;
+    /// # fn read_until(stream: &mut impl Read, end: &str) -> std::io::Result<String> {
+    /// #     let (mut seen, mut buf) = (Vec::new(), [0; 512]);
+    /// #     while !seen.ends_with(end.as_bytes()) {
+    /// #         let n = stream.read(&mut buf)?;
+    /// #         assert!(n > 0, "the stream ended");
+    /// #         seen.extend_from_slice(&buf[..n]);
+    /// #     }
+    /// #     Ok(String::from_utf8_lossy(&seen).into_owned())
+    /// # }
+    /// let seen = read_until(&mut sse, "data: tick\n\n")?; // the head, then the first tick
+    /// assert!(seen.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"));
+    /// # drop(sse);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_stream(&mut self, id: ConnId, bytes: &Arc<[u8]>) -> bool {
         if id.worker != self.worker {
             return self.loops.post(id.worker, Mail::Stream(id, bytes.clone()));
@@ -352,6 +564,37 @@ impl<D> Ctx<'_, D> {
 
     /// Starts the closing handshake with a connection (RFC 6455 §7.1.2); a stream
     /// ends once what it was sent is written.
+    ///
+    /// ```
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Received};
+    /// use rfc6455::{CloseCode, CloseFrame, Event};
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
+    ///
+    /// struct Bouncer;
+    /// impl Handler for Bouncer {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn received(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    ///         if message == Received::Text("bye") {
+    ///             ctx.close(id, CloseCode::NORMAL, "see you");
+    ///         }
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let server_thread = std::thread::spawn(move || server.run(Bouncer));
+    /// let mut ws = rfc6455::blocking::connect(&url)?;
+    /// ws.send_text("bye")?;
+    /// let close = CloseFrame { code: CloseCode::NORMAL, reason: "see you".into() };
+    /// assert_eq!(ws.read()?, Event::Close(Some(close))); // RFC 6455 §5.5.1
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) {
         if id.worker != self.worker {
             self.loops
@@ -386,6 +629,36 @@ impl<D> Ctx<'_, D> {
     }
 
     /// The data attached to a connection at accept time (connections of this loop).
+    ///
+    /// ```
+    /// # use rfc6455::handshake::server::Request;
+    /// # use rfc6455::server::{Accept, ConnId, Ctx, Handler, Received};
+    /// # use rfc6455::Event;
+    /// # use rfc6455::server::{Server, ServerConfig};
+    /// struct Chat;
+    /// impl Handler for Chat {
+    ///     type Data = String;
+    ///     fn upgrade(&mut self, request: &Request) -> Result<Accept<String>, u16> {
+    ///         Ok(Accept::new(request.query().unwrap_or("anonymous").to_string()))
+    ///     }
+    ///     fn received(&mut self, ctx: &mut Ctx<'_, String>, id: ConnId, message: Received<'_>) {
+    ///         let Received::Text(text) = message else { return };
+    ///         let line = format!("{}: {text}", ctx.data(id).unwrap()); // its name, from `upgrade`
+    ///         ctx.send_text(id, &line);
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let server_thread = std::thread::spawn(move || server.run(Chat));
+    /// let mut ws = rfc6455::blocking::connect(&format!("ws://{addr}/chat?alice"))?;
+    /// ws.send_text("hi")?;
+    /// assert_eq!(ws.read()?, Event::Text("alice: hi".into()));
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn data(&mut self, id: ConnId) -> Option<&mut D> {
         match &mut self.open_conn(id)?.phase {
             Phase::Open { data, .. } | Phase::Stream { data } => Some(data),
@@ -394,6 +667,36 @@ impl<D> Ctx<'_, D> {
     }
 
     /// Every open connection of this loop.
+    ///
+    /// ```
+    /// use rfc6455::server::{ConnId, Ctx, Handler};
+    /// use rfc6455::Event;
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
+    ///
+    /// struct Lobby;
+    /// impl Handler for Lobby {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn open(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId) {
+    ///         let online = ctx.connections().len(); // the newcomer included
+    ///         ctx.send_text(id, &format!("{online} online"));
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let server_thread = std::thread::spawn(move || server.run(Lobby));
+    /// let mut alice = rfc6455::blocking::connect(&url)?;
+    /// assert_eq!(alice.read()?, Event::Text("1 online".into()));
+    /// let mut bob = rfc6455::blocking::connect(&url)?;
+    /// assert_eq!(bob.read()?, Event::Text("2 online".into()));
+    /// # drop((alice, bob));
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn connections(&self) -> Vec<ConnId> {
         self.conns
             .iter()
@@ -403,6 +706,36 @@ impl<D> Ctx<'_, D> {
     }
 
     /// This loop's counters.
+    ///
+    /// ```
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Received};
+    /// use rfc6455::Event;
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
+    ///
+    /// struct Counter;
+    /// impl Handler for Counter {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn received(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, _: Received<'_>) {
+    ///         let stats = ctx.stats();
+    ///         let line = format!("{} in, {} bytes", stats.messages_in, stats.bytes_in);
+    ///         ctx.send_text(id, &line);
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let server_thread = std::thread::spawn(move || server.run(Counter));
+    /// let mut ws = rfc6455::blocking::connect(&url)?;
+    /// ws.send_text("abc")?;
+    /// assert_eq!(ws.read()?, Event::Text("1 in, 3 bytes".into())); // payload bytes
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(&self) -> &Stats {
         self.stats
     }

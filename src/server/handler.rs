@@ -9,6 +9,36 @@ use crate::CloseCode;
 /// [`ServerConfig::threads`](super::ServerConfig::threads)), its slab key, and a
 /// generation, so that a stale id never reaches a later connection in the same slot.
 /// Displayed as `#slot.generation@loop`.
+///
+/// ```
+/// use rfc6455::server::{ConnId, Ctx, Handler};
+/// use rfc6455::Event;
+/// # use rfc6455::server::{Accept, Server, ServerConfig};
+///
+/// /// Tells each client the id it has on the server (as in the server's log lines).
+/// struct Ids;
+/// impl Handler for Ids {
+///     type Data = ();
+/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+/// #       Ok(Accept::new(()))
+/// #   }
+///     fn open(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId) {
+///         ctx.send_text(id, &id.to_string());
+///     }
+/// }
+/// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+/// # let (addr, handle) = (server.local_addr()?, server.handle());
+/// # let url = format!("ws://{addr}/");
+/// # let server_thread = std::thread::spawn(move || server.run(Ids));
+/// let (mut alice, mut bob) = (rfc6455::blocking::connect(&url)?, rfc6455::blocking::connect(&url)?);
+/// let (Event::Text(a), Event::Text(b)) = (alice.read()?, bob.read()?) else { panic!() };
+/// assert!(a.starts_with('#') && a.ends_with("@0")); // one loop: loop 0
+/// assert_ne!(a, b);
+/// # drop((alice, bob));
+/// # handle.shutdown();
+/// # server_thread.join().unwrap()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     pub(super) worker: usize,
@@ -18,6 +48,36 @@ pub struct ConnId {
 
 impl ConnId {
     /// The index of the event loop the connection lives on (0 with one loop).
+    ///
+    /// ```
+    /// use rfc6455::server::{Balance, ConnId, Ctx, Handler, ServerConfig};
+    /// use rfc6455::Event;
+    /// # use rfc6455::server::{Accept, Server};
+    ///
+    /// struct Where;
+    /// impl Handler for Where {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn open(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId) {
+    ///         ctx.send_text(id, &format!("loop {}", id.worker()));
+    ///     }
+    /// }
+    /// // Two loops; each new connection goes to the one with the fewest.
+    /// let config = ServerConfig { threads: 2, balance: Balance::LeastConnections, ..ServerConfig::default() };
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), config)?;
+    /// # let (url, handle) = (format!("ws://{}/", server.local_addr()?), server.handle());
+    /// # let server_thread = std::thread::spawn(move || server.run_with(|_| Where));
+    /// let mut first = rfc6455::blocking::connect(&url)?;
+    /// assert_eq!(first.read()?, Event::Text("loop 0".into()));
+    /// let mut second = rfc6455::blocking::connect(&url)?;
+    /// assert_eq!(second.read()?, Event::Text("loop 1".into()));
+    /// # drop((first, second));
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn worker(&self) -> usize {
         self.worker
     }
@@ -30,6 +90,39 @@ impl std::fmt::Display for ConnId {
 }
 
 /// A complete message from a client.
+///
+/// ```
+/// # use rfc6455::server::{ConnId, Ctx, Handler, Message};
+/// # use rfc6455::Event;
+/// # use rfc6455::server::{Accept, Server, ServerConfig};
+/// struct Kinds;
+/// impl Handler for Kinds {
+/// #   type Data = ();
+/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+/// #       Ok(Accept::new(()))
+/// #   }
+///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
+///         let answer = match message { // RFC 6455 §5.6: text or binary data
+///             Message::Text(text) => format!("text, {} chars", text.chars().count()),
+///             Message::Binary(data) => format!("binary, {} bytes", data.len()),
+///         };
+///         ctx.send_text(id, &answer);
+///     }
+/// }
+/// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+/// # let (addr, handle) = (server.local_addr()?, server.handle());
+/// # let url = format!("ws://{addr}/");
+/// # let server_thread = std::thread::spawn(move || server.run(Kinds));
+/// let mut ws = rfc6455::blocking::connect(&url)?;
+/// ws.send_text("héllo")?;
+/// assert_eq!(ws.read()?, Event::Text("text, 5 chars".into()));
+/// ws.send_binary(&[1, 2])?;
+/// assert_eq!(ws.read()?, Event::Text("binary, 2 bytes".into()));
+/// # drop(ws);
+/// # handle.shutdown();
+/// # server_thread.join().unwrap()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// A text message.
@@ -76,6 +169,33 @@ impl Received<'_> {
 }
 
 /// The handler's yes to an upgrade: the subprotocol chosen and the connection's data.
+///
+/// ```
+/// use rfc6455::handshake::server::Request;
+/// use rfc6455::server::{Accept, Handler};
+/// # use rfc6455::server::{Server, ServerConfig};
+///
+/// /// Speaks one version of its chat protocol, whatever else a client offers.
+/// struct Chat;
+/// impl Handler for Chat {
+///     type Data = ();
+///     fn upgrade(&mut self, request: &Request) -> Result<Accept<()>, u16> {
+///         let protocol = request.protocols().iter().find(|p| *p == "v1.chat").cloned();
+///         Ok(Accept { protocol, data: () })
+///     }
+/// }
+/// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+/// # let (addr, handle) = (server.local_addr()?, server.handle());
+/// # let url = format!("ws://{addr}/");
+/// # let server_thread = std::thread::spawn(move || server.run(Chat));
+/// let config = rfc6455::Config::default();
+/// let ws = rfc6455::blocking::connect_with(&url, config, &["v2.chat", "v1.chat"])?;
+/// assert_eq!(ws.protocol(), Some("v1.chat")); // RFC 6455 §4.2.2: one of those offered
+/// # drop(ws);
+/// # handle.shutdown();
+/// # server_thread.join().unwrap()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Accept<D> {
     /// One of the subprotocols the client offered, or `None`.
@@ -86,6 +206,16 @@ pub struct Accept<D> {
 
 impl<D> Accept<D> {
     /// Accepts without a subprotocol.
+    ///
+    /// ```
+    /// use rfc6455::server::Accept;
+    ///
+    /// // A connection whose data, a message count, starts at 0. No subprotocol: the
+    /// // 101 carries no Sec-WebSocket-Protocol header (RFC 6455 §4.2.2).
+    /// let accept = Accept::new(0u32);
+    /// assert_eq!(accept.protocol, None);
+    /// assert_eq!(accept.data, 0);
+    /// ```
     pub fn new(data: D) -> Self {
         Accept {
             protocol: None,
@@ -95,6 +225,37 @@ impl<D> Accept<D> {
 }
 
 /// The handler's answer to a plain HTTP request (see [`Handler::request`]).
+///
+/// ```
+/// # use rfc6455::server::{ConnId, Ctx, Handler, HttpRequest, HttpResponse, Reply};
+/// # use std::io::{Read, Write};
+/// # use rfc6455::server::{Accept, Server, ServerConfig};
+/// /// Takes messages posted over HTTP (e.g. by a webhook).
+/// struct Inbox;
+/// impl Handler for Inbox {
+///     type Data = ();
+/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+/// #       Err(404)
+/// #   }
+///     fn request(&mut self, _: &mut Ctx<'_, ()>, _: ConnId, request: &HttpRequest) -> Option<Reply<()>> {
+///         let body = format!("got {} bytes\n", request.body.len());
+///         (request.method == "POST").then(|| Reply::Response(HttpResponse::text(202, &body)))
+///     }
+/// }
+/// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+/// # let (addr, handle) = (server.local_addr()?, server.handle());
+/// # let url = format!("ws://{addr}/");
+/// # let server_thread = std::thread::spawn(move || server.run(Inbox));
+/// let mut http = std::net::TcpStream::connect(addr)?;
+/// http.write_all(b"POST /messages HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")?;
+/// let mut response = String::new();
+/// http.read_to_string(&mut response)?;
+/// assert!(response.starts_with("HTTP/1.1 202 Accepted\r\n"));
+/// assert!(response.ends_with("\r\n\r\ngot 5 bytes\n"));
+/// # handle.shutdown();
+/// # server_thread.join().unwrap()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub enum Reply<D> {
     /// A complete response; the connection closes after it.
@@ -117,6 +278,38 @@ pub enum Reply<D> {
 }
 
 /// How a connection ended, as told to [`Handler::close`].
+///
+/// ```
+/// # use rfc6455::server::{CloseInfo, ConnId, Ctx, Handler};
+/// # use rfc6455::{CloseCode, Event};
+/// # use std::sync::mpsc;
+/// # use rfc6455::server::{Accept, Server, ServerConfig};
+/// struct Goodbyes(mpsc::Sender<CloseInfo>);
+/// impl Handler for Goodbyes {
+///     type Data = ();
+/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+/// #       Ok(Accept::new(()))
+/// #   }
+///     fn close(&mut self, _: &mut Ctx<'_, ()>, _: ConnId, _: (), info: CloseInfo) {
+///         self.0.send(info).unwrap();
+///     }
+/// }
+/// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+/// # let (addr, handle) = (server.local_addr()?, server.handle());
+/// # let url = format!("ws://{addr}/");
+/// # let (tx, closed) = mpsc::channel();
+/// # let server_thread = std::thread::spawn(move || server.run(Goodbyes(tx)));
+/// let mut ws = rfc6455::blocking::connect(&url)?;
+/// ws.close(CloseCode::NORMAL, "bye")?;
+/// assert!(matches!(ws.read()?, Event::Close(_))); // the server's answer
+/// let info = closed.recv()?;
+/// // Both Close frames exchanged: closed cleanly (RFC 6455 §7.1.4).
+/// assert_eq!(info, CloseInfo { code: CloseCode::NORMAL, reason: "bye".into(), clean: true });
+/// # drop(ws);
+/// # handle.shutdown();
+/// # server_thread.join().unwrap()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseInfo {
     /// The code of the peer's Close, or of ours when we failed or timed out the
@@ -130,19 +323,138 @@ pub struct CloseInfo {
 
 /// The application's side of the server. Every method but `upgrade` has a default
 /// that does nothing.
+///
+/// ```
+/// # use rfc6455::handshake::server::Request;
+/// # use rfc6455::server::{Accept, Handler};
+/// # use std::io::{Read, Write};
+/// # use rfc6455::server::{Server, ServerConfig};
+/// /// The least handler: accepts every upgrade, and does nothing with what comes.
+/// struct Quiet;
+/// impl Handler for Quiet {
+///     type Data = ();
+///     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
+///         Ok(Accept::new(()))
+///     }
+/// }
+/// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+/// # let (addr, handle) = (server.local_addr()?, server.handle());
+/// # let url = format!("ws://{addr}/");
+/// # let server_thread = std::thread::spawn(move || server.run(Quiet));
+/// // A plain GET at a WebSocket endpoint: 426, naming the protocol (RFC 9110 §15.5.22).
+/// let mut http = std::net::TcpStream::connect(addr)?;
+/// http.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")?;
+/// let mut response = String::new();
+/// http.read_to_string(&mut response)?;
+/// assert!(response.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+/// # handle.shutdown();
+/// # server_thread.join().unwrap()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait Handler {
     /// Data kept with each connection.
     type Data;
 
     /// A valid upgrade request arrived (RFC 6455 §4.2.1): accept it, or refuse with an
     /// HTTP status (401, 403, 404…), before anything else is sent.
+    ///
+    /// ```
+    /// # use rfc6455::blocking::Error;
+    /// # use rfc6455::handshake::{client::ResponseError, server::Request};
+    /// # use rfc6455::server::{Accept, Handler};
+    /// # use rfc6455::server::{Server, ServerConfig};
+    /// /// One endpoint, for pages of one site (RFC 6455 §10.2: check the Origin).
+    /// struct Chat;
+    /// impl Handler for Chat {
+    ///     type Data = ();
+    ///     fn upgrade(&mut self, request: &Request) -> Result<Accept<()>, u16> {
+    ///         match (request.path(), request.origin()) {
+    ///             ("/chat", None | Some("https://example.com")) => Ok(Accept::new(())),
+    ///             ("/chat", Some(_)) => Err(403),
+    ///             _ => Err(404),
+    ///         }
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let server_thread = std::thread::spawn(move || server.run(Chat));
+    /// assert!(rfc6455::blocking::connect(&format!("ws://{addr}/chat")).is_ok());
+    /// let refused = rfc6455::blocking::connect(&format!("ws://{addr}/admin")).unwrap_err();
+    /// assert!(matches!(refused, Error::Response(ResponseError::Status(404))));
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn upgrade(&mut self, request: &Request) -> Result<Accept<Self::Data>, u16>;
 
     /// The 101 was sent: the connection is open.
+    ///
+    /// ```
+    /// # use rfc6455::handshake::server::Request;
+    /// # use rfc6455::server::{Accept, ConnId, Ctx, Handler};
+    /// # use rfc6455::Event;
+    /// # use rfc6455::server::{Server, ServerConfig};
+    /// /// Greets each client with the room it asked for, before it says anything.
+    /// struct Rooms;
+    /// impl Handler for Rooms {
+    ///     type Data = String;
+    ///     fn upgrade(&mut self, request: &Request) -> Result<Accept<String>, u16> {
+    ///         Ok(Accept::new(request.path().to_string()))
+    ///     }
+    ///     fn open(&mut self, ctx: &mut Ctx<'_, String>, id: ConnId) {
+    ///         let greeting = format!("welcome to {}", ctx.data(id).unwrap());
+    ///         ctx.send_text(id, &greeting);
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let server_thread = std::thread::spawn(move || server.run(Rooms));
+    /// let mut ws = rfc6455::blocking::connect(&format!("ws://{addr}/lobby"))?;
+    /// assert_eq!(ws.read()?, Event::Text("welcome to /lobby".into()));
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn open(&mut self, _ctx: &mut Ctx<'_, Self::Data>, _id: ConnId) {}
 
     /// A complete message arrived, owned. Called by the default
     /// [`received`](Self::received); a handler implements one of the two.
+    ///
+    /// ```
+    /// # use rfc6455::server::{ConnId, Ctx, Handler, Message};
+    /// # use rfc6455::Event;
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
+    /// /// Keeps every text message: owned, it may outlive the call.
+    /// struct Log(Vec<String>);
+    /// impl Handler for Log {
+    /// #   type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
+    ///         if let Message::Text(text) = message {
+    ///             self.0.push(text);
+    ///             ctx.send_text(id, &self.0.join(" "));
+    ///         }
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let server_thread = std::thread::spawn(move || server.run(Log(Vec::new())));
+    /// let mut ws = rfc6455::blocking::connect(&url)?;
+    /// ws.send_text("one")?;
+    /// ws.send_text("two")?;
+    /// assert_eq!(ws.read()?, Event::Text("one".into()));
+    /// assert_eq!(ws.read()?, Event::Text("one two".into()));
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn message(&mut self, _ctx: &mut Ctx<'_, Self::Data>, _id: ConnId, _message: Message) {}
 
     /// A complete message arrived, lent for the length of the call (see
@@ -173,6 +485,36 @@ pub trait Handler {
     }
 
     /// The connection ended; its data is handed back.
+    ///
+    /// ```
+    /// # use rfc6455::handshake::server::Request;
+    /// # use rfc6455::server::{Accept, CloseInfo, ConnId, Ctx, Handler};
+    /// # use std::sync::mpsc;
+    /// # use rfc6455::server::{Server, ServerConfig};
+    /// /// Tells the application who left, and how.
+    /// struct Presence(mpsc::Sender<(String, u16, bool)>);
+    /// impl Handler for Presence {
+    ///     type Data = String;
+    ///     fn upgrade(&mut self, request: &Request) -> Result<Accept<String>, u16> {
+    ///         Ok(Accept::new(request.query().unwrap_or("anonymous").to_string()))
+    ///     }
+    ///     fn close(&mut self, _: &mut Ctx<'_, String>, _: ConnId, name: String, info: CloseInfo) {
+    ///         self.0.send((name, info.code.0, info.clean)).unwrap();
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let (tx, left) = mpsc::channel();
+    /// # let server_thread = std::thread::spawn(move || server.run(Presence(tx)));
+    /// let ws = rfc6455::blocking::connect(&format!("ws://{addr}/?alice"))?;
+    /// drop(ws); // the TCP connection ends without a Close frame
+    /// // 1006: closed abnormally (RFC 6455 §7.1.5), not cleanly.
+    /// assert_eq!(left.recv()?, ("alice".to_string(), 1006, false));
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn close(
         &mut self,
         _ctx: &mut Ctx<'_, Self::Data>,
@@ -183,6 +525,37 @@ pub trait Handler {
     }
 
     /// Runs every [`ServerConfig::tick_interval`](super::ServerConfig::tick_interval).
+    ///
+    /// ```
+    /// # use rfc6455::server::{Ctx, Handler, ServerConfig};
+    /// # use rfc6455::Event;
+    /// # use std::time::Duration;
+    /// # use rfc6455::server::{Accept, Server};
+    /// /// Pushes the time to everyone, whether they said anything or not.
+    /// struct Clock;
+    /// impl Handler for Clock {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn tick(&mut self, ctx: &mut Ctx<'_, ()>) {
+    ///         for id in ctx.connections() {
+    ///             ctx.send_text(id, "tick");
+    ///         }
+    ///     }
+    /// }
+    /// let config = ServerConfig { tick_interval: Duration::from_millis(10), ..ServerConfig::default() };
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), config)?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let server_thread = std::thread::spawn(move || server.run(Clock));
+    /// let mut ws = rfc6455::blocking::connect(&url)?;
+    /// assert_eq!(ws.read()?, Event::Text("tick".into()));
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn tick(&mut self, _ctx: &mut Ctx<'_, Self::Data>) {}
 
     /// A plain HTTP request that is not an upgrade (and not `GET /healthz`, which the
@@ -191,6 +564,37 @@ pub trait Handler {
     /// as a WebSocket endpoint: a `GET` then gets `426 Upgrade Required`
     /// ([`HttpResponse::upgrade_required`]), other methods 405. `stats` are the
     /// server's counters now (e.g. for a `/metrics` page).
+    ///
+    /// ```
+    /// # use rfc6455::server::{Handler, HttpRequest, HttpResponse, Stats};
+    /// # use std::io::{Read, Write};
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
+    /// struct Metrics;
+    /// impl Handler for Metrics {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn http(&mut self, request: &HttpRequest, stats: &Stats) -> Option<HttpResponse> {
+    ///         let page = format!("ws_open {}\n", stats.open);
+    ///         (request.path() == "/metrics").then(|| HttpResponse::text(200, &page))
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let server_thread = std::thread::spawn(move || server.run(Metrics));
+    /// let ws = rfc6455::blocking::connect(&url)?; // one WebSocket open
+    /// let mut http = std::net::TcpStream::connect(addr)?;
+    /// http.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n")?;
+    /// let mut response = String::new();
+    /// http.read_to_string(&mut response)?;
+    /// assert!(response.starts_with("HTTP/1.1 200 OK\r\n") && response.ends_with("\r\n\r\nws_open 1\n"));
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn http(&mut self, _request: &HttpRequest, _stats: &Stats) -> Option<HttpResponse> {
         None
     }
@@ -239,6 +643,37 @@ pub trait Handler {
     /// Whether the application can serve now, for `GET /healthz`: `Err(reason)` makes
     /// it answer `503` with the reason (e.g. a database it needs is unreachable), so
     /// that a load balancer sends new clients elsewhere. Connections stay open.
+    ///
+    /// ```
+    /// # use rfc6455::server::Handler;
+    /// # use std::io::{Read, Write};
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
+    /// struct NeedsDatabase {
+    ///     connected: bool,
+    /// }
+    /// impl Handler for NeedsDatabase {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn health(&mut self) -> Result<(), String> {
+    ///         self.connected.then_some(()).ok_or_else(|| "database unreachable".into())
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let server_thread = std::thread::spawn(move || server.run(NeedsDatabase { connected: false }));
+    /// let mut http = std::net::TcpStream::connect(addr)?;
+    /// http.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")?;
+    /// let mut response = String::new();
+    /// http.read_to_string(&mut response)?;
+    /// assert!(response.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+    /// assert!(response.ends_with("\r\n\r\nunavailable: database unreachable\n"));
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn health(&mut self) -> Result<(), String> {
         Ok(())
     }

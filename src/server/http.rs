@@ -33,6 +33,16 @@ pub struct HttpRequest {
 
 impl HttpRequest {
     /// Parses a complete request head; `None` if it is not HTTP/1.x.
+    ///
+    /// ```
+    /// use rfc6455::server::HttpRequest;
+    ///
+    /// let request = HttpRequest::parse(b"POST /messages HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    /// assert_eq!((request.method.as_str(), request.target.as_str()), ("POST", "/messages"));
+    /// assert!(request.body.is_empty() && request.peer.is_none()); // the server fills them in
+    /// // Not HTTP: a TLS ClientHello that reached a plain-TCP port.
+    /// assert_eq!(HttpRequest::parse(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), None);
+    /// ```
     pub fn parse(head: &[u8]) -> Option<HttpRequest> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
@@ -52,16 +62,42 @@ impl HttpRequest {
     }
 
     /// The path, without the query.
+    ///
+    /// ```
+    /// use rfc6455::server::HttpRequest;
+    ///
+    /// let request = HttpRequest::parse(b"GET /metrics?format=json HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    /// assert_eq!(request.path(), "/metrics"); // what to route on
+    /// ```
     pub fn path(&self) -> &str {
         crate::handshake::target_path(&self.target)
     }
 
     /// The query string, if any.
+    ///
+    /// ```
+    /// use rfc6455::server::HttpRequest;
+    ///
+    /// let with = HttpRequest::parse(b"GET /metrics?format=json HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    /// assert_eq!(with.query(), Some("format=json"));
+    /// let without = HttpRequest::parse(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    /// assert_eq!(without.query(), None);
+    /// ```
     pub fn query(&self) -> Option<&str> {
         crate::handshake::target_query(&self.target)
     }
 
     /// The first header with this name (case-insensitive).
+    ///
+    /// ```
+    /// use rfc6455::server::HttpRequest;
+    ///
+    /// let head = b"GET / HTTP/1.1\r\nHost: a\r\nAccept: text/html\r\nAccept: */*\r\n\r\n";
+    /// let request = HttpRequest::parse(head).unwrap();
+    /// // Header names are case-insensitive (RFC 9110 §5.1); the first line wins.
+    /// assert_eq!(request.header("accept"), Some("text/html"));
+    /// assert_eq!(request.header("Cookie"), None);
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         crate::handshake::find_header(&self.headers, name)
     }
@@ -104,6 +140,16 @@ impl HttpRequest {
     }
 
     /// True if the request asks for a WebSocket upgrade (even an invalid one).
+    ///
+    /// ```
+    /// use rfc6455::server::HttpRequest;
+    ///
+    /// // An upgrade without its key: still an upgrade, answered 400 (RFC 6455 §4.2.1),
+    /// // not served as a page.
+    /// let head = b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n\r\n";
+    /// assert!(HttpRequest::parse(head).unwrap().is_upgrade());
+    /// assert!(!HttpRequest::parse(b"GET /chat HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().is_upgrade());
+    /// ```
     pub fn is_upgrade(&self) -> bool {
         self.upgrade
     }
@@ -132,6 +178,16 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     /// A `text/plain` response.
+    ///
+    /// ```
+    /// use rfc6455::server::HttpResponse;
+    ///
+    /// let response = HttpResponse::text(404, "no such room\n");
+    /// assert_eq!(response.content_type, "text/plain; charset=utf-8");
+    /// let text = String::from_utf8(response.to_bytes()).unwrap();
+    /// assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"));
+    /// assert!(text.contains("\r\nContent-Length: 13\r\n"));
+    /// ```
     pub fn text(status: u16, body: &str) -> Self {
         Self::with_type(
             status,
@@ -141,6 +197,15 @@ impl HttpResponse {
     }
 
     /// A `text/html` response.
+    ///
+    /// ```
+    /// use rfc6455::server::HttpResponse;
+    ///
+    /// // The page that opens the WebSocket, served from the same port.
+    /// let page = HttpResponse::html(200, "<script>new WebSocket(`ws://${location.host}/chat`)</script>");
+    /// assert_eq!(page.content_type, "text/html; charset=utf-8");
+    /// assert!(page.to_bytes().ends_with(b"</script>"));
+    /// ```
     pub fn html(status: u16, body: &str) -> Self {
         Self::with_type(status, "text/html; charset=utf-8", body.as_bytes().to_vec())
     }
@@ -175,6 +240,15 @@ impl HttpResponse {
     }
 
     /// A response with any content type.
+    ///
+    /// ```
+    /// use rfc6455::server::HttpResponse;
+    ///
+    /// let json = HttpResponse::with_type(200, "application/json", br#"{"open":3}"#.to_vec());
+    /// let text = String::from_utf8(json.to_bytes()).unwrap();
+    /// assert!(text.contains("\r\nContent-Type: application/json\r\n"));
+    /// assert!(text.ends_with("\r\n\r\n{\"open\":3}"));
+    /// ```
     pub fn with_type(status: u16, content_type: &str, body: Vec<u8>) -> Self {
         HttpResponse {
             status,

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 
 /// How a server with several loops spreads connections over them.
 ///
-/// Measured on this repository's load generator (see the README's scale-up section):
+/// Measured on this repository's load generator (see docs/rooms-server.md, "Every core"):
 /// `LeastConnections` gives every loop its share of connections even when there are
 /// few of them, which the kernel's hash does not.
 ///

@@ -16,7 +16,7 @@
 //! (handshake timeout, heartbeat pings, pong and close timeouts) live in one deadline
 //! heap checked each turn of the loop.
 //!
-//! ```no_run
+//! ```
 //! use rfc6455::server::{Accept, Ctx, ConnId, Handler, Message, Server, ServerConfig};
 //! use rfc6455::handshake::server::Request;
 //!
@@ -32,18 +32,21 @@
 //!     }
 //! }
 //!
-//! let server = Server::bind("127.0.0.1:9001".parse().unwrap(), ServerConfig::default())?;
-//! let handle = server.handle(); // shutdown from another thread: handle.shutdown()
-//! server.run(Echo)?;
-//! # Ok::<(), std::io::Error>(())
+//! let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+//! // Port 0: the system picks a free one. The handle shuts it down from another thread.
+//! let (addr, handle) = (server.local_addr()?, server.handle());
+//! let server_thread = std::thread::spawn(move || server.run(Echo));
+//!
+//! let mut ws = rfc6455::blocking::connect(&format!("ws://{addr}/"))?;
+//! ws.send_text("hello")?;
+//! assert_eq!(ws.read()?, rfc6455::Event::Text("hello".into()));
+//! # drop(ws);
+//! handle.shutdown();
+//! server_thread.join().unwrap()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Where things are: `config.rs` ([`ServerConfig`]), `handler.rs` (the [`Handler`]
-//! trait and its types), `ctx.rs` ([`Ctx`], [`Stats`]), `shared.rs` ([`SharedFrame`]),
-//! `conn.rs` (one connection's state), `event_loop.rs` (the loop: poll, accept, timers,
-//! shutdown), `upgrade.rs` (request heads: 101, HTTP answers, rejections), `wire.rs`
-//! (reading, frames to callbacks, writing), `loops.rs` (several loops: balancing, what
-//! they share, mail between them), `http.rs`, `timers.rs`, `rooms.rs`.
+//! The files of this module are on the README's map ("Layers").
 
 mod admission;
 mod config;
@@ -85,6 +88,26 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// Reaches a running [`Server`] from any thread: shuts it down, or sends to its
 /// connections (e.g. from a thread that receives messages from other processes).
+///
+/// ```
+/// use rfc6455::server::{Server, ServerConfig};
+/// # use rfc6455::server::{Accept, Handler};
+/// # struct App;
+/// # impl Handler for App {
+/// #     type Data = ();
+/// #     fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+/// #         Err(404)
+/// #     }
+/// # }
+///
+/// let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+/// let handle = server.handle(); // Clone + Send: for any thread
+/// // E.g. the thread that waits for a signal to stop.
+/// let stopper = std::thread::spawn(move || handle.shutdown());
+/// server.run(App)?; // returns once the shutdown is complete
+/// stopper.join().unwrap();
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Handle {
     loops: Arc<Loops>,
@@ -103,6 +126,30 @@ impl Handle {
     /// away" to every connection, wait for their Close frames up to
     /// [`ServerConfig::shutdown_timeout`], then return from [`Server::run`] (or
     /// [`Server::run_with`]).
+    ///
+    /// ```
+    /// use rfc6455::{CloseCode, Event};
+    /// # use rfc6455::server::{Accept, Handler, Server, ServerConfig};
+    /// # struct App;
+    /// # impl Handler for App {
+    /// #     type Data = ();
+    /// #     fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #         Ok(Accept::new(()))
+    /// #     }
+    /// # }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let server_thread = std::thread::spawn(move || server.run(App));
+    ///
+    /// let mut ws = rfc6455::blocking::connect(&format!("ws://{addr}/"))?;
+    /// handle.shutdown();
+    /// // 1001 "going away": the server is going down (RFC 6455 §7.4.1).
+    /// let Event::Close(Some(close)) = ws.read()? else { panic!("no Close") };
+    /// assert_eq!(close.code, CloseCode::GOING_AWAY);
+    /// // Reading the Close answered it: the server's run returns, its work done.
+    /// server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn shutdown(&self) {
         self.loops.shutdown();
     }
@@ -133,12 +180,78 @@ impl Handle {
 
     /// Posts bytes for a stream to its loop (see [`Ctx::send_stream`] and
     /// [`send_shared`](Self::send_shared)).
+    ///
+    /// ```
+    /// # use rfc6455::server::{Accept, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Reply};
+    /// # use std::sync::{mpsc, Arc};
+    /// # use rfc6455::server::{Server, ServerConfig};
+    /// # use std::io::{Read, Write};
+    /// /// Opens a Server-Sent Events stream for every plain request, and says whose.
+    /// struct Events(mpsc::Sender<ConnId>);
+    /// impl Handler for Events {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Err(404)
+    /// #   }
+    ///     fn request(&mut self, _: &mut Ctx<'_, ()>, id: ConnId, _: &HttpRequest) -> Option<Reply<()>> {
+    ///         self.0.send(id).unwrap();
+    ///         let head = HttpResponse::with_type(200, "text/event-stream", Vec::new());
+    ///         Some(Reply::Stream { head, data: () })
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle, (tx, opened)) = (server.local_addr()?, server.handle(), mpsc::channel());
+    /// # let server_thread = std::thread::spawn(move || server.run(Events(tx)));
+    /// let mut sse = std::net::TcpStream::connect(addr)?;
+    /// sse.write_all(b"GET /events HTTP/1.1\r\nHost: a\r\n\r\n")?;
+    /// let event: Arc<[u8]> = Arc::from(&b"data: hello\n\n"[..]);
+    /// assert!(handle.send_stream(opened.recv()?, &event));
+    /// # let (mut seen, mut buf) = (Vec::new(), [0; 512]);
+    /// # while !seen.ends_with(b"data: hello\n\n") {
+    /// #     let n = sse.read(&mut buf)?;
+    /// #     assert!(n > 0, "the stream ended");
+    /// #     seen.extend_from_slice(&buf[..n]);
+    /// # }
+    /// # drop(sse);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_stream(&self, id: ConnId, bytes: &Arc<[u8]>) -> bool {
         id.worker < self.loops.count()
             && self.loops.post(id.worker, Mail::Stream(id, bytes.clone()))
     }
 
     /// Posts a text message to a connection's loop (see [`send_shared`](Self::send_shared)).
+    ///
+    /// ```
+    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler};
+    /// use std::sync::mpsc;
+    /// # use rfc6455::server::{Server, ServerConfig};
+    ///
+    /// /// Tells the application's other threads who connected.
+    /// struct Announce(mpsc::Sender<ConnId>);
+    /// impl Handler for Announce {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn open(&mut self, _ctx: &mut Ctx<'_, ()>, id: ConnId) {
+    ///         self.0.send(id).unwrap();
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle, (tx, opened)) = (server.local_addr()?, server.handle(), mpsc::channel());
+    /// # let server_thread = std::thread::spawn(move || server.run(Announce(tx)));
+    /// let mut ws = rfc6455::blocking::connect(&format!("ws://{addr}/"))?;
+    /// let id = opened.recv()?;
+    /// assert!(handle.send_text(id, "from another thread")); // posted to id's loop
+    /// assert_eq!(ws.read()?, rfc6455::Event::Text("from another thread".into()));
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_text(&self, id: ConnId, text: &str) -> bool {
         id.worker < self.loops.count()
             && self.loops.post(
@@ -168,10 +281,119 @@ impl Handle {
 /// ```
 pub trait Outbox {
     /// Queues a frame encoded once for many connections; false if it was not taken.
+    ///
+    /// ```
+    /// use rfc6455::server::{ConnId, Outbox, SharedFrame};
+    /// use rfc6455::Event;
+    /// # use rfc6455::server::{Accept, Ctx, Handler, Server, ServerConfig};
+    ///
+    /// /// Tells everyone how many are online: one encoding, whatever their number.
+    /// fn announce(out: &mut impl Outbox, everyone: &[ConnId]) -> usize {
+    ///     let frame = SharedFrame::text(&format!("{} online", everyone.len()));
+    ///     everyone.iter().filter(|id| out.send_shared(**id, &frame)).count()
+    /// }
+    /// // Called by `Handler::open` with `ctx` and `ctx.connections()`, as anyone joins:
+    /// # struct Lobby;
+    /// # impl Handler for Lobby {
+    /// #   type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    /// #   fn open(&mut self, ctx: &mut Ctx<'_, ()>, _id: ConnId) {
+    /// #       let everyone = ctx.connections();
+    /// #       assert_eq!(announce(ctx, &everyone), everyone.len());
+    /// #   }
+    /// # }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (url, handle) = (format!("ws://{}/", server.local_addr()?), server.handle());
+    /// # let server_thread = std::thread::spawn(move || server.run(Lobby));
+    /// let mut first = rfc6455::blocking::connect(&url)?;
+    /// assert_eq!(first.read()?, Event::Text("1 online".into()));
+    /// let mut second = rfc6455::blocking::connect(&url)?;
+    /// assert_eq!(first.read()?, Event::Text("2 online".into()));
+    /// assert_eq!(second.read()?, Event::Text("2 online".into()));
+    /// # drop((first, second));
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> bool;
     /// Queues a text message; false if it was not taken.
+    ///
+    /// ```
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Outbox};
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
+    ///
+    /// /// Greets a newcomer; whether from a callback (its `Ctx`) or another thread
+    /// /// (a `Handle`) is the caller's business.
+    /// fn welcome(out: &mut impl Outbox, id: ConnId) -> bool {
+    ///     out.send_text(id, "welcome")
+    /// }
+    /// struct Greeter;
+    /// impl Handler for Greeter {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn open(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId) {
+    ///         assert!(welcome(ctx, id));
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let server_thread = std::thread::spawn(move || server.run(Greeter));
+    /// let mut ws = rfc6455::blocking::connect(&format!("ws://{addr}/"))?;
+    /// assert_eq!(ws.read()?, rfc6455::Event::Text("welcome".into()));
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn send_text(&mut self, id: ConnId, text: &str) -> bool;
     /// Queues bytes for a stream ([`Reply::Stream`]); false if they were not taken.
+    ///
+    /// ```
+    /// use rfc6455::server::{ConnId, Outbox};
+    /// use std::sync::Arc;
+    /// # use rfc6455::server::{Accept, Ctx, Handler, HttpRequest, HttpResponse, Reply};
+    /// # use rfc6455::server::{Server, ServerConfig};
+    /// # use std::io::{Read, Write};
+    /// # struct Events(std::sync::mpsc::Sender<ConnId>);
+    /// # impl Handler for Events {
+    /// #     type Data = ();
+    /// #     fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #         Err(404)
+    /// #     }
+    /// #     fn request(&mut self, _: &mut Ctx<'_, ()>, id: ConnId, _: &HttpRequest) -> Option<Reply<()>> {
+    /// #         self.0.send(id).unwrap();
+    /// #         let head = HttpResponse::with_type(200, "text/event-stream", Vec::new());
+    /// #         Some(Reply::Stream { head, data: () })
+    /// #     }
+    /// # }
+    ///
+    /// /// One Server-Sent Event for many streams: one buffer, shared by all of them.
+    /// fn publish(out: &mut impl Outbox, streams: &[ConnId], data: &str) -> usize {
+    ///     let event: Arc<[u8]> = format!("data: {data}\n\n").into_bytes().into();
+    ///     streams.iter().filter(|id| out.send_stream(**id, &event)).count()
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, mut handle, (tx, opened)) = (server.local_addr()?, server.handle(), std::sync::mpsc::channel());
+    /// # let server_thread = std::thread::spawn(move || server.run(Events(tx)));
+    /// # let mut sse = std::net::TcpStream::connect(addr)?;
+    /// # sse.write_all(b"GET /events HTTP/1.1\r\nHost: a\r\n\r\n")?;
+    /// let streams = [opened.recv()?]; // opened by Handler::request (Reply::Stream)
+    /// assert_eq!(publish(&mut handle, &streams, "hello"), 1);
+    /// # let (mut seen, mut buf) = (Vec::new(), [0; 512]);
+    /// # while !seen.ends_with(b"data: hello\n\n") {
+    /// #     let n = sse.read(&mut buf)?;
+    /// #     assert!(n > 0, "the stream ended");
+    /// #     seen.extend_from_slice(&buf[..n]);
+    /// # }
+    /// # drop(sse);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn send_stream(&mut self, id: ConnId, bytes: &Arc<[u8]>) -> bool;
 }
 
@@ -206,6 +428,35 @@ struct Seed {
 }
 
 /// The event-loop server: [`ServerConfig::threads`] loops, each on its own thread.
+///
+/// Besides WebSocket upgrades it answers plain HTTP on the same port; `GET /healthz`
+/// it answers itself (see [`Handler::health`]).
+///
+/// ```
+/// use rfc6455::server::{Server, ServerConfig};
+/// use std::io::{Read, Write};
+/// # use rfc6455::server::{Accept, Handler};
+/// # struct App;
+/// # impl Handler for App {
+/// #     type Data = ();
+/// #     fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+/// #         Ok(Accept::new(()))
+/// #     }
+/// # }
+///
+/// let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+/// let (addr, handle) = (server.local_addr()?, server.handle());
+/// let server_thread = std::thread::spawn(move || server.run(App));
+///
+/// let mut http = std::net::TcpStream::connect(addr)?;
+/// http.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")?;
+/// let mut response = String::new();
+/// http.read_to_string(&mut response)?; // the server closes after its answer
+/// assert!(response.starts_with("HTTP/1.1 200 OK\r\n") && response.ends_with("\r\n\r\nok\n"));
+/// handle.shutdown();
+/// server_thread.join().unwrap()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Server {
     seeds: Vec<Seed>,
     local_addr: SocketAddr,
@@ -229,6 +480,17 @@ fn reuse_port_listener(addr: SocketAddr) -> io::Result<TcpListener> {
 impl Server {
     /// Binds `addr` (for every loop). Run it with [`run`](Self::run) (one loop) or
     /// [`run_with`](Self::run_with).
+    ///
+    /// ```
+    /// use rfc6455::server::{Server, ServerConfig};
+    ///
+    /// let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// let addr = server.local_addr()?;
+    /// // The port is taken while the server lives: a second one cannot bind it.
+    /// let taken = Server::bind(addr, ServerConfig::default()).err().unwrap();
+    /// assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn bind(addr: SocketAddr, config: ServerConfig) -> io::Result<Server> {
         let threads = config.threads.max(1);
         let mut seeds = Vec::with_capacity(threads);
@@ -275,11 +537,44 @@ impl Server {
     }
 
     /// The address bound (useful after binding port 0).
+    ///
+    /// ```
+    /// use rfc6455::server::{Server, ServerConfig};
+    ///
+    /// let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// let addr = server.local_addr()?;
+    /// assert!(addr.ip().is_loopback());
+    /// assert_ne!(addr.port(), 0); // the free port the system picked
+    /// // Listening already: the kernel queues a client until `run` accepts it.
+    /// std::net::TcpStream::connect(addr)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.local_addr)
     }
 
     /// A handle to shut the server down from another thread.
+    ///
+    /// ```
+    /// use rfc6455::server::{Server, ServerConfig};
+    /// # use rfc6455::server::{Accept, Handler};
+    /// # struct App;
+    /// # impl Handler for App {
+    /// #     type Data = ();
+    /// #     fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #         Ok(Accept::new(()))
+    /// #     }
+    /// # }
+    ///
+    /// let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// let (addr, handle) = (server.local_addr()?, server.handle()); // before `run` takes it
+    /// let server_thread = std::thread::spawn(move || server.run(App));
+    /// handle.shutdown();
+    /// server_thread.join().unwrap()?;
+    /// // Stopped: nothing listens there any more.
+    /// assert!(rfc6455::blocking::connect(&format!("ws://{addr}/")).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn handle(&self) -> Handle {
         Handle {
             loops: self.loops.clone(),
@@ -289,6 +584,39 @@ impl Server {
     /// Runs one loop on this thread until [`Handle::shutdown`] completes. With
     /// [`ServerConfig::threads`] above 1, use [`run_with`](Self::run_with), which makes
     /// a handler for each loop.
+    ///
+    /// ```
+    /// use rfc6455::server::{Server, ServerConfig};
+    /// use rfc6455::Event;
+    /// # use rfc6455::server::{Accept, ConnId, Ctx, Handler, Message};
+    /// # struct Echo;
+    /// # impl Handler for Echo {
+    /// #   type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    /// #   fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
+    /// #       ctx.send(id, &message);
+    /// #   }
+    /// # }
+    ///
+    /// // `Echo`: the handler of the module's example.
+    /// let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// let (addr, handle) = (server.local_addr()?, server.handle());
+    /// let server_thread = std::thread::spawn(move || server.run(Echo)); // until shutdown
+    /// let mut ws = rfc6455::blocking::connect(&format!("ws://{addr}/"))?;
+    /// ws.send_binary(&[1, 2, 3])?;
+    /// assert_eq!(ws.read()?, Event::Binary(vec![1, 2, 3]));
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    ///
+    /// // Two loops need two handlers: `run` refuses, `run_with` makes them.
+    /// let config = ServerConfig { threads: 2, ..ServerConfig::default() };
+    /// let two_loops = Server::bind("127.0.0.1:0".parse().unwrap(), config)?;
+    /// assert_eq!(two_loops.run(Echo).unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn run<H: Handler>(self, handler: H) -> io::Result<()> {
         if self.seeds.len() != 1 {
             return Err(io::Error::new(
@@ -307,26 +635,34 @@ impl Server {
     /// is handed to that loop (see [`Ctx::send`]). If a loop fails or panics, the others
     /// shut down too.
     ///
-    /// ```no_run
-    /// use rfc6455::server::{Accept, Ctx, ConnId, Handler, Message, Server, ServerConfig};
-    /// use rfc6455::handshake::server::Request;
-    ///
-    /// struct Echo;
-    ///
-    /// impl Handler for Echo {
-    ///     type Data = ();
-    ///     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
-    ///         Ok(Accept::new(()))
-    ///     }
-    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
-    ///         ctx.send(id, &message);
-    ///     }
-    /// }
+    /// ```
+    /// use rfc6455::server::{Server, ServerConfig};
+    /// # use rfc6455::server::{Accept, Ctx, ConnId, Handler, Message};
+    /// # use rfc6455::handshake::server::Request;
+    /// # struct Echo;
+    /// # impl Handler for Echo {
+    /// #     type Data = ();
+    /// #     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
+    /// #         Ok(Accept::new(()))
+    /// #     }
+    /// #     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
+    /// #         ctx.send(id, &message);
+    /// #     }
+    /// # }
     ///
     /// let config = ServerConfig { threads: 4, ..ServerConfig::default() };
-    /// let server = Server::bind("127.0.0.1:9001".parse().unwrap(), config)?;
-    /// server.run_with(|_loop_index| Echo)?;
-    /// # Ok::<(), std::io::Error>(())
+    /// let server = Server::bind("127.0.0.1:0".parse().unwrap(), config)?;
+    /// let (addr, handle) = (server.local_addr()?, server.handle());
+    /// // Loop 0 runs on the calling thread (here one of its own), loops 1 to 3 on
+    /// // theirs, each with a handler of its own: `Echo`, as in the module's example.
+    /// let server_thread = std::thread::spawn(move || server.run_with(|_loop_index| Echo));
+    /// let mut ws = rfc6455::blocking::connect(&format!("ws://{addr}/"))?;
+    /// ws.send_text("hello")?;
+    /// assert_eq!(ws.read()?, rfc6455::Event::Text("hello".into()));
+    /// # drop(ws);
+    /// handle.shutdown(); // every loop
+    /// server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn run_with<H, F>(self, mut make_handler: F) -> io::Result<()>
     where

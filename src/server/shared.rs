@@ -106,11 +106,26 @@ impl BroadcastCompressor {
 
 impl SharedFrame {
     /// A text message in one frame.
+    ///
+    /// ```
+    /// use rfc6455::server::SharedFrame;
+    ///
+    /// // 126 bytes and more: the length takes the 16-bit form, 126 then 2 bytes (RFC 6455 §5.2).
+    /// let frame = SharedFrame::text(&"a".repeat(126));
+    /// assert_eq!(frame.bytes()[..4], [0x81, 126, 0, 126]);
+    /// ```
     pub fn text(text: &str) -> Self {
         Self::encode(OpCode::Text, text.as_bytes())
     }
 
     /// A binary message in one frame.
+    ///
+    /// ```
+    /// use rfc6455::server::SharedFrame;
+    ///
+    /// // FIN and opcode 0x2 (binary), no mask: a server's frame (RFC 6455 §5.1, §5.2).
+    /// assert_eq!(SharedFrame::binary(&[1, 2, 3]).bytes(), [0x82, 0x03, 1, 2, 3]);
+    /// ```
     pub fn binary(data: &[u8]) -> Self {
         Self::encode(OpCode::Binary, data)
     }
@@ -192,16 +207,70 @@ impl SharedFrame {
     /// Whether the frame was compressed for deflate connections (for tests and
     /// statistics): `Some(size)` of the compressed frame, `None` if not (yet) or if it
     /// did not shrink.
+    ///
+    /// ```
+    /// # use rfc6455::deflate::DeflateConfig;
+    /// # use rfc6455::server::{ConnId, Ctx, Handler, SharedFrame};
+    /// # use std::sync::mpsc;
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
+    /// struct Sizes(mpsc::Sender<Option<usize>>);
+    /// impl Handler for Sizes {
+    /// #   type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn open(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId) {
+    ///         let frame = SharedFrame::text(&"all work and no play ".repeat(50));
+    ///         ctx.send_shared(id, &frame);
+    ///         self.0.send(frame.compressed_len()).unwrap();
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let (tx, sizes) = mpsc::channel();
+    /// # let server_thread = std::thread::spawn(move || server.run(Sizes(tx)));
+    /// // A client that negotiates permessage-deflate (RFC 7692): the frame is compressed
+    /// // for it, once, and kept for the others with the same parameters.
+    /// let config = rfc6455::Config { deflate: Some(DeflateConfig::default()), ..Default::default() };
+    /// let mut ws = rfc6455::blocking::connect_with(&url, config, &[])?;
+    /// let compressed = sizes.recv()?.unwrap();
+    /// assert!(compressed < 100); // 1050 bytes of one phrase over and over
+    /// assert_eq!(ws.read()?, rfc6455::Event::Text("all work and no play ".repeat(50)));
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn compressed_len(&self) -> Option<usize> {
         self.compressed.get()?.frame.as_ref().map(|f| f.len())
     }
 
     /// The frame on the wire.
+    ///
+    /// ```
+    /// use rfc6455::server::SharedFrame;
+    /// use rfc6455::{Connection, Role};
+    ///
+    /// // The very bytes a server's own Connection writes for the message.
+    /// let mut conn = Connection::new(Role::Server);
+    /// conn.send_text("Hello")?;
+    /// assert_eq!(SharedFrame::text("Hello").bytes(), conn.pending_output());
+    /// # Ok::<(), rfc6455::SendError>(())
+    /// ```
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
 
     /// The payload's length (for statistics).
+    ///
+    /// ```
+    /// use rfc6455::server::SharedFrame;
+    ///
+    /// let frame = SharedFrame::binary(&[0; 200]);
+    /// assert_eq!(frame.payload_len(), 200); // what `Stats::bytes_out` counts
+    /// assert_eq!(frame.bytes().len(), 204); // with the header: 2 bytes, then a 16-bit length
+    /// ```
     pub fn payload_len(&self) -> usize {
         self.bytes.len() - self.header_len
     }

@@ -32,9 +32,15 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Runs `binary` with `args` and `--addr 127.0.0.1:0`; waits for its banner.
     pub fn start(binary: &str, args: &[&str]) -> ServerProcess {
-        let mut child = Command::new(binary)
-            .args(args)
-            .args(["--addr", "127.0.0.1:0"])
+        let mut command = Command::new(binary);
+        command.args(args).args(["--addr", "127.0.0.1:0"]);
+        ServerProcess::spawn(command)
+    }
+
+    /// Runs a server command that binds `127.0.0.1:0` by itself (an example, a command
+    /// line printed in the docs); waits for its banner.
+    pub fn spawn(mut command: Command) -> ServerProcess {
+        let mut child = command
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the server");

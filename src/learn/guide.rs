@@ -209,7 +209,7 @@
 //! #1 +0.001s ← FIN=1 close (0x8) len=47 (7-bit) unmasked code=1002 (protocol error) "unmasked frame from a client (RFC 6455 §5.1)"
 //! ```
 //!
-//! The same reader is a library type, [`FrameTap`](crate::tap::FrameTap).
+//! The same reader is a library type, [`FrameTap`](crate::learn::tap::FrameTap).
 //!
 //! ## All together
 //!

@@ -7,7 +7,7 @@
 //! boundaries are still known.
 //!
 //! ```
-//! use rfc6455::inspect::inspect;
+//! use rfc6455::learn::inspect::inspect;
 //!
 //! // RFC 6455 §5.7: a masked "Hello" from a client, then a ping over 125 bytes.
 //! let mut bytes = vec![0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
@@ -25,8 +25,8 @@ use crate::deflate::codec::Inflater;
 use crate::deflate::Negotiated;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode, Parsed};
+use crate::learn::tap::{FrameRules, TextCheck};
 use crate::mask::apply_mask;
-use crate::tap::{FrameRules, TextCheck};
 use crate::Role;
 use std::fmt::Write as _;
 
@@ -36,6 +36,19 @@ const PREVIEW_CHARS: usize = 120;
 
 /// Describes every frame in `bytes`, as sent by `sender` (`None`: decided from the
 /// first frame's MASK bit, since only clients mask, RFC 6455 §5.3).
+///
+/// ```
+/// use rfc6455::learn::inspect::inspect;
+/// use rfc6455::Role;
+///
+/// // A server's Close 1000 (RFC 6455 §5.5.1): unmasked, so read as sent by a server.
+/// let report = inspect(&[0x88, 0x02, 0x03, 0xe8], None);
+/// assert!(report.contains("close code 1000 (normal closure)"));
+/// assert!(report.ends_with("4 bytes, 1 frame, 0 violations\n"));
+/// // Said to come from a client, an unmasked frame breaks §5.1.
+/// let report = inspect(&[0x81, 0x00], Some(Role::Client));
+/// assert!(report.contains("✗ unmasked frame from a client (RFC 6455 §5.1)"));
+/// ```
 pub fn inspect(bytes: &[u8], sender: Option<Role>) -> String {
     inspect_with(bytes, sender, false)
 }
@@ -45,7 +58,7 @@ pub fn inspect(bytes: &[u8], sender: Option<Role>) -> String {
 /// both ways (context carried over from message to message, as by default).
 ///
 /// ```
-/// use rfc6455::inspect::inspect_with;
+/// use rfc6455::learn::inspect::inspect_with;
 ///
 /// // RFC 7692 §7.2.3.1: "Hello" compressed.
 /// let report = inspect_with(&[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], None, true);
@@ -424,7 +437,7 @@ fn hex_preview(bytes: &[u8]) -> String {
 /// bytes pasted from a capture or from the RFC work as they are.
 ///
 /// ```
-/// use rfc6455::inspect::parse_hex;
+/// use rfc6455::learn::inspect::parse_hex;
 ///
 /// assert_eq!(parse_hex("0x81 0x05, 48:65 6c6c6f"), Ok(vec![0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]));
 /// assert!(parse_hex("8").is_err());

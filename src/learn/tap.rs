@@ -14,7 +14,7 @@
 //! small buffer that is emptied as it goes (its window is zlib's 32 KiB).
 //!
 //! ```
-//! use rfc6455::tap::{FrameTap, TapEvent};
+//! use rfc6455::learn::tap::{FrameTap, TapEvent};
 //! use rfc6455::Role;
 //!
 //! // A client's masked "Hello" (RFC 6455 §5.7), arriving in two pieces.
@@ -41,6 +41,18 @@ use crate::Role;
 use std::fmt;
 
 /// A rule a frame breaks: one of [`ProtocolError`], or a frame after the Close frame.
+///
+/// ```
+/// use rfc6455::learn::tap::{FrameTap, TapEvent, Violation};
+/// use rfc6455::{ProtocolError, Role};
+///
+/// // A client's text frame without a mask (RFC 6455 §5.1).
+/// let mut tap = FrameTap::new(Role::Client, 16);
+/// let mut events = Vec::new();
+/// tap.feed(&[0x81, 0x02, b'h', b'i'], &mut events);
+/// let TapEvent::Frame(frame) = &events[0] else { panic!() };
+/// assert_eq!(frame.violations, [Violation::Protocol(ProtocolError::UnmaskedClientFrame)]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Violation {
     /// A rule a receiving endpoint enforces by failing the connection.
@@ -53,7 +65,7 @@ impl Violation {
     /// The rule, without its section: `"unmasked frame from a client"`.
     ///
     /// ```
-    /// use rfc6455::tap::Violation;
+    /// use rfc6455::learn::tap::Violation;
     /// use rfc6455::ProtocolError;
     ///
     /// let v = Violation::Protocol(ProtocolError::UnmaskedClientFrame);
@@ -68,6 +80,16 @@ impl Violation {
     }
 
     /// Where the rule is written: `"RFC 6455 §5.1"`.
+    ///
+    /// ```
+    /// use rfc6455::learn::tap::Violation;
+    /// use rfc6455::ProtocolError;
+    ///
+    /// assert_eq!(Violation::AfterClose.section(), "RFC 6455 §5.5.1");
+    /// // permessage-deflate's rules come from RFC 7692.
+    /// let v = Violation::Protocol(ProtocolError::CompressedContinuation);
+    /// assert_eq!(v.section(), "RFC 7692 §6.1");
+    /// ```
     pub fn section(&self) -> String {
         match self {
             Violation::Protocol(e) => format!("{} {}", e.rfc(), e.rfc_section()),
@@ -183,6 +205,19 @@ impl FrameRules {
 }
 
 /// What a [`FrameTap`] saw.
+///
+/// ```
+/// use rfc6455::learn::tap::{FrameTap, TapEvent};
+/// use rfc6455::{OpCode, ProtocolError, Role};
+///
+/// // A server's pong, then a 64-bit length with its top bit set (RFC 6455 §5.2).
+/// let mut tap = FrameTap::new(Role::Server, 16);
+/// let mut events = Vec::new();
+/// tap.feed(&[0x8a, 0x00, 0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0], &mut events);
+/// assert!(matches!(&events[0], TapEvent::Frame(pong) if pong.header.opcode == OpCode::Pong));
+/// let lost = TapEvent::Unframeable { offset: 2, error: ProtocolError::PayloadLengthMsbSet };
+/// assert_eq!(events[1], lost);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TapEvent {
     /// A whole frame passed.
@@ -198,6 +233,21 @@ pub enum TapEvent {
 }
 
 /// One frame as it passed, with what it means and the rules it breaks.
+///
+/// ```
+/// use rfc6455::learn::tap::{FrameTap, TapEvent};
+/// use rfc6455::{OpCode, Role};
+///
+/// // RFC 6455 §5.7: a fragmented unmasked text message, "Hel" then "lo".
+/// let mut tap = FrameTap::new(Role::Server, 16);
+/// let mut events = Vec::new();
+/// tap.feed(&[0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f], &mut events);
+/// let TapEvent::Frame(second) = &events[1] else { panic!() };
+/// assert_eq!((second.index, second.offset, second.header_len), (2, 5, 2));
+/// assert_eq!(second.header.opcode, OpCode::Continuation);
+/// assert_eq!(second.message, Some(OpCode::Text)); // it continues a text message
+/// assert_eq!(second.preview, b"lo");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TapFrame {
     /// 1 for the first frame of this direction.
@@ -226,6 +276,20 @@ pub struct TapFrame {
 }
 
 /// A compressed message (RFC 7692 §7.2), reported on its last frame.
+///
+/// ```
+/// use rfc6455::learn::tap::{FrameTap, Inflated, TapEvent};
+/// use rfc6455::Role;
+///
+/// let mut tap = FrameTap::new(Role::Server, 16);
+/// tap.enable_deflate();
+/// let mut events = Vec::new();
+/// // RFC 7692 §7.2.3.1: "Hello" compressed, in one unmasked frame with RSV1 set.
+/// tap.feed(&[0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut events);
+/// let TapEvent::Frame(frame) = &events[0] else { panic!() };
+/// let hello = Inflated { compressed_len: 7, len: 5, preview: b"Hello".to_vec() };
+/// assert_eq!(frame.inflated, Some(hello));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inflated {
     /// The payload bytes of all its frames, as sent.
@@ -278,7 +342,7 @@ impl fmt::Display for TapFrame {
 /// character), else in hex; `…` when `total` is longer than what is shown.
 ///
 /// ```
-/// use rfc6455::tap::preview;
+/// use rfc6455::learn::tap::preview;
 ///
 /// assert_eq!(preview(b"Hello", 5, true), "\"Hello\"");
 /// // "€" is e2 82 ac: a preview cut after its first two bytes shows what is whole.
@@ -334,6 +398,21 @@ const INFLATE_LIMIT: usize = 1 << 20;
 const UNMASK_CHUNK: usize = 4096;
 
 /// One direction of a conversation, read frame by frame from bytes in any pieces.
+///
+/// ```
+/// use rfc6455::learn::tap::{FrameTap, TapEvent};
+/// use rfc6455::Role;
+///
+/// // A server's ping "hi" (RFC 6455 §5.5.2), passing one byte at a time.
+/// let mut tap = FrameTap::new(Role::Server, 16);
+/// let mut events = Vec::new();
+/// for byte in [0x89, 0x02, b'h', b'i'] {
+///     assert!(events.is_empty()); // reported once its last byte has passed
+///     tap.feed(&[byte], &mut events);
+/// }
+/// let TapEvent::Frame(ping) = &events[0] else { panic!() };
+/// assert_eq!(ping.to_string(), "FIN=1 ping (0x9) len=2 (7-bit) unmasked \"hi\"");
+/// ```
 #[derive(Debug)]
 pub struct FrameTap {
     /// Who sends these frames (clients mask, servers do not: RFC 6455 §5.1).
@@ -359,7 +438,7 @@ impl FrameTap {
     /// each payload.
     ///
     /// ```
-    /// use rfc6455::tap::{FrameTap, TapEvent};
+    /// use rfc6455::learn::tap::{FrameTap, TapEvent};
     /// use rfc6455::{ProtocolError, Role};
     ///
     /// // A server's Close 1002 followed by a ping: the ping breaks §5.5.1.
@@ -395,22 +474,74 @@ impl FrameTap {
     /// A receiver's inflater with the largest window (15 bits) and context carried over
     /// reads whatever window and context choice the sender agreed to, so the
     /// negotiated parameters are not needed.
+    ///
+    /// ```
+    /// use rfc6455::learn::tap::{FrameTap, TapEvent};
+    /// use rfc6455::Role;
+    ///
+    /// let hello = [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]; // RFC 7692 §7.2.3.1
+    /// let (mut plain, mut deflate) = (FrameTap::new(Role::Server, 16), FrameTap::new(Role::Server, 16));
+    /// deflate.enable_deflate();
+    /// let mut events = Vec::new();
+    /// plain.feed(&hello, &mut events);
+    /// deflate.feed(&hello, &mut events);
+    /// let [TapEvent::Frame(before), TapEvent::Frame(after)] = &events[..] else { panic!() };
+    /// // Without the extension, RSV1 breaks RFC 6455 §5.2, and DEFLATE data is no text.
+    /// let broken: Vec<String> = before.violations.iter().map(|v| v.section()).collect();
+    /// assert_eq!(broken, ["RFC 6455 §5.2", "RFC 6455 §8.1"]);
+    /// assert!(after.violations.is_empty() && after.compressed);
+    /// ```
     pub fn enable_deflate(&mut self) {
         self.rules.deflate = true;
         self.inflater = Some(Inflater::new(&Negotiated::default()));
     }
 
     /// Bytes fed so far.
+    ///
+    /// ```
+    /// use rfc6455::learn::tap::FrameTap;
+    /// use rfc6455::Role;
+    ///
+    /// let mut tap = FrameTap::new(Role::Server, 16);
+    /// tap.feed(&[0x82, 0x05, 1, 2], &mut Vec::new());
+    /// assert_eq!(tap.bytes(), 4); // counted as they pass, whole frames or not
+    /// tap.feed(&[3, 4, 5], &mut Vec::new());
+    /// assert_eq!(tap.bytes(), 7);
+    /// ```
     pub fn bytes(&self) -> u64 {
         self.offset
     }
 
-    /// Frames reported so far.
+    /// Frames seen so far, counted as soon as a frame's header has been read (before the
+    /// frame itself is reported, once its last byte has passed).
+    ///
+    /// ```
+    /// use rfc6455::learn::tap::FrameTap;
+    /// use rfc6455::Role;
+    ///
+    /// let mut tap = FrameTap::new(Role::Client, 16);
+    /// // Two empty pings from a client, masked with a zero key (RFC 6455 §5.3), in one read.
+    /// tap.feed(&[0x89, 0x80, 0, 0, 0, 0, 0x89, 0x80, 0, 0, 0, 0], &mut Vec::new());
+    /// assert_eq!(tap.frames(), 2);
+    /// ```
     pub fn frames(&self) -> u64 {
         self.frames
     }
 
     /// True once the frame boundaries are lost (after [`TapEvent::Unframeable`]).
+    ///
+    /// ```
+    /// use rfc6455::learn::tap::FrameTap;
+    /// use rfc6455::Role;
+    ///
+    /// let mut tap = FrameTap::new(Role::Server, 16);
+    /// let mut events = Vec::new();
+    /// // A 64-bit length with its top bit set (RFC 6455 §5.2): no one knows where it ends.
+    /// tap.feed(&[0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0], &mut events);
+    /// assert!(tap.is_raw());
+    /// tap.feed(&[0x81, 0x00], &mut events); // from now on only counted
+    /// assert_eq!((events.len(), tap.bytes()), (1, 12));
+    /// ```
     pub fn is_raw(&self) -> bool {
         matches!(self.state, State::Raw)
     }
@@ -418,7 +549,7 @@ impl FrameTap {
     /// A frame cut short, when the stream ended now: how much of it passed.
     ///
     /// ```
-    /// use rfc6455::tap::FrameTap;
+    /// use rfc6455::learn::tap::FrameTap;
     /// use rfc6455::Role;
     ///
     /// let mut tap = FrameTap::new(Role::Server, 16);
@@ -442,6 +573,19 @@ impl FrameTap {
 
     /// Reads the next bytes of the stream; every frame they complete is appended to
     /// `events`.
+    ///
+    /// ```
+    /// use rfc6455::learn::tap::FrameTap;
+    /// use rfc6455::Role;
+    ///
+    /// let mut tap = FrameTap::new(Role::Server, 16);
+    /// let mut events = Vec::new();
+    /// // One read ends a pong and starts RFC 6455 §5.7's unmasked "Hello".
+    /// tap.feed(&[0x8a, 0x00, 0x81, 0x05, b'H', b'e'], &mut events);
+    /// assert_eq!(events.len(), 1);
+    /// tap.feed(b"llo", &mut events);
+    /// assert_eq!(events.len(), 2); // appended: the caller empties `events` when it likes
+    /// ```
     pub fn feed(&mut self, mut bytes: &[u8], events: &mut Vec<TapEvent>) {
         while !bytes.is_empty() {
             let used = match &mut self.state {
@@ -472,7 +616,7 @@ impl FrameTap {
             }
             Err(ProtocolError::NonMinimalLength) => {
                 violations.push(Violation::Protocol(ProtocolError::NonMinimalLength));
-                crate::inspect::parse_non_minimal(available)
+                crate::learn::inspect::parse_non_minimal(available)
             }
             Err(error) => {
                 events.push(TapEvent::Unframeable {
