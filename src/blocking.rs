@@ -1,16 +1,27 @@
 //! Blocking drivers over `std::io::Read + Write`: a client ([`connect`]) and a server
 //! ([`accept`]) that run the sans-IO [`Connection`] on a stream, one thread each.
 //!
-//! ```no_run
+//! ```
 //! use rfc6455::blocking;
 //! use rfc6455::{CloseCode, Event};
 //!
-//! let mut ws = blocking::connect("ws://127.0.0.1:9001/")?;
+//! # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+//! # let address = format!("ws://{}/", listener.local_addr()?);
+//! # std::thread::spawn(move || -> Result<(), blocking::Error> {
+//! #     let mut ws = blocking::accept(listener.accept()?.0)?;
+//! #     loop {
+//! #         if let Event::Text(text) = ws.read()? {
+//! #             ws.send_text(&text)?;
+//! #         }
+//! #     }
+//! # });
+//! // `address` is a local echo server's (ws://127.0.0.1:PORT/).
+//! let mut ws = blocking::connect(&address)?;
 //! ws.send_text("hello")?;
-//! if let Event::Text(reply) = ws.read()? {
-//!     println!("{reply}");
-//! }
+//! assert_eq!(ws.read()?, Event::Text("hello".into()));
 //! ws.close(CloseCode::NORMAL, "done")?;
+//! // The server answers our Close with its own (RFC 6455 §5.5.1), ending the connection.
+//! assert!(matches!(ws.read()?, Event::Close(Some(close)) if close.code == CloseCode::NORMAL));
 //! # Ok::<(), rfc6455::blocking::Error>(())
 //! ```
 
@@ -264,12 +275,36 @@ pub fn connect_with(
 /// Connects to a `wss://` URL with a TLS configuration of your own, e.g. one that
 /// trusts your CA ([`tls::client_config_with_ca`](crate::tls::client_config_with_ca)).
 ///
-/// ```no_run
-/// use rfc6455::{blocking, tls};
+/// ```
+/// use rfc6455::{blocking, tls, Event};
 ///
-/// let ca = tls::client_config_with_ca("ca.pem".as_ref())?;
-/// let mut ws = blocking::connect_tls("wss://localhost:9001/", ca)?;
+/// # let dir = std::env::temp_dir().join(format!("rfc6455-doc-{}-{}", std::process::id(), line!()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # let key = rcgen::KeyPair::generate()?;
+/// # let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])?.self_signed(&key)?;
+/// # std::fs::write(dir.join("cert.pem"), cert.pem())?;
+/// # std::fs::write(dir.join("key.pem"), key.serialize_pem())?;
+/// # let server = tls::server_config(&dir.join("cert.pem"), &dir.join("key.pem"))?;
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let port = listener.local_addr()?.port();
+/// # std::thread::spawn(move || -> Result<(), blocking::Error> {
+/// #     let tcp = listener.accept()?.0;
+/// #     let mut ws = blocking::accept_tls(tcp, server, rfc6455::Config::default(), |_| Ok(None))?;
+/// #     loop {
+/// #         if let Event::Text(text) = ws.read()? {
+/// #             ws.send_text(&text)?;
+/// #         }
+/// #     }
+/// # });
+/// // A local `wss://` echo server on `port` presents a self-signed certificate for
+/// // localhost, in `dir`: trusted as its own CA.
+/// let ca = tls::client_config_with_ca(&dir.join("cert.pem"))?;
+/// let mut ws = blocking::connect_tls(&format!("wss://localhost:{port}/"), ca)?;
 /// ws.send_text("over TLS")?;
+/// assert_eq!(ws.read()?, Event::Text("over TLS".into()));
+/// // RFC 6455 §4.1 step 5: the TLS handshake came first; the WebSocket runs inside it.
+/// assert!(ws.get_ref().tls().is_some());
+/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[cfg(feature = "tls")]
@@ -283,12 +318,35 @@ pub fn connect_tls(
 /// [`connect_tls`] with a configuration and subprotocols to offer. A `ws://` URL
 /// connects without TLS.
 ///
-/// ```no_run
+/// ```
 /// use rfc6455::{blocking, tls, Config};
 ///
-/// let ca = tls::client_config_with_ca("ca.pem".as_ref())?;
-/// let ws = blocking::connect_with_tls("wss://localhost:9001/", Config::default(), &["chat"], ca)?;
+/// # let dir = std::env::temp_dir().join(format!("rfc6455-doc-{}-{}", std::process::id(), line!()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # let key = rcgen::KeyPair::generate()?;
+/// # let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])?.self_signed(&key)?;
+/// # std::fs::write(dir.join("cert.pem"), cert.pem())?;
+/// # std::fs::write(dir.join("key.pem"), key.serialize_pem())?;
+/// # let server = tls::server_config(&dir.join("cert.pem"), &dir.join("key.pem"))?;
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let port = listener.local_addr()?.port();
+/// # std::thread::spawn(move || -> Result<(), blocking::Error> {
+/// #     let tcp = listener.accept()?.0;
+/// #     let mut ws = blocking::accept_tls(tcp, server, Config::default(), |request| {
+/// #         Ok(request.protocols().iter().find(|p| *p == "chat").cloned())
+/// #     })?;
+/// #     loop {
+/// #         ws.read()?;
+/// #     }
+/// # });
+/// // A local `wss://` server on `port` that speaks "chat", with a self-signed
+/// // certificate for localhost in `dir`.
+/// let ca = tls::client_config_with_ca(&dir.join("cert.pem"))?;
+/// let url = format!("wss://localhost:{port}/");
+/// let ws = blocking::connect_with_tls(&url, Config::default(), &["chat"], ca)?;
+/// // The subprotocol is agreed inside TLS, as over TCP (RFC 6455 §4.2.2).
 /// assert_eq!(ws.protocol(), Some("chat"));
+/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[cfg(feature = "tls")]
@@ -352,10 +410,19 @@ fn open(
 /// The stream under a client from [`connect`]: TCP for `ws://`, TLS over TCP for
 /// `wss://`.
 ///
-/// ```no_run
+/// ```
 /// use rfc6455::blocking::{self, ClientStream};
 ///
-/// let ws = blocking::connect("ws://127.0.0.1:9001/")?;
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let addr = listener.local_addr()?;
+/// # std::thread::spawn(move || -> Result<(), blocking::Error> {
+/// #     let mut ws = blocking::accept(listener.accept()?.0)?;
+/// #     loop {
+/// #         ws.read()?;
+/// #     }
+/// # });
+/// // `addr` is a local server's. A `ws://` URL: plain TCP, no TLS (RFC 6455 §3).
+/// let ws = blocking::connect(&format!("ws://{addr}/"))?;
 /// assert!(matches!(ws.get_ref(), ClientStream::Plain(_)));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -372,9 +439,23 @@ pub enum ClientStream {
 impl ClientStream {
     /// The TCP stream underneath.
     ///
-    /// ```no_run
-    /// let ws = rfc6455::blocking::connect("ws://127.0.0.1:9001/")?;
-    /// println!("local address {}", ws.get_ref().tcp().local_addr()?);
+    /// ```
+    /// use rfc6455::{blocking, Event};
+    ///
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let addr = listener.local_addr()?;
+    /// # std::thread::spawn(move || -> Result<(), blocking::Error> {
+    /// #     let (tcp, peer) = listener.accept()?;
+    /// #     let mut ws = blocking::accept(tcp)?;
+    /// #     ws.send_text(&peer.to_string())?;
+    /// #     loop {
+    /// #         ws.read()?;
+    /// #     }
+    /// # });
+    /// // A local server at `addr` that tells each client the address it sees it from.
+    /// let mut ws = blocking::connect(&format!("ws://{addr}/"))?;
+    /// let local = ws.get_ref().tcp().local_addr()?;
+    /// assert_eq!(ws.read()?, Event::Text(local.to_string()));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn tcp(&self) -> &TcpStream {
@@ -387,9 +468,25 @@ impl ClientStream {
 
     /// Sets the TCP stream's read timeout (see [`TcpStream::set_read_timeout`]).
     ///
-    /// ```no_run
-    /// let ws = rfc6455::blocking::connect("ws://127.0.0.1:9001/")?;
-    /// ws.get_ref().set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    /// ```
+    /// use rfc6455::blocking::{self, Error};
+    /// use std::io::ErrorKind;
+    /// use std::time::Duration;
+    ///
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let addr = listener.local_addr()?;
+    /// # std::thread::spawn(move || -> Result<(), blocking::Error> {
+    /// #     let mut ws = blocking::accept(listener.accept()?.0)?;
+    /// #     loop {
+    /// #         ws.read()?;
+    /// #     }
+    /// # });
+    /// // `addr` is a local server's that never sends anything.
+    /// let mut ws = blocking::connect(&format!("ws://{addr}/"))?;
+    /// ws.get_ref().set_read_timeout(Some(Duration::from_millis(50)))?;
+    /// // The read gives up after 50 ms: WouldBlock on Unix (TimedOut on Windows).
+    /// let Err(Error::Io(e)) = ws.read() else { panic!("the read did not time out") };
+    /// assert!(matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut), "{e}");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -399,10 +496,34 @@ impl ClientStream {
     /// The TLS session of a `wss://` connection (e.g. for
     /// [`tls::describe`](crate::tls::describe)).
     ///
-    /// ```no_run
-    /// let ws = rfc6455::blocking::connect("wss://example.com/")?;
+    /// ```
+    /// use rfc6455::{blocking, tls};
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("rfc6455-doc-{}-{}", std::process::id(), line!()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// # let key = rcgen::KeyPair::generate()?;
+    /// # let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])?.self_signed(&key)?;
+    /// # std::fs::write(dir.join("cert.pem"), cert.pem())?;
+    /// # std::fs::write(dir.join("key.pem"), key.serialize_pem())?;
+    /// # let server = tls::server_config(&dir.join("cert.pem"), &dir.join("key.pem"))?;
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let port = listener.local_addr()?.port();
+    /// # std::thread::spawn(move || -> Result<(), blocking::Error> {
+    /// #     let tcp = listener.accept()?.0;
+    /// #     let mut ws = blocking::accept_tls(tcp, server, rfc6455::Config::default(), |_| Ok(None))?;
+    /// #     loop {
+    /// #         ws.read()?;
+    /// #     }
+    /// # });
+    /// // A local `wss://` server on `port`, whose self-signed certificate is in `dir`.
+    /// let ca = tls::client_config_with_ca(&dir.join("cert.pem"))?;
+    /// let ws = blocking::connect_tls(&format!("wss://localhost:{port}/"), ca)?;
     /// let session = ws.get_ref().tls().expect("wss://");
-    /// println!("{}", rfc6455::tls::describe(session, None).unwrap());
+    /// // e.g. "TLSv1_3 TLS13_AES_256_GCM_SHA384 alpn=http/1.1": both ends offer TLS 1.3,
+    /// // and HTTP/1.1, which carries the opening handshake (RFC 6455 §4.1).
+    /// let line = tls::describe(session, None).unwrap();
+    /// assert!(line.starts_with("TLSv1_3 ") && line.ends_with(" alpn=http/1.1"), "{line}");
+    /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[cfg(feature = "tls")]
@@ -450,10 +571,35 @@ impl Write for ClientStream {
 
 /// A server-side TLS stream, as [`accept_tls`] gives it.
 ///
-/// ```no_run
-/// fn serve(ws: &mut rfc6455::blocking::WebSocket<rfc6455::blocking::ServerTlsStream>) {
-///     println!("TLS from {:?}", ws.get_ref().sock.peer_addr());
-/// }
+/// ```
+/// use rfc6455::blocking::{self, ServerTlsStream};
+/// use rfc6455::{tls, Config};
+///
+/// # let dir = std::env::temp_dir().join(format!("rfc6455-doc-{}-{}", std::process::id(), line!()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # let key = rcgen::KeyPair::generate()?;
+/// # let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])?.self_signed(&key)?;
+/// # std::fs::write(dir.join("cert.pem"), cert.pem())?;
+/// # std::fs::write(dir.join("key.pem"), key.serialize_pem())?;
+/// # let config = tls::server_config(&dir.join("cert.pem"), &dir.join("key.pem"))?;
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let url = format!("wss://localhost:{}/", listener.local_addr()?.port());
+/// # let ca = tls::client_config_with_ca(&dir.join("cert.pem"))?;
+/// # std::thread::spawn(move || -> Result<(), blocking::Error> {
+/// #     let mut ws = blocking::connect_tls(&url, ca)?;
+/// #     loop {
+/// #         ws.read()?;
+/// #     }
+/// # });
+/// // `listener` is a local one; a client connects to it as wss://localhost:PORT/.
+/// let (tcp, peer) = listener.accept()?;
+/// let ws = blocking::accept_tls(tcp, config, Config::default(), |_| Ok(None))?;
+/// let stream: &ServerTlsStream = ws.get_ref();
+/// // rustls' session (`conn`) over the TCP stream (`sock`).
+/// assert_eq!(stream.conn.server_name(), Some("localhost")); // the client's SNI
+/// assert_eq!(stream.sock.peer_addr()?, peer);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[cfg(feature = "tls")]
 pub type ServerTlsStream = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
@@ -461,15 +607,35 @@ pub type ServerTlsStream = rustls::StreamOwned<rustls::ServerConnection, TcpStre
 /// Runs the TLS handshake on an accepted TCP stream, then [`accept_with`] over it: a
 /// blocking `wss://` server.
 ///
-/// ```no_run
-/// use rfc6455::{blocking, tls};
+/// ```
+/// use rfc6455::{blocking, tls, Event};
 /// use std::net::TcpListener;
 ///
-/// let config = tls::server_config("cert.pem".as_ref(), "key.pem".as_ref())?;
-/// let listener = TcpListener::bind("127.0.0.1:9443")?;
+/// # let dir = std::env::temp_dir().join(format!("rfc6455-doc-{}-{}", std::process::id(), line!()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # let key = rcgen::KeyPair::generate()?;
+/// # let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])?.self_signed(&key)?;
+/// # std::fs::write(dir.join("cert.pem"), cert.pem())?;
+/// # std::fs::write(dir.join("key.pem"), key.serialize_pem())?;
+/// // `dir` holds a self-signed certificate for localhost and its key.
+/// let config = tls::server_config(&dir.join("cert.pem"), &dir.join("key.pem"))?;
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// # let url = format!("wss://localhost:{}/", listener.local_addr()?.port());
+/// # let ca = tls::client_config_with_ca(&dir.join("cert.pem"))?;
+/// # std::thread::spawn(move || -> Result<(), blocking::Error> {
+/// #     let mut ws = blocking::connect_tls(&url, ca)?;
+/// #     loop {
+/// #         if let Event::Text(text) = ws.read()? {
+/// #             ws.send_text(&text)?;
+/// #         }
+/// #     }
+/// # });
+/// // A client that trusts the certificate connects and echoes what it gets.
 /// let (tcp, _) = listener.accept()?;
 /// let mut ws = blocking::accept_tls(tcp, config, rfc6455::Config::default(), |_| Ok(None))?;
 /// ws.send_text("hello over TLS")?;
+/// assert_eq!(ws.read()?, Event::Text("hello over TLS".into()));
+/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[cfg(feature = "tls")]
@@ -684,13 +850,27 @@ impl<S> WebSocket<S> {
     /// read timeout is set to the time left, replacing one set by hand); on other
     /// streams the deadline is checked between reads, so give them a read timeout too.
     ///
-    /// ```no_run
-    /// use rfc6455::blocking;
-    /// use std::time::Duration;
+    /// ```
+    /// use rfc6455::blocking::{self, Error};
+    /// use rfc6455::CloseCode;
+    /// use std::time::{Duration, Instant};
     ///
-    /// let mut ws = blocking::connect("ws://127.0.0.1:9001/")?;
-    /// ws.set_close_timeout(Some(Duration::from_secs(1)));
-    /// assert_eq!(ws.close_timeout(), Some(Duration::from_secs(1)));
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let addr = listener.local_addr()?;
+    /// # std::thread::spawn(move || -> Result<(), blocking::Error> {
+    /// #     let mut ws = blocking::accept(listener.accept()?.0)?;
+    /// #     std::io::copy(ws.get_mut(), &mut std::io::sink())?; // reads, never answers
+    /// #     Ok(())
+    /// # });
+    /// // `addr` is a local server's that never answers a Close, though RFC 6455 §5.5.1
+    /// // says it must.
+    /// let mut ws = blocking::connect(&format!("ws://{addr}/"))?;
+    /// ws.set_close_timeout(Some(Duration::from_millis(100)));
+    /// assert_eq!(ws.close_timeout(), Some(Duration::from_millis(100)));
+    /// let start = Instant::now();
+    /// ws.close(CloseCode::NORMAL, "")?;
+    /// assert!(matches!(ws.read(), Err(Error::CloseTimeout)));
+    /// assert!(start.elapsed() >= Duration::from_millis(100));
     /// # Ok::<(), rfc6455::blocking::Error>(())
     /// ```
     pub fn set_close_timeout(&mut self, timeout: Option<Duration>) {
@@ -815,16 +995,32 @@ impl<S: Read + Write> WebSocket<S> {
     /// the next call (see [`Connection::next_message`]), so a loop that reads, looks
     /// and moves on allocates nothing per message.
     ///
-    /// ```no_run
+    /// ```
     /// use rfc6455::{blocking, MessageRef};
     ///
-    /// let mut ws = blocking::connect("ws://127.0.0.1:9001/")?;
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let addr = listener.local_addr()?;
+    /// # std::thread::spawn(move || -> Result<(), blocking::Error> {
+    /// #     let mut ws = blocking::accept(listener.accept()?.0)?;
+    /// #     ws.send_binary(&[0; 1000])?;
+    /// #     ws.send_text("not counted")?;
+    /// #     ws.send_binary(&[0; 24])?;
+    /// #     ws.close(rfc6455::CloseCode::NORMAL, "")?;
+    /// #     loop {
+    /// #         ws.read()?;
+    /// #     }
+    /// # });
+    /// // `addr` is a local server's that sends 1000 and 24 bytes, with a text between,
+    /// // then closes.
+    /// let mut ws = blocking::connect(&format!("ws://{addr}/"))?;
     /// let mut total = 0;
     /// while let Ok(message) = ws.read_message() {
     ///     if let MessageRef::Binary(data) = message {
     ///         total += data.len();
     ///     }
     /// }
+    /// // The loop ended after the closing handshake (RFC 6455 §7.1.2): `Error::Closed`.
+    /// assert_eq!(total, 1024);
     /// # Ok::<(), rfc6455::blocking::Error>(())
     /// ```
     pub fn read_message(&mut self) -> Result<MessageRef<'_>, Error> {

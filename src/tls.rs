@@ -109,11 +109,21 @@ pub(crate) fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'stati
 /// A server configuration from a certificate chain and its private key (PEM files:
 /// PKCS#8, PKCS#1 or SEC1 keys), offering ALPN `http/1.1`, TLS 1.2 and 1.3.
 ///
-/// ```no_run
+/// ```
 /// use rfc6455::server::ServerConfig;
 ///
-/// let tls = rfc6455::tls::server_config("cert.pem".as_ref(), "key.pem".as_ref())?;
+/// # let dir = std::env::temp_dir().join(format!("rfc6455-doc-{}-{}", std::process::id(), line!()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let key = rcgen::KeyPair::generate().unwrap();
+/// # let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().self_signed(&key).unwrap();
+/// # std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+/// # std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+/// // `dir` holds a self-signed certificate for localhost and its key.
+/// let tls = rfc6455::tls::server_config(&dir.join("cert.pem"), &dir.join("key.pem"))?;
+/// // ALPN (RFC 7301) names HTTP/1.1, which carries the opening handshake (RFC 6455 §4.1).
+/// assert_eq!(tls.alpn_protocols, [b"http/1.1".to_vec()]);
 /// let config = ServerConfig { tls: Some(tls), ..ServerConfig::default() };
+/// # std::fs::remove_dir_all(&dir).unwrap();
 /// # Ok::<(), rfc6455::tls::TlsError>(())
 /// ```
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
@@ -131,9 +141,32 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
 /// A client configuration that trusts the platform's roots (on Linux the system store,
 /// e.g. `/etc/ssl/certs`, or `SSL_CERT_FILE`).
 ///
-/// ```no_run
+/// ```
+/// use rfc6455::blocking::{self, Error};
+/// use rfc6455::tls::rustls::{CertificateError, Error as TlsError};
+///
+/// # let dir = std::env::temp_dir().join(format!("rfc6455-doc-{}-{}", std::process::id(), line!()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let key = rcgen::KeyPair::generate().unwrap();
+/// # let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().self_signed(&key).unwrap();
+/// # std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+/// # std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+/// # let server = rfc6455::tls::server_config(&dir.join("cert.pem"), &dir.join("key.pem"))?;
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let port = listener.local_addr()?.port();
+/// # std::thread::spawn(move || {
+/// #     let tcp = listener.accept()?.0;
+/// #     rfc6455::blocking::accept_tls(tcp, server, rfc6455::Config::default(), |_| Ok(None)).map(drop)
+/// # });
+/// // A local `wss://` server on `port` with a self-signed certificate: no platform root
+/// // vouches for it, and a certificate that cannot be verified fails the connection in
+/// // the TLS handshake (RFC 6455 §4.1).
 /// let config = rfc6455::tls::client_config()?;
-/// # Ok::<(), rfc6455::tls::TlsError>(())
+/// let refused = blocking::connect_tls(&format!("wss://localhost:{port}/"), config);
+/// let unknown = TlsError::InvalidCertificate(CertificateError::UnknownIssuer);
+/// assert!(matches!(refused, Err(Error::Tls(e)) if e == unknown));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn client_config() -> Result<Arc<ClientConfig>, TlsError> {
     let found = rustls_native_certs::load_native_certs();
@@ -153,9 +186,41 @@ pub fn client_config() -> Result<Arc<ClientConfig>, TlsError> {
 /// A client configuration that trusts only the certificates of a PEM file (your own
 /// CA, or a self-signed server certificate).
 ///
-/// ```no_run
-/// let config = rfc6455::tls::client_config_with_ca("ca.pem".as_ref())?;
-/// let ws = rfc6455::blocking::connect_tls("wss://localhost:9001/", config)?;
+/// ```
+/// use rfc6455::blocking;
+///
+/// # let dir = std::env::temp_dir().join(format!("rfc6455-doc-{}-{}", std::process::id(), line!()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let key = rcgen::KeyPair::generate().unwrap();
+/// # let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().self_signed(&key).unwrap();
+/// # std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+/// # std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+/// # let server = rfc6455::tls::server_config(&dir.join("cert.pem"), &dir.join("key.pem"))?;
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let port = listener.local_addr()?.port();
+/// # std::thread::spawn(move || -> Result<(), rfc6455::blocking::Error> {
+/// #     for tcp in listener.incoming() {
+/// #         let server = server.clone();
+/// #         std::thread::spawn(move || -> Result<(), rfc6455::blocking::Error> {
+/// #             let config = rfc6455::Config::default();
+/// #             let mut ws = rfc6455::blocking::accept_tls(tcp?, server, config, |_| Ok(None))?;
+/// #             loop {
+/// #                 ws.read()?;
+/// #             }
+/// #         });
+/// #     }
+/// #     Ok(())
+/// # });
+/// // A local `wss://` server on `port`, with a self-signed certificate for localhost
+/// // (in `dir`): trusted as its own CA.
+/// let config = rfc6455::tls::client_config_with_ca(&dir.join("cert.pem"))?;
+/// let ws = blocking::connect_tls(&format!("wss://localhost:{port}/"), config.clone())?;
+/// assert!(ws.get_ref().tls().is_some());
+/// // Trust does not waive the name check: the certificate names localhost only.
+/// let by_ip = blocking::connect_tls(&format!("wss://127.0.0.1:{port}/"), config);
+/// let why = by_ip.unwrap_err().to_string();
+/// assert!(why.contains(r#"certificate not valid for name "127.0.0.1""#), "{why}");
+/// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn client_config_with_ca(ca: &Path) -> Result<Arc<ClientConfig>, TlsError> {

@@ -8,7 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+started=$(date +%s)
+# Each step says when it began (seconds into the run), so a slow step shows in the log.
+step() { printf '\n==> [%4d s] %s\n' "$(( $(date +%s) - started ))" "$*"; }
 
 step "setup: install what is missing (tests/setup.sh)"
 bash tests/setup.sh
