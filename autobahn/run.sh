@@ -68,7 +68,8 @@ wait_for_port() {
   return 1
 }
 
-cargo build --release --examples --bins --quiet
+# `tls` for the examples that serve wss:// (the application turns it on as well).
+cargo build --release --workspace --examples --bins --features rfc6455/tls --quiet
 mkdir -p autobahn/reports
 start=$(date +%s)
 runs=()      # "name pid log" of each wstest run
@@ -76,7 +77,7 @@ indexes=()   # the index.json of each report
 
 if [ "$mode" != client ]; then
   rm -rf autobahn/reports/server
-  # Two testees: the blocking echo server and the event-loop one.
+  # The testees: the blocking echo server, the event loop (plain and TLS), tokio.
   target/release/examples/echo_server 127.0.0.1:9002 2>/dev/null &
   pids+=($!)
   # Autobahn's 9.* cases send messages of up to 16 MiB as fast as they can: the

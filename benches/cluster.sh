@@ -20,7 +20,7 @@ rounds="${1:-3}"
 members="${2:-1000}"
 messages="${3:-200}"
 
-cargo build --release --examples --bins --quiet
+cargo build --release --workspace --examples --bins --features rfc6455/tls --quiet
 
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; pids=(); }

@@ -29,7 +29,7 @@ rounds="${1:-3}"
 only="${2:-all}"
 section() { [ "$only" = all ] || [ "$only" = "$1" ]; }
 
-cargo build --release --examples --bins --quiet
+cargo build --release --workspace --examples --bins --features rfc6455/tls --quiet
 cargo build --release --quiet --manifest-path benches/peers/Cargo.toml
 peers=benches/peers/target/release
 [ -d benches/node/node_modules/ws ] || (cd benches/node && npm install --no-audit --no-fund --silent)

@@ -18,7 +18,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rfc6455::deflate::DeflateConfig;
-use rfc6455::handshake::server::{Request, RequestError};
+use rfc6455::handshake::server::Request;
 use rfc6455::{Config, Connection, Role};
 use std::convert::Infallible;
 use tokio::net::TcpListener;
@@ -56,13 +56,13 @@ pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
 async fn answer(
     mut request: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    // Not a WebSocket request at all (any method, any version): the application's.
+    if !Request::is_upgrade(&request) {
+        let page = "hyper serves this page; ws:// on the same port is echoed by rfc6455\n";
+        return Ok(hyper::Response::new(Full::new(Bytes::from(page))));
+    }
     let upgrade = match Request::from_http(&request) {
         Ok(upgrade) => upgrade,
-        // Not an upgrade at all: an ordinary request, which hyper's application serves.
-        Err(RequestError::NotUpgrade) => {
-            let page = "hyper serves this page; ws:// on the same port is echoed by rfc6455\n";
-            return Ok(hyper::Response::new(Full::new(Bytes::from(page))));
-        }
         // A broken upgrade: the status the RFC asks for (400, 405, 426...).
         Err(refused) => {
             return Ok(refused

@@ -10,7 +10,6 @@
 //! (The crate's own event-loop server, `rfc6455::server`, adds what a production
 //! server needs on top of this: timers, heartbeats, backpressure, limits, TLS.)
 
-use mio::event::Event as MioEvent;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token};
 use rfc6455::deflate::DeflateConfig;
@@ -23,6 +22,8 @@ use std::io::{self, Read, Write};
 const SERVER: Token = Token(0);
 /// Largest request head accepted (431 beyond, RFC 6585).
 const MAX_HEAD: usize = 8 * 1024;
+/// Unsent bytes above which a connection is not read (backpressure).
+const MAX_UNSENT: usize = 1 << 20;
 
 /// A client: first its request head, then a WebSocket connection.
 struct Client {
@@ -31,6 +32,8 @@ struct Client {
     /// Our HTTP answer (the 101, or an error status) while it is being written; the
     /// connection's frames follow it.
     answer: Vec<u8>,
+    /// The peer sent its FIN: nothing more to read.
+    peer_done: bool,
 }
 
 enum Phase {
@@ -71,14 +74,19 @@ fn main() -> io::Result<()> {
                     };
                     let token = next;
                     next.0 += 1;
-                    poll.registry()
-                        .register(&mut stream, token, Interest::READABLE)?;
-                    clients.insert(token, Client::new(stream));
+                    // A socket that cannot be registered is dropped, not the server.
+                    if poll
+                        .registry()
+                        .register(&mut stream, token, Interest::READABLE)
+                        .is_ok()
+                    {
+                        clients.insert(token, Client::new(stream));
+                    }
                 }
             } else if let Some(client) = clients.get_mut(&event.token()) {
-                if client.handle(poll.registry(), event, event.token())? {
+                if client.handle(poll.registry(), event.token()) {
                     let mut gone = clients.remove(&event.token()).unwrap();
-                    poll.registry().deregister(&mut gone.stream)?;
+                    let _ = poll.registry().deregister(&mut gone.stream);
                 }
             }
         }
@@ -93,45 +101,70 @@ impl Client {
             stream,
             phase,
             answer,
+            peer_done: false,
         }
     }
 
     /// Reads what is there, lets the core answer, writes what it can. Returns true
     /// when the connection is finished and should be dropped.
-    fn handle(&mut self, registry: &Registry, event: &MioEvent, token: Token) -> io::Result<bool> {
-        if event.is_readable() {
-            let mut buf = [0u8; 16 * 1024];
-            loop {
+    ///
+    /// Reading stops while more than `MAX_UNSENT` bytes wait to be written, so a peer
+    /// that sends and never reads meets TCP's backpressure instead of growing our
+    /// memory; it resumes here when the socket is writable again (mio is
+    /// edge-triggered: nothing else would say that the waiting bytes are still there).
+    fn handle(&mut self, registry: &Registry, token: Token) -> bool {
+        let mut buf = [0u8; 16 * 1024];
+        let unsent = loop {
+            let mut full = false;
+            while !self.peer_done {
+                if self.unsent() > MAX_UNSENT {
+                    full = true;
+                    break;
+                }
                 match self.stream.read(&mut buf) {
-                    Ok(0) => return Ok(true), // the peer is gone
+                    // The peer's FIN: answer what it sent (its Close gets our Close,
+                    // RFC 6455 §5.5.1), then close.
+                    Ok(0) => self.peer_done = true,
                     Ok(n) => self.received(&buf[..n]),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => return Ok(true),
+                    Err(_) => return true,
                 }
             }
-        }
-        // The HTTP answer first, then the frames the core queued.
-        let Ok(unsent) = self.write() else {
-            return Ok(true);
+            // The HTTP answer first, then the frames the core queued.
+            match self.write() {
+                Err(_) => return true,
+                Ok(unsent) if unsent || !full => break unsent,
+                Ok(_) => {} // written out: read on
+            }
         };
-        if unsent {
-            // The socket is full: come back when it is writable.
-            registry.reregister(
-                &mut self.stream,
-                token,
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
-            return Ok(false);
+        let interest = match unsent {
+            true => Interest::READABLE | Interest::WRITABLE,
+            false => Interest::READABLE,
+        };
+        if registry
+            .reregister(&mut self.stream, token, interest)
+            .is_err()
+        {
+            return true;
         }
-        registry.reregister(&mut self.stream, token, Interest::READABLE)?;
-        Ok(match &self.phase {
-            Phase::Handshake(_) => false,
-            // Close frames crossed (RFC 6455 §7.1.1) or the peer broke the protocol
-            // (§7.1.7): the server closes the TCP connection once its frames are out.
-            Phase::Open(ws) => ws.is_closed(),
-            Phase::Refused => true,
-        })
+        !unsent
+            && match &self.phase {
+                Phase::Handshake(_) => self.peer_done,
+                // Close frames crossed (RFC 6455 §7.1.1) or the peer broke the protocol
+                // (§7.1.7): the server closes the TCP connection once its frames are out.
+                Phase::Open(ws) => ws.is_closed() || self.peer_done,
+                Phase::Refused => true,
+            }
+    }
+
+    /// Bytes waiting to be written.
+    fn unsent(&self) -> usize {
+        let frames = match &self.phase {
+            Phase::Open(ws) => ws.pending_output().len(),
+            _ => 0,
+        };
+        self.answer.len() + frames
     }
 
     /// Writes until everything is out or the socket is full; `Ok(true)`: bytes remain.

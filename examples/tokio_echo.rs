@@ -7,6 +7,10 @@
 //! cargo run --release --example tokio_echo -- 127.0.0.1:9001
 //! ```
 //!
+//! What it leaves out, as an example: timeouts (a client that never finishes its head
+//! or never speaks is kept; wrap the reads in `tokio::time::timeout`) and a limit on
+//! unread output (it writes everything before it reads again, so TCP pushes back).
+//!
 //! The same shape works for any I/O: read bytes, hand them to
 //! [`Connection::receive`], take events with [`Connection::next_event`], write what
 //! [`Connection::pending_output`] holds and [`Connection::consume_output`] it.
@@ -58,7 +62,10 @@ async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
             Ok(Some(len)) => break len,
             Ok(None) => {}
             Err(HeadTooLarge) => {
-                return stream.write_all(&reject(431, &[], "head too large")).await;
+                stream
+                    .write_all(&reject(431, &[], "head too large"))
+                    .await?;
+                return stream.shutdown().await;
             }
         }
     };
@@ -67,7 +74,10 @@ async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
     //    status that says what was wrong.
     let request = match Request::parse(&head.buffer()[..head_len]) {
         Ok(request) => request,
-        Err(e) => return stream.write_all(&e.response()).await,
+        Err(e) => {
+            stream.write_all(&e.response()).await?;
+            return stream.shutdown().await;
+        }
     };
     let (response, deflate) = request.accept_negotiating(None, Some(&DeflateConfig::default()));
     stream.write_all(&response).await?;

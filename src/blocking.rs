@@ -1014,12 +1014,15 @@ impl<S: Read + Write> WebSocket<S> {
     /// // then closes.
     /// let mut ws = blocking::connect(&format!("ws://{addr}/"))?;
     /// let mut total = 0;
-    /// while let Ok(message) = ws.read_message() {
-    ///     if let MessageRef::Binary(data) = message {
-    ///         total += data.len();
+    /// let ended = loop {
+    ///     match ws.read_message() {
+    ///         Ok(MessageRef::Binary(data)) => total += data.len(),
+    ///         Ok(_) => {} // the text, then the server's Close
+    ///         Err(e) => break e,
     ///     }
-    /// }
-    /// // The loop ended after the closing handshake (RFC 6455 §7.1.2): `Error::Closed`.
+    /// };
+    /// // It ends after the closing handshake (RFC 6455 §7.1.2), with `Error::Closed`.
+    /// assert!(matches!(ended, blocking::Error::Closed), "{ended}");
     /// assert_eq!(total, 1024);
     /// # Ok::<(), rfc6455::blocking::Error>(())
     /// ```

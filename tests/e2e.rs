@@ -226,6 +226,8 @@ fn malformed_handshakes_get_their_status_and_the_server_carries_on() {
         );
         if *status == "426" {
             assert!(response.contains("Sec-WebSocket-Version: 13\r\n"));
+            // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+            assert!(response.contains("Upgrade: websocket\r\n"), "{response}");
         }
     }
     let mut ws = connect(&addr);

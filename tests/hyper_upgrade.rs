@@ -91,9 +91,20 @@ fn messages_go_both_ways_over_hyper_with_and_without_deflate() {
 #[test]
 fn hyper_serves_plain_http_and_refuses_broken_upgrades_with_the_rfcs_statuses() {
     let addr = start();
-    let page = raw(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
-    assert!(page.contains("hyper serves this page"), "{page}");
+    // Whatever is not a WebSocket request is hyper's, whatever its method or version.
+    for request in [
+        "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
+        "GET / HTTP/1.0\r\n\r\n",
+    ] {
+        let page = raw(addr, request);
+        assert!(page.starts_with("HTTP/1."), "{request:?}: {page}");
+        assert!(page.contains(" 200 OK\r\n"), "{request:?}: {page}");
+        assert!(
+            page.contains("hyper serves this page"),
+            "{request:?}: {page}"
+        );
+    }
 
     let upgrade = |version: &str| {
         format!(

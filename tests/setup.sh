@@ -13,7 +13,7 @@
 #   Debian: openssl                                     the interop test's certificate (the README's command)
 #   Debian: ca-certificates                             the platform roots a wss:// client trusts by default
 #   Debian: curl                                        the docs' curl commands (cli/tests/docs_commands.rs)
-#   rustup: nightly (minimal)                           rustdoc's missing-example check; fuzz --asan
+#   Debian: build-essential (if there is no cc/c++)     ring's and libFuzzer's C/C++ parts
 #   PyPI:   websockets (user site)                      the interop test's client
 #   ~/.cache/rfc6455-wstest                             the Autobahn TestSuite (autobahn/install-wstest.sh)
 #   cargo:  cargo-fuzz                                  the fuzz smoke run
@@ -55,6 +55,7 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+{ command -v cc && command -v c++; } >/dev/null 2>&1 || need_apt+=(build-essential)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]}"
@@ -72,13 +73,6 @@ fi
 
 # The Autobahn TestSuite (Python 2.7 from Debian bullseye, under ~/.cache).
 bash autobahn/install-wstest.sh >/dev/null
-
-# The nightly toolchain, for rustdoc's check that every public item has an example
-# (`missing_doc_code_examples` is a nightly lint) and for fuzz/run.sh --asan.
-if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-  say "installing the nightly toolchain (minimal profile)"
-  rustup toolchain install nightly --profile minimal --no-self-update >/dev/null
-fi
 
 # cargo-fuzz, on the stable toolchain (fuzz/run.sh uses it without a sanitizer).
 if ! command -v cargo-fuzz >/dev/null 2>&1; then

@@ -38,6 +38,9 @@ fn root() -> PathBuf {
 struct Printed {
     place: String,
     text: String,
+    /// What the page shows the command printing: the lines after a `$ ` prompt, up to
+    /// the next prompt or the end of the block (`...` stands for lines left out).
+    shown: Vec<String>,
 }
 
 /// The programs a printed line may start with; other lines of a code block are output
@@ -50,7 +53,21 @@ const PROGRAMS: &[&str] = &[
     "redis-server",
     "haproxy",
     "for",
+    "python3",
+    "node",
+    "docker",
+    "target/release/rfc6455",
+    "target/release/examples/",
 ];
+
+/// Whether a line of a code block starts a command (and so must have a rule below).
+fn is_command(line: &str) -> bool {
+    PROGRAMS.iter().any(|p| line.starts_with(p))
+        || line.split_whitespace().next().is_some_and(|w| {
+            // An environment assignment before a command: `AUTOBAHN_ALL=1 bash ...`.
+            w.contains('=') && w.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        })
+}
 
 fn printed_commands() -> Vec<Printed> {
     let mut pages = vec![root().join("README.md")];
@@ -61,32 +78,52 @@ fn printed_commands() -> Vec<Printed> {
         .collect();
     docs.sort();
     pages.extend(docs);
-    let mut commands = Vec::new();
+    let mut commands: Vec<Printed> = Vec::new();
     for page in pages {
         let text = std::fs::read_to_string(&page).unwrap();
         let name = page.strip_prefix(root()).unwrap().display().to_string();
         let mut fence: Option<String> = None;
         let mut pending: Option<(usize, String)> = None;
+        // The index in `commands` of the last `$ ` command of this block: the lines
+        // after it are its output.
+        let mut prompted: Option<usize> = None;
         for (n, line) in text.lines().enumerate() {
             if let Some(info) = line.strip_prefix("```") {
                 fence = match fence {
                     None => Some(info.trim().to_string()),
                     Some(_) => None,
                 };
+                prompted = None;
                 continue;
             }
             let Some(lang) = &fence else { continue };
             if lang.starts_with("rust") || lang == "toml" || lang == "json" {
                 continue; // doctests and file contents
             }
+            let raw = line;
             let line = line.trim();
             let (start, joined) = match pending.take() {
                 Some((start, before)) => (start, format!("{before} {line}")),
                 None => {
+                    let prompt = line.starts_with("$ ");
                     let line = line.strip_prefix("$ ").unwrap_or(line);
-                    let first = line.split_whitespace().next().unwrap_or("");
-                    if !PROGRAMS.contains(&first) {
+                    if !prompt && !is_command(line) {
+                        if let Some(i) = prompted {
+                            commands[i].shown.push(raw.to_string());
+                            continue;
+                        }
+                        // In a shell block every line is a command, a comment, or the
+                        // end of a loop: nothing may hide there unrun.
+                        let ignorable = line.is_empty() || line.starts_with('#') || line == "done";
+                        assert!(
+                            lang != "sh" || ignorable,
+                            "{name}:{}: a shell line no rule runs: {line}",
+                            n + 1
+                        );
                         continue;
+                    }
+                    if prompt {
+                        prompted = Some(commands.len());
                     }
                     (n + 1, line.to_string())
                 }
@@ -102,6 +139,7 @@ fn printed_commands() -> Vec<Printed> {
             commands.push(Printed {
                 place: format!("{name}:{start}"),
                 text,
+                shown: Vec::new(),
             });
         }
     }
@@ -111,6 +149,8 @@ fn printed_commands() -> Vec<Printed> {
 /// What `cargo run [-q] [--release] [--example X] [--features F] -- ARGS` runs: the
 /// executable and ARGS.
 fn cargo_run(command: &str) -> (PathBuf, Vec<String>) {
+    // A trailing `&` runs it in the background (the cluster recipe): not an argument.
+    let command = command.strip_suffix('&').unwrap_or(command).trim_end();
     let (cargo, args) = command
         .split_once(" -- ")
         .unwrap_or_else(|| panic!("no `--` in {command}"));
@@ -118,6 +158,24 @@ fn cargo_run(command: &str) -> (PathBuf, Vec<String>) {
     let exe = match words.iter().position(|w| *w == "--example") {
         // The root package's examples, built by `cargo test --workspace` next to the bin.
         Some(i) => {
+            // The features the example requires must be on the printed command line,
+            // or cargo refuses to run it.
+            let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+            let entry = format!("name = \"{}\"\nrequired-features = [", words[i + 1]);
+            if let Some(at) = manifest.find(&entry) {
+                let list = &manifest[at + entry.len()..];
+                let list = &list[..list.find(']').unwrap()];
+                let given = words
+                    .iter()
+                    .position(|w| *w == "--features")
+                    .map_or("", |f| words[f + 1]);
+                for feature in list.split(',').map(|f| f.trim().trim_matches('"')) {
+                    assert!(
+                        given.split(',').any(|g| g == feature),
+                        "`{command}` lacks --features {feature}"
+                    );
+                }
+            }
             let path = Path::new(BIN)
                 .parent()
                 .unwrap()
@@ -265,6 +323,7 @@ fn check_cargo_run(printed: &Printed, work: &Workdir) {
                 "{place}: {}\n{out}{err}",
                 printed.text
             );
+            shows(printed, &out);
         }
         "serve" | "echo" => {
             if args.iter().any(|a| a == "--tls-cert") {
@@ -313,17 +372,11 @@ fn check_cargo_run(printed: &Printed, work: &Workdir) {
                 .iter()
                 .map(|a| a.replace(":9001", &format!(":{port}")))
                 .collect();
-            let (ok, out, err) = run(
-                &exe,
-                &args,
-                &work.dir,
-                "hello from the docs\n/close 1000 bye\n",
-            );
+            // What the page's transcript types: a message, then a normal close.
+            let (ok, out, err) = run(&exe, &args, &work.dir, "Hello\n/close 1000\n");
             assert!(ok, "{place}: {}\n{out}{err}", printed.text);
-            assert!(
-                out.contains("hello from the docs"),
-                "{place}: the echo\n{out}{err}"
-            );
+            assert!(out.contains("Hello"), "{place}: the echo\n{out}{err}");
+            shows(printed, &format!("{out}{err}"));
         }
         "tap" => {
             let upstream = start(Path::new(BIN), &on_any_port(vec!["echo".into()]), work);
@@ -343,6 +396,33 @@ fn check_cargo_run(printed: &Printed, work: &Workdir) {
     }
 }
 
+/// The output the page shows for a command, against what it printed: every shown line
+/// (but `...`) in order, masking keys (random per frame) aside.
+fn shows(printed: &Printed, output: &str) {
+    let masked = |line: &str| {
+        let mut line = line.trim_end().to_string();
+        let mut from = 0;
+        while let Some(at) = line[from..].find("mask=").map(|at| from + at) {
+            let end = (at + 13).min(line.len());
+            line.replace_range(at..end, "mask=xxxxxxxx");
+            from = at + 13;
+        }
+        line
+    };
+    let printed_lines: Vec<String> = output.lines().map(masked).collect();
+    let mut from = 0;
+    for shown in printed.shown.iter().filter(|l| l.trim() != "...") {
+        let shown = masked(shown);
+        match printed_lines[from..].iter().position(|l| *l == shown) {
+            Some(i) => from += i + 1,
+            None => panic!(
+                "{}: the page shows a line the command does not print (in this order):\n{shown}\n--- printed:\n{output}",
+                printed.place
+            ),
+        }
+    }
+}
+
 /// The cluster recipe of docs/cluster.md (Redis, three nodes, HAProxy with
 /// deploy/haproxy.cfg) is what cli/tests/cluster.rs runs, with real processes.
 fn check_cluster_recipe(printed: &Printed) {
@@ -358,6 +438,46 @@ fn check_cluster_recipe(printed: &Printed) {
             "{}: cli/tests/cluster.rs no longer runs the recipe ({needle})",
             printed.place
         );
+    }
+    // The recipe's own ports and flags: HAProxy's front on 8080 and the three nodes.
+    let haproxy = std::fs::read_to_string(root().join("deploy/haproxy.cfg")).unwrap();
+    if printed.text.starts_with("haproxy") {
+        assert!(
+            haproxy.contains(":8080"),
+            "deploy/haproxy.cfg listens on 8080"
+        );
+        for node in ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"] {
+            assert!(haproxy.contains(node), "deploy/haproxy.cfg lists {node}");
+        }
+    }
+    if printed.text.starts_with("cargo run") {
+        // The node's flags parse: pointed at a port where no Redis listens, it must
+        // fail on Redis, not on its command line (clap's usage error is exit code 2).
+        let (_, args) = cargo_run(&printed.text);
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                a.replace("$port", "0")
+                    .replace("127.0.0.1:6379", "127.0.0.1:1")
+            })
+            .collect();
+        let mut node = Command::new(BIN)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A node keeps serving while Redis is away: still running after 2 s means its
+        // command line was taken.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while node.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = node.kill();
+        let output = node.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_ne!(output.status.code(), Some(2), "{}: {err}", printed.place);
+        assert!(!err.contains("Usage:"), "{}: {err}", printed.place);
     }
 }
 
@@ -398,7 +518,7 @@ fn check_script(printed: &Printed) {
             }
             for target in words[2..]
                 .iter()
-                .filter(|w| w.chars().all(char::is_alphanumeric) && w.parse::<u32>().is_err())
+                .filter(|w| !w.starts_with('-') && w.parse::<u32>().is_err())
             {
                 let target = root()
                     .join("fuzz/fuzz_targets")

@@ -26,7 +26,37 @@
 use super::server::{Request, RequestError};
 use crate::deflate::{DeflateConfig, Negotiated};
 
+/// The request's headers in httparse's type, which the shared rules read. A header
+/// value that is not a valid HTTP value never gets here (the `http` crate refuses it).
+fn headers<B>(request: &http::Request<B>) -> Vec<httparse::Header<'_>> {
+    request
+        .headers()
+        .iter()
+        .map(|(name, value)| httparse::Header {
+            name: name.as_str(),
+            value: value.as_bytes(),
+        })
+        .collect()
+}
+
 impl Request {
+    /// Whether `request` asks for a WebSocket at all: an `Upgrade` header with the
+    /// `websocket` token (RFC 6455 §4.2.1 item 3). A server that also serves plain HTTP
+    /// answers the others itself, whatever their method or version, and hands these to
+    /// [`Request::from_http`], which refuses a broken one with its status.
+    ///
+    /// ```
+    /// use rfc6455::handshake::server::Request;
+    ///
+    /// let page = http::Request::post("/").body(()).unwrap();
+    /// assert!(!Request::is_upgrade(&page));
+    /// let upgrade = http::Request::get("/").header("Upgrade", "WebSocket").body(()).unwrap();
+    /// assert!(Request::is_upgrade(&upgrade));
+    /// ```
+    pub fn is_upgrade<B>(request: &http::Request<B>) -> bool {
+        super::has_token(&headers(request), "Upgrade", "websocket")
+    }
+
     /// Validates a request that an HTTP library already parsed (RFC 6455 §4.2.1): the
     /// method, version, target and headers are checked exactly as
     /// [`Request::parse`] checks a raw head. The body is not looked at.
@@ -48,16 +78,10 @@ impl Request {
     /// assert_eq!(refusal.status(), 405);
     /// ```
     pub fn from_http<B>(request: &http::Request<B>) -> Result<Request, RequestError> {
-        // The shared rules read httparse's header type; a header value that is not a
-        // valid HTTP value never reaches here (the `http` crate refuses it).
-        let headers: Vec<httparse::Header<'_>> = request
-            .headers()
-            .iter()
-            .map(|(name, value)| httparse::Header {
-                name: name.as_str(),
-                value: value.as_bytes(),
-            })
-            .collect();
+        let headers = headers(request);
+        if headers.len() > super::MAX_HEADERS {
+            return Err(RequestError::HeadTooLarge); // as Request::parse: 431
+        }
         let target = request.uri().to_string();
         let http11 = request.version() == http::Version::HTTP_11;
         Request::validate(request.method().as_str(), http11, &target, &headers)
@@ -105,7 +129,8 @@ impl Request {
             ),
             None => (response, None),
         };
-        // Every header value above is ours or was a valid header value already.
+        // Every value above is ours, a valid header value already, or stripped of
+        // control characters: valid HTTP field values all.
         (response.body(()).expect("valid 101 headers"), agreed)
     }
 }

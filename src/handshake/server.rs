@@ -122,11 +122,13 @@ impl RequestError {
         reject(self.status(), self.extra_headers(), &self.to_string())
     }
 
-    /// The headers the RFC asks a refusal to carry (RFC 6455 §4.2.2 item 4; RFC 7231
-    /// §6.5.5 for 405).
+    /// The headers the RFC asks a refusal to carry (RFC 6455 §4.2.2 item 4, with the
+    /// `Upgrade` every 426 carries, RFC 9110 §15.5.22; RFC 9110 §15.5.6 for 405).
     pub(crate) fn extra_headers(&self) -> &'static [(&'static str, &'static str)] {
         match self {
-            RequestError::UnsupportedVersion => &[("Sec-WebSocket-Version", "13")],
+            RequestError::UnsupportedVersion => {
+                &[("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")]
+            }
             RequestError::MethodNotGet(_) => &[("Allow", "GET")],
             _ => &[],
         }
@@ -581,7 +583,10 @@ impl Request {
             ("Sec-WebSocket-Accept", accept_key(&self.key)),
         ];
         if let Some(protocol) = protocol {
-            headers.push(("Sec-WebSocket-Protocol", protocol.to_string()));
+            // The application's choice, normally one of the client's tokens; a control
+            // character (CR, LF: a header injection) is dropped whatever it chose.
+            let protocol = protocol.chars().filter(|c| !c.is_control()).collect();
+            headers.push(("Sec-WebSocket-Protocol", protocol));
         }
         headers
     }

@@ -479,6 +479,16 @@ pub trait Handler {
     ///         };
     ///     }
     /// }
+    /// # let server = rfc6455::server::Server::bind("127.0.0.1:0".parse().unwrap(), Default::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let server_thread = std::thread::spawn(move || server.run(Echo));
+    /// let mut ws = rfc6455::blocking::connect(&format!("ws://{addr}/"))?;
+    /// ws.send_binary(&[1, 2, 3])?;
+    /// assert_eq!(ws.read()?, rfc6455::Event::Binary(vec![1, 2, 3]));
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn received(&mut self, ctx: &mut Ctx<'_, Self::Data>, id: ConnId, message: Received<'_>) {
         self.message(ctx, id, message.to_message());
@@ -630,6 +640,28 @@ pub trait Handler {
     ///         self.0.retain(|id| ctx.send_stream(*id, &bytes));
     ///     }
     /// }
+    /// # use std::io::{Read, Write};
+    /// # let config = rfc6455::server::ServerConfig {
+    /// #     tick_interval: std::time::Duration::from_millis(20),
+    /// #     ..Default::default()
+    /// # };
+    /// # let server = rfc6455::server::Server::bind("127.0.0.1:0".parse().unwrap(), config)?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let server_thread = std::thread::spawn(move || server.run(Ticks(Vec::new())));
+    /// let mut stream = std::net::TcpStream::connect(addr)?;
+    /// stream.write_all(b"GET /ticks HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    /// let mut seen = String::new();
+    /// let mut buf = [0u8; 256];
+    /// while !seen.contains("data: tick\n\n") {
+    ///     let n = stream.read(&mut buf)?;
+    ///     seen.push_str(std::str::from_utf8(&buf[..n])?);
+    /// }
+    /// assert!(seen.starts_with("HTTP/1.1 200 OK\r\n"));
+    /// assert!(seen.contains("retry: 1000\n\n"));
+    /// # drop(stream);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     fn request(
         &mut self,

@@ -159,19 +159,36 @@ impl Handle {
     /// gone by then); false for a full mailbox or an id of no loop of this server.
     ///
     /// ```
-    /// use rfc6455::server::{Server, ServerConfig, SharedFrame, Outbox};
+    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler, SharedFrame};
+    /// use std::sync::mpsc;
+    /// # use rfc6455::server::{Server, ServerConfig};
     ///
-    /// let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
-    /// let mut handle = server.handle();
-    /// // From a thread that learnt of a message elsewhere, for connections it knows:
-    /// fn relay(out: &mut impl Outbox, to: &[rfc6455::server::ConnId], text: &str) {
-    ///     let frame = SharedFrame::text(text);
-    ///     for id in to {
-    ///         out.send_shared(*id, &frame);
+    /// /// Tells the application's other threads who connected.
+    /// struct Announce(mpsc::Sender<ConnId>);
+    /// impl Handler for Announce {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn open(&mut self, _ctx: &mut Ctx<'_, ()>, id: ConnId) {
+    ///         self.0.send(id).unwrap();
     ///     }
     /// }
-    /// relay(&mut handle, &[], "hello");
-    /// # Ok::<(), std::io::Error>(())
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle, (tx, opened)) = (server.local_addr()?, server.handle(), mpsc::channel());
+    /// # let server_thread = std::thread::spawn(move || server.run(Announce(tx)));
+    /// let (mut a, mut b) = (rfc6455::blocking::connect(&format!("ws://{addr}/"))?,
+    ///                       rfc6455::blocking::connect(&format!("ws://{addr}/"))?);
+    /// let ids = [opened.recv()?, opened.recv()?];
+    /// // One frame, encoded once, for every connection it is posted to.
+    /// let frame = SharedFrame::text("to both");
+    /// assert!(ids.iter().all(|id| handle.send_shared(*id, &frame)));
+    /// assert_eq!(a.read()?, rfc6455::Event::Text("to both".into()));
+    /// assert_eq!(b.read()?, rfc6455::Event::Text("to both".into()));
+    /// # drop((a, b));
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_shared(&self, id: ConnId, frame: &SharedFrame) -> bool {
         id.worker < self.loops.count()
@@ -569,10 +586,14 @@ impl Server {
     /// let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
     /// let (addr, handle) = (server.local_addr()?, server.handle()); // before `run` takes it
     /// let server_thread = std::thread::spawn(move || server.run(App));
+    /// let mut ws = rfc6455::blocking::connect(&format!("ws://{addr}/"))?;
     /// handle.shutdown();
+    /// // Every connection gets Close 1001 "going away" (RFC 6455 §7.4.1), then `run` returns.
+    /// match ws.read()? {
+    ///     rfc6455::Event::Close(Some(frame)) => assert_eq!(frame.code.0, 1001),
+    ///     other => panic!("{other:?}"),
+    /// }
     /// server_thread.join().unwrap()?;
-    /// // Stopped: nothing listens there any more.
-    /// assert!(rfc6455::blocking::connect(&format!("ws://{addr}/")).is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn handle(&self) -> Handle {
