@@ -69,7 +69,6 @@ PY
 step "cargo test --workspace --all-features (the library, its doctests and examples; the application)"
 cargo test --workspace --all-features
 
-
 step "resource governance against release builds (the bounds are stated for them)"
 cargo build --release --workspace --examples --bins --features rfc6455/tls --quiet
 cargo test --release -p rfc6455-cli --test governance
@@ -77,39 +76,48 @@ cargo test --release -p rfc6455-cli --test governance
 step "the README's \`cargo run\` at the workspace root runs the application"
 cargo run --release --quiet -- accept dGhlIHNhbXBsZSBub25jZQ== | grep "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" >/dev/null
 
+# interop URL SERVER... : starts each SERVER command (in the background), runs the Python
+# websockets client (200 connections, permessage-deflate, every message checked) against
+# each URL in turn (the i-th URL is the i-th server's), then stops the servers.
+# Arguments after `--ca FILE` go to every client.
+interop() {
+  local urls=() servers=() pids=() client_args=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --ca) client_args=(--ca "$2"); shift 2 ;;
+      ws://*|wss://*) urls+=("$1"); shift ;;
+      *) servers+=("$1"); shift ;;
+    esac
+  done
+  for server in "${servers[@]}"; do
+    bash -c "exec $server" 2>/dev/null & pids+=($!)
+  done
+  # shellcheck disable=SC2064
+  trap "kill ${pids[*]} 2>/dev/null || true" EXIT
+  sleep 0.5
+  for url in "${urls[@]}"; do
+    python3 tests/interop/websockets_client.py "$url" 200 "${client_args[@]}"
+  done
+  kill "${pids[@]}" 2>/dev/null || true
+  trap - EXIT
+}
+
 step "interop: the Python websockets client against both of our servers"
-target/release/rfc6455 echo --addr 127.0.0.1:9401 2>/dev/null & mio_pid=$!
-target/release/examples/echo_server 127.0.0.1:9402 2>/dev/null & blocking_pid=$!
-trap 'kill $mio_pid $blocking_pid 2>/dev/null || true' EXIT
-sleep 0.5
-python3 tests/interop/websockets_client.py ws://127.0.0.1:9401/ 200
-python3 tests/interop/websockets_client.py ws://127.0.0.1:9402/ 200
-kill $mio_pid $blocking_pid 2>/dev/null || true
-trap - EXIT
+interop ws://127.0.0.1:9401/ "target/release/rfc6455 echo --addr 127.0.0.1:9401" \
+  ws://127.0.0.1:9402/ "target/release/examples/echo_server 127.0.0.1:9402"
 
 step "interop: the same client against the core under other drivers (examples/own_mio_loop.rs, examples/tokio_echo.rs)"
-target/release/examples/own_mio_loop 127.0.0.1:9405 2>/dev/null & own_pid=$!
-target/release/examples/tokio_echo 127.0.0.1:9406 2>/dev/null & tokio_pid=$!
-trap 'kill $own_pid $tokio_pid 2>/dev/null || true' EXIT
-sleep 0.5
-python3 tests/interop/websockets_client.py ws://127.0.0.1:9405/ 200
-python3 tests/interop/websockets_client.py ws://127.0.0.1:9406/ 200
-kill $own_pid $tokio_pid 2>/dev/null || true
-trap - EXIT
+interop ws://127.0.0.1:9405/ "target/release/examples/own_mio_loop 127.0.0.1:9405" \
+  ws://127.0.0.1:9406/ "target/release/examples/tokio_echo 127.0.0.1:9406"
 
 step "interop over TLS: the Python websockets client (OpenSSL) over wss:// against both servers"
 # A certificate made the way the README shows (deploy/local-cert.sh: self-signed, for
 # localhost and 127.0.0.1).
 tls_dir=target/tls-interop
 bash deploy/local-cert.sh "$tls_dir" 2
-target/release/rfc6455 echo --addr 127.0.0.1:9403 --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem" 2>/dev/null & mio_pid=$!
-target/release/examples/echo_server 127.0.0.1:9404 "$tls_dir/cert.pem" "$tls_dir/key.pem" 2>/dev/null & blocking_pid=$!
-trap 'kill $mio_pid $blocking_pid 2>/dev/null || true' EXIT
-sleep 0.5
-python3 tests/interop/websockets_client.py wss://localhost:9403/ 200 --ca "$tls_dir/cert.pem"
-python3 tests/interop/websockets_client.py wss://localhost:9404/ 200 --ca "$tls_dir/cert.pem"
-kill $mio_pid $blocking_pid 2>/dev/null || true
-trap - EXIT
+interop --ca "$tls_dir/cert.pem" \
+  wss://localhost:9403/ "target/release/rfc6455 echo --addr 127.0.0.1:9403 --tls-cert $tls_dir/cert.pem --tls-key $tls_dir/key.pem" \
+  wss://localhost:9404/ "target/release/examples/echo_server 127.0.0.1:9404 $tls_dir/cert.pem $tls_dir/key.pem"
 
 step "browser: the rooms page at 1280x800 and 390x844 in headless Chromium (screenshots in target/screenshots/)"
 target/release/examples/browser_check
