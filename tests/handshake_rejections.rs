@@ -388,3 +388,33 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\nSec-WebSocket-Version: 13\n\n\x81\x
     let err = Request::parse(&mixed).unwrap_err();
     assert!(matches!(err, RequestError::Malformed(_)), "{err:?}");
 }
+
+/// A subprotocol token may hold a tab, as any header value may (RFC 9110 §5.5): the
+/// 101 names it as offered and the offering client accepts it. Found by the
+/// `handshake_request` fuzz target when the 101 began dropping control characters (CR
+/// and LF must go: they would inject headers; a tab must stay).
+#[test]
+fn a_subprotocol_with_a_tab_comes_back_as_offered_and_cr_lf_never() {
+    let head = request(&[
+        "GET / HTTP/1.1",
+        "Host: x",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Protocol: a\tb, chat",
+    ]);
+    let request = Request::parse(&head).unwrap();
+    assert_eq!(request.protocols(), ["a\tb", "chat"]);
+    let response = request.accept(Some("a\tb"));
+    let url = WsUrl::parse("ws://x/").unwrap();
+    let (client, _) =
+        ClientHandshake::with_key(request.key().to_string(), &url, &["a\tb", "chat"], &[]);
+    let accepted = client.validate(&response).unwrap();
+    assert_eq!(accepted.protocol.as_deref(), Some("a\tb"));
+
+    // Whatever an application passes, CR and LF never reach the wire.
+    let injected = request.accept_with_headers(None, &[("X-Note", "a\r\nX-Admin: yes")]);
+    let text = String::from_utf8(injected).unwrap();
+    assert!(!text.contains("\r\nX-Admin"), "{text}");
+}

@@ -583,9 +583,13 @@ impl Request {
             ("Sec-WebSocket-Accept", accept_key(&self.key)),
         ];
         if let Some(protocol) = protocol {
-            // The application's choice, normally one of the client's tokens; a control
-            // character (CR, LF: a header injection) is dropped whatever it chose.
-            let protocol = protocol.chars().filter(|c| !c.is_control()).collect();
+            // The application's choice, normally one of the client's tokens (which may
+            // hold a tab, as any header value may). Other control characters (CR, LF: a
+            // header injection) are dropped whatever it chose.
+            let protocol = protocol
+                .chars()
+                .filter(|c| *c == '\t' || !c.is_control())
+                .collect();
             headers.push(("Sec-WebSocket-Protocol", protocol));
         }
         headers
