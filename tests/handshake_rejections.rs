@@ -406,6 +406,17 @@ fn a_subprotocol_with_a_tab_comes_back_as_offered_and_cr_lf_never() {
     ]);
     let request = Request::parse(&head).unwrap();
     assert_eq!(request.protocols(), ["a\tb", "chat"]);
+    // Non-ASCII text too, a C1 control (U+0095) among it: obs-text, not a line break.
+    let c1 = request_bytes_with_protocol("x\u{46e}\u{95}");
+    let with_c1 = Request::parse(&c1).unwrap();
+    let response = with_c1.accept(Some("x\u{46e}\u{95}"));
+    let url = WsUrl::parse("ws://x/").unwrap();
+    let (client, _) =
+        ClientHandshake::with_key(with_c1.key().to_string(), &url, &["x\u{46e}\u{95}"], &[]);
+    assert_eq!(
+        client.validate(&response).unwrap().protocol.as_deref(),
+        Some("x\u{46e}\u{95}")
+    );
     let response = request.accept(Some("a\tb"));
     let url = WsUrl::parse("ws://x/").unwrap();
     let (client, _) =
@@ -417,4 +428,22 @@ fn a_subprotocol_with_a_tab_comes_back_as_offered_and_cr_lf_never() {
     let injected = request.accept_with_headers(None, &[("X-Note", "a\r\nX-Admin: yes")]);
     let text = String::from_utf8(injected).unwrap();
     assert!(!text.contains("\r\nX-Admin"), "{text}");
+}
+
+/// A valid upgrade request offering one subprotocol, `protocol` in UTF-8.
+fn request_bytes_with_protocol(protocol: &str) -> Vec<u8> {
+    let mut head = request(&[
+        "GET / HTTP/1.1",
+        "Host: x",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+    ]);
+    let end = head.len() - 2; // before the blank line
+    head.splice(
+        end..end,
+        format!("Sec-WebSocket-Protocol: {protocol}\r\n").into_bytes(),
+    );
+    head
 }

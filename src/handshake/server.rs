@@ -583,12 +583,13 @@ impl Request {
             ("Sec-WebSocket-Accept", accept_key(&self.key)),
         ];
         if let Some(protocol) = protocol {
-            // The application's choice, normally one of the client's tokens (which may
-            // hold a tab, as any header value may). Other control characters (CR, LF: a
-            // header injection) are dropped whatever it chose.
+            // The application's choice, normally one of the client's tokens, which may
+            // hold a tab or any non-ASCII text, as any header value may (RFC 9110 §5.5).
+            // ASCII control characters (CR, LF: a header injection) are dropped whatever
+            // it chose; a client's token never holds one (httparse refuses them).
             let protocol = protocol
                 .chars()
-                .filter(|c| *c == '\t' || !c.is_control())
+                .filter(|c| *c == '\t' || !c.is_ascii_control())
                 .collect();
             headers.push(("Sec-WebSocket-Protocol", protocol));
         }
