@@ -21,33 +21,10 @@ use crate::close::{truncate_utf8, CloseCode, CloseFrame, MAX_CLOSE_REASON};
 use crate::deflate::codec::{Deflater, InflateError, Inflater};
 use crate::deflate::{DeflateConfig, Negotiated};
 use crate::error::{ProtocolError, SendError};
-use crate::frame::{FrameHeader, OpCode, Parsed, MAX_CONTROL_PAYLOAD};
+use crate::frame::{FrameHeader, OpCode, Parsed, Role, MAX_CONTROL_PAYLOAD};
 use crate::mask::{apply_mask, extend_unmasked};
 use crate::random::MaskKeys;
 use crate::utf8::Utf8Validator;
-
-/// Which end of the connection this is. Clients mask what they send; servers require
-/// masked frames and send unmasked ones (RFC 6455 §5.1).
-///
-/// ```
-/// use rfc6455::{Connection, Role};
-///
-/// // RFC 6455 §5.1, §5.2: a client's frame has MASK set and a 4-byte key; a server's has neither.
-/// let mut client = Connection::new(Role::Client);
-/// client.send_binary(&[1]).unwrap();
-/// assert_eq!(client.pending_output()[..2], [0x82, 0x80 | 1]);
-/// assert_eq!(client.pending_output().len(), 2 + 4 + 1);
-/// let mut server = Connection::new(Role::Server);
-/// server.send_binary(&[1]).unwrap();
-/// assert_eq!(server.pending_output(), [0x82, 0x01, 1]);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// The end that sent the opening handshake.
-    Client,
-    /// The end that accepted it.
-    Server,
-}
 
 /// Limits and behaviour of a connection.
 ///

@@ -25,8 +25,30 @@
 //! which knows its role and its extensions: see [`FrameHeader::check`].
 
 use crate::error::ProtocolError;
-use crate::Role;
 use std::fmt;
+
+/// Which end of the connection this is. Clients mask what they send; servers require
+/// masked frames and send unmasked ones (RFC 6455 §5.1).
+///
+/// ```
+/// use rfc6455::{Connection, Role};
+///
+/// // RFC 6455 §5.1, §5.2: a client's frame has MASK set and a 4-byte key; a server's has neither.
+/// let mut client = Connection::new(Role::Client);
+/// client.send_binary(&[1]).unwrap();
+/// assert_eq!(client.pending_output()[..2], [0x82, 0x80 | 1]);
+/// assert_eq!(client.pending_output().len(), 2 + 4 + 1);
+/// let mut server = Connection::new(Role::Server);
+/// server.send_binary(&[1]).unwrap();
+/// assert_eq!(server.pending_output(), [0x82, 0x01, 1]);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The end that sent the opening handshake.
+    Client,
+    /// The end that accepted it.
+    Server,
+}
 
 /// The longest frame header: 2 bytes, 8 of extended length, 4 of masking key.
 pub const MAX_HEADER_LEN: usize = 14;

@@ -65,11 +65,9 @@ pub mod tls;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
-pub use connection::{
-    Config, Connection, Event, MessageKind, MessageRef, Role, State, TracedFrame,
-};
+pub use connection::{Config, Connection, Event, MessageKind, MessageRef, State, TracedFrame};
 pub use error::{ProtocolError, SendError};
-pub use frame::OpCode;
+pub use frame::{OpCode, Role};
 pub use handshake::accept_key;
 
 /// The README's examples, compiled and run as doctests (one is the event loop's).
