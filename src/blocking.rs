@@ -180,11 +180,11 @@ pub struct WebSocket<S> {
     eof: bool,
     /// The request and response heads, kept when [`Config::trace`] is on.
     heads: Option<(Vec<u8>, Vec<u8>)>,
-    /// How long the closing handshake may take; `None`: as long as the peer likes.
-    close_timeout: Option<Duration>,
-    /// When the closing handshake must be over, once it has started.
-    close_deadline: Option<Instant>,
-    /// Sets the stream's read timeout, so that a blocked read ends at the close
+    /// Until when a client waits for the server to close the TCP connection once the
+    /// WebSocket is closed (RFC 6455 §7.1.1), from the first such wait: the transport's
+    /// linger. The closing handshake's own timeout is the `Connection`'s.
+    linger_deadline: Option<Instant>,
+    /// Sets the stream's read timeout, so that a blocked read ends at a close
     /// deadline: known for a `TcpStream` from [`connect`]; other streams are checked
     /// between reads only (give them a read timeout to bound each read).
     set_read_timeout: Option<SetReadTimeout<S>>,
@@ -833,8 +833,7 @@ impl<S> WebSocket<S> {
             protocol,
             eof: false,
             heads: None,
-            close_timeout: Some(DEFAULT_CLOSE_TIMEOUT),
-            close_deadline: None,
+            linger_deadline: None,
             set_read_timeout: None,
         }
     }
@@ -874,8 +873,8 @@ impl<S> WebSocket<S> {
     /// # Ok::<(), rfc6455::blocking::Error>(())
     /// ```
     pub fn set_close_timeout(&mut self, timeout: Option<Duration>) {
-        self.close_timeout = timeout;
-        self.close_deadline = None;
+        self.conn.set_close_timeout(timeout);
+        self.linger_deadline = None;
     }
 
     /// The bound on the closing handshake (see [`set_close_timeout`](Self::set_close_timeout)).
@@ -892,26 +891,47 @@ impl<S> WebSocket<S> {
     /// assert_eq!(ws.close_timeout(), None);
     /// ```
     pub fn close_timeout(&self) -> Option<Duration> {
-        self.close_timeout
+        self.conn.config().close_timeout
     }
 
-    /// Before a read during the closing handshake: starts the close deadline if it is
-    /// not running, and bounds the read by what is left of it. False once it passed.
-    fn within_close_deadline(&mut self) -> bool {
-        let Some(timeout) = self.close_timeout else {
+    /// Before a read while our Close awaits the peer's: the `Connection` keeps the
+    /// close timeout (it is told the time here), and the read is bounded by what is
+    /// left of it. False once it passed (the connection is then closed).
+    fn within_close_timeout(&mut self) -> bool {
+        let now = Instant::now();
+        self.conn.handle_timeout(now);
+        if self.conn.is_closed() {
+            return false;
+        }
+        if let Some(deadline) = self.conn.poll_timeout(now) {
+            self.bound_read(deadline.saturating_duration_since(now));
+        }
+        true
+    }
+
+    /// Before a read while a closed client waits for the server's FIN: starts the
+    /// linger deadline if it is not running, and bounds the read by what is left of
+    /// it. False once it passed.
+    fn within_linger(&mut self) -> bool {
+        let Some(timeout) = self.close_timeout() else {
             return true;
         };
         let deadline = *self
-            .close_deadline
+            .linger_deadline
             .get_or_insert_with(|| Instant::now() + timeout);
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return false;
         }
-        if let Some(set_read_timeout) = self.set_read_timeout {
-            let _ = set_read_timeout(&self.stream, Some(left));
-        }
+        self.bound_read(left);
         true
+    }
+
+    /// Ends a blocked read after `left`, where the stream allows it.
+    fn bound_read(&mut self, left: Duration) {
+        if let Some(set_read_timeout) = self.set_read_timeout {
+            let _ = set_read_timeout(&self.stream, Some(left.max(Duration::from_millis(1))));
+        }
     }
 
     /// The opening handshake's request and response heads, when [`Config::trace`] was
@@ -1065,7 +1085,7 @@ impl<S: Read + Write> WebSocket<S> {
             }
             // Our Close is out: the peer's must come within the close timeout.
             let closing = self.conn.state() == State::Closing;
-            if closing && !self.within_close_deadline() {
+            if closing && !self.within_close_timeout() {
                 return Err(Error::CloseTimeout);
             }
             let space = self.conn.input_buffer(READ_CHUNK);
@@ -1082,7 +1102,7 @@ impl<S: Read + Write> WebSocket<S> {
                     return Err(Error::AbnormalClosure);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if closing && self.close_timeout.is_some() && timed_out(&e) => {}
+                Err(e) if closing && self.close_timeout().is_some() && timed_out(&e) => {}
                 Err(e) => return Err(Error::Io(e)),
             }
         }
@@ -1093,11 +1113,11 @@ impl<S: Read + Write> WebSocket<S> {
     /// itself, which dropping the `WebSocket` does).
     fn wait_for_server_close(&mut self) {
         let mut sink = [0u8; 1024];
-        while !self.eof && self.within_close_deadline() {
+        while !self.eof && self.within_linger() {
             match self.stream.read(&mut sink) {
                 Ok(0) => self.eof = true,
                 Ok(_) => {}
-                Err(e) if self.close_timeout.is_some() && timed_out(&e) => {}
+                Err(e) if self.close_timeout().is_some() && timed_out(&e) => {}
                 Err(_) => self.eof = true,
             }
         }
@@ -1225,9 +1245,10 @@ impl<S: Read + Write> WebSocket<S> {
     /// ```
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.conn.close(code, reason)?;
-        if let Some(timeout) = self.close_timeout {
-            self.close_deadline = Some(Instant::now() + timeout);
-        }
+        // The connection's close timeout counts from now.
+        self.conn.poll_timeout(Instant::now());
+        // "The time runs from our Close": the client's wait for the FIN too.
+        self.linger_deadline = self.close_timeout().map(|t| Instant::now() + t);
         self.flush()
     }
 

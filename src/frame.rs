@@ -56,6 +56,9 @@ pub const MAX_HEADER_LEN: usize = 14;
 /// The longest control frame payload (RFC 6455 §5.5).
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 
+/// RSV1, which permessage-deflate names "Per-Message Compressed" (RFC 7692 §6).
+pub(crate) const RSV1: u8 = 0b100;
+
 /// A frame's opcode (RFC 6455 §5.2, §11.8).
 ///
 /// ```
