@@ -320,3 +320,119 @@ fn an_unfinished_frame_keeps_only_its_bytes_when_idle() {
         Ok(Some(Event::Text("x".repeat(30_000))))
     );
 }
+
+// ---- time in the core, with a fake clock: no test sleeps -------------------------
+
+const SECOND: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn heartbeat_server(interval: u32, pong_timeout: u32) -> Connection {
+    let config = Config {
+        ping_interval: Some(interval * SECOND),
+        pong_timeout: pong_timeout * SECOND,
+        close_timeout: Some(5 * SECOND),
+        ..Config::default()
+    };
+    Connection::with_config(Role::Server, config)
+}
+
+fn drain(conn: &mut Connection) -> Vec<u8> {
+    let out = conn.pending_output().to_vec();
+    conn.consume_output(out.len());
+    out
+}
+
+/// A peer that answers every heartbeat Ping stays open, ping after ping.
+#[test]
+fn a_peer_that_answers_the_heartbeat_stays_open() {
+    let t0 = std::time::Instant::now();
+    let mut server = heartbeat_server(10, 3);
+    let mut client = Connection::new(Role::Client);
+    assert_eq!(server.poll_timeout(t0), Some(t0 + 10 * SECOND));
+    for beat in 1..=5u32 {
+        let now = t0 + 10 * beat * SECOND;
+        server.handle_timeout(now - SECOND); // early: nothing
+        assert!(server.pending_output().is_empty());
+        server.handle_timeout(now);
+        client.receive(&drain(&mut server));
+        assert_eq!(client.next_event(), Ok(Some(Event::Ping(Vec::new()))));
+        assert_eq!(server.poll_timeout(now), Some(now + 3 * SECOND));
+        server.receive(&drain(&mut client)); // the client's automatic Pong
+        assert_eq!(server.next_event(), Ok(Some(Event::Pong(Vec::new()))));
+        assert_eq!(server.poll_timeout(now), Some(now + 10 * SECOND));
+    }
+    assert_eq!(server.state(), State::Open);
+}
+
+/// No Pong within the timeout: Close 1008 "ping timeout", then the close timeout
+/// bounds the wait for the peer's Close; past it the connection is Closed.
+#[test]
+fn a_silent_peer_is_closed_with_1008_and_then_given_up_on() {
+    let t0 = std::time::Instant::now();
+    let mut server = heartbeat_server(10, 3);
+    server.poll_timeout(t0);
+    server.handle_timeout(t0 + 10 * SECOND);
+    assert_eq!(drain(&mut server), [0x89, 0x00]);
+    server.handle_timeout(t0 + 13 * SECOND);
+    let close = drain(&mut server);
+    assert_eq!(close[..4], [0x88, 14, 0x03, 0xf0]);
+    assert_eq!(&close[4..], b"ping timeout");
+    assert_eq!(server.state(), State::Closing);
+    assert_eq!(
+        server.poll_timeout(t0 + 13 * SECOND),
+        Some(t0 + 18 * SECOND)
+    );
+    server.handle_timeout(t0 + 18 * SECOND);
+    assert_eq!(server.state(), State::Closed);
+    assert_eq!(server.poll_timeout(t0 + 18 * SECOND), None);
+    assert!(server.pending_output().is_empty(), "nothing more is sent");
+}
+
+/// The peer's Close within the timeout ends the handshake cleanly and stops every
+/// timer; a Close the peer starts stops the heartbeat too.
+#[test]
+fn a_close_answered_in_time_stops_the_timers() {
+    let t0 = std::time::Instant::now();
+    let mut server = heartbeat_server(10, 3);
+    server.close(CloseCode::NORMAL, "").unwrap();
+    assert_eq!(
+        server.poll_timeout(t0),
+        Some(t0 + 5 * SECOND),
+        "no pings while closing"
+    );
+    server.receive(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]);
+    assert!(matches!(
+        server.next_event(),
+        Ok(Some(Event::Close(Some(_))))
+    ));
+    assert_eq!(server.state(), State::Closed);
+    assert_eq!(server.poll_timeout(t0), None);
+
+    let mut server = heartbeat_server(10, 3);
+    server.poll_timeout(t0);
+    server.receive(&[0x88, 0x80, 0, 0, 0, 0]);
+    assert!(matches!(server.next_event(), Ok(Some(Event::Close(None)))));
+    assert_eq!(server.poll_timeout(t0), None);
+    server.handle_timeout(t0 + 100 * SECOND);
+    assert_eq!(drain(&mut server), [0x88, 0x00], "only the echo");
+}
+
+/// Without a close timeout the peer's Close is awaited for ever; a failed connection
+/// keeps no timer.
+#[test]
+fn no_close_timeout_waits_for_ever_and_a_failure_keeps_no_timer() {
+    let t0 = std::time::Instant::now();
+    let config = Config {
+        close_timeout: None,
+        ..Config::default()
+    };
+    let mut server = Connection::with_config(Role::Server, config);
+    server.close(CloseCode::NORMAL, "").unwrap();
+    assert_eq!(server.poll_timeout(t0), None);
+    server.handle_timeout(t0 + 1_000_000 * SECOND);
+    assert_eq!(server.state(), State::Closing);
+
+    let mut server = heartbeat_server(10, 3);
+    server.receive(&[0x81, 0x00]); // unmasked: fails (RFC 6455 §5.1)
+    assert!(server.next_event().is_err());
+    assert_eq!(server.poll_timeout(t0), None);
+}
