@@ -64,7 +64,7 @@ pub mod server;
 pub mod tls;
 pub mod utf8;
 
-pub use close::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
+pub use close::{CloseCode, CloseFrame, CloseFrameError, MAX_CLOSE_REASON};
 pub use connection::{Config, Connection, Event, MessageKind, MessageRef, State, TracedFrame};
 pub use error::{ProtocolError, SendError};
 pub use frame::{OpCode, Role};

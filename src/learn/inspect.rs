@@ -344,7 +344,7 @@ impl Inspector {
                     let code = crate::CloseCode(u16::from_be_bytes([payload[0], payload[1]]));
                     let _ = writeln!(self.out, "  close code {code}");
                 }
-                self.violation(err);
+                self.violation(ProtocolError::from(err));
             }
         }
     }

@@ -779,7 +779,7 @@ impl FrameTap {
         if header.opcode == OpCode::Close && header.payload_len <= MAX_CONTROL_PAYLOAD as u64 {
             match CloseFrame::parse(&frame.preview) {
                 Ok(close) => frame.close = close,
-                Err(e) => frame.violations.push(Violation::Protocol(e)),
+                Err(e) => frame.violations.push(Violation::Protocol(e.into())),
             }
         }
         self.rules.end_frame(&header);
