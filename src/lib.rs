@@ -58,6 +58,7 @@ pub mod handshake;
 pub mod learn;
 pub mod mask;
 mod random;
+pub mod rules;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "tls")]
