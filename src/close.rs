@@ -1,6 +1,5 @@
 //! Close codes and the Close frame payload (RFC 6455 §5.5.1, §7.4).
 
-use crate::error::ProtocolError;
 use std::fmt;
 
 /// A close status code (RFC 6455 §7.4).
@@ -146,30 +145,32 @@ impl CloseFrame {
     /// Parses and validates a received Close payload (RFC 6455 §5.5.1, §7.4).
     ///
     /// Empty → `Ok(None)`. One byte, or a code that must not appear on the wire →
-    /// 1002; a reason that is not UTF-8 → 1007.
+    /// 1002; a reason that is not UTF-8 → 1007. The error converts into the
+    /// [`ProtocolError`](crate::ProtocolError) that fails the connection.
     ///
     /// ```
-    /// use rfc6455::{CloseCode, CloseFrame, ProtocolError};
+    /// use rfc6455::{CloseCode, CloseFrame, CloseFrameError, ProtocolError};
     ///
-    /// assert_eq!(CloseFrame::parse(&[0x03]), Err(ProtocolError::CloseFrameOneByte));
+    /// assert_eq!(CloseFrame::parse(&[0x03]), Err(CloseFrameError::OneByte));
     /// // 1005 means "no code" locally and may not be sent (RFC 6455 §7.4.1).
-    /// assert_eq!(CloseFrame::parse(&[0x03, 0xed]), Err(ProtocolError::InvalidCloseCode(1005)));
+    /// assert_eq!(CloseFrame::parse(&[0x03, 0xed]), Err(CloseFrameError::InvalidCode(1005)));
     /// // A reason that is not UTF-8 fails the connection with 1007.
     /// let err = CloseFrame::parse(&[0x03, 0xe8, 0xff]).unwrap_err();
     /// assert_eq!(err.close_code(), CloseCode::INVALID_PAYLOAD);
+    /// assert_eq!(ProtocolError::from(err), ProtocolError::InvalidCloseReason);
     /// ```
-    pub fn parse(payload: &[u8]) -> Result<Option<CloseFrame>, ProtocolError> {
+    pub fn parse(payload: &[u8]) -> Result<Option<CloseFrame>, CloseFrameError> {
         match payload {
             [] => Ok(None),
-            [_] => Err(ProtocolError::CloseFrameOneByte),
+            [_] => Err(CloseFrameError::OneByte),
             [hi, lo, reason @ ..] => {
                 let code = CloseCode(u16::from_be_bytes([*hi, *lo]));
                 if !code.is_valid_on_wire() {
-                    return Err(ProtocolError::InvalidCloseCode(code.0));
+                    return Err(CloseFrameError::InvalidCode(code.0));
                 }
                 // The whole reason is at hand: no need for the incremental validator.
                 let reason =
-                    std::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidCloseReason)?;
+                    std::str::from_utf8(reason).map_err(|_| CloseFrameError::InvalidReason)?;
                 Ok(Some(CloseFrame {
                     code,
                     reason: reason.to_string(),
@@ -194,6 +195,84 @@ impl CloseFrame {
         out.extend_from_slice(reason.as_bytes());
     }
 }
+
+/// A received Close payload that breaks RFC 6455 §5.5.1 or §7.4: what
+/// [`CloseFrame::parse`] refuses. It converts into the
+/// [`ProtocolError`](crate::ProtocolError) of the same name, which fails the connection
+/// with [`close_code`](Self::close_code).
+///
+/// ```
+/// use rfc6455::{CloseCode, CloseFrame, CloseFrameError};
+///
+/// let err = CloseFrame::parse(&[0x03, 0xee]).unwrap_err(); // 1006: local only
+/// assert_eq!(err, CloseFrameError::InvalidCode(1006));
+/// assert_eq!(err.close_code(), CloseCode::PROTOCOL_ERROR);
+/// assert_eq!(err.to_string(), "close code 1006 is not allowed on the wire (RFC 6455 §7.4)");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseFrameError {
+    /// A payload of one byte: too short for a code (§5.5.1).
+    OneByte,
+    /// A code that must not appear on the wire (§7.4).
+    InvalidCode(u16),
+    /// A reason that is not UTF-8 (§5.5.1).
+    InvalidReason,
+}
+
+impl CloseFrameError {
+    /// The status code of the Close frame that answers it (RFC 6455 §7.4.1): 1007 for
+    /// a reason that is not UTF-8, 1002 for the rest.
+    ///
+    /// ```
+    /// use rfc6455::{CloseCode, CloseFrameError};
+    ///
+    /// assert_eq!(CloseFrameError::OneByte.close_code(), CloseCode::PROTOCOL_ERROR);
+    /// assert_eq!(CloseFrameError::InvalidReason.close_code(), CloseCode::INVALID_PAYLOAD);
+    /// ```
+    pub fn close_code(self) -> CloseCode {
+        match self {
+            CloseFrameError::OneByte | CloseFrameError::InvalidCode(_) => CloseCode::PROTOCOL_ERROR,
+            CloseFrameError::InvalidReason => CloseCode::INVALID_PAYLOAD,
+        }
+    }
+
+    /// The section of RFC 6455 that states the rule.
+    ///
+    /// ```
+    /// use rfc6455::CloseFrameError;
+    ///
+    /// assert_eq!(CloseFrameError::InvalidCode(999).rfc_section(), "§7.4");
+    /// assert_eq!(CloseFrameError::InvalidReason.rfc_section(), "§5.5.1");
+    /// ```
+    pub fn rfc_section(self) -> &'static str {
+        match self {
+            CloseFrameError::OneByte | CloseFrameError::InvalidReason => "§5.5.1",
+            CloseFrameError::InvalidCode(_) => "§7.4",
+        }
+    }
+
+    /// The rule broken, without its section: what [`Display`](fmt::Display) shows before
+    /// `(RFC 6455 §…)`, and [`ProtocolError`](crate::ProtocolError) too.
+    pub(crate) fn write_rule(self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseFrameError::OneByte => f.write_str("close payload of one byte"),
+            CloseFrameError::InvalidCode(code) => {
+                write!(f, "close code {code} is not allowed on the wire")
+            }
+            CloseFrameError::InvalidReason => f.write_str("close reason is not UTF-8"),
+        }
+    }
+}
+
+impl fmt::Display for CloseFrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_rule(f)?;
+        write!(f, " (RFC 6455 {})", self.rfc_section())
+    }
+}
+
+impl std::error::Error for CloseFrameError {}
 
 /// `text` cut to at most `max` bytes on a character boundary.
 pub(crate) fn truncate_utf8(text: &str, max: usize) -> &str {

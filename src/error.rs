@@ -5,7 +5,7 @@
 //! the rule comes from. [`SendError`] is the local counterpart: a call the
 //! application made that the protocol does not allow.
 
-use crate::close::CloseCode;
+use crate::close::{CloseCode, CloseFrameError};
 use std::fmt;
 
 /// A rule of RFC 6455 broken by the peer. Receiving one fails the connection
@@ -88,9 +88,14 @@ impl ProtocolError {
     /// ```
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8
-            | ProtocolError::InvalidCloseReason
-            | ProtocolError::InvalidDeflateData => CloseCode::INVALID_PAYLOAD,
+            ProtocolError::CloseFrameOneByte => CloseFrameError::OneByte.close_code(),
+            ProtocolError::InvalidCloseCode(code) => {
+                CloseFrameError::InvalidCode(*code).close_code()
+            }
+            ProtocolError::InvalidCloseReason => CloseFrameError::InvalidReason.close_code(),
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidDeflateData => {
+                CloseCode::INVALID_PAYLOAD
+            }
             ProtocolError::FrameTooBig { .. } | ProtocolError::MessageTooBig { .. } => {
                 CloseCode::MESSAGE_TOO_BIG
             }
@@ -139,14 +144,39 @@ impl ProtocolError {
             ProtocolError::UnexpectedContinuation => "§5.4",
             ProtocolError::ExpectedContinuation => "§5.4",
             ProtocolError::InvalidUtf8 => "§8.1",
-            ProtocolError::CloseFrameOneByte => "§5.5.1",
-            ProtocolError::InvalidCloseCode(_) => "§7.4",
-            ProtocolError::InvalidCloseReason => "§5.5.1",
+            ProtocolError::CloseFrameOneByte => CloseFrameError::OneByte.rfc_section(),
+            ProtocolError::InvalidCloseCode(code) => {
+                CloseFrameError::InvalidCode(*code).rfc_section()
+            }
+            ProtocolError::InvalidCloseReason => CloseFrameError::InvalidReason.rfc_section(),
             ProtocolError::FrameTooBig { .. } => "§10.4",
             ProtocolError::MessageTooBig { .. } => "§10.4",
             ProtocolError::CompressedControlFrame => "§6.1",
             ProtocolError::CompressedContinuation => "§6.1",
             ProtocolError::InvalidDeflateData => "§7.2.2",
+        }
+    }
+}
+
+/// A bad Close payload fails the connection (RFC 6455 §7.1.7) as the variant of the
+/// same name: `?` on [`CloseFrame::parse`](crate::CloseFrame::parse) in the connection.
+///
+/// ```
+/// use rfc6455::{CloseFrameError, ProtocolError};
+///
+/// assert_eq!(ProtocolError::from(CloseFrameError::OneByte), ProtocolError::CloseFrameOneByte);
+/// assert_eq!(ProtocolError::from(CloseFrameError::InvalidCode(5000)), ProtocolError::InvalidCloseCode(5000));
+/// // The same words, the same close code.
+/// let err = CloseFrameError::InvalidReason;
+/// assert_eq!(err.to_string(), ProtocolError::from(err).to_string());
+/// assert_eq!(err.close_code(), ProtocolError::from(err).close_code());
+/// ```
+impl From<CloseFrameError> for ProtocolError {
+    fn from(err: CloseFrameError) -> ProtocolError {
+        match err {
+            CloseFrameError::OneByte => ProtocolError::CloseFrameOneByte,
+            CloseFrameError::InvalidCode(code) => ProtocolError::InvalidCloseCode(code),
+            CloseFrameError::InvalidReason => ProtocolError::InvalidCloseReason,
         }
     }
 }
@@ -177,11 +207,12 @@ impl fmt::Display for ProtocolError {
                 f.write_str("new data frame inside a fragmented message")
             }
             ProtocolError::InvalidUtf8 => f.write_str("invalid UTF-8 in a text message"),
-            ProtocolError::CloseFrameOneByte => f.write_str("close payload of one byte"),
+            // The Close payload rules are worded by `CloseFrameError`, once.
+            ProtocolError::CloseFrameOneByte => CloseFrameError::OneByte.write_rule(f),
             ProtocolError::InvalidCloseCode(code) => {
-                write!(f, "close code {code} is not allowed on the wire")
+                CloseFrameError::InvalidCode(*code).write_rule(f)
             }
-            ProtocolError::InvalidCloseReason => f.write_str("close reason is not UTF-8"),
+            ProtocolError::InvalidCloseReason => CloseFrameError::InvalidReason.write_rule(f),
             ProtocolError::FrameTooBig { len, max } => {
                 write!(f, "frame payload of {len} bytes exceeds the limit of {max}")
             }
@@ -250,3 +281,34 @@ impl fmt::Display for SendError {
 }
 
 impl std::error::Error for SendError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Close payload error reads, closes and cites the same as a `ProtocolError`.
+    #[test]
+    fn close_frame_errors_convert_unchanged() {
+        let cases = [
+            (
+                CloseFrameError::OneByte,
+                "close payload of one byte (RFC 6455 §5.5.1)",
+            ),
+            (
+                CloseFrameError::InvalidCode(1005),
+                "close code 1005 is not allowed on the wire (RFC 6455 §7.4)",
+            ),
+            (
+                CloseFrameError::InvalidReason,
+                "close reason is not UTF-8 (RFC 6455 §5.5.1)",
+            ),
+        ];
+        for (err, text) in cases {
+            let protocol = ProtocolError::from(err);
+            assert_eq!(err.to_string(), text);
+            assert_eq!(protocol.to_string(), text);
+            assert_eq!(protocol.close_code(), err.close_code());
+            assert_eq!(protocol.rfc_section(), err.rfc_section());
+        }
+    }
+}

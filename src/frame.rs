@@ -20,9 +20,10 @@
 //! [`FrameHeader::parse`] reads a header from the front of a byte slice without
 //! consuming or allocating anything: it answers either with the header and its length
 //! or with how many more bytes it needs. [`FrameHeader::encode`] writes one into a
-//! 14-byte stack buffer. Which headers a connection *accepts* (reserved bits and
-//! opcodes, control frame rules, masking direction) is decided by the connection,
-//! which knows its role and its extensions: see [`FrameHeader::check`].
+//! 14-byte stack buffer. Which headers a receiver *accepts* (reserved bits and
+//! opcodes, control frame rules, masking direction, the message order, the limits)
+//! depends on its role, its extensions and the frames before: those rules are in
+//! [`crate::rules`], one layer up ([`FrameHeader::check`] is defined there).
 
 use crate::error::ProtocolError;
 use std::fmt;
@@ -257,8 +258,8 @@ impl FrameHeader {
     ///
     /// Fails only on what cannot be a valid header in any context: a 64-bit length with
     /// its most significant bit set, and a length not in its minimal encoding (both
-    /// §5.2). Every other rule depends on the role and the extensions: see
-    /// [`check`](Self::check).
+    /// §5.2). Every other rule depends on the role, the extensions and the frames
+    /// before: see [`FrameRules`](crate::rules::FrameRules).
     ///
     /// ```
     /// use rfc6455::frame::{FrameHeader, Parsed};
@@ -327,40 +328,6 @@ impl FrameHeader {
             },
             header_len,
         ))
-    }
-
-    /// Checks the rules that depend on who receives the frame (RFC 6455 §5.1, §5.2,
-    /// §5.5): `role` is the receiver's role and `allowed_rsv` the RSV bits that
-    /// negotiated extensions define.
-    ///
-    /// ```
-    /// use rfc6455::frame::FrameHeader;
-    /// use rfc6455::{OpCode, ProtocolError, Role};
-    ///
-    /// let ping = FrameHeader { fin: true, rsv: 0, opcode: OpCode::Ping, masking_key: None, payload_len: 126 };
-    /// assert_eq!(ping.check(Role::Client, 0), Err(ProtocolError::ControlFrameTooLong(126)));
-    /// ```
-    #[inline]
-    pub fn check(&self, role: Role, allowed_rsv: u8) -> Result<(), ProtocolError> {
-        if self.rsv & !allowed_rsv != 0 {
-            return Err(ProtocolError::ReservedBitsSet(self.rsv));
-        }
-        if let OpCode::Reserved(bits) = self.opcode {
-            return Err(ProtocolError::ReservedOpcode(bits));
-        }
-        if self.opcode.is_control() {
-            if self.payload_len > MAX_CONTROL_PAYLOAD as u64 {
-                return Err(ProtocolError::ControlFrameTooLong(self.payload_len));
-            }
-            if !self.fin {
-                return Err(ProtocolError::FragmentedControlFrame);
-            }
-        }
-        match (role, self.masking_key.is_some()) {
-            (Role::Server, false) => Err(ProtocolError::UnmaskedClientFrame),
-            (Role::Client, true) => Err(ProtocolError::MaskedServerFrame),
-            _ => Ok(()),
-        }
     }
 
     /// The number of bytes [`encode`](Self::encode) writes for this header.

@@ -58,13 +58,14 @@ pub mod handshake;
 pub mod learn;
 pub mod mask;
 mod random;
+pub mod rules;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod utf8;
 
-pub use close::{CloseCode, CloseFrame, MAX_CLOSE_REASON};
+pub use close::{CloseCode, CloseFrame, CloseFrameError, MAX_CLOSE_REASON};
 pub use connection::{Config, Connection, Event, MessageKind, MessageRef, State, TracedFrame};
 pub use error::{ProtocolError, SendError};
 pub use frame::{OpCode, Role};

@@ -22,6 +22,10 @@ python3 tests/loopback_guard.py self-test
 guard_report="$(mktemp)"
 python3 tests/loopback_guard.py watch $$ "$guard_report" & guard_pid=$!
 
+step "import circles: no file of src/ imports one that imports it back (tests/import_circles.py)"
+python3 tests/import_circles.py self-test
+python3 tests/import_circles.py --known tests/import_circles.known
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 (cd fuzz && cargo fmt -- --check)

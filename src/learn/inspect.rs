@@ -25,7 +25,7 @@ use crate::deflate::codec::Inflater;
 use crate::deflate::Negotiated;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode, Parsed};
-use crate::learn::tap::{FrameRules, TextCheck};
+use crate::learn::stream::{parse_lenient, StreamRules, TextCheck};
 use crate::mask::apply_mask;
 use crate::Role;
 use std::fmt::Write as _;
@@ -69,7 +69,7 @@ pub fn inspect_with(bytes: &[u8], sender: Option<Role>, deflate: bool) -> String
     let mut inspector = Inspector {
         out: String::new(),
         sender,
-        rules: FrameRules::new(deflate),
+        rules: StreamRules::new(deflate),
         text: TextCheck::new(),
         violations: 0,
         inflater: deflate.then(|| Inflater::new(&Negotiated::default())),
@@ -112,8 +112,8 @@ fn plural(n: usize) -> &'static str {
 struct Inspector {
     out: String,
     sender: Option<Role>,
-    /// Fragmentation, Close and RSV1 (RFC 6455 §5.4, §5.5.1; RFC 7692 §6.1).
-    rules: FrameRules,
+    /// The frame rules and the message order (RFC 6455 §5, RFC 7692 §6.1).
+    rules: StreamRules,
     /// The UTF-8 check of the text message in progress (RFC 6455 §8.1).
     text: TextCheck,
     violations: usize,
@@ -344,7 +344,7 @@ impl Inspector {
                     let code = crate::CloseCode(u16::from_be_bytes([payload[0], payload[1]]));
                     let _ = writeln!(self.out, "  close code {code}");
                 }
-                self.violation(err);
+                self.violation(ProtocolError::from(err));
             }
         }
     }
@@ -368,46 +368,6 @@ fn preview(bytes: &[u8]) -> String {
         }
         _ => hex_preview(bytes),
     }
-}
-
-/// Parses a header, tolerating a non-minimal length (reported separately) so that the
-/// frame can still be shown; a length with its top bit set stays an error.
-fn parse_lenient(buf: &[u8]) -> Result<Parsed, ProtocolError> {
-    match FrameHeader::parse(buf) {
-        Err(ProtocolError::NonMinimalLength) => {
-            let (header, len) = parse_non_minimal(buf);
-            Ok(Parsed::Complete(header, len))
-        }
-        other => other,
-    }
-}
-
-/// The header of `buf`, which [`FrameHeader::parse`] refused only for a length not in
-/// its minimal encoding (RFC 6455 §5.2): read as if it were minimal.
-pub(crate) fn parse_non_minimal(buf: &[u8]) -> (FrameHeader, usize) {
-    let ext = if buf[1] & 0x7f == 126 { 2 } else { 8 };
-    let masked = buf[1] & 0x80 != 0;
-    let payload_len = buf[2..2 + ext]
-        .iter()
-        .fold(0u64, |v, b| v << 8 | u64::from(*b));
-    let key_at = 2 + ext;
-    (
-        FrameHeader {
-            fin: buf[0] & 0x80 != 0,
-            rsv: (buf[0] >> 4) & 0x07,
-            opcode: OpCode::from_bits(buf[0]),
-            masking_key: masked.then(|| {
-                [
-                    buf[key_at],
-                    buf[key_at + 1],
-                    buf[key_at + 2],
-                    buf[key_at + 3],
-                ]
-            }),
-            payload_len,
-        },
-        key_at + if masked { 4 } else { 0 },
-    )
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -17,4 +17,5 @@
 
 pub mod guide;
 pub mod inspect;
+mod stream;
 pub mod tap;

@@ -35,174 +35,12 @@ use crate::deflate::codec::Inflater;
 use crate::deflate::Negotiated;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode, Parsed, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::learn::stream::{parse_non_minimal, StreamRules, TextCheck};
 use crate::mask::apply_mask;
-use crate::utf8::Utf8Validator;
 use crate::Role;
 use std::fmt;
 
-/// A rule a frame breaks: one of [`ProtocolError`], or a frame after the Close frame.
-///
-/// ```
-/// use rfc6455::learn::tap::{FrameTap, TapEvent, Violation};
-/// use rfc6455::{ProtocolError, Role};
-///
-/// // A client's text frame without a mask (RFC 6455 §5.1).
-/// let mut tap = FrameTap::new(Role::Client, 16);
-/// let mut events = Vec::new();
-/// tap.feed(&[0x81, 0x02, b'h', b'i'], &mut events);
-/// let TapEvent::Frame(frame) = &events[0] else { panic!() };
-/// assert_eq!(frame.violations, [Violation::Protocol(ProtocolError::UnmaskedClientFrame)]);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Violation {
-    /// A rule a receiving endpoint enforces by failing the connection.
-    Protocol(ProtocolError),
-    /// A frame sent after a Close frame (RFC 6455 §5.5.1: nothing follows a Close).
-    AfterClose,
-}
-
-impl Violation {
-    /// The rule, without its section: `"unmasked frame from a client"`.
-    ///
-    /// ```
-    /// use rfc6455::learn::tap::Violation;
-    /// use rfc6455::ProtocolError;
-    ///
-    /// let v = Violation::Protocol(ProtocolError::UnmaskedClientFrame);
-    /// assert_eq!(v.rule(), "unmasked frame from a client");
-    /// assert_eq!(v.section(), "RFC 6455 §5.1");
-    /// assert_eq!(v.to_string(), "unmasked frame from a client (RFC 6455 §5.1)");
-    /// ```
-    pub fn rule(&self) -> String {
-        let full = self.to_string();
-        let suffix = format!(" ({})", self.section());
-        full.strip_suffix(&suffix).unwrap_or(&full).to_string()
-    }
-
-    /// Where the rule is written: `"RFC 6455 §5.1"`.
-    ///
-    /// ```
-    /// use rfc6455::learn::tap::Violation;
-    /// use rfc6455::ProtocolError;
-    ///
-    /// assert_eq!(Violation::AfterClose.section(), "RFC 6455 §5.5.1");
-    /// // permessage-deflate's rules come from RFC 7692.
-    /// let v = Violation::Protocol(ProtocolError::CompressedContinuation);
-    /// assert_eq!(v.section(), "RFC 7692 §6.1");
-    /// ```
-    pub fn section(&self) -> String {
-        match self {
-            Violation::Protocol(e) => format!("{} {}", e.rfc(), e.rfc_section()),
-            Violation::AfterClose => "RFC 6455 §5.5.1".to_string(),
-        }
-    }
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Violation::Protocol(e) => e.fmt(f),
-            Violation::AfterClose => f.write_str("a frame after the Close frame (RFC 6455 §5.5.1)"),
-        }
-    }
-}
-
-/// The order rules of RFC 6455 §5.4 and §5.5.1 (and RFC 7692 §6.1 for RSV1): what a
-/// frame may be, given the frames before it. Shared by the tap and the inspector.
-#[derive(Debug, Default)]
-pub(crate) struct FrameRules {
-    /// The opcode of the data message in progress (RFC 6455 §5.4).
-    fragmented: Option<OpCode>,
-    /// A Close frame has passed.
-    closed: bool,
-    /// permessage-deflate is in use: RSV1 marks a compressed message.
-    pub(crate) deflate: bool,
-}
-
-impl FrameRules {
-    /// Rules for a stream with permessage-deflate (`deflate`) or without.
-    pub(crate) fn new(deflate: bool) -> FrameRules {
-        FrameRules {
-            deflate,
-            ..FrameRules::default()
-        }
-    }
-
-    /// Checks `header`, sent to `receiver`, against the rules and the frames before
-    /// it; appends what it breaks and moves the message state on. Returns true when
-    /// the frame starts a compressed message.
-    pub(crate) fn check(
-        &mut self,
-        header: &FrameHeader,
-        receiver: Role,
-        found: &mut Vec<Violation>,
-    ) -> bool {
-        let mut broke = |e: ProtocolError| found.push(Violation::Protocol(e));
-        let rsv1 = header.rsv & 0b100 != 0;
-        if self.deflate && rsv1 {
-            // RFC 7692 §6.1: RSV1 on the first frame of a data message only.
-            if header.opcode.is_control() {
-                broke(ProtocolError::CompressedControlFrame);
-            } else if header.opcode == OpCode::Continuation {
-                broke(ProtocolError::CompressedContinuation);
-            }
-            if header.rsv & 0b011 != 0 {
-                broke(ProtocolError::ReservedBitsSet(header.rsv));
-            }
-        } else if header.rsv != 0 {
-            broke(ProtocolError::ReservedBitsSet(header.rsv));
-        }
-        if let OpCode::Reserved(bits) = header.opcode {
-            broke(ProtocolError::ReservedOpcode(bits));
-        }
-        if header.opcode.is_control() {
-            if header.payload_len > MAX_CONTROL_PAYLOAD as u64 {
-                broke(ProtocolError::ControlFrameTooLong(header.payload_len));
-            }
-            if !header.fin {
-                broke(ProtocolError::FragmentedControlFrame);
-            }
-        }
-        match (receiver, header.masking_key.is_some()) {
-            (Role::Server, false) => broke(ProtocolError::UnmaskedClientFrame),
-            (Role::Client, true) => broke(ProtocolError::MaskedServerFrame),
-            _ => {}
-        }
-        if self.closed {
-            found.push(Violation::AfterClose);
-        }
-        match header.opcode {
-            OpCode::Continuation if self.fragmented.is_none() => {
-                found.push(Violation::Protocol(ProtocolError::UnexpectedContinuation));
-            }
-            OpCode::Text | OpCode::Binary => {
-                if self.fragmented.is_some() {
-                    found.push(Violation::Protocol(ProtocolError::ExpectedContinuation));
-                }
-                self.fragmented = Some(header.opcode);
-                return self.deflate && rsv1;
-            }
-            OpCode::Close => self.closed = true,
-            _ => {}
-        }
-        false
-    }
-
-    /// The data message (text or binary) a frame belongs to, after [`check`](Self::check).
-    pub(crate) fn message(&self, header: &FrameHeader) -> Option<OpCode> {
-        match header.opcode {
-            OpCode::Continuation | OpCode::Text | OpCode::Binary => self.fragmented,
-            _ => None,
-        }
-    }
-
-    /// The frame has passed: a final data frame ends its message.
-    pub(crate) fn end_frame(&mut self, header: &FrameHeader) {
-        if header.fin && self.message(header).is_some() {
-            self.fragmented = None;
-        }
-    }
-}
+pub use crate::learn::stream::Violation;
 
 /// What a [`FrameTap`] saw.
 ///
@@ -422,7 +260,8 @@ pub struct FrameTap {
     /// Bytes fed so far.
     offset: u64,
     frames: u64,
-    rules: FrameRules,
+    /// The message order and the frame rules (RFC 6455 §5, RFC 7692 §6.1).
+    rules: StreamRules,
     /// Checks the text message in progress (uncompressed or inflated).
     text: TextCheck,
     /// With permessage-deflate: the inflate state, carried from message to message.
@@ -460,7 +299,7 @@ impl FrameTap {
             },
             offset: 0,
             frames: 0,
-            rules: FrameRules::default(),
+            rules: StreamRules::default(),
             text: TextCheck::new(),
             inflater: None,
             compressed: None,
@@ -616,7 +455,7 @@ impl FrameTap {
             }
             Err(ProtocolError::NonMinimalLength) => {
                 violations.push(Violation::Protocol(ProtocolError::NonMinimalLength));
-                crate::learn::inspect::parse_non_minimal(available)
+                parse_non_minimal(available)
             }
             Err(error) => {
                 events.push(TapEvent::Unframeable {
@@ -779,7 +618,7 @@ impl FrameTap {
         if header.opcode == OpCode::Close && header.payload_len <= MAX_CONTROL_PAYLOAD as u64 {
             match CloseFrame::parse(&frame.preview) {
                 Ok(close) => frame.close = close,
-                Err(e) => frame.violations.push(Violation::Protocol(e)),
+                Err(e) => frame.violations.push(Violation::Protocol(e.into())),
             }
         }
         self.rules.end_frame(&header);
@@ -834,52 +673,6 @@ fn inflate(
         return Err(ProtocolError::InvalidDeflateData);
     }
     Ok(())
-}
-
-/// The UTF-8 check of the text message in progress (RFC 6455 §8.1), reported once.
-/// Shared by the tap and the inspector.
-#[derive(Debug)]
-pub(crate) struct TextCheck {
-    utf8: Utf8Validator,
-    failed: bool,
-}
-
-impl TextCheck {
-    pub(crate) fn new() -> TextCheck {
-        TextCheck {
-            utf8: Utf8Validator::new(),
-            failed: false,
-        }
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.utf8.reset();
-        self.failed = false;
-    }
-
-    pub(crate) fn feed(&mut self, bytes: &[u8], violations: &mut Vec<Violation>) {
-        if !self.failed && self.utf8.feed(bytes).is_err() {
-            self.failed = true;
-            violations.push(Violation::Protocol(ProtocolError::InvalidUtf8));
-        }
-    }
-
-    /// The compressed message is not DEFLATE data (`e`): what it inflated to before
-    /// the error is not judged as text — how much came out before the error depends
-    /// on how the bytes were cut — and the rest of the message is not checked.
-    fn not_deflate(&mut self, e: ProtocolError, violations: &mut Vec<Violation>) {
-        violations.retain(|v| *v != Violation::Protocol(ProtocolError::InvalidUtf8));
-        self.failed = true;
-        violations.push(Violation::Protocol(e));
-    }
-
-    /// The message ends: it must not stop inside a character.
-    pub(crate) fn finish(&mut self, violations: &mut Vec<Violation>) {
-        if !self.failed && !self.utf8.is_complete() {
-            self.failed = true;
-            violations.push(Violation::Protocol(ProtocolError::InvalidUtf8));
-        }
-    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 use rfc6455::deflate::Negotiated;
 use rfc6455::frame::{FrameHeader, Parsed};
+use rfc6455::rules::{FrameClass, FrameRules, InProgress};
 use rfc6455::{CloseFrame, Config, Connection, Event, OpCode, Role, State};
 
 /// What one connection did with one input.
@@ -115,18 +116,20 @@ pub fn check_output_with(role: Role, output: &[u8], deflate: bool) {
         Role::Client => Role::Server,
         Role::Server => Role::Client,
     };
+    // The rules a receiver holds our frames to (RFC 6455 §5, RFC 7692 §6.1), message
+    // order included.
+    let rules = FrameRules::new(receiver).deflate(deflate);
     let mut rest = output;
     let mut closed = false;
-    let mut fragmented = false;
+    let mut in_progress = None;
     while !rest.is_empty() {
         assert!(!closed, "a frame after our Close");
         let (header, len) = match FrameHeader::parse(rest) {
             Ok(Parsed::Complete(header, len)) => (header, len),
             other => panic!("our output does not parse: {other:?}"),
         };
-        let rsv1_allowed = deflate && matches!(header.opcode, OpCode::Text | OpCode::Binary);
-        header
-            .check(receiver, if rsv1_allowed { 0b100 } else { 0 })
+        let class = rules
+            .check(&header, in_progress)
             .expect("our frame breaks a rule");
         let total = len + header.payload_len as usize;
         assert!(total <= rest.len(), "our output ends inside a frame");
@@ -134,20 +137,17 @@ pub fn check_output_with(role: Role, output: &[u8], deflate: bool) {
         if let Some(key) = header.masking_key {
             rfc6455::mask::apply_mask(&mut payload, key, 0);
         }
-        match header.opcode {
-            OpCode::Close => {
+        match class {
+            FrameClass::Control if header.opcode == OpCode::Close => {
                 CloseFrame::parse(&payload).expect("our Close payload is legal");
                 closed = true;
             }
-            OpCode::Text | OpCode::Binary => {
-                assert!(!fragmented, "a new message inside a fragmented one");
-                fragmented = !header.fin;
+            FrameClass::Control => {}
+            FrameClass::Start { compressed, .. } => {
+                in_progress = (!header.fin).then_some(InProgress { compressed, len: 0 });
             }
-            OpCode::Continuation => {
-                assert!(fragmented, "a continuation of nothing");
-                fragmented = !header.fin;
-            }
-            _ => {}
+            FrameClass::Continuation if header.fin => in_progress = None,
+            FrameClass::Continuation => {}
         }
         rest = &rest[total..];
     }
