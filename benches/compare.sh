@@ -5,20 +5,21 @@
 # Run it with the same checkout twice to measure the noise.
 #
 #   git worktree add /tmp/before <rev>
-#   bash benches/compare.sh /tmp/before . [ROUNDS]    # default 5 rounds; medians printed
+#   bash benches/compare.sh /tmp/before . [ROUNDS] [all|codec|load]   # default 5, all
 #
 # Codec: criterion's median estimate (ns) of each decode/encode/reassemble row, each
 # checkout's bench run in turn (criterion runs its own samples). Load: messages/s and
 # server CPU per message (µs, from /proc) of examples/loadgen against each build's
 # server, the median of ROUNDS runs after one uncounted run each.
 set -euo pipefail
-before=$(cd "$1" && pwd); after=$(cd "$2" && pwd); rounds="${3:-5}"
+before=$(cd "$1" && pwd); after=$(cd "$2" && pwd); rounds="${3:-5}"; only="${4:-all}"
 cd "$(dirname "$0")/.."
 . benches/lib.sh
 for tree in "$before" "$after"; do
   (cd "$tree" && cargo build --release --workspace --examples --bins --features rfc6455/tls --quiet)
 done
 
+if [ "$only" != load ]; then
 echo "== codec (cargo bench --bench codec; median ns per iteration)"
 for tree in "$before" "$after"; do
   (cd "$tree" && cargo bench --bench codec --quiet -- 'decode|encode|reassemble' >/dev/null 2>&1)
@@ -41,6 +42,8 @@ for name in sorted(rows):
         continue
     print(f"{name:52} {r['before']:10.1f} {r['after']:10.1f} {r['after'] / r['before']:12.3f}")
 PY
+fi
+[ "$only" = codec ] && exit 0
 
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }

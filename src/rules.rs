@@ -53,10 +53,7 @@
 //! ```
 
 use crate::error::ProtocolError;
-use crate::frame::{FrameHeader, OpCode, Role, MAX_CONTROL_PAYLOAD};
-
-/// RSV1: "Per-Message Compressed" (RFC 7692 §6).
-const RSV1: u8 = 0b100;
+use crate::frame::{FrameHeader, OpCode, Role, MAX_CONTROL_PAYLOAD, RSV1};
 
 /// What the rules depend on besides the header and the message in progress: the
 /// receiver's role, the RSV bits negotiated extensions define, permessage-deflate,

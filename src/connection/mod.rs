@@ -59,7 +59,7 @@ use crate::deflate::Negotiated;
 use crate::error::{ProtocolError, SendError};
 use crate::frame::{OpCode, Role};
 use closing::Closing;
-use read::{Limits, ReadSide, Ready};
+use read::{ReadSide, Ready};
 use std::time::{Duration, Instant};
 use timers::{Beat, Deadline, Heartbeat};
 use trace::Trace;
@@ -179,14 +179,8 @@ impl Connection {
     /// assert_eq!(server.next_event(), Ok(Some(Event::Text("Hello".into()))));
     /// ```
     pub fn with_deflate(role: Role, config: Config, deflate: Option<Negotiated>) -> Self {
-        let limits = Limits {
-            role,
-            allowed_rsv: config.allowed_rsv,
-            max_frame_size: config.max_frame_size,
-            max_message_size: config.max_message_size,
-        };
         Connection {
-            read: ReadSide::new(limits, deflate.as_ref()),
+            read: ReadSide::new(role, &config, deflate.as_ref()),
             write: WriteSide::new(role, deflate),
             closing: Closing::Open,
             heartbeat: Heartbeat::new(config.ping_interval, config.pong_timeout).map(Box::new),

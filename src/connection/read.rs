@@ -18,29 +18,20 @@
 
 use super::message::MessageKind;
 use super::trace::Trace;
+use super::Config;
 use super::RETAINED_BUFFER;
 use crate::close::{CloseCode, CloseFrame};
 use crate::deflate::codec::{InflateError, Inflater};
 use crate::deflate::Negotiated;
 use crate::error::ProtocolError;
-use crate::frame::{FrameHeader, OpCode, Parsed, Role, RSV1};
+use crate::frame::{FrameHeader, OpCode, Parsed, Role};
 use crate::mask::{apply_mask, extend_unmasked};
+use crate::rules::{FrameClass, FrameRules, InProgress};
 use crate::utf8::Utf8Validator;
 
 /// How much room a streamed frame's header alone may reserve in the assembly buffer
 /// (a peer could announce 16 MiB and send nothing); beyond, it grows as bytes come.
 const RESERVE_AHEAD: usize = 256 * 1024;
-
-/// The limits the receive path enforces, copied from the connection's `Config`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Limits {
-    pub(super) role: Role,
-    /// RSV bits extensions define (RFC 6455 §5.2), RSV1 included with
-    /// permessage-deflate.
-    pub(super) allowed_rsv: u8,
-    pub(super) max_frame_size: usize,
-    pub(super) max_message_size: usize,
-}
 
 /// Reading a data frame's payload, piece by piece, into the current message.
 #[derive(Debug, Clone, Copy)]
@@ -95,7 +86,13 @@ pub(super) enum Ready {
 /// The receive path's state.
 #[derive(Debug)]
 pub(super) struct ReadSide {
-    limits: Limits,
+    role: Role,
+    /// Which frames this end accepts, given its role, extensions and limits: every
+    /// rule of RFC 6455 §5 and RFC 7692 §6.1, in `crate::rules`.
+    rules: FrameRules,
+    /// What an inflating message is held to as it grows (the rules cannot know its
+    /// inflated size).
+    max_message_size: usize,
     /// Received bytes: `input[input_start..input_end]` are not yet interpreted; the
     /// rest of `input` is initialised space for the next read.
     input: Vec<u8>,
@@ -125,13 +122,15 @@ pub(super) struct ReadSide {
 }
 
 impl ReadSide {
-    pub(super) fn new(limits: Limits, deflate: Option<&Negotiated>) -> Self {
-        let mut limits = limits;
-        if deflate.is_some() {
-            limits.allowed_rsv |= RSV1;
-        }
+    pub(super) fn new(role: Role, config: &Config, deflate: Option<&Negotiated>) -> Self {
         ReadSide {
-            limits,
+            role,
+            rules: FrameRules::new(role)
+                .allowed_rsv(config.allowed_rsv)
+                .deflate(deflate.is_some())
+                .max_frame_size(config.max_frame_size)
+                .max_message_size(config.max_message_size),
+            max_message_size: config.max_message_size,
             input: Vec::new(),
             input_start: 0,
             input_end: 0,
@@ -148,7 +147,7 @@ impl ReadSide {
     }
 
     pub(super) fn role(&self) -> Role {
-        self.limits.role
+        self.role
     }
 
     // ---- bytes in ----------------------------------------------------------------
@@ -314,8 +313,8 @@ impl ReadSide {
     /// Parses up to the next event.
     #[inline]
     pub(super) fn parse(&mut self, trace: &mut Trace) -> Result<Option<Ready>, ProtocolError> {
-        if let Some(err) = self.failed.take() {
-            return Err(err);
+        if self.failed.is_some() {
+            return Err(self.take_failure());
         }
         loop {
             let step = match self.payload {
@@ -328,6 +327,11 @@ impl ReadSide {
                 Step::NeedMore => return Ok(None),
             }
         }
+    }
+
+    #[cold]
+    fn take_failure(&mut self) -> ProtocolError {
+        self.failed.take().expect("checked by the caller")
     }
 
     /// The payload of an `InInput`, `Ping` or `Pong` just handed out.
@@ -372,64 +376,35 @@ impl ReadSide {
             Parsed::Complete(header, len) => (header, len),
             Parsed::Incomplete(_) => return Ok(Step::NeedMore),
         };
-        let limits = self.limits;
-        header.check(limits.role, limits.allowed_rsv)?;
-        let compressed = self.inflater.is_some() && header.rsv & RSV1 != 0;
-        if compressed && header.opcode.is_control() {
-            return Err(ProtocolError::CompressedControlFrame);
-        }
-        if compressed && header.opcode == OpCode::Continuation {
-            return Err(ProtocolError::CompressedContinuation);
-        }
-
-        if header.opcode.is_control() {
-            // At most 125 bytes (checked above): wait for the whole frame.
-            let len = header.payload_len as usize;
-            if available.len() < header_len + len {
-                return Ok(Step::NeedMore);
-            }
-            self.take_in_place(&header, header_len, trace);
-            return Ok(Step::Ready(match header.opcode {
-                OpCode::Ping => Ready::Ping,
-                OpCode::Pong => Ready::Pong,
-                OpCode::Close => {
-                    self.close_received = CloseFrame::parse(self.span())?;
-                    Ready::Close
+        let in_progress = self.message.as_ref().map(|message| InProgress {
+            compressed: message.compressed,
+            len: self.assembled.len() as u64,
+        });
+        let (kind, compressed) = match self.rules.check(&header, in_progress)? {
+            FrameClass::Control => {
+                // At most 125 bytes (a rule): wait for the whole frame.
+                if available_len < header_len + header.payload_len as usize {
+                    return Ok(Step::NeedMore);
                 }
-                other => unreachable!("{other:?} is not a control opcode that passed check()"),
-            }));
-        }
-
-        if header.payload_len > limits.max_frame_size as u64 {
-            return Err(ProtocolError::FrameTooBig {
-                len: header.payload_len,
-                max: limits.max_frame_size,
-            });
-        }
-        let starts = match header.opcode {
-            OpCode::Text => Some(MessageKind::Text),
-            OpCode::Binary => Some(MessageKind::Binary),
-            _ => None, // Continuation: check() let no other opcode through.
-        };
-        match (starts, &self.message) {
-            (None, None) => return Err(ProtocolError::UnexpectedContinuation),
-            (Some(_), Some(_)) => return Err(ProtocolError::ExpectedContinuation),
-            _ => {}
-        }
-        // A compressed message is held to the limit as it inflates (read_payload).
-        let inflating = compressed || self.message.as_ref().is_some_and(|m| m.compressed);
-        let so_far = match self.message {
-            Some(_) => self.assembled.len() as u64,
-            None => 0,
-        };
-        if !inflating && so_far + header.payload_len > limits.max_message_size as u64 {
-            return Err(ProtocolError::MessageTooBig {
-                len: so_far + header.payload_len,
-                max: limits.max_message_size,
-            });
-        }
-        let Some(kind) = starts else {
-            return Ok(self.start_payload(&header, header_len, trace));
+                self.take_in_place(&header, header_len, trace);
+                return Ok(Step::Ready(match header.opcode {
+                    OpCode::Ping => Ready::Ping,
+                    OpCode::Pong => Ready::Pong,
+                    _ => {
+                        self.close_received = CloseFrame::parse(self.span())?;
+                        Ready::Close
+                    }
+                }));
+            }
+            FrameClass::Continuation => return Ok(self.start_payload(&header, header_len, trace)),
+            FrameClass::Start {
+                text: true,
+                compressed,
+            } => (MessageKind::Text, compressed),
+            FrameClass::Start {
+                text: false,
+                compressed,
+            } => (MessageKind::Binary, compressed),
         };
         // The common case: a whole unfragmented message already in the buffer. It is
         // unmasked where it lies and handed out from there; text is checked all at
@@ -470,7 +445,7 @@ impl ReadSide {
     fn take_in_place(&mut self, header: &FrameHeader, header_len: usize, trace: &mut Trace) {
         let start = self.input_start + header_len;
         let end = start + header.payload_len as usize;
-        trace.received(header, &self.input[start..end]);
+        trace.received(header, &self.input, start);
         if let Some(key) = header.masking_key {
             apply_mask(&mut self.input[start..end], key, 0);
         }
@@ -486,11 +461,7 @@ impl ReadSide {
         trace: &mut Trace,
     ) -> Step {
         self.input_start += header_len;
-        let at_hand = self.buffered().min(header.payload_len as usize);
-        trace.received(
-            header,
-            &self.input[self.input_start..self.input_start + at_hand],
-        );
+        trace.received(header, &self.input[..self.input_end], self.input_start);
         self.payload = Some(PayloadInProgress {
             remaining: header.payload_len,
             masking_key: header.masking_key,
@@ -562,7 +533,7 @@ impl ReadSide {
         n: usize,
         trace: &mut Trace,
     ) -> Result<Step, ProtocolError> {
-        let max = self.limits.max_message_size;
+        let max = self.max_message_size;
         let piece = &mut self.input[self.input_start..self.input_start + n];
         if let Some(key) = progress.masking_key {
             apply_mask(piece, key, progress.offset);

@@ -111,10 +111,14 @@ impl Trace {
         }
     }
 
-    /// A frame received, with the payload bytes at hand (still masked).
+    /// A frame received, whose payload starts at `input[payload_start..]` (still
+    /// masked; as much of it as is at hand). Only indexes when on: the hot path pays
+    /// one branch.
     #[inline]
-    pub(super) fn received(&mut self, header: &FrameHeader, at_hand: &[u8]) {
+    pub(super) fn received(&mut self, header: &FrameHeader, input: &[u8], payload_start: usize) {
         if self.on {
+            let at_hand = &input[payload_start..];
+            let at_hand = &at_hand[..at_hand.len().min(header.payload_len as usize)];
             let mut shown = preview(at_hand).to_vec();
             if let Some(key) = header.masking_key {
                 apply_mask(&mut shown, key, 0);
