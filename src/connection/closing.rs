@@ -2,9 +2,34 @@
 //! whether a Close went out and whether the connection is closed cannot disagree.
 
 use super::timers::Deadline;
-use crate::State;
 
-/// Where the closing handshake stands.
+/// Where the closing handshake stands (RFC 6455 §7).
+///
+/// ```
+/// use rfc6455::{CloseCode, Connection, Event, Role, State};
+///
+/// let mut server = Connection::new(Role::Server);
+/// assert_eq!(server.state(), State::Open);
+/// server.close(CloseCode::GOING_AWAY, "").unwrap();
+/// assert_eq!(server.state(), State::Closing); // ours sent, the peer's awaited
+/// // The client's Close, masked with a zero key, ends the handshake (RFC 6455 §7.1.2).
+/// server.receive(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe9]);
+/// assert!(matches!(server.next_event(), Ok(Some(Event::Close(Some(_))))));
+/// assert_eq!(server.state(), State::Closed);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// This end sent a Close and waits for the peer's; it still receives.
+    Closing,
+    /// Both Close frames are exchanged, or the connection failed. Once the pending
+    /// output is written, a server closes the TCP connection; a client waits for the
+    /// server to close it (RFC 6455 §7.1.1).
+    Closed,
+}
+
+/// Where the closing handshake stands, with what each stage needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Closing {
     /// No Close sent or received: messages flow both ways.
@@ -18,7 +43,7 @@ pub(super) enum Closing {
 }
 
 impl Closing {
-    /// The public view.
+    /// The public view: where it stands, without the data.
     pub(super) fn state(self) -> State {
         match self {
             Closing::Open => State::Open,

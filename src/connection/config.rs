@@ -3,6 +3,10 @@
 use crate::deflate::DeflateConfig;
 use std::time::Duration;
 
+/// Buffers larger than this are released when they empty, so that one big message
+/// does not pin its memory to an idle connection (the read and write sides' policy).
+pub(super) const RETAINED_BUFFER: usize = 1024 * 1024;
+
 /// Limits and behaviour of a connection.
 ///
 /// ```

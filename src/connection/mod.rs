@@ -50,6 +50,7 @@ mod write;
 #[cfg(test)]
 mod tests;
 
+pub use closing::State;
 pub use config::Config;
 pub use message::{Event, MessageKind, MessageRef};
 pub use trace::TracedFrame;
@@ -64,36 +65,6 @@ use std::time::{Duration, Instant};
 use timers::{Beat, Deadline, Heartbeat};
 use trace::Trace;
 use write::WriteSide;
-
-/// Buffers larger than this are released when they empty, so that one big message
-/// does not pin its memory to an idle connection.
-const RETAINED_BUFFER: usize = 1024 * 1024;
-
-/// Where the closing handshake stands (RFC 6455 §7).
-///
-/// ```
-/// use rfc6455::{CloseCode, Connection, Event, Role, State};
-///
-/// let mut server = Connection::new(Role::Server);
-/// assert_eq!(server.state(), State::Open);
-/// server.close(CloseCode::GOING_AWAY, "").unwrap();
-/// assert_eq!(server.state(), State::Closing); // ours sent, the peer's awaited
-/// // The client's Close, masked with a zero key, ends the handshake (RFC 6455 §7.1.2).
-/// server.receive(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe9]);
-/// assert!(matches!(server.next_event(), Ok(Some(Event::Close(Some(_))))));
-/// assert_eq!(server.state(), State::Closed);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Messages flow both ways.
-    Open,
-    /// This end sent a Close and waits for the peer's; it still receives.
-    Closing,
-    /// Both Close frames are exchanged, or the connection failed. Once the pending
-    /// output is written, a server closes the TCP connection; a client waits for the
-    /// server to close it (RFC 6455 §7.1.1).
-    Closed,
-}
 
 /// The sans-IO WebSocket connection, after the opening handshake.
 ///

@@ -16,10 +16,9 @@
 //! answered) before the bad frame fails the connection, in the order the peer sent
 //! them.
 
+use super::config::{Config, RETAINED_BUFFER};
 use super::message::MessageKind;
 use super::trace::Trace;
-use super::Config;
-use super::RETAINED_BUFFER;
 use crate::close::{CloseCode, CloseFrame};
 use crate::deflate::codec::{InflateError, Inflater};
 use crate::deflate::Negotiated;

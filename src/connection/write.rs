@@ -7,9 +7,9 @@
 //! three methods under "Answers", which [`Connection`](super::Connection) calls (as
 //! rustls' receive path sends alerts through one narrow door).
 
+use super::config::RETAINED_BUFFER;
 use super::message::MessageKind;
 use super::trace::Trace;
-use super::RETAINED_BUFFER;
 use crate::close::{CloseCode, CloseFrame};
 use crate::deflate::codec::Deflater;
 use crate::deflate::Negotiated;
