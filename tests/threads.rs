@@ -6,8 +6,8 @@
 use rfc6455::blocking::{self, ClientStream, WebSocket};
 use rfc6455::handshake::server::Request;
 use rfc6455::server::{
-    Accept, Balance, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Message, Server,
-    ServerConfig, SharedFrame, Stats,
+    Accept, Balance, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Received, Reply,
+    Server, ServerConfig, SharedFrame,
 };
 use rfc6455::{CloseCode, Event};
 use std::io::{Read, Write};
@@ -37,8 +37,8 @@ impl Handler for Hub {
         self.members.lock().unwrap().push(id);
     }
 
-    fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
-        let Message::Text(text) = message else {
+    fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+        let Received::Text(text) = message else {
             return;
         };
         if text == "whoami" {
@@ -77,11 +77,17 @@ impl Handler for Hub {
         self.members.lock().unwrap().retain(|m| *m != id);
     }
 
-    fn http(&mut self, _request: &HttpRequest, stats: &Stats) -> Option<HttpResponse> {
-        Some(HttpResponse::text(
+    fn request(
+        &mut self,
+        ctx: &mut Ctx<'_, ()>,
+        _id: ConnId,
+        _request: &HttpRequest,
+    ) -> Option<Reply<()>> {
+        let stats = ctx.totals();
+        Some(Reply::Response(HttpResponse::text(
             200,
             &format!("open {} per loop {:?}\n", stats.open, stats.open_per_loop),
-        ))
+        )))
     }
 }
 

@@ -3,7 +3,7 @@
 use super::conn::{Conn, Phase};
 use super::loops::{Loops, Mail};
 use super::shared::{shared_len, BroadcastCompressor, Variant};
-use super::{ConnId, Message, ServerConfig, SharedFrame, SlowConsumer};
+use super::{ConnId, Received, ServerConfig, SharedFrame, SlowConsumer};
 use crate::{CloseCode, MessageKind};
 use slab::Slab;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use std::time::Instant;
 /// ```
 /// use rfc6455::server::Stats;
 ///
-/// /// A `/metrics` page in Prometheus' text format (see `Handler::http`).
+/// /// A `/metrics` page in Prometheus' text format (see `Ctx::totals`).
 /// fn metrics(stats: &Stats) -> String {
 ///     format!("ws_open {}\nws_messages_in_total {}\n", stats.open, stats.messages_in)
 /// }
@@ -53,11 +53,11 @@ pub struct Stats {
     /// Connections dropped because their TLS failed: a bad record, a handshake that
     /// went wrong, plain HTTP sent to the TLS port.
     pub tls_failures: u64,
-    /// Connections still in their handshake, all loops (in the totals given to
-    /// [`Handler::http`](super::Handler::http); 0 in a loop's own counters).
+    /// Connections still in their handshake, all loops (in
+    /// [`Ctx::totals`]; 0 in a loop's own counters).
     pub handshaking: usize,
-    /// WebSocket connections open on each event loop, in the totals given to
-    /// [`Handler::http`](super::Handler::http) (empty in a loop's own counters).
+    /// WebSocket connections open on each event loop, in [`Ctx::totals`] (empty in a
+    /// loop's own counters).
     pub open_per_loop: Vec<usize>,
 }
 
@@ -111,7 +111,7 @@ fn conn_of<D>(conns: &mut Slab<Conn<D>>, id: ConnId) -> Option<&mut Conn<D>> {
 /// (under one lock) reach every connection in that order.
 ///
 /// ```
-/// use rfc6455::server::{ConnId, Ctx, Handler, Message};
+/// use rfc6455::server::{ConnId, Ctx, Handler, Received};
 /// use rfc6455::Event;
 /// # use rfc6455::server::{Accept, Server, ServerConfig};
 ///
@@ -122,9 +122,9 @@ fn conn_of<D>(conns: &mut Slab<Conn<D>>, id: ConnId) -> Option<&mut Conn<D>> {
 /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
 /// #       Ok(Accept::new(()))
 /// #   }
-///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, from: ConnId, message: Message) {
+///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, from: ConnId, message: Received<'_>) {
 ///         for id in ctx.connections().into_iter().filter(|id| *id != from) {
-///             ctx.send(id, &message);
+///             ctx.send(id, message);
 ///         }
 ///     }
 /// }
@@ -178,42 +178,49 @@ impl<D> Ctx<'_, D> {
         }
     }
 
-    /// Sends a message to a connection. Returns false when the connection is gone or
-    /// closing, or the message was dropped because the connection is a slow consumer.
+    /// Sends a message to a connection: a lent one ([`Received`], as a handler is
+    /// given) or an owned one (`&`[`Message`](super::Message)). Returns false when the
+    /// connection is gone or closing, or the message was dropped because the
+    /// connection is a slow consumer.
     ///
     /// ```
-    /// use rfc6455::server::{ConnId, Ctx, Handler, Message};
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Message, Received};
     /// use rfc6455::Event;
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     ///
-    /// struct Echo;
+    /// /// Echoes every message, and sends the first one again after each.
+    /// struct Echo(Option<Message>);
     /// impl Handler for Echo {
     ///     type Data = ();
     /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
     /// #       Ok(Accept::new(()))
     /// #   }
-    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
-    ///         assert!(ctx.send(id, &message)); // back as it came: text as text
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    ///         assert!(ctx.send(id, message)); // back as it came: text as text
+    ///         let first = self.0.get_or_insert_with(|| message.to_message());
+    ///         ctx.send(id, &*first);
     ///     }
     /// }
     /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
     /// # let (addr, handle) = (server.local_addr()?, server.handle());
     /// # let url = format!("ws://{addr}/");
-    /// # let server_thread = std::thread::spawn(move || server.run(Echo));
+    /// # let server_thread = std::thread::spawn(move || server.run(Echo(None)));
     /// let mut ws = rfc6455::blocking::connect(&url)?;
     /// ws.send_text("héllo")?;
     /// assert_eq!(ws.read()?, Event::Text("héllo".into()));
+    /// assert_eq!(ws.read()?, Event::Text("héllo".into()));
     /// ws.send_binary(&[0xff, 0x00])?;
     /// assert_eq!(ws.read()?, Event::Binary(vec![0xff, 0x00]));
+    /// assert_eq!(ws.read()?, Event::Text("héllo".into()));
     /// # drop(ws);
     /// # handle.shutdown();
     /// # server_thread.join().unwrap()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn send(&mut self, id: ConnId, message: &Message) -> bool {
-        match message {
-            Message::Text(text) => self.send_data(id, MessageKind::Text, text.as_bytes()),
-            Message::Binary(data) => self.send_data(id, MessageKind::Binary, data),
+    pub fn send<'m>(&mut self, id: ConnId, message: impl Into<Received<'m>>) -> bool {
+        match message.into() {
+            Received::Text(text) => self.send_data(id, MessageKind::Text, text.as_bytes()),
+            Received::Binary(data) => self.send_data(id, MessageKind::Binary, data),
         }
     }
 
@@ -230,7 +237,7 @@ impl<D> Ctx<'_, D> {
     /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
     /// #       Ok(Accept::new(()))
     /// #   }
-    ///     fn received(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
     ///         if let Received::Text(text) = message {
     ///             ctx.send_text(id, &text.to_uppercase());
     ///         }
@@ -266,7 +273,7 @@ impl<D> Ctx<'_, D> {
     /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
     /// #       Ok(Accept::new(()))
     /// #   }
-    ///     fn received(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
     ///         ctx.send_binary(id, &(message.as_bytes().len() as u32).to_be_bytes());
     ///     }
     /// }
@@ -394,7 +401,7 @@ impl<D> Ctx<'_, D> {
     /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
     /// #       Ok(Accept::new(()))
     /// #   }
-    ///     fn received(&mut self, ctx: &mut Ctx<'_, ()>, _from: ConnId, message: Received<'_>) {
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, _from: ConnId, message: Received<'_>) {
     ///         let Received::Text(text) = message else { return };
     ///         let frame = SharedFrame::text(text);
     ///         for id in ctx.connections() {
@@ -576,7 +583,7 @@ impl<D> Ctx<'_, D> {
     /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
     /// #       Ok(Accept::new(()))
     /// #   }
-    ///     fn received(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
     ///         if message == Received::Text("bye") {
     ///             ctx.close(id, CloseCode::NORMAL, "see you");
     ///         }
@@ -641,7 +648,7 @@ impl<D> Ctx<'_, D> {
     ///     fn upgrade(&mut self, request: &Request) -> Result<Accept<String>, u16> {
     ///         Ok(Accept::new(request.query().unwrap_or("anonymous").to_string()))
     ///     }
-    ///     fn received(&mut self, ctx: &mut Ctx<'_, String>, id: ConnId, message: Received<'_>) {
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, String>, id: ConnId, message: Received<'_>) {
     ///         let Received::Text(text) = message else { return };
     ///         let line = format!("{}: {text}", ctx.data(id).unwrap()); // its name, from `upgrade`
     ///         ctx.send_text(id, &line);
@@ -718,7 +725,7 @@ impl<D> Ctx<'_, D> {
     /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
     /// #       Ok(Accept::new(()))
     /// #   }
-    ///     fn received(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, _: Received<'_>) {
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, _: Received<'_>) {
     ///         let stats = ctx.stats();
     ///         let line = format!("{} in, {} bytes", stats.messages_in, stats.bytes_in);
     ///         ctx.send_text(id, &line);
@@ -738,5 +745,44 @@ impl<D> Ctx<'_, D> {
     /// ```
     pub fn stats(&self) -> &Stats {
         self.stats
+    }
+
+    /// The whole server's counters: this loop's now, the other loops' as of the end of
+    /// their last turn, and the connections in their handshake and open per loop
+    /// (e.g. for a `/metrics` page).
+    ///
+    /// ```
+    /// use rfc6455::server::{ConnId, Ctx, Handler, HttpRequest, HttpResponse, Reply};
+    /// # use std::io::{Read, Write};
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
+    ///
+    /// struct Metrics;
+    /// impl Handler for Metrics {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn request(&mut self, ctx: &mut Ctx<'_, ()>, _: ConnId, request: &HttpRequest) -> Option<Reply<()>> {
+    ///         let page = format!("ws_open {}\n", ctx.totals().open);
+    ///         (request.path() == "/metrics").then(|| Reply::Response(HttpResponse::text(200, &page)))
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let server_thread = std::thread::spawn(move || server.run(Metrics));
+    /// let ws = rfc6455::blocking::connect(&url)?; // one WebSocket open
+    /// let mut http = std::net::TcpStream::connect(addr)?;
+    /// http.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n")?;
+    /// let mut response = String::new();
+    /// http.read_to_string(&mut response)?;
+    /// assert!(response.starts_with("HTTP/1.1 200 OK\r\n") && response.ends_with("\r\n\r\nws_open 1\n"));
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn totals(&self) -> Stats {
+        self.loops.totals(self.worker, self.stats)
     }
 }

@@ -17,7 +17,7 @@
 //! heap checked each turn of the loop.
 //!
 //! ```
-//! use rfc6455::server::{Accept, Ctx, ConnId, Handler, Message, Server, ServerConfig};
+//! use rfc6455::server::{Accept, Ctx, ConnId, Handler, Received, Server, ServerConfig};
 //! use rfc6455::handshake::server::Request;
 //!
 //! struct Echo;
@@ -27,8 +27,8 @@
 //!     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
 //!         Ok(Accept::new(()))
 //!     }
-//!     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
-//!         ctx.send(id, &message);
+//!     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+//!         ctx.send(id, message);
 //!     }
 //! }
 //!
@@ -609,15 +609,15 @@ impl Server {
     /// ```
     /// use rfc6455::server::{Server, ServerConfig};
     /// use rfc6455::Event;
-    /// # use rfc6455::server::{Accept, ConnId, Ctx, Handler, Message};
+    /// # use rfc6455::server::{Accept, ConnId, Ctx, Handler, Received};
     /// # struct Echo;
     /// # impl Handler for Echo {
     /// #   type Data = ();
     /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
     /// #       Ok(Accept::new(()))
     /// #   }
-    /// #   fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
-    /// #       ctx.send(id, &message);
+    /// #   fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    /// #       ctx.send(id, message);
     /// #   }
     /// # }
     ///
@@ -658,7 +658,7 @@ impl Server {
     ///
     /// ```
     /// use rfc6455::server::{Server, ServerConfig};
-    /// # use rfc6455::server::{Accept, Ctx, ConnId, Handler, Message};
+    /// # use rfc6455::server::{Accept, Ctx, ConnId, Handler, Received};
     /// # use rfc6455::handshake::server::Request;
     /// # struct Echo;
     /// # impl Handler for Echo {
@@ -666,8 +666,8 @@ impl Server {
     /// #     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
     /// #         Ok(Accept::new(()))
     /// #     }
-    /// #     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
-    /// #         ctx.send(id, &message);
+    /// #     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    /// #         ctx.send(id, message);
     /// #     }
     /// # }
     ///

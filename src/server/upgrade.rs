@@ -98,7 +98,7 @@ impl<H: Handler> Loop<H> {
     }
 
     /// A complete plain request: `/healthz`, then the handler's `request` (a response
-    /// or a stream), then its `http`.
+    /// or a stream, or `None` for a WebSocket endpoint).
     fn answer_http(&mut self, slot: usize, request: HttpRequest) {
         if request.method == "GET" && request.path() == "/healthz" {
             let response = match self.handler.health() {
@@ -113,10 +113,7 @@ impl<H: Handler> Loop<H> {
         match reply {
             Some(Reply::Response(response)) => self.respond_and_close(slot, response.to_bytes()),
             Some(Reply::Stream { head, data }) => self.open_stream(slot, head, data),
-            None => {
-                let response = self.plain_http(&request);
-                self.respond_and_close(slot, response.to_bytes());
-            }
+            None => self.respond_and_close(slot, websocket_endpoint(&request).to_bytes()),
         }
     }
 
@@ -153,22 +150,6 @@ impl<H: Handler> Loop<H> {
         self.stats.streams += 1;
         log::info!("{id}: stream open");
         self.flush(slot);
-    }
-
-    /// A request that is not an upgrade and that the handler's `request` left to its
-    /// `http`; what `http` does not serve is a WebSocket endpoint, so a `GET` there is
-    /// told to upgrade.
-    pub(super) fn plain_http(&mut self, request: &HttpRequest) -> HttpResponse {
-        let stats = self.loops.totals(self.worker, &self.stats);
-        if let Some(response) = self.handler.http(request, &stats) {
-            return response;
-        }
-        if request.method == "GET" || request.method == "HEAD" {
-            return HttpResponse::upgrade_required();
-        }
-        let mut response = HttpResponse::text(405, "a WebSocket endpoint takes GET\n");
-        response.headers.push(("Allow".into(), "GET".into()));
-        response
     }
 
     pub(super) fn upgrade(&mut self, slot: usize, request: Request, rest: Vec<u8>) {
@@ -236,6 +217,17 @@ impl<H: Handler> Loop<H> {
         self.timers.schedule(deadline, slot);
         self.flush(slot);
     }
+}
+
+/// The answer to a plain request that the handler left unanswered: the path is a
+/// WebSocket endpoint, so a `GET` is told to upgrade, other methods are not allowed.
+fn websocket_endpoint(request: &HttpRequest) -> HttpResponse {
+    if request.method == "GET" || request.method == "HEAD" {
+        return HttpResponse::upgrade_required();
+    }
+    let mut response = HttpResponse::text(405, "a WebSocket endpoint takes GET\n");
+    response.headers.push(("Allow".into(), "GET".into()));
+    response
 }
 
 /// A request target fit for a log: the path, and the query's names without their

@@ -210,7 +210,7 @@ impl<H: Handler> Loop<H> {
                 MessageKind::Text => simdutf8::basic::from_utf8(&data).ok().map(Received::Text),
             };
             if let Some(message) = message {
-                handler.received(ctx, id, message);
+                handler.message(ctx, id, message);
             }
         });
         // One large message does not pin its size to the loop.
