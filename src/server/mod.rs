@@ -48,6 +48,7 @@
 //!
 //! The files of this module are on the README's map ("Layers").
 
+mod accept;
 mod admission;
 mod config;
 mod conn;
@@ -62,8 +63,6 @@ mod shared;
 mod socket;
 mod timers;
 mod trim;
-mod upgrade;
-mod wire;
 
 pub use config::{ServerConfig, SlowConsumer};
 pub use ctx::{Ctx, Stats};
