@@ -6,8 +6,8 @@ use rfc6455::blocking::{self, ClientStream, Error};
 use rfc6455::deflate::DeflateConfig;
 use rfc6455::handshake::server::Request;
 use rfc6455::server::{
-    Accept, CloseInfo, ConnId, Ctx, Handle, Handler, HttpRequest, HttpResponse, Message, Server,
-    ServerConfig, SharedFrame, SlowConsumer, Stats,
+    Accept, CloseInfo, ConnId, Ctx, Handle, Handler, HttpRequest, HttpResponse, Received, Reply,
+    Server, ServerConfig, SharedFrame, SlowConsumer,
 };
 use rfc6455::{CloseCode, Event};
 use std::io::{Read, Write};
@@ -51,8 +51,8 @@ impl Handler for TestHandler {
         let _ = self.seen.send(Seen::Open(path));
     }
 
-    fn message(&mut self, ctx: &mut Ctx<'_, String>, id: ConnId, message: Message) {
-        if let Message::Text(text) = &message {
+    fn message(&mut self, ctx: &mut Ctx<'_, String>, id: ConnId, message: Received<'_>) {
+        if let Received::Text(text) = message {
             if let Some(rest) = text.strip_prefix("broadcast:") {
                 for other in ctx.connections() {
                     if other != id {
@@ -92,17 +92,22 @@ impl Handler for TestHandler {
                 return;
             }
         }
-        ctx.send(id, &message);
+        ctx.send(id, message);
     }
 
     fn close(&mut self, _ctx: &mut Ctx<'_, String>, _id: ConnId, path: String, info: CloseInfo) {
         let _ = self.seen.send(Seen::Close(path, info));
     }
 
-    fn http(&mut self, request: &HttpRequest, _stats: &Stats) -> Option<HttpResponse> {
+    fn request(
+        &mut self,
+        _ctx: &mut Ctx<'_, String>,
+        _id: ConnId,
+        request: &HttpRequest,
+    ) -> Option<Reply<String>> {
         match request.path() {
-            "/page" => Some(HttpResponse::html(200, "<h1>rooms</h1>")),
-            "/missing" => Some(HttpResponse::text(404, "not found\n")),
+            "/page" => Some(Reply::Response(HttpResponse::html(200, "<h1>rooms</h1>"))),
+            "/missing" => Some(Reply::Response(HttpResponse::text(404, "not found\n"))),
             _ => None,
         }
     }

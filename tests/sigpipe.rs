@@ -21,7 +21,7 @@ impl Handler for Flood {
         Ok(Accept::new(()))
     }
 
-    fn received(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, _message: Received<'_>) {
+    fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, _message: Received<'_>) {
         let chunk = vec![7u8; 64 * 1024];
         for _ in 0..64 {
             ctx.send_binary(id, &chunk);

@@ -6,15 +6,15 @@
 use rfc6455::blocking::{self, ClientStream, WebSocket};
 use rfc6455::handshake::server::Request;
 use rfc6455::server::{
-    Accept, Balance, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Message, Server,
-    ServerConfig, SharedFrame, Stats,
+    Accept, Balance, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Received, Reply,
+    Server, ServerConfig, SharedFrame,
 };
-use rfc6455::{CloseCode, Event};
+use rfc6455::{CloseCode, CloseFrame, Event};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One per loop; all share the list of connections. "whoami" answers the loop's
 /// index; "all:X" sends X to every connection (the sender included) with the list
@@ -37,8 +37,8 @@ impl Handler for Hub {
         self.members.lock().unwrap().push(id);
     }
 
-    fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
-        let Message::Text(text) = message else {
+    fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+        let Received::Text(text) = message else {
             return;
         };
         if text == "whoami" {
@@ -77,11 +77,17 @@ impl Handler for Hub {
         self.members.lock().unwrap().retain(|m| *m != id);
     }
 
-    fn http(&mut self, _request: &HttpRequest, stats: &Stats) -> Option<HttpResponse> {
-        Some(HttpResponse::text(
+    fn request(
+        &mut self,
+        ctx: &mut Ctx<'_, ()>,
+        _id: ConnId,
+        _request: &HttpRequest,
+    ) -> Option<Reply<()>> {
+        let stats = ctx.totals();
+        Some(Reply::Response(HttpResponse::text(
             200,
             &format!("open {} per loop {:?}\n", stats.open, stats.open_per_loop),
-        ))
+        )))
     }
 }
 
@@ -199,6 +205,49 @@ fn a_handle_sends_from_another_thread_with_one_loop_and_with_two() {
         for ws in &mut clients {
             assert_eq!(text(ws), "from afar", "{threads} loop(s)");
             assert_eq!(text(ws), "shared from afar", "{threads} loop(s)");
+        }
+        server.stop();
+    }
+}
+
+/// The `Handle` sends binary messages and closes connections too, from a thread that
+/// is no loop, with one loop as with two; the clients answer the Close, and the
+/// handler hears each connection end.
+#[test]
+fn a_handle_sends_binary_and_closes_from_another_thread() {
+    for threads in [1, 2] {
+        let server = start(ServerConfig {
+            threads,
+            ..ServerConfig::default()
+        });
+        let mut clients: Vec<_> = (0..2).map(|_| connect(server.addr)).collect();
+        for ws in &mut clients {
+            worker_of(ws); // open, and known to the handler
+        }
+        let ids = server.members.lock().unwrap().clone();
+        assert_eq!(ids.len(), 2);
+        let admin = thread::spawn({
+            let handle = server.handle.clone();
+            move || {
+                for id in ids {
+                    assert!(handle.send_binary(id, &[0, 1, 0xff]));
+                    assert!(handle.close(id, CloseCode::POLICY_VIOLATION, "from afar"));
+                }
+            }
+        });
+        admin.join().unwrap();
+        let close = CloseFrame {
+            code: CloseCode::POLICY_VIOLATION,
+            reason: "from afar".into(),
+        };
+        for ws in &mut clients {
+            assert_eq!(ws.read().unwrap(), Event::Binary(vec![0, 1, 0xff]));
+            assert_eq!(ws.read().unwrap(), Event::Close(Some(close.clone())));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !server.members.lock().unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "{threads} loop(s): not closed");
+            thread::sleep(Duration::from_millis(10));
         }
         server.stop();
     }

@@ -7,7 +7,7 @@
 
 use rfc6455::blocking::{self, Error};
 use rfc6455::handshake::server::Request;
-use rfc6455::server::{Accept, ConnId, Ctx, Handler, Message, Server, ServerConfig, SharedFrame};
+use rfc6455::server::{Accept, ConnId, Ctx, Handler, Received, Server, ServerConfig, SharedFrame};
 use rfc6455::tls::rustls;
 use rfc6455::{Config, Event};
 use std::io::{Read, Write};
@@ -30,8 +30,8 @@ impl Handler for Echo {
         Ok(Accept::new(()))
     }
 
-    fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
-        if let Message::Text(text) = &message {
+    fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+        if let Received::Text(text) = message {
             if let Some(rest) = text.strip_prefix("all:") {
                 let frame = SharedFrame::text(rest);
                 for other in ctx.connections() {
@@ -47,7 +47,7 @@ impl Handler for Echo {
                 return;
             }
         }
-        ctx.send(id, &message);
+        ctx.send(id, message);
     }
 }
 

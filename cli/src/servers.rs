@@ -57,16 +57,13 @@ impl server::Handler for EchoHandler {
     }
 
     /// Lent, answered from the loop's buffer: no allocation per message.
-    fn received(
+    fn message(
         &mut self,
         ctx: &mut server::Ctx<'_, ()>,
         id: server::ConnId,
         message: server::Received<'_>,
     ) {
-        match message {
-            server::Received::Text(text) => ctx.send_text(id, text),
-            server::Received::Binary(data) => ctx.send_binary(id, data),
-        };
+        ctx.send(id, message);
     }
 }
 

@@ -20,8 +20,8 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use rfc6455::handshake::server::Request;
 use rfc6455::server::{
-    Accept, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Message, Server,
-    ServerConfig, Stats,
+    Accept, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Received, Reply, Server,
+    ServerConfig,
 };
 use rfc6455::Config;
 use std::collections::HashSet;
@@ -104,25 +104,22 @@ impl Handler for Recorder {
         self.check(fresh, || format!("{id} opened twice"));
     }
 
-    fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
+    fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
         let open = self.0.lock().unwrap().open.contains(&id);
         self.check(open, || format!("a message for {id}, not open"));
-        let len = match &message {
-            Message::Text(t) => t.len(),
-            Message::Binary(b) => b.len(),
-        };
+        let len = message.as_bytes().len();
         self.check(len <= MAX_MESSAGE, || format!("a message of {len} bytes"));
-        match &message {
-            Message::Text(t) if t == "close" => {
+        match message {
+            Received::Text("close") => {
                 ctx.close(id, rfc6455::CloseCode::NORMAL, "asked");
             }
-            Message::Text(t) if t == "all" => {
+            Received::Text("all") => {
                 for other in ctx.connections() {
                     ctx.send_text(other, "to all");
                 }
             }
             _ => {
-                ctx.send(id, &message);
+                ctx.send(id, message);
             }
         }
     }
@@ -144,8 +141,13 @@ impl Handler for Recorder {
         });
     }
 
-    fn http(&mut self, request: &HttpRequest, _stats: &Stats) -> Option<HttpResponse> {
-        (request.path() == "/health").then(|| HttpResponse::text(200, "ok"))
+    fn request(
+        &mut self,
+        _ctx: &mut Ctx<'_, ()>,
+        _id: ConnId,
+        request: &HttpRequest,
+    ) -> Option<Reply<()>> {
+        (request.path() == "/health").then(|| Reply::Response(HttpResponse::text(200, "ok")))
     }
 }
 

@@ -2,8 +2,8 @@
 
 use super::conn::{Conn, Phase};
 use super::loops::{Loops, Mail};
-use super::shared::{shared_len, BroadcastCompressor, Variant};
-use super::{ConnId, Message, ServerConfig, SharedFrame, SlowConsumer};
+use super::shared::{BroadcastCompressor, Variant};
+use super::{ConnId, Received, ServerConfig, SharedFrame, SlowConsumer};
 use crate::{CloseCode, MessageKind};
 use slab::Slab;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use std::time::Instant;
 /// ```
 /// use rfc6455::server::Stats;
 ///
-/// /// A `/metrics` page in Prometheus' text format (see `Handler::http`).
+/// /// A `/metrics` page in Prometheus' text format (see `Ctx::totals`).
 /// fn metrics(stats: &Stats) -> String {
 ///     format!("ws_open {}\nws_messages_in_total {}\n", stats.open, stats.messages_in)
 /// }
@@ -53,11 +53,11 @@ pub struct Stats {
     /// Connections dropped because their TLS failed: a bad record, a handshake that
     /// went wrong, plain HTTP sent to the TLS port.
     pub tls_failures: u64,
-    /// Connections still in their handshake, all loops (in the totals given to
-    /// [`Handler::http`](super::Handler::http); 0 in a loop's own counters).
+    /// Connections still in their handshake, all loops (in
+    /// [`Ctx::totals`]; 0 in a loop's own counters).
     pub handshaking: usize,
-    /// WebSocket connections open on each event loop, in the totals given to
-    /// [`Handler::http`](super::Handler::http) (empty in a loop's own counters).
+    /// WebSocket connections open on each event loop, in [`Ctx::totals`] (empty in a
+    /// loop's own counters).
     pub open_per_loop: Vec<usize>,
 }
 
@@ -96,9 +96,28 @@ impl Stats {
 /// function, so that callers can hold it and another field of `Ctx` (the compressor)
 /// at once.
 fn conn_of<D>(conns: &mut Slab<Conn<D>>, id: ConnId) -> Option<&mut Conn<D>> {
-    conns
-        .get_mut(id.slot)
-        .filter(|c| c.generation == id.generation && c.worker == id.worker)
+    match conns.get_mut(id.slot) {
+        Some(conn) if conn.is(id) => Some(conn),
+        _ => None,
+    }
+}
+
+/// A send refused for a budget, with the bytes queued that it would have gone over.
+enum Over {
+    /// The connection's own queued output ([`ServerConfig::max_queued_output`]).
+    Connection(usize),
+    /// Everything queued on every loop ([`ServerConfig::max_total_queued_output`]).
+    Server(usize),
+}
+
+/// Whether `bytes` more would go over a budget: the connection's own, which has
+/// `queued` bytes queued, or the process's, which has `total` (this loop's now, the
+/// other loops' as of their last turn).
+fn over_budget(config: &ServerConfig, queued: usize, total: usize, bytes: usize) -> Option<Over> {
+    if queued + bytes > config.max_queued_output {
+        return Some(Over::Connection(queued));
+    }
+    (total + bytes > config.max_total_queued_output).then_some(Over::Server(total))
 }
 
 /// What a handler callback can do: send to and close any connection, reach its data.
@@ -111,7 +130,7 @@ fn conn_of<D>(conns: &mut Slab<Conn<D>>, id: ConnId) -> Option<&mut Conn<D>> {
 /// (under one lock) reach every connection in that order.
 ///
 /// ```
-/// use rfc6455::server::{ConnId, Ctx, Handler, Message};
+/// use rfc6455::server::{ConnId, Ctx, Handler, Received};
 /// use rfc6455::Event;
 /// # use rfc6455::server::{Accept, Server, ServerConfig};
 ///
@@ -122,9 +141,9 @@ fn conn_of<D>(conns: &mut Slab<Conn<D>>, id: ConnId) -> Option<&mut Conn<D>> {
 /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
 /// #       Ok(Accept::new(()))
 /// #   }
-///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, from: ConnId, message: Message) {
+///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, from: ConnId, message: Received<'_>) {
 ///         for id in ctx.connections().into_iter().filter(|id| *id != from) {
-///             ctx.send(id, &message);
+///             ctx.send(id, message);
 ///         }
 ///     }
 /// }
@@ -156,11 +175,9 @@ pub struct Ctx<'a, D> {
 }
 
 impl<D> Ctx<'_, D> {
-    fn open_conn(&mut self, id: ConnId) -> Option<&mut Conn<D>> {
-        conn_of(self.conns, id)
-    }
-
-    /// Applies what the other loops sent to this loop's connections.
+    /// Applies what the other loops (or a `Handle`) sent to this loop's connections.
+    /// Before each send of its own, so that sends keep the order they were made in
+    /// (see [`Ctx`]).
     pub(super) fn deliver_mail(&mut self) {
         for mail in self.loops.take_mail(self.worker) {
             match mail {
@@ -178,42 +195,49 @@ impl<D> Ctx<'_, D> {
         }
     }
 
-    /// Sends a message to a connection. Returns false when the connection is gone or
-    /// closing, or the message was dropped because the connection is a slow consumer.
+    /// Sends a message to a connection: a lent one ([`Received`], as a handler is
+    /// given) or an owned one (`&`[`Message`](super::Message)). Returns false when the
+    /// connection is gone or closing, or the message was dropped because the
+    /// connection is a slow consumer.
     ///
     /// ```
-    /// use rfc6455::server::{ConnId, Ctx, Handler, Message};
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Message, Received};
     /// use rfc6455::Event;
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     ///
-    /// struct Echo;
+    /// /// Echoes every message, and sends the first one again after each.
+    /// struct Echo(Option<Message>);
     /// impl Handler for Echo {
     ///     type Data = ();
     /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
     /// #       Ok(Accept::new(()))
     /// #   }
-    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
-    ///         assert!(ctx.send(id, &message)); // back as it came: text as text
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    ///         assert!(ctx.send(id, message)); // back as it came: text as text
+    ///         let first = self.0.get_or_insert_with(|| message.to_message());
+    ///         ctx.send(id, &*first);
     ///     }
     /// }
     /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
     /// # let (addr, handle) = (server.local_addr()?, server.handle());
     /// # let url = format!("ws://{addr}/");
-    /// # let server_thread = std::thread::spawn(move || server.run(Echo));
+    /// # let server_thread = std::thread::spawn(move || server.run(Echo(None)));
     /// let mut ws = rfc6455::blocking::connect(&url)?;
     /// ws.send_text("héllo")?;
     /// assert_eq!(ws.read()?, Event::Text("héllo".into()));
+    /// assert_eq!(ws.read()?, Event::Text("héllo".into()));
     /// ws.send_binary(&[0xff, 0x00])?;
     /// assert_eq!(ws.read()?, Event::Binary(vec![0xff, 0x00]));
+    /// assert_eq!(ws.read()?, Event::Text("héllo".into()));
     /// # drop(ws);
     /// # handle.shutdown();
     /// # server_thread.join().unwrap()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn send(&mut self, id: ConnId, message: &Message) -> bool {
-        match message {
-            Message::Text(text) => self.send_data(id, MessageKind::Text, text.as_bytes()),
-            Message::Binary(data) => self.send_data(id, MessageKind::Binary, data),
+    pub fn send<'m>(&mut self, id: ConnId, message: impl Into<Received<'m>>) -> bool {
+        match message.into() {
+            Received::Text(text) => self.send_data(id, MessageKind::Text, text.as_bytes()),
+            Received::Binary(data) => self.send_data(id, MessageKind::Binary, data),
         }
     }
 
@@ -230,7 +254,7 @@ impl<D> Ctx<'_, D> {
     /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
     /// #       Ok(Accept::new(()))
     /// #   }
-    ///     fn received(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
     ///         if let Received::Text(text) = message {
     ///             ctx.send_text(id, &text.to_uppercase());
     ///         }
@@ -266,7 +290,7 @@ impl<D> Ctx<'_, D> {
     /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
     /// #       Ok(Accept::new(()))
     /// #   }
-    ///     fn received(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
     ///         ctx.send_binary(id, &(message.as_bytes().len() as u32).to_be_bytes());
     ///     }
     /// }
@@ -286,30 +310,17 @@ impl<D> Ctx<'_, D> {
         self.send_data(id, MessageKind::Binary, data)
     }
 
-    /// Whether `bytes` more may be queued for a connection that can take data now;
-    /// over the output limit, the slow-consumer policy applies.
-    fn admit(&mut self, id: ConnId, bytes: usize) -> bool {
-        let limit = self.config.max_queued_output;
-        let Some(conn) = self.open_conn(id) else {
-            return false;
-        };
-        let Phase::Open { ws, .. } = &conn.phase else {
-            return false;
-        };
-        if !ws.can_send_data() {
-            return false;
-        }
-        let queued = ws.pending_output().len() + shared_len(&conn.shared);
-        if queued + bytes <= limit {
-            return self.within_total(id, bytes);
-        }
-        self.refuse(id, "slow consumer", &format!("{queued} bytes queued"))
-    }
-
     /// A send refused for a budget: the slow-consumer policy applies to `id` (the
-    /// message is dropped, or the connection closed with 1008 and `reason`). False.
-    fn refuse(&mut self, id: ConnId, reason: &str, detail: &str) -> bool {
+    /// message is dropped, or the connection closed with 1008). False.
+    fn refuse(&mut self, id: ConnId, over: Over) -> bool {
         self.stats.slow_consumer_events += 1;
+        let (reason, detail) = match over {
+            Over::Connection(queued) => ("slow consumer", format!("{queued} bytes queued")),
+            Over::Server(total) => (
+                "server output budget",
+                format!("{total} bytes queued in all, max_total_queued_output"),
+            ),
+        };
         match self.config.slow_consumer {
             SlowConsumer::DropMessages => {
                 log::debug!("{id}: {reason}, message dropped ({detail})");
@@ -322,40 +333,29 @@ impl<D> Ctx<'_, D> {
         false
     }
 
-    /// Whether `bytes` more fit in the process's output budget (this loop's queued
-    /// output now, the others' as of their last turn); they are counted if so. If
-    /// not, the slow-consumer policy applies to `id`, the connection it was for.
-    fn within_total(&mut self, id: ConnId, bytes: usize) -> bool {
-        let total = *self.queued + self.loops.queued_elsewhere(self.worker);
-        if total + bytes <= self.config.max_total_queued_output {
-            *self.queued += bytes;
-            return true;
-        }
-        let detail = format!("{total} bytes queued in all, max_total_queued_output");
-        self.refuse(id, "server output budget", &detail)
-    }
-
     fn send_data(&mut self, id: ConnId, kind: MessageKind, payload: &[u8]) -> bool {
         if id.worker != self.worker {
             return self
                 .loops
                 .post(id.worker, Mail::Data(id, kind, payload.to_vec()));
         }
-        self.deliver_mail();
+        if self.loops.has_mail(self.worker) {
+            self.deliver_mail();
+        }
         self.local_send_data(id, kind, payload)
     }
 
+    /// Queues a whole message for a connection of this loop that can take data now,
+    /// within the budgets (counted in this loop's queued output).
     fn local_send_data(&mut self, id: ConnId, kind: MessageKind, payload: &[u8]) -> bool {
-        if !self.admit(id, payload.len()) {
-            return false;
-        }
-        let Some(Conn {
-            phase: Phase::Open { ws, .. },
-            ..
-        }) = conn_of(self.conns, id)
-        else {
+        let total = *self.queued + self.loops.queued_elsewhere(self.worker);
+        let Some((ws, queued)) = conn_of(self.conns, id).and_then(Conn::sendable) else {
             return false;
         };
+        if let Some(over) = over_budget(self.config, queued, total, payload.len()) {
+            return self.refuse(id, over);
+        }
+        *self.queued += payload.len();
         // One whole message. Without context takeover it is compressed by the loop's
         // compressor (the connection keeps none); with it, by the connection's own.
         // Text came in as a `&str` (see `send_text`), so it is not validated again.
@@ -394,7 +394,7 @@ impl<D> Ctx<'_, D> {
     /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
     /// #       Ok(Accept::new(()))
     /// #   }
-    ///     fn received(&mut self, ctx: &mut Ctx<'_, ()>, _from: ConnId, message: Received<'_>) {
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, _from: ConnId, message: Received<'_>) {
     ///         let Received::Text(text) = message else { return };
     ///         let frame = SharedFrame::text(text);
     ///         for id in ctx.connections() {
@@ -419,20 +419,25 @@ impl<D> Ctx<'_, D> {
         if id.worker != self.worker {
             return self.loops.post(id.worker, Mail::Shared(id, frame.clone()));
         }
-        self.deliver_mail();
+        if self.loops.has_mail(self.worker) {
+            self.deliver_mail();
+        }
         self.local_send_shared(id, frame)
     }
 
     fn local_send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> bool {
-        if !self.admit(id, frame.bytes().len()) {
-            return false;
-        }
+        let total = *self.queued + self.loops.queued_elsewhere(self.worker);
         let Some(conn) = conn_of(self.conns, id) else {
             return false;
         };
-        let Phase::Open { ws, .. } = &mut conn.phase else {
+        let Some((ws, queued)) = conn.sendable() else {
             return false;
         };
+        let len = frame.bytes().len();
+        if let Some(over) = over_budget(self.config, queued, total, len) {
+            return self.refuse(id, over);
+        }
+        *self.queued += len;
         let bytes = match ws.deflate() {
             None => frame.bytes.clone(),
             Some(deflate) => match frame.variant(deflate, self.compressor) {
@@ -449,14 +454,8 @@ impl<D> Ctx<'_, D> {
                 }
             },
         };
-        // Keep the order: what the connection queued before goes out before this.
-        let own = ws.pending_output();
-        if !own.is_empty() {
-            let earlier: Arc<[u8]> = Arc::from(own);
-            ws.consume_output(earlier.len());
-            conn.shared.push_back((earlier, 0));
-        }
-        conn.shared.push_back((bytes, 0));
+        // After what the connection queued before, its own frames included.
+        conn.queue_shared(bytes);
         self.stats.messages_out += 1;
         self.stats.bytes_out += frame.payload_len() as u64;
         self.touched.push(id.slot);
@@ -520,44 +519,43 @@ impl<D> Ctx<'_, D> {
         if id.worker != self.worker {
             return self.loops.post(id.worker, Mail::Stream(id, bytes.clone()));
         }
-        self.deliver_mail();
+        if self.loops.has_mail(self.worker) {
+            self.deliver_mail();
+        }
         self.local_send_stream(id, bytes.clone())
     }
 
     fn local_send_stream(&mut self, id: ConnId, bytes: Arc<[u8]>) -> bool {
-        let limit = self.config.max_queued_output;
-        let policy = self.config.slow_consumer;
+        let total = *self.queued + self.loops.queued_elsewhere(self.worker);
         let Some(conn) = conn_of(self.conns, id) else {
             return false;
         };
-        if !matches!(conn.phase, Phase::Stream { .. }) || conn.our_close.is_some() {
+        if !conn.is_stream() || conn.our_close.is_some() {
             return false;
         }
-        let queued = conn.raw_output.len() + shared_len(&conn.shared);
-        if queued + bytes.len() <= limit && !self.within_total(id, bytes.len()) {
-            return false;
-        }
-        let Some(conn) = conn_of(self.conns, id) else {
-            return false;
-        };
-        if queued + bytes.len() > limit {
-            self.stats.slow_consumer_events += 1;
-            match policy {
-                SlowConsumer::DropMessages => {
-                    log::debug!("{id}: slow stream reader, bytes dropped ({queued} queued)");
+        let queued = conn.stream_unsent();
+        match over_budget(self.config, queued, total, bytes.len()) {
+            None => {}
+            Some(Over::Connection(queued)) => {
+                self.stats.slow_consumer_events += 1;
+                match self.config.slow_consumer {
+                    SlowConsumer::DropMessages => {
+                        log::debug!("{id}: slow stream reader, bytes dropped ({queued} queued)");
+                    }
+                    SlowConsumer::Close => {
+                        log::info!("{id}: slow stream reader, ending it ({queued} bytes queued)");
+                        conn.discard_output();
+                        self.local_close(id, CloseCode::POLICY_VIOLATION, "slow consumer");
+                    }
                 }
-                SlowConsumer::Close => {
-                    log::info!("{id}: slow stream reader, ending it ({queued} bytes queued)");
-                    conn.raw_output = Vec::new();
-                    conn.shared.clear();
-                    self.local_close(id, CloseCode::POLICY_VIOLATION, "slow consumer");
-                }
+                return false;
             }
-            return false;
+            Some(over) => return self.refuse(id, over),
         }
+        *self.queued += bytes.len();
         self.stats.messages_out += 1;
         self.stats.bytes_out += bytes.len() as u64;
-        conn.shared.push_back((bytes, 0));
+        conn.queue_shared(bytes);
         self.touched.push(id.slot);
         true
     }
@@ -576,7 +574,7 @@ impl<D> Ctx<'_, D> {
     /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
     /// #       Ok(Accept::new(()))
     /// #   }
-    ///     fn received(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
     ///         if message == Received::Text("bye") {
     ///             ctx.close(id, CloseCode::NORMAL, "see you");
     ///         }
@@ -601,13 +599,15 @@ impl<D> Ctx<'_, D> {
                 .post(id.worker, Mail::Close(id, code, reason.to_string()));
             return;
         }
-        self.deliver_mail();
+        if self.loops.has_mail(self.worker) {
+            self.deliver_mail();
+        }
         self.local_close(id, code, reason);
     }
 
     fn local_close(&mut self, id: ConnId, code: CloseCode, reason: &str) {
         let close_timeout = self.config.close_timeout;
-        let Some(conn) = self.open_conn(id) else {
+        let Some(conn) = conn_of(self.conns, id) else {
             return;
         };
         match &mut conn.phase {
@@ -641,7 +641,7 @@ impl<D> Ctx<'_, D> {
     ///     fn upgrade(&mut self, request: &Request) -> Result<Accept<String>, u16> {
     ///         Ok(Accept::new(request.query().unwrap_or("anonymous").to_string()))
     ///     }
-    ///     fn received(&mut self, ctx: &mut Ctx<'_, String>, id: ConnId, message: Received<'_>) {
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, String>, id: ConnId, message: Received<'_>) {
     ///         let Received::Text(text) = message else { return };
     ///         let line = format!("{}: {text}", ctx.data(id).unwrap()); // its name, from `upgrade`
     ///         ctx.send_text(id, &line);
@@ -660,10 +660,7 @@ impl<D> Ctx<'_, D> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn data(&mut self, id: ConnId) -> Option<&mut D> {
-        match &mut self.open_conn(id)?.phase {
-            Phase::Open { data, .. } | Phase::Stream { data } => Some(data),
-            _ => None,
-        }
+        conn_of(self.conns, id)?.data()
     }
 
     /// Every open connection of this loop.
@@ -700,7 +697,7 @@ impl<D> Ctx<'_, D> {
     pub fn connections(&self) -> Vec<ConnId> {
         self.conns
             .iter()
-            .filter(|(_, c)| matches!(c.phase, Phase::Open { .. }))
+            .filter(|(_, c)| c.is_open())
             .map(|(slot, c)| c.id(slot))
             .collect()
     }
@@ -718,7 +715,7 @@ impl<D> Ctx<'_, D> {
     /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
     /// #       Ok(Accept::new(()))
     /// #   }
-    ///     fn received(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, _: Received<'_>) {
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, _: Received<'_>) {
     ///         let stats = ctx.stats();
     ///         let line = format!("{} in, {} bytes", stats.messages_in, stats.bytes_in);
     ///         ctx.send_text(id, &line);
@@ -738,5 +735,44 @@ impl<D> Ctx<'_, D> {
     /// ```
     pub fn stats(&self) -> &Stats {
         self.stats
+    }
+
+    /// The whole server's counters: this loop's now, the other loops' as of the end of
+    /// their last turn, and the connections in their handshake and open per loop
+    /// (e.g. for a `/metrics` page).
+    ///
+    /// ```
+    /// use rfc6455::server::{ConnId, Ctx, Handler, HttpRequest, HttpResponse, Reply};
+    /// # use std::io::{Read, Write};
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
+    ///
+    /// struct Metrics;
+    /// impl Handler for Metrics {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn request(&mut self, ctx: &mut Ctx<'_, ()>, _: ConnId, request: &HttpRequest) -> Option<Reply<()>> {
+    ///         let page = format!("ws_open {}\n", ctx.totals().open);
+    ///         (request.path() == "/metrics").then(|| Reply::Response(HttpResponse::text(200, &page)))
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let url = format!("ws://{addr}/");
+    /// # let server_thread = std::thread::spawn(move || server.run(Metrics));
+    /// let ws = rfc6455::blocking::connect(&url)?; // one WebSocket open
+    /// let mut http = std::net::TcpStream::connect(addr)?;
+    /// http.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n")?;
+    /// let mut response = String::new();
+    /// http.read_to_string(&mut response)?;
+    /// assert!(response.starts_with("HTTP/1.1 200 OK\r\n") && response.ends_with("\r\n\r\nws_open 1\n"));
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn totals(&self) -> Stats {
+        self.loops.totals(self.worker, self.stats)
     }
 }

@@ -1,26 +1,35 @@
-//! The event loop itself: one turn is poll, handle readiness (accept, read, write),
-//! flush what callbacks queued, fire due timers, tick. The HTTP side of a connection is
-//! in `upgrade.rs`, moving bytes and frames in `wire.rs`.
+//! The event loop: one turn is poll, handle readiness (accept, read, write), flush
+//! what callbacks queued, fire due timers, tick.
+//!
+//! A message's way through it, all in this file: `run` polls, `read` takes what the
+//! socket has into the connection ([`Conn::read`]), `messages` hands each complete
+//! message to the handler, whose [`Ctx`] queues the answer; at the end of the turn
+//! `flush` writes everything queued for the connection with one gathered write
+//! ([`Conn::write`]).
+//!
+//! The way in — accepting a connection, reading its request head and answering it
+//! with a 101, a plain HTTP response or a stream — is `accept.rs`, in a second
+//! `impl Loop`: a concept of its own (HTTP, admission), off the path of messages,
+//! and together the two would make one file of over a thousand lines.
 
-use super::conn::{Conn, Phase};
+use super::conn::{Arrived, Conn, Phase};
 use super::loops::Loops;
 use super::shared::BroadcastCompressor;
-use super::socket::Socket;
 use super::timers::Timers;
-use super::{Balance, ConnId, Ctx, Handler, ServerConfig, Stats, LISTENER, READ_CHUNK, WAKER};
-use crate::handshake::HeadReader;
-use crate::CloseCode;
-use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
+use super::{CloseInfo, Ctx, Handler, Received, ServerConfig, Stats};
+use super::{LISTENER, READ_CHUNK, WAKER};
+use crate::{CloseCode, MessageRef};
+use mio::net::TcpListener;
+use mio::{Events, Poll, Token};
 use slab::Slab;
-use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Everything the loop owns. A connection's slab key is its mio `Token`; the
-/// generation makes a [`ConnId`] of a closed connection miss the slot's next tenant.
+/// generation makes a [`ConnId`](super::ConnId) of a closed connection miss the slot's
+/// next tenant.
 pub(super) struct Loop<H: Handler> {
     /// This loop's index among the server's loops.
     pub(super) worker: usize,
@@ -39,34 +48,37 @@ pub(super) struct Loop<H: Handler> {
     pub(super) handler: H,
     /// When a graceful shutdown stops waiting for the peers' Close frames.
     pub(super) shutdown_deadline: Option<Instant>,
-    /// Where idle connections read into (see `read`).
-    pub(super) scratch: Vec<u8>,
+    /// Where quiet connections and request heads are read into (see `Conn::read`).
+    scratch: Vec<u8>,
     /// Connections with output queued during this turn of the loop.
     pub(super) dirty: Vec<usize>,
     /// Connections a handler callback sent to (reused from call to call).
-    pub(super) touched: Vec<usize>,
+    touched: Vec<usize>,
     /// The message being handed to the handler, out of its connection (which the
     /// handler's `Ctx` may write to meanwhile): swapped with the connection's
     /// assembly buffer, or copied when it arrived whole; reused from message to
     /// message.
-    pub(super) message_in: Vec<u8>,
+    message_in: Vec<u8>,
     /// Compresses broadcasts once (see `SharedFrame`).
-    pub(super) compressor: BroadcastCompressor,
+    compressor: BroadcastCompressor,
     /// Connections to read on the next turn without waiting for an event: their
     /// reading resumed (output drained), or they used their turn's read budget with
     /// bytes left (edge-triggered readiness would not report those again).
-    pub(super) read_again: Vec<usize>,
+    read_again: Vec<usize>,
     /// One log line a second for failing accepts and for refused connections.
     pub(super) accept_errors: super::LogLimiter,
     pub(super) refusals: super::LogLimiter,
     /// Connections dropped since the allocator last gave memory back (see
     /// `release_idle_buffers`).
-    pub(super) dropped_since_trim: usize,
+    dropped_since_trim: usize,
     /// Output queued on this loop's connections: counted up as sends are admitted,
     /// down as writes go out, and recounted exactly every tick (frames a connection
     /// queues by itself, pongs and closes, are small and counted then).
-    pub(super) queued: usize,
+    queued: usize,
 }
+
+/// How much one connection is read in a turn of the loop before the others' turn.
+const READ_BUDGET: usize = 64 * 1024;
 
 impl<H: Handler> Loop<H> {
     pub(super) fn new(
@@ -137,12 +149,18 @@ impl<H: Handler> Loop<H> {
                         // The peer's FIN (or an error) came with this readiness: read
                         // to the end, whatever a read returns.
                         let ended = event.is_read_closed() || event.is_error();
-                        let readable = event.is_readable();
-                        self.ready(slot, readable, event.is_writable(), ended)
+                        if event.is_readable() || ended {
+                            self.read(slot, ended);
+                        }
+                        if event.is_writable() {
+                            self.flush(slot);
+                        }
                     }
                 }
             }
-            self.deliver_mail();
+            if self.loops.has_mail(self.worker) {
+                self.deliver_mail();
+            }
             self.flush_dirty();
             self.read_again();
             if self.loops.stop.load(Ordering::SeqCst) && self.shutdown_deadline.is_none() {
@@ -158,7 +176,9 @@ impl<H: Handler> Loop<H> {
                 self.release_idle_buffers();
                 self.queued = self.conns.iter().map(|(_, c)| c.unsent()).sum();
             }
-            self.deliver_mail();
+            if self.loops.has_mail(self.worker) {
+                self.deliver_mail();
+            }
             self.flush_dirty();
             if self.loops.count() > 1 {
                 self.loops.publish(self.worker, &self.stats);
@@ -180,172 +200,361 @@ impl<H: Handler> Loop<H> {
         }
     }
 
+    /// Reads what the socket has, and acts on it. Readiness is edge-triggered: a plain
+    /// socket is read until a read returns less than it asked for (the kernel's buffer
+    /// is then empty, and bytes arriving later raise a new event), which saves the
+    /// read that would only say `WouldBlock`; unless the peer's FIN came with the event
+    /// (`ended`), which no later event would announce again: then until `WouldBlock`
+    /// or EOF.
+    fn read(&mut self, slot: usize, ended: bool) {
+        // Fairness: a peer that writes as fast as we read gets READ_BUDGET a turn.
+        let mut budget = READ_BUDGET;
+        loop {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return;
+            };
+            let result = conn.read(&mut self.scratch);
+            if self.config.connection.trace {
+                // Once per connection, as soon as its TLS handshake is over.
+                if let Some(session) = conn.take_tls_description() {
+                    log::info!(target: "rfc6455::trace", "slot {slot} TLS {session}");
+                }
+            }
+            let read = match result {
+                Ok(read) => read,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // A TLS handshake answer that did not fit in the socket goes out
+                    // when it is writable (`flush` registers for that).
+                    if conn.has_transport_output() {
+                        self.dirty.push(slot);
+                    }
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A TLS failure (bad record, wrong version, plain HTTP to the TLS
+                // port): one line, the connection goes, the others are not affected.
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    log::info!("slot {slot}: {e}");
+                    self.stats.tls_failures += 1;
+                    return self.drop_conn(slot);
+                }
+                Err(e) => {
+                    log::debug!("slot {slot}: read error: {e}");
+                    return self.drop_conn(slot);
+                }
+            };
+            if read.n == 0 {
+                // The peer half-closed, perhaps right after its Close (a browser tab
+                // going away does). A Close is answered (RFC 6455 §5.5.1), and a
+                // half-closed connection still carries the answer: what is pending
+                // goes out, as far as the socket takes it, before the end.
+                if let Err(e) = conn.write() {
+                    log::debug!("slot {slot}: write after the peer's FIN: {e}");
+                }
+                return self.drop_conn(slot);
+            }
+            match read.arrived {
+                Arrived::Frames => self.messages(slot),
+                Arrived::Head(head) => self.after_head(slot, head),
+                Arrived::Request(request) => self.answer_http(slot, request),
+                Arrived::Nothing => {}
+            }
+            if self.pause_if_backed_up(slot) || (read.drained && !ended) {
+                return;
+            }
+            budget = budget.saturating_sub(read.n);
+            if budget == 0 {
+                self.read_again.push(slot);
+                return;
+            }
+        }
+    }
+
+    /// Takes every event the connection has, and answers them: each message goes to
+    /// the handler, in the loop's reused buffer (`next_message_into`: swapped in when
+    /// it was assembled from pieces, copied when it arrived whole), because the
+    /// handler's `Ctx` may write to the connection while it looks at the message: no
+    /// allocation per message. Pings, the peer's Close and protocol errors the
+    /// connection answers itself; they are noted here for the close report.
+    pub(super) fn messages(&mut self, slot: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(slot) else {
+                return;
+            };
+            let Phase::Open { ws, .. } = &mut conn.phase else {
+                return;
+            };
+            let message = ws.next_message_into(&mut self.message_in);
+            // Any frame from the peer shows it is alive (RFC 6455 §5.5.2 heartbeat).
+            if matches!(message, Ok(Some(_))) {
+                conn.pong_deadline = None;
+            }
+            // Where a text was lent (its borrow of the connection ends here).
+            let text = match message {
+                Ok(None) => break,
+                Ok(Some(MessageRef::Text(text))) => Some((text.as_ptr(), text.len())),
+                Ok(Some(MessageRef::Binary(_))) => None,
+                // Control frames cost a token of the rate limit too: a peer may not
+                // make us answer pings faster than it may send messages.
+                // Over the limit, the connection is closed; what follows is still
+                // parsed (and so consumed), for the peer's Close.
+                Ok(Some(MessageRef::Ping(_) | MessageRef::Pong(_))) => {
+                    self.within_rate(slot);
+                    continue;
+                }
+                Ok(Some(MessageRef::Close(frame))) => {
+                    let (code, reason) = frame
+                        .map(|f| (f.code, f.reason))
+                        .unwrap_or((CloseCode::NO_STATUS_RECEIVED, String::new()));
+                    conn.peer_close = Some((code, reason));
+                    continue;
+                }
+                Err(err) => {
+                    log::info!(
+                        "{}: protocol error, closing with {}: {err}",
+                        conn.id(slot),
+                        err.close_code().0
+                    );
+                    conn.our_close = Some((err.close_code(), err.to_string()));
+                    continue;
+                }
+            };
+            let id = conn.id(slot);
+            self.stats.messages_in += 1;
+            self.stats.bytes_in += self.message_in.len() as u64;
+            if !self.within_rate(slot) {
+                continue;
+            }
+            // Taken out for the call (the handler borrows the loop through its `Ctx`),
+            // then put back with its capacity.
+            let data = std::mem::take(&mut self.message_in);
+            if let Some(message) = lent_message(&data, text) {
+                self.with_ctx(|handler, ctx| handler.message(ctx, id, message));
+            }
+            // One large message does not pin its size to the loop.
+            if data.capacity() <= 1 << 20 {
+                self.message_in = data;
+            }
+        }
+        self.dirty.push(slot);
+    }
+
+    /// Takes a token of the connection's rate limit; none left: it is closed with
+    /// 1008 and false returned.
+    fn within_rate(&mut self, slot: usize) -> bool {
+        let Some(rate) = self.config.max_messages_per_second else {
+            return true;
+        };
+        let conn = &mut self.conns[slot];
+        if conn.our_close.is_some() {
+            // Closed already (for this or another reason): nothing more to count.
+            return false;
+        }
+        if conn.take_token(rate, Instant::now()) {
+            return true;
+        }
+        let id = conn.id(slot);
+        log::info!("{id}: over {rate} messages/s, closing");
+        self.with_ctx(|_, ctx| ctx.close(id, CloseCode::POLICY_VIOLATION, "rate limit"));
+        false
+    }
+
+    /// Backpressure: stops reading a connection whose unsent output is over
+    /// `pause_reading_above` (`flush` drops its READABLE interest and resumes it once
+    /// half is written). True if it is paused (or gone).
+    fn pause_if_backed_up(&mut self, slot: usize) -> bool {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return true;
+        };
+        if conn.pause_reading_above(self.config.pause_reading_above) {
+            self.stats.read_pauses += 1;
+            log::debug!(
+                "slot {slot}: {} bytes unsent, not read until they drain",
+                conn.unsent()
+            );
+            self.dirty.push(slot);
+        }
+        conn.is_read_paused()
+    }
+
+    /// Reads the connections put aside for this turn (`read_again`): bytes that
+    /// arrived while one was paused raise no new edge-triggered event (and a TLS
+    /// session may hold decrypted bytes already); one that used its read budget may
+    /// have more. Those that use their budget again wait for the next turn, so every
+    /// other connection is served in between.
+    fn read_again(&mut self) {
+        let slots = std::mem::take(&mut self.read_again);
+        for slot in slots {
+            if self.conns.get(slot).is_some_and(|c| !c.is_read_paused()) {
+                // Until `WouldBlock` or EOF, not only to a short read: the peer's
+                // FIN may have come with the event whose reading was put aside, and
+                // no later event would report it again.
+                self.read(slot, true);
+            }
+        }
+        self.flush_dirty();
+    }
+
+    /// Writes the output of every connection that got some during this turn.
+    fn flush_dirty(&mut self) {
+        while !self.dirty.is_empty() {
+            let mut dirty = std::mem::take(&mut self.dirty);
+            dirty.sort_unstable();
+            dirty.dedup();
+            for slot in dirty {
+                self.flush(slot);
+            }
+        }
+    }
+
+    /// Writes pending output until done or `WouldBlock`; registers WRITABLE interest
+    /// only while output is left. Ends the connection once it is closed and flushed.
+    pub(super) fn flush(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if self.config.connection.trace {
+            log_trace(conn, slot);
+        }
+        let written = match conn.write() {
+            Ok(written) => written,
+            Err(e) => {
+                log::debug!("slot {slot}: write error: {e}");
+                return self.drop_conn(slot);
+            }
+        };
+        if conn.is_shut() {
+            return;
+        }
+        let has_output = written.left;
+        let unsent = conn.unsent();
+        let before = unsent + written.bytes;
+        self.queued = self.queued.saturating_sub(written.bytes);
+        // The write timeout's clock: it starts when output is left after a write,
+        // restarts whenever the output shrinks, and stops when it is all written.
+        let now = Instant::now();
+        if unsent == 0 {
+            conn.write_timer = false;
+        } else if !conn.write_timer {
+            conn.write_progress = now;
+            conn.write_timer = true;
+            self.timers.schedule(now + self.config.write_timeout, slot);
+        } else if unsent < before {
+            conn.write_progress = now;
+        }
+        if conn.resume_reading(unsent, self.config.pause_reading_above) {
+            self.read_again.push(slot);
+        }
+        // Read while not paused; write while output is left (a paused connection
+        // has output, so the interest is never empty).
+        let wanted = (!conn.is_read_paused() || !has_output, has_output);
+        if let Err(e) = conn.register(self.poll.registry(), slot, wanted) {
+            log::debug!("slot {slot}: reregister failed: {e}");
+            return self.drop_conn(slot);
+        }
+        // Everything written and nothing more to say: the server closes the TCP
+        // connection first (RFC 6455 §7.1.1), then reads until the peer's EOF.
+        if conn.is_finished() && !has_output {
+            conn.shut_down();
+            let deadline = Instant::now() + self.config.close_timeout;
+            conn.close_deadline = Some(deadline);
+            self.timers.schedule(deadline, slot);
+            if conn.is_open() || conn.is_stream() {
+                self.report_close(slot);
+            }
+        }
+    }
+
+    /// Queued output did not shrink for `write_timeout`: the peer stopped reading.
+    /// The connection goes at once (a Close could not reach it), with its memory.
+    fn write_timed_out(&mut self, slot: usize) {
+        let conn = &mut self.conns[slot];
+        log::info!(
+            "{}: {} bytes unsent for {:?}, dropped",
+            conn.id(slot),
+            conn.unsent(),
+            self.config.write_timeout
+        );
+        self.stats.write_timeouts += 1;
+        if conn.our_close.is_none() {
+            conn.our_close = Some((CloseCode::POLICY_VIOLATION, "write timeout".into()));
+        }
+        self.drop_conn(slot);
+    }
+
+    /// The connection is over (EOF, error, timeout): tell the handler, drop it.
+    pub(super) fn drop_conn(&mut self, slot: usize) {
+        if !self.conns.contains(slot) {
+            return;
+        }
+        self.report_close(slot);
+        self.handshake_over(slot);
+        let mut conn = self.conns.remove(slot);
+        self.queued = self.queued.saturating_sub(conn.unsent());
+        self.dropped_since_trim += 1;
+        self.loops.admission.leave(conn.peer(), &self.config);
+        self.loops.unloaded(self.worker);
+        conn.deregister(self.poll.registry());
+    }
+
+    /// Tells the handler how a WebSocket connection or a stream ended (once), leaving
+    /// the socket to drain.
+    fn report_close(&mut self, slot: usize) {
+        let conn = &mut self.conns[slot];
+        let id = conn.id(slot);
+        let (data, clean, ended) = match conn.end_phase() {
+            // The peer's Close arrived, and the connection answers every Close it
+            // receives: both Close frames were exchanged.
+            Phase::Open { data, .. } => {
+                self.stats.open -= 1;
+                (data, conn.peer_close.is_some(), "closed")
+            }
+            // A stream ended by the handler (or a shutdown) ends cleanly; else its
+            // peer went away.
+            Phase::Stream { data } => {
+                self.stats.streams -= 1;
+                self.loops.admission.stream_closed();
+                (data, conn.our_close.is_some(), "stream ended")
+            }
+            _ => return,
+        };
+        let (code, reason) = conn
+            .peer_close
+            .clone()
+            .or_else(|| conn.our_close.clone())
+            .unwrap_or((CloseCode::ABNORMAL_CLOSURE, String::new()));
+        self.loops.closed();
+        log::info!(
+            "{id}: {ended} with {} ({})",
+            code.0,
+            if clean { "clean" } else { "not clean" }
+        );
+        let info = CloseInfo {
+            code,
+            reason,
+            clean,
+        };
+        self.with_ctx(|handler, ctx| handler.close(ctx, id, data, info));
+    }
+
     pub(super) fn begin_shutdown(&mut self) {
         log::info!("shutting down: closing {} connections", self.conns.len());
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.shutdown_deadline = Some(Instant::now() + self.config.shutdown_timeout);
-        let ids: Vec<ConnId> = self.conns.iter().map(|(slot, c)| c.id(slot)).collect();
+        let ids: Vec<_> = self.conns.iter().map(|(slot, c)| c.id(slot)).collect();
         self.with_ctx(|_, ctx| {
             for id in ids {
                 ctx.close(id, CloseCode::GOING_AWAY, "server shutting down");
             }
         });
-        let handshaking: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| matches!(c.phase, Phase::Handshake(_) | Phase::Body { .. }))
+        let handshaking: Vec<usize> = (self.conns.iter())
+            .filter(|(_, c)| c.in_request())
             .map(|(s, _)| s)
             .collect();
         for slot in handshaking {
             self.drop_conn(slot);
-        }
-    }
-
-    pub(super) fn accept(&mut self) -> io::Result<()> {
-        let hand_over = self.config.balance == Balance::LeastConnections && self.loops.count() > 1;
-        loop {
-            let Some(listener) = &self.listener else {
-                return Ok(());
-            };
-            let (stream, peer) = match listener.accept() {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // Out of file descriptors and the like: log (once a second at
-                // most: every attempt fails alike), keep serving the others.
-                Err(e) => {
-                    if let Some(suppressed) = self.accept_errors.allow(Instant::now()) {
-                        log::warn!("accept failed: {e} ({suppressed} more since the last line)");
-                    }
-                    return Ok(());
-                }
-            };
-            log::debug!("accepted {peer}");
-            let stream = if hand_over {
-                match self.loops.hand_over(self.worker, stream) {
-                    Some(mine) => mine,
-                    None => continue,
-                }
-            } else {
-                stream
-            };
-            self.loops.loaded(self.worker);
-            self.register(stream);
-        }
-    }
-
-    /// Registers the sockets another loop accepted for this one.
-    fn adopt_handed_over(&mut self) {
-        for stream in self.loops.take_adopted(self.worker) {
-            if self.shutdown_deadline.is_some() {
-                // Shutting down: no new connections.
-                self.loops.unloaded(self.worker);
-                continue;
-            }
-            self.register(stream);
-        }
-    }
-
-    /// A new TCP connection (already counted in this loop's load): admitted (see
-    /// [`Admission`](super::admission::Admission)), it waits for its request head;
-    /// refused, or if it cannot be registered, it is closed and the loop serves on.
-    fn register(&mut self, stream: TcpStream) {
-        let Ok(peer) = stream.peer_addr() else {
-            // Reset before we got to it.
-            self.loops.unloaded(self.worker);
-            return;
-        };
-        let peer = peer.ip();
-        if let Err(refusal) = self.loops.admission.enter(peer, &self.config) {
-            self.stats.refused_at_accept += 1;
-            if let Some(suppressed) = self.refusals.allow(Instant::now()) {
-                log::warn!("connection from {peer} closed at once: {refusal} ({suppressed} more since the last line)");
-            }
-            self.loops.unloaded(self.worker);
-            return;
-        }
-        let _ = stream.set_nodelay(true);
-        if let Some(size) = self.config.socket_send_buffer {
-            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(size);
-        }
-        let mut socket = match Socket::new(stream, &self.config) {
-            Ok(socket) => socket,
-            // rustls refused to start a session with this configuration: this
-            // connection goes, the loop serves on.
-            Err(e) => {
-                log::warn!("TLS session not started: {e}");
-                self.stats.tls_failures += 1;
-                self.loops.admission.handshake_over();
-                self.loops.admission.leave(peer, &self.config);
-                self.loops.unloaded(self.worker);
-                return;
-            }
-        };
-        let entry = self.conns.vacant_entry();
-        let slot = entry.key();
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(socket.tcp(), Token(slot), Interest::READABLE)
-        {
-            log::warn!("connection from {peer} not registered, closed: {e}");
-            self.loops.admission.handshake_over();
-            self.loops.admission.leave(peer, &self.config);
-            self.loops.unloaded(self.worker);
-            return;
-        }
-        self.next_generation += 1;
-        let now = Instant::now();
-        let deadline = now + self.config.handshake_timeout;
-        entry.insert(Conn {
-            socket,
-            worker: self.worker,
-            generation: self.next_generation,
-            phase: Phase::Handshake(HeadReader::new(self.config.max_head)),
-            raw_output: Vec::new(),
-            shared: VecDeque::new(),
-            registered: (true, false),
-            handshake_deadline: Some(deadline),
-            next_ping: None,
-            pong_deadline: None,
-            close_deadline: None,
-            tokens: f64::from(self.config.max_messages_per_second.unwrap_or(0)),
-            refilled: now,
-            our_close: None,
-            peer_close: None,
-            shut: false,
-            read_since_tick: 0,
-            peer,
-            handshaking: true,
-            read_paused: false,
-            write_progress: now,
-            write_timer: false,
-        });
-        self.timers.schedule(deadline, slot);
-        log::debug!("slot {slot} on loop {}", self.worker);
-    }
-
-    /// The connection finished its request (an upgrade, a stream or a response is
-    /// under way) or went: it no longer counts in `max_handshaking`.
-    pub(super) fn handshake_over(&mut self, slot: usize) {
-        if let Some(conn) = self.conns.get_mut(slot) {
-            if std::mem::take(&mut conn.handshaking) {
-                self.loops.admission.handshake_over();
-            }
-        }
-    }
-
-    pub(super) fn ready(&mut self, slot: usize, readable: bool, writable: bool, ended: bool) {
-        if !self.conns.contains(slot) {
-            return;
-        }
-        if readable || ended {
-            self.read(slot, ended);
-        }
-        if writable && self.conns.contains(slot) {
-            self.flush(slot);
         }
     }
 
@@ -402,16 +611,10 @@ impl<H: Handler> Loop<H> {
     /// (freeing and faulting in large buffers per message costs more than the copies).
     /// After freeing 1 MiB or more (or dropping many connections), the freed memory
     /// goes back to the system: otherwise a burst leaves the process at its peak.
-    pub(super) fn release_idle_buffers(&mut self) {
-        let mut freed = 0;
-        for (_, conn) in self.conns.iter_mut() {
-            if let Phase::Open { ws, .. } = &mut conn.phase {
-                if conn.read_since_tick < READ_CHUNK {
-                    freed += ws.release_idle_buffers();
-                }
-            }
-            conn.read_since_tick = 0;
-        }
+    fn release_idle_buffers(&mut self) {
+        let freed: usize = (self.conns.iter_mut())
+            .map(|(_, conn)| conn.release_idle_buffers())
+            .sum();
         if freed >= 1 << 20 || self.dropped_since_trim >= 256 {
             super::trim::return_freed_memory();
             self.dropped_since_trim = 0;
@@ -446,42 +649,40 @@ impl<H: Handler> Loop<H> {
         self.touched = touched;
     }
 
-    /// Writes the output of every connection that got some during this turn.
-    pub(super) fn flush_dirty(&mut self) {
-        while !self.dirty.is_empty() {
-            let mut dirty = std::mem::take(&mut self.dirty);
-            dirty.sort_unstable();
-            dirty.dedup();
-            for slot in dirty {
-                self.flush(slot);
-            }
-        }
-    }
-
-    /// The connection is over (EOF, error, timeout): tell the handler, drop it.
-    pub(super) fn drop_conn(&mut self, slot: usize) {
-        if !self.conns.contains(slot) {
-            return;
-        }
-        if matches!(
-            self.conns[slot].phase,
-            Phase::Open { .. } | Phase::Stream { .. }
-        ) {
-            self.report_close(slot);
-        }
-        self.handshake_over(slot);
-        let mut conn = self.conns.remove(slot);
-        self.queued = self.queued.saturating_sub(conn.unsent());
-        self.dropped_since_trim += 1;
-        self.loops.admission.leave(conn.peer, &self.config);
-        self.loops.unloaded(self.worker);
-        let _ = self.poll.registry().deregister(conn.socket.tcp());
-    }
-
-    /// Applies what the other loops sent to this one's connections.
-    pub(super) fn deliver_mail(&mut self) {
-        // With one loop too: a `Handle` posts from threads that are not loops. An empty
-        // mailbox costs one atomic load.
+    /// Applies what the other loops (or a `Handle`) sent to this one's connections:
+    /// with one loop too, for a `Handle` posts from threads that are not loops.
+    fn deliver_mail(&mut self) {
         self.with_ctx(|_, ctx| ctx.deliver_mail());
+    }
+}
+
+/// The message in `data`: binary, or the text that `next_message_into` lent as a
+/// `&str` (`text`: where its bytes were, how many). The core checked that text
+/// (RFC 6455 §8.1) and made it a `&str`; the loop let go of that borrow to lend the
+/// message to the handler beside a `Ctx` that may write to the connection, and does
+/// not check it a third time: `data` is the buffer the `&str` was lent from (were it
+/// not, it would be checked).
+#[allow(unsafe_code)]
+fn lent_message(data: &[u8], text: Option<(*const u8, usize)>) -> Option<Received<'_>> {
+    let Some(lent) = text else {
+        return Some(Received::Binary(data));
+    };
+    if (data.as_ptr(), data.len()) != lent {
+        return simdutf8::basic::from_utf8(data).ok().map(Received::Text);
+    }
+    // SAFETY: `data` is the very bytes a `&str` covered a moment ago (same address,
+    // same length; the `Vec` moved, its heap memory did not, and nothing wrote to it
+    // since), and a `&str` is valid UTF-8.
+    let text = unsafe { std::str::from_utf8_unchecked(data) };
+    Some(Received::Text(text))
+}
+
+/// Logs the frames a connection received and sent since the last call (`--trace`).
+fn log_trace<D>(conn: &mut Conn<D>, slot: usize) {
+    let id = conn.id(slot);
+    if let Some(ws) = conn.ws() {
+        for frame in ws.take_trace() {
+            log::info!(target: "rfc6455::trace", "{id} {frame}");
+        }
     }
 }

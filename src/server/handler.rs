@@ -1,7 +1,7 @@
 //! The application's side of the server: the [`Handler`] trait and what its
 //! callbacks are given and return.
 
-use super::{Ctx, HttpRequest, HttpResponse, Stats};
+use super::{Ctx, HttpRequest, HttpResponse};
 use crate::handshake::server::Request;
 use crate::CloseCode;
 
@@ -89,22 +89,26 @@ impl std::fmt::Display for ConnId {
     }
 }
 
-/// A complete message from a client.
+/// A complete message from a client, owned: what [`Received::to_message`] makes of a
+/// lent one, for a handler that keeps it beyond the call.
 ///
 /// ```
-/// # use rfc6455::server::{ConnId, Ctx, Handler, Message};
+/// # use rfc6455::server::{ConnId, Ctx, Handler, Message, Received};
 /// # use rfc6455::Event;
 /// # use rfc6455::server::{Accept, Server, ServerConfig};
-/// struct Kinds;
-/// impl Handler for Kinds {
+/// /// Keeps every message: owned, it may outlive the call.
+/// struct Log(Vec<Message>);
+/// impl Handler for Log {
 /// #   type Data = ();
 /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
 /// #       Ok(Accept::new(()))
 /// #   }
-///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
-///         let answer = match message { // RFC 6455 §5.6: text or binary data
-///             Message::Text(text) => format!("text, {} chars", text.chars().count()),
-///             Message::Binary(data) => format!("binary, {} bytes", data.len()),
+///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+///         self.0.push(message.to_message());
+///         let answer = match self.0.last() { // RFC 6455 §5.6: text or binary data
+///             Some(Message::Text(text)) => format!("text, {} chars", text.chars().count()),
+///             Some(Message::Binary(data)) => format!("binary, {} bytes", data.len()),
+///             None => unreachable!("pushed above"),
 ///         };
 ///         ctx.send_text(id, &answer);
 ///     }
@@ -112,7 +116,7 @@ impl std::fmt::Display for ConnId {
 /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
 /// # let (addr, handle) = (server.local_addr()?, server.handle());
 /// # let url = format!("ws://{addr}/");
-/// # let server_thread = std::thread::spawn(move || server.run(Kinds));
+/// # let server_thread = std::thread::spawn(move || server.run(Log(Vec::new())));
 /// let mut ws = rfc6455::blocking::connect(&url)?;
 /// ws.send_text("héllo")?;
 /// assert_eq!(ws.read()?, Event::Text("text, 5 chars".into()));
@@ -131,9 +135,10 @@ pub enum Message {
     Binary(Vec<u8>),
 }
 
-/// A complete message from a client, lent to [`Handler::received`] for the length of
+/// A complete message from a client, lent to [`Handler::message`] for the length of
 /// the call: the loop reads every message into one reused buffer, so a handler that
 /// looks at a message and answers it allocates nothing per message.
+/// [`to_message`](Self::to_message) makes an owned copy to keep.
 ///
 /// ```
 /// use rfc6455::server::{Message, Received};
@@ -152,6 +157,14 @@ pub enum Received<'a> {
 
 impl Received<'_> {
     /// The payload's bytes.
+    ///
+    /// ```
+    /// use rfc6455::server::Received;
+    ///
+    /// // Text is UTF-8 on the wire (RFC 6455 §5.6): é takes two bytes.
+    /// assert_eq!(Received::Text("é").as_bytes(), [0xc3, 0xa9]);
+    /// assert_eq!(Received::Binary(&[1, 2]).as_bytes(), [1, 2]);
+    /// ```
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             Received::Text(text) => text.as_bytes(),
@@ -159,11 +172,38 @@ impl Received<'_> {
         }
     }
 
-    /// An owned copy.
+    /// An owned copy, to keep beyond the call.
+    ///
+    /// ```
+    /// use rfc6455::server::{Message, Received};
+    ///
+    /// let kept: Vec<Message> = [Received::Text("a"), Received::Binary(&[1])]
+    ///     .iter()
+    ///     .map(Received::to_message)
+    ///     .collect();
+    /// assert_eq!(kept, [Message::Text("a".into()), Message::Binary(vec![1])]);
+    /// ```
     pub fn to_message(&self) -> Message {
         match self {
             Received::Text(text) => Message::Text((*text).to_owned()),
             Received::Binary(data) => Message::Binary(data.to_vec()),
+        }
+    }
+}
+
+/// An owned message lent again, e.g. to [`Ctx::send`](super::Ctx::send).
+///
+/// ```
+/// use rfc6455::server::{Message, Received};
+///
+/// let owned = Message::Text("hi".into());
+/// assert_eq!(Received::from(&owned), Received::Text("hi"));
+/// ```
+impl<'a> From<&'a Message> for Received<'a> {
+    fn from(message: &'a Message) -> Self {
+        match message {
+            Message::Text(text) => Received::Text(text),
+            Message::Binary(data) => Received::Binary(data),
         }
     }
 }
@@ -420,45 +460,8 @@ pub trait Handler {
     /// ```
     fn open(&mut self, _ctx: &mut Ctx<'_, Self::Data>, _id: ConnId) {}
 
-    /// A complete message arrived, owned. Called by the default
-    /// [`received`](Self::received); a handler implements one of the two.
-    ///
-    /// ```
-    /// # use rfc6455::server::{ConnId, Ctx, Handler, Message};
-    /// # use rfc6455::Event;
-    /// # use rfc6455::server::{Accept, Server, ServerConfig};
-    /// /// Keeps every text message: owned, it may outlive the call.
-    /// struct Log(Vec<String>);
-    /// impl Handler for Log {
-    /// #   type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
-    /// #       Ok(Accept::new(()))
-    /// #   }
-    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
-    ///         if let Message::Text(text) = message {
-    ///             self.0.push(text);
-    ///             ctx.send_text(id, &self.0.join(" "));
-    ///         }
-    ///     }
-    /// }
-    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
-    /// # let (addr, handle) = (server.local_addr()?, server.handle());
-    /// # let url = format!("ws://{addr}/");
-    /// # let server_thread = std::thread::spawn(move || server.run(Log(Vec::new())));
-    /// let mut ws = rfc6455::blocking::connect(&url)?;
-    /// ws.send_text("one")?;
-    /// ws.send_text("two")?;
-    /// assert_eq!(ws.read()?, Event::Text("one".into()));
-    /// assert_eq!(ws.read()?, Event::Text("one two".into()));
-    /// # drop(ws);
-    /// # handle.shutdown();
-    /// # server_thread.join().unwrap()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn message(&mut self, _ctx: &mut Ctx<'_, Self::Data>, _id: ConnId, _message: Message) {}
-
     /// A complete message arrived, lent for the length of the call (see
-    /// [`Received`]); the default makes it owned and calls [`message`](Self::message).
+    /// [`Received`]; [`Received::to_message`] makes an owned copy to keep).
     ///
     /// ```
     /// use rfc6455::handshake::server::Request;
@@ -472,11 +475,8 @@ pub trait Handler {
     ///     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
     ///         Ok(Accept::new(()))
     ///     }
-    ///     fn received(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
-    ///         match message {
-    ///             Received::Text(text) => ctx.send_text(id, text),
-    ///             Received::Binary(data) => ctx.send_binary(id, data),
-    ///         };
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    ///         ctx.send(id, message); // back as it came: text as text
     ///     }
     /// }
     /// # let server = rfc6455::server::Server::bind("127.0.0.1:0".parse().unwrap(), Default::default())?;
@@ -485,14 +485,14 @@ pub trait Handler {
     /// let mut ws = rfc6455::blocking::connect(&format!("ws://{addr}/"))?;
     /// ws.send_binary(&[1, 2, 3])?;
     /// assert_eq!(ws.read()?, rfc6455::Event::Binary(vec![1, 2, 3]));
+    /// ws.send_text("héllo")?;
+    /// assert_eq!(ws.read()?, rfc6455::Event::Text("héllo".into()));
     /// # drop(ws);
     /// # handle.shutdown();
     /// # server_thread.join().unwrap()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn received(&mut self, ctx: &mut Ctx<'_, Self::Data>, id: ConnId, message: Received<'_>) {
-        self.message(ctx, id, message.to_message());
-    }
+    fn message(&mut self, _ctx: &mut Ctx<'_, Self::Data>, _id: ConnId, _message: Received<'_>) {}
 
     /// The connection ended; its data is handed back.
     ///
@@ -568,52 +568,16 @@ pub trait Handler {
     /// ```
     fn tick(&mut self, _ctx: &mut Ctx<'_, Self::Data>) {}
 
-    /// A plain HTTP request that is not an upgrade (and not `GET /healthz`, which the
-    /// server answers itself) and that [`request`](Self::request) left unanswered:
-    /// answer it (404 included), or `None` to treat the path
-    /// as a WebSocket endpoint: a `GET` then gets `426 Upgrade Required`
-    /// ([`HttpResponse::upgrade_required`]), other methods 405. `stats` are the
-    /// server's counters now (e.g. for a `/metrics` page).
-    ///
-    /// ```
-    /// # use rfc6455::server::{Handler, HttpRequest, HttpResponse, Stats};
-    /// # use std::io::{Read, Write};
-    /// # use rfc6455::server::{Accept, Server, ServerConfig};
-    /// struct Metrics;
-    /// impl Handler for Metrics {
-    ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
-    /// #       Ok(Accept::new(()))
-    /// #   }
-    ///     fn http(&mut self, request: &HttpRequest, stats: &Stats) -> Option<HttpResponse> {
-    ///         let page = format!("ws_open {}\n", stats.open);
-    ///         (request.path() == "/metrics").then(|| HttpResponse::text(200, &page))
-    ///     }
-    /// }
-    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
-    /// # let (addr, handle) = (server.local_addr()?, server.handle());
-    /// # let url = format!("ws://{addr}/");
-    /// # let server_thread = std::thread::spawn(move || server.run(Metrics));
-    /// let ws = rfc6455::blocking::connect(&url)?; // one WebSocket open
-    /// let mut http = std::net::TcpStream::connect(addr)?;
-    /// http.write_all(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n")?;
-    /// let mut response = String::new();
-    /// http.read_to_string(&mut response)?;
-    /// assert!(response.starts_with("HTTP/1.1 200 OK\r\n") && response.ends_with("\r\n\r\nws_open 1\n"));
-    /// # drop(ws);
-    /// # handle.shutdown();
-    /// # server_thread.join().unwrap()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    fn http(&mut self, _request: &HttpRequest, _stats: &Stats) -> Option<HttpResponse> {
-        None
-    }
-
-    /// A plain HTTP request (not an upgrade, not `GET /healthz`), with its body if it
-    /// had one (at most [`ServerConfig::max_body`](super::ServerConfig::max_body)
-    /// bytes), as connection `id`: answer it, open a stream on it ([`Reply::Stream`]),
-    /// or `None` (the default) to let [`http`](Self::http) answer. Unlike `http`, this
-    /// may send to other connections through `ctx` (e.g. a message posted over HTTP).
+    /// A plain HTTP request (not an upgrade, not `GET /healthz`, which the server
+    /// answers itself), with its body if it had one (at most
+    /// [`ServerConfig::max_body`](super::ServerConfig::max_body) bytes), as connection
+    /// `id`: answer it ([`Reply::Response`], 404 included), open a stream on it
+    /// ([`Reply::Stream`]), or `None` (the default) to treat the path as a WebSocket
+    /// endpoint: a `GET` then gets `426 Upgrade Required`
+    /// ([`HttpResponse::upgrade_required`]), other methods 405. Through `ctx` it may
+    /// send to other connections (e.g. a message posted over HTTP) and read the
+    /// server's counters ([`Ctx::totals`](super::Ctx::totals), e.g. for a `/metrics`
+    /// page).
     ///
     /// ```
     /// use rfc6455::handshake::server::Request;

@@ -162,6 +162,11 @@ impl Loops {
         true
     }
 
+    /// Whether loop `at` has mail waiting (no lock taken).
+    pub(super) fn has_mail(&self, at: usize) -> bool {
+        self.mailboxes[at].has_mail.load(Ordering::Acquire)
+    }
+
     /// The mail waiting for loop `at`, oldest first (none: no lock taken).
     pub(super) fn take_mail(&self, at: usize) -> Vec<Mail> {
         let mailbox = &self.mailboxes[at];
@@ -223,10 +228,13 @@ impl Loops {
 
     /// The output the other loops have queued, as of their last turns.
     pub(super) fn queued_elsewhere(&self, at: usize) -> usize {
-        (self.queued.iter().enumerate())
-            .filter(|(i, _)| *i != at)
-            .map(|(_, q)| q.load(Ordering::Relaxed))
-            .sum()
+        let mut sum = 0;
+        for (i, queued) in self.queued.iter().enumerate() {
+            if i != at {
+                sum += queued.load(Ordering::Relaxed);
+            }
+        }
+        sum
     }
 
     /// Records loop `at`'s counters (end of each of its turns).

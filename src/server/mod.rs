@@ -17,7 +17,7 @@
 //! heap checked each turn of the loop.
 //!
 //! ```
-//! use rfc6455::server::{Accept, Ctx, ConnId, Handler, Message, Server, ServerConfig};
+//! use rfc6455::server::{Accept, Ctx, ConnId, Handler, Received, Server, ServerConfig};
 //! use rfc6455::handshake::server::Request;
 //!
 //! struct Echo;
@@ -27,8 +27,8 @@
 //!     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
 //!         Ok(Accept::new(()))
 //!     }
-//!     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
-//!         ctx.send(id, &message);
+//!     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+//!         ctx.send(id, message);
 //!     }
 //! }
 //!
@@ -48,6 +48,7 @@
 //!
 //! The files of this module are on the README's map ("Layers").
 
+mod accept;
 mod admission;
 mod config;
 mod conn;
@@ -62,8 +63,6 @@ mod shared;
 mod socket;
 mod timers;
 mod trim;
-mod upgrade;
-mod wire;
 
 pub use config::{ServerConfig, SlowConsumer};
 pub use ctx::{Ctx, Stats};
@@ -72,6 +71,7 @@ pub use http::{HttpRequest, HttpResponse};
 pub use loops::Balance;
 pub use shared::SharedFrame;
 
+use crate::{CloseCode, MessageKind};
 use event_loop::Loop;
 use log_limit::LogLimiter;
 use loops::{Loops, Mail};
@@ -86,8 +86,9 @@ const WAKER: Token = Token(usize::MAX - 2);
 /// How much is read from a socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Reaches a running [`Server`] from any thread: shuts it down, or sends to its
-/// connections (e.g. from a thread that receives messages from other processes).
+/// Reaches a running [`Server`] from any thread: shuts it down, or sends to and closes
+/// its connections (e.g. from a thread that receives messages from other processes),
+/// as a callback does through its [`Ctx`].
 ///
 /// ```
 /// use rfc6455::server::{Server, ServerConfig};
@@ -191,8 +192,7 @@ impl Handle {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_shared(&self, id: ConnId, frame: &SharedFrame) -> bool {
-        id.worker < self.loops.count()
-            && self.loops.post(id.worker, Mail::Shared(id, frame.clone()))
+        self.post(id, Mail::Shared(id, frame.clone()))
     }
 
     /// Posts bytes for a stream to its loop (see [`Ctx::send_stream`] and
@@ -235,8 +235,7 @@ impl Handle {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_stream(&self, id: ConnId, bytes: &Arc<[u8]>) -> bool {
-        id.worker < self.loops.count()
-            && self.loops.post(id.worker, Mail::Stream(id, bytes.clone()))
+        self.post(id, Mail::Stream(id, bytes.clone()))
     }
 
     /// Posts a text message to a connection's loop (see [`send_shared`](Self::send_shared)).
@@ -270,11 +269,91 @@ impl Handle {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send_text(&self, id: ConnId, text: &str) -> bool {
-        id.worker < self.loops.count()
-            && self.loops.post(
-                id.worker,
-                Mail::Data(id, crate::MessageKind::Text, text.as_bytes().to_vec()),
-            )
+        self.post(
+            id,
+            Mail::Data(id, MessageKind::Text, text.as_bytes().to_vec()),
+        )
+    }
+
+    /// Posts a binary message to a connection's loop (see
+    /// [`send_shared`](Self::send_shared) and [`Ctx::send_binary`]).
+    ///
+    /// ```
+    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler};
+    /// use std::sync::mpsc;
+    /// # use rfc6455::server::{Server, ServerConfig};
+    ///
+    /// /// Tells the application's other threads who connected.
+    /// struct Announce(mpsc::Sender<ConnId>);
+    /// impl Handler for Announce {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn open(&mut self, _ctx: &mut Ctx<'_, ()>, id: ConnId) {
+    ///         self.0.send(id).unwrap();
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle, (tx, opened)) = (server.local_addr()?, server.handle(), mpsc::channel());
+    /// # let server_thread = std::thread::spawn(move || server.run(Announce(tx)));
+    /// let mut ws = rfc6455::blocking::connect(&format!("ws://{addr}/"))?;
+    /// let id = opened.recv()?;
+    /// // E.g. a thread that renders images for the clients.
+    /// assert!(handle.send_binary(id, &[0x89, b'P', b'N', b'G']));
+    /// assert_eq!(ws.read()?, rfc6455::Event::Binary(vec![0x89, b'P', b'N', b'G']));
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_binary(&self, id: ConnId, data: &[u8]) -> bool {
+        self.post(id, Mail::Data(id, MessageKind::Binary, data.to_vec()))
+    }
+
+    /// Posts a close to a connection's loop, which starts the closing handshake with
+    /// it (RFC 6455 §7.1.2; a stream ends once what it was sent is written), as
+    /// [`Ctx::close`] does. True when posted (see [`send_shared`](Self::send_shared)).
+    ///
+    /// ```
+    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler};
+    /// use rfc6455::{CloseCode, CloseFrame, Event};
+    /// use std::sync::mpsc;
+    /// # use rfc6455::server::{Server, ServerConfig};
+    ///
+    /// /// Tells the application's other threads who connected.
+    /// struct Announce(mpsc::Sender<ConnId>);
+    /// impl Handler for Announce {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn open(&mut self, _ctx: &mut Ctx<'_, ()>, id: ConnId) {
+    ///         self.0.send(id).unwrap();
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle, (tx, opened)) = (server.local_addr()?, server.handle(), mpsc::channel());
+    /// # let server_thread = std::thread::spawn(move || server.run(Announce(tx)));
+    /// let mut ws = rfc6455::blocking::connect(&format!("ws://{addr}/"))?;
+    /// let id = opened.recv()?;
+    /// // E.g. an administrator's thread that ends a session.
+    /// assert!(handle.close(id, CloseCode::POLICY_VIOLATION, "session revoked"));
+    /// let close = CloseFrame { code: CloseCode::POLICY_VIOLATION, reason: "session revoked".into() };
+    /// assert_eq!(ws.read()?, Event::Close(Some(close))); // 1008 (RFC 6455 §7.4.1)
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn close(&self, id: ConnId, code: CloseCode, reason: &str) -> bool {
+        self.post(id, Mail::Close(id, code, reason.to_string()))
+    }
+
+    /// Posts `mail` to the loop of `id`; false for an id of no loop of this server
+    /// or a full mailbox.
+    fn post(&self, id: ConnId, mail: Mail) -> bool {
+        id.worker < self.loops.count() && self.loops.post(id.worker, mail)
     }
 }
 
@@ -609,15 +688,15 @@ impl Server {
     /// ```
     /// use rfc6455::server::{Server, ServerConfig};
     /// use rfc6455::Event;
-    /// # use rfc6455::server::{Accept, ConnId, Ctx, Handler, Message};
+    /// # use rfc6455::server::{Accept, ConnId, Ctx, Handler, Received};
     /// # struct Echo;
     /// # impl Handler for Echo {
     /// #   type Data = ();
     /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
     /// #       Ok(Accept::new(()))
     /// #   }
-    /// #   fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
-    /// #       ctx.send(id, &message);
+    /// #   fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    /// #       ctx.send(id, message);
     /// #   }
     /// # }
     ///
@@ -658,7 +737,7 @@ impl Server {
     ///
     /// ```
     /// use rfc6455::server::{Server, ServerConfig};
-    /// # use rfc6455::server::{Accept, Ctx, ConnId, Handler, Message};
+    /// # use rfc6455::server::{Accept, Ctx, ConnId, Handler, Received};
     /// # use rfc6455::handshake::server::Request;
     /// # struct Echo;
     /// # impl Handler for Echo {
@@ -666,8 +745,8 @@ impl Server {
     /// #     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
     /// #         Ok(Accept::new(()))
     /// #     }
-    /// #     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Message) {
-    /// #         ctx.send(id, &message);
+    /// #     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    /// #         ctx.send(id, message);
     /// #     }
     /// # }
     ///

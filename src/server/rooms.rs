@@ -58,7 +58,7 @@ pub trait RoomRegistry {
     /// ```
     /// use rfc6455::server::rooms::{RoomRegistry, Rooms};
     /// use rfc6455::server::{ConnId, Ctx, Handler};
-    /// # use rfc6455::server::{Accept, Message, Server, ServerConfig};
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
     /// # use rfc6455::Event;
     ///
     /// struct Chat(Rooms);
@@ -88,7 +88,7 @@ pub trait RoomRegistry {
     ///
     /// ```
     /// use rfc6455::server::rooms::{RoomRegistry, Rooms};
-    /// # use rfc6455::server::{ConnId, Ctx, Handler, Message};
+    /// # use rfc6455::server::{ConnId, Ctx, Handler, Received};
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     /// # use rfc6455::Event;
     ///
@@ -99,7 +99,7 @@ pub trait RoomRegistry {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn open(&mut self, _: &mut Ctx<'_, ()>, id: ConnId) { self.0.join("lobby", id); }
-    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, _leave: Message) {
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, _leave: Received<'_>) {
     ///         let left = self.0.leave("lobby", id);
     ///         ctx.send_text(id, &format!("{left}, {} rooms left", self.0.room_count()));
     ///     }
@@ -158,7 +158,7 @@ pub trait RoomRegistry {
     /// ```
     /// use rfc6455::server::rooms::{RoomRegistry, Rooms};
     /// # use rfc6455::server::{ConnId, Ctx, Handler};
-    /// # use rfc6455::server::{Accept, Message, Server, ServerConfig};
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
     /// # use rfc6455::Event;
     ///
     /// struct Chat(Rooms);
@@ -193,7 +193,7 @@ pub trait RoomRegistry {
     /// ```
     /// use rfc6455::server::rooms::{RoomRegistry, Rooms};
     /// use rfc6455::server::{ConnId, Ctx, Handler};
-    /// # use rfc6455::server::{Accept, Message, Server, ServerConfig};
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
     /// # use rfc6455::Event;
     ///
     /// struct Chat(Rooms);
@@ -224,7 +224,7 @@ pub trait RoomRegistry {
     /// ```
     /// use rfc6455::server::rooms::{RoomRegistry, Rooms};
     /// use rfc6455::server::{ConnId, Ctx, Handler};
-    /// # use rfc6455::server::{Accept, Message, Server, ServerConfig};
+    /// # use rfc6455::server::{Accept, Server, ServerConfig};
     /// # use rfc6455::Event;
     ///
     /// struct Chat(Rooms);
@@ -255,7 +255,7 @@ pub trait RoomRegistry {
     ///
     /// ```
     /// use rfc6455::server::rooms::{RoomRegistry, Rooms};
-    /// # use rfc6455::server::{ConnId, Ctx, Handler, Message};
+    /// # use rfc6455::server::{ConnId, Ctx, Handler, Received};
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     /// # use rfc6455::Event;
     ///
@@ -266,10 +266,10 @@ pub trait RoomRegistry {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn open(&mut self, _: &mut Ctx<'_, ()>, id: ConnId) { self.0.join("lobby", id); }
-    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, to: Message) {
-    ///         let Message::Text(room) = to else { return };
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, to: Received<'_>) {
+    ///         let Received::Text(room) = to else { return };
     ///         // Only members may post to a room.
-    ///         ctx.send_text(id, &format!("{room}: {}", self.0.is_member(&room, id)));
+    ///         ctx.send_text(id, &format!("{room}: {}", self.0.is_member(room, id)));
     ///     }
     /// }
     /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
@@ -292,7 +292,7 @@ pub trait RoomRegistry {
     ///
     /// ```
     /// use rfc6455::server::rooms::{RoomRegistry, Rooms};
-    /// # use rfc6455::server::{ConnId, Ctx, Handler, Message};
+    /// # use rfc6455::server::{ConnId, Ctx, Handler, Received};
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     /// # use rfc6455::Event;
     ///
@@ -302,10 +302,10 @@ pub trait RoomRegistry {
     /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
     /// #       Ok(Accept::new(()))
     /// #   }
-    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, join: Message) {
-    ///         let Message::Text(room) = join else { return };
+    ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, join: Received<'_>) {
+    ///         let Received::Text(room) = join else { return };
     ///         // A limit per connection, so that one client cannot make rooms without end.
-    ///         if self.0.room_count_of(id) < 2 { self.0.join(&room, id); }
+    ///         if self.0.room_count_of(id) < 2 { self.0.join(room, id); }
     ///         ctx.send_text(id, &self.0.rooms_of(id).join(", "));
     ///     }
     /// }
@@ -429,7 +429,7 @@ impl RoomRegistry for Rooms {
 ///
 /// ```
 /// use rfc6455::server::rooms::{broadcast, RoomRegistry, Rooms};
-/// # use rfc6455::server::{ConnId, Ctx, Handler, Message, SharedFrame};
+/// # use rfc6455::server::{ConnId, Ctx, Handler, Received, SharedFrame};
 /// # use rfc6455::server::{Accept, Server, ServerConfig};
 /// # use rfc6455::Event;
 ///
@@ -442,9 +442,9 @@ impl RoomRegistry for Rooms {
 /// #   fn open(&mut self, _ctx: &mut Ctx<'_, ()>, id: ConnId) {
 /// #       self.0.join("lobby", id);
 /// #   }
-///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, from: ConnId, message: Message) {
-///         let Message::Text(text) = message else { return };
-///         let n = broadcast(&self.0, ctx, "lobby", &SharedFrame::text(&text), Some(from));
+///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, from: ConnId, message: Received<'_>) {
+///         let Received::Text(text) = message else { return };
+///         let n = broadcast(&self.0, ctx, "lobby", &SharedFrame::text(text), Some(from));
 ///         ctx.send_text(from, &format!("sent to {n}"));
 ///     }
 /// }

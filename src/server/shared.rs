@@ -8,7 +8,6 @@ use crate::deflate::Negotiated;
 use crate::frame::FrameHeader;
 use crate::{MessageKind, OpCode};
 use flate2::{Compress, Compression};
-use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
 /// A server frame (unmasked, RFC 6455 §5.1) encoded once and shared by reference among
@@ -274,12 +273,4 @@ impl SharedFrame {
     pub fn payload_len(&self) -> usize {
         self.bytes.len() - self.header_len
     }
-}
-
-/// Bytes still to write in a connection's queue of shared chunks.
-pub(super) fn shared_len(queue: &VecDeque<(Arc<[u8]>, usize)>) -> usize {
-    queue
-        .iter()
-        .map(|(chunk, written)| chunk.len() - written)
-        .sum()
 }

@@ -289,6 +289,36 @@ impl Chat {
         }
         guard
     }
+
+    /// The plain requests that are not feeds: the page at `/`, `/metrics` (with the
+    /// token), 404 for the rest (the WebSocket endpoint is `/` with a query).
+    fn page(&mut self, ctx: &Ctx<'_, Member>, request: &HttpRequest) -> HttpResponse {
+        let mut response = match (request.method.as_str(), request.path()) {
+            ("GET", "/") => HttpResponse::html(200, PAGE),
+            ("GET", "/metrics")
+                if !self
+                    .config
+                    .has_token(request.query(), request.header("authorization")) =>
+            {
+                self.state().rejected_token += 1;
+                HttpResponse::text(401, "a token is required\n")
+            }
+            ("GET", "/metrics") => {
+                let totals = ctx.totals();
+                let page = self.state().metrics(&totals).into_bytes();
+                HttpResponse::with_type(200, "text/plain; version=0.0.4", page)
+            }
+            // The WebSocket endpoint is `/` (with a query): a plain GET there is the page.
+            _ => HttpResponse::text(404, "not found\n"),
+        };
+        if self.config.hsts {
+            response.headers.push((
+                "Strict-Transport-Security".into(),
+                "max-age=31536000".into(),
+            ));
+        }
+        response
+    }
 }
 
 /// Every change to the state is complete before it can panic (JSON is built before
@@ -864,7 +894,7 @@ impl Handler for Chat {
         Ok(Accept::new(Member))
     }
 
-    fn received(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, message: Received<'_>) {
+    fn message(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, message: Received<'_>) {
         match message {
             Received::Text(text) => {
                 self.state().request(ctx, id, text);
@@ -914,7 +944,8 @@ impl Handler for Chat {
         id: ConnId,
         request: &HttpRequest,
     ) -> Option<Reply<Member>> {
-        self.feeds(ctx, id, request)
+        let reply = self.feeds(ctx, id, request);
+        Some(reply.unwrap_or_else(|| Reply::Response(self.page(ctx, request))))
     }
 
     /// Without the chat lock: the hub's own check, and whether a loop waited long
@@ -928,34 +959,6 @@ impl Handler for Chat {
             return Err(format!("a loop waited {waited} ms for the chat lock"));
         }
         Ok(())
-    }
-
-    fn http(&mut self, request: &HttpRequest, stats: &Stats) -> Option<HttpResponse> {
-        let mut response = match (request.method.as_str(), request.path()) {
-            ("GET", "/") => HttpResponse::html(200, PAGE),
-            ("GET", "/metrics")
-                if !self
-                    .config
-                    .has_token(request.query(), request.header("authorization")) =>
-            {
-                self.state().rejected_token += 1;
-                HttpResponse::text(401, "a token is required\n")
-            }
-            ("GET", "/metrics") => HttpResponse::with_type(
-                200,
-                "text/plain; version=0.0.4",
-                self.state().metrics(stats).into_bytes(),
-            ),
-            // The WebSocket endpoint is `/` (with a query): a plain GET there is the page.
-            _ => HttpResponse::text(404, "not found\n"),
-        };
-        if self.config.hsts {
-            response.headers.push((
-                "Strict-Transport-Security".into(),
-                "max-age=31536000".into(),
-            ));
-        }
-        Some(response)
     }
 }
 

@@ -1,36 +1,151 @@
-//! The HTTP side of a connection: its request head becomes a WebSocket (the handler
-//! agreeing), a plain HTTP response, or a rejection with the right status.
+//! A connection's way in: accepting it (or refusing it at once: the admission caps),
+//! reading its request head, and answering it — a WebSocket (the handler agreeing,
+//! then a 101), a plain HTTP response, a stream (e.g. Server-Sent Events), or a
+//! rejection with the right status. A second `impl Loop` beside `event_loop.rs`,
+//! which has the open connections' reads and writes: HTTP and admission are a
+//! concept of their own, off the path of messages.
 
-use super::conn::Phase;
+use super::conn::Conn;
 use super::event_loop::Loop;
-use super::{CloseInfo, Handler, HttpRequest, HttpResponse, Reply};
+use super::socket::Socket;
+use super::{Balance, CloseInfo, ConnId, Handler, HttpRequest, HttpResponse, Reply};
 use crate::handshake::server::{reject, Request};
-use crate::CloseCode;
-use crate::{Connection, Role};
+use crate::handshake::HeadTooLarge;
+use crate::{CloseCode, Connection, Role};
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+use std::io;
 use std::time::Instant;
 
 impl<H: Handler> Loop<H> {
-    /// Handles a pushed request head: an upgrade, a plain HTTP request, or an error.
-    pub(super) fn after_head(
-        &mut self,
-        slot: usize,
-        pushed: Result<Option<usize>, crate::handshake::HeadTooLarge>,
-    ) {
-        let head_len = match pushed {
-            Ok(None) => return,
-            Ok(Some(len)) => len,
-            Err(_) => {
-                let response = crate::handshake::server::RequestError::HeadTooLarge.response();
-                self.stats.count_rejection(431);
-                return self.respond_and_close(slot, response);
+    pub(super) fn accept(&mut self) -> io::Result<()> {
+        let hand_over = self.config.balance == Balance::LeastConnections && self.loops.count() > 1;
+        loop {
+            let Some(listener) = &self.listener else {
+                return Ok(());
+            };
+            let (stream, peer) = match listener.accept() {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Out of file descriptors and the like: log (once a second at
+                // most: every attempt fails alike), keep serving the others.
+                Err(e) => {
+                    if let Some(suppressed) = self.accept_errors.allow(Instant::now()) {
+                        log::warn!("accept failed: {e} ({suppressed} more since the last line)");
+                    }
+                    return Ok(());
+                }
+            };
+            log::debug!("accepted {peer}");
+            let stream = if hand_over {
+                match self.loops.hand_over(self.worker, stream) {
+                    Some(mine) => mine,
+                    None => continue,
+                }
+            } else {
+                stream
+            };
+            self.loops.loaded(self.worker);
+            self.register(stream);
+        }
+    }
+
+    /// Registers the sockets another loop accepted for this one.
+    pub(super) fn adopt_handed_over(&mut self) {
+        for stream in self.loops.take_adopted(self.worker) {
+            if self.shutdown_deadline.is_some() {
+                // Shutting down: no new connections.
+                self.loops.unloaded(self.worker);
+                continue;
             }
-        };
-        let conn = &mut self.conns[slot];
-        let Phase::Handshake(head) = &mut conn.phase else {
+            self.register(stream);
+        }
+    }
+
+    /// A new TCP connection (already counted in this loop's load): admitted (see
+    /// [`Admission`](super::admission::Admission)), it waits for its request head;
+    /// refused, or if it cannot be registered, it is closed and the loop serves on.
+    fn register(&mut self, stream: TcpStream) {
+        let Ok(peer) = stream.peer_addr() else {
+            // Reset before we got to it.
+            self.loops.unloaded(self.worker);
             return;
         };
-        let head_bytes = head.buffer()[..head_len].to_vec();
-        let rest = head.take_rest();
+        let peer = peer.ip();
+        if let Err(refusal) = self.loops.admission.enter(peer, &self.config) {
+            self.stats.refused_at_accept += 1;
+            if let Some(suppressed) = self.refusals.allow(Instant::now()) {
+                log::warn!("connection from {peer} closed at once: {refusal} ({suppressed} more since the last line)");
+            }
+            self.loops.unloaded(self.worker);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        if let Some(size) = self.config.socket_send_buffer {
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(size);
+        }
+        let mut socket = match Socket::new(stream, &self.config) {
+            Ok(socket) => socket,
+            // rustls refused to start a session with this configuration: this
+            // connection goes, the loop serves on.
+            Err(e) => {
+                log::warn!("TLS session not started: {e}");
+                self.stats.tls_failures += 1;
+                self.loops.admission.handshake_over();
+                self.loops.admission.leave(peer, &self.config);
+                self.loops.unloaded(self.worker);
+                return;
+            }
+        };
+        let entry = self.conns.vacant_entry();
+        let slot = entry.key();
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(socket.tcp(), Token(slot), Interest::READABLE)
+        {
+            log::warn!("connection from {peer} not registered, closed: {e}");
+            self.loops.admission.handshake_over();
+            self.loops.admission.leave(peer, &self.config);
+            self.loops.unloaded(self.worker);
+            return;
+        }
+        self.next_generation += 1;
+        let id = ConnId {
+            worker: self.worker,
+            slot,
+            generation: self.next_generation,
+        };
+        let deadline = Instant::now() + self.config.handshake_timeout;
+        let tokens = f64::from(self.config.max_messages_per_second.unwrap_or(0));
+        let max_head = self.config.max_head;
+        entry.insert(Conn::new(socket, id, peer, max_head, deadline, tokens));
+        self.timers.schedule(deadline, slot);
+        log::debug!("slot {slot} on loop {}", self.worker);
+    }
+
+    /// The connection finished its request (an upgrade, a stream or a response is
+    /// under way) or went: it no longer counts in `max_handshaking`.
+    pub(super) fn handshake_over(&mut self, slot: usize) {
+        if let Some(conn) = self.conns.get_mut(slot) {
+            if conn.end_handshake() {
+                self.loops.admission.handshake_over();
+            }
+        }
+    }
+
+    /// Handles a complete request head (its length, or too large): an upgrade, a
+    /// plain HTTP request, or an error.
+    pub(super) fn after_head(&mut self, slot: usize, head: Result<usize, HeadTooLarge>) {
+        let Ok(head_len) = head else {
+            let response = crate::handshake::server::RequestError::HeadTooLarge.response();
+            self.stats.count_rejection(431);
+            return self.respond_and_close(slot, response);
+        };
+        let Some((head_bytes, rest)) = self.conns[slot].take_head(head_len) else {
+            return;
+        };
         if self.config.connection.trace {
             for line in String::from_utf8_lossy(&head_bytes).lines() {
                 let line = redacted_line(line);
@@ -69,7 +184,7 @@ impl<H: Handler> Loop<H> {
             return self.respond_and_close(slot, refuse(413, &why));
         }
         request.body = rest;
-        request.peer = Some(self.conns[slot].peer);
+        request.peer = Some(self.conns[slot].peer());
         if request.body.len() >= want {
             // Bytes beyond the body (a pipelined request) are not served.
             request.body.truncate(want);
@@ -77,29 +192,12 @@ impl<H: Handler> Loop<H> {
         }
         // Nothing reserved for the announced length: memory follows the bytes that
         // actually come (a client may announce 64 KiB and send nothing).
-        self.conns[slot].phase = Phase::Body { request, want };
-    }
-
-    /// Body bytes read for a connection in `Phase::Body`; answers once all are in.
-    pub(super) fn push_body(&mut self, slot: usize, bytes: &[u8]) {
-        let conn = &mut self.conns[slot];
-        let Phase::Body { request, want } = &mut conn.phase else {
-            return;
-        };
-        let take = (*want - request.body.len()).min(bytes.len());
-        request.body.extend_from_slice(&bytes[..take]);
-        if request.body.len() < *want {
-            return;
-        }
-        let Phase::Body { request, .. } = std::mem::replace(&mut conn.phase, Phase::Closing) else {
-            unreachable!("matched above");
-        };
-        self.answer_http(slot, request);
+        self.conns[slot].wait_for_body(request, want);
     }
 
     /// A complete plain request: `/healthz`, then the handler's `request` (a response
-    /// or a stream), then its `http`.
-    fn answer_http(&mut self, slot: usize, request: HttpRequest) {
+    /// or a stream, or `None` for a WebSocket endpoint).
+    pub(super) fn answer_http(&mut self, slot: usize, request: HttpRequest) {
         if request.method == "GET" && request.path() == "/healthz" {
             let response = match self.handler.health() {
                 Ok(()) => HttpResponse::text(200, "ok\n"),
@@ -113,10 +211,7 @@ impl<H: Handler> Loop<H> {
         match reply {
             Some(Reply::Response(response)) => self.respond_and_close(slot, response.to_bytes()),
             Some(Reply::Stream { head, data }) => self.open_stream(slot, head, data),
-            None => {
-                let response = self.plain_http(&request);
-                self.respond_and_close(slot, response.to_bytes());
-            }
+            None => self.respond_and_close(slot, websocket_endpoint(&request).to_bytes()),
         }
     }
 
@@ -147,28 +242,11 @@ impl<H: Handler> Loop<H> {
         }
         self.handshake_over(slot);
         let conn = &mut self.conns[slot];
-        conn.raw_output = head.to_stream_bytes();
-        conn.phase = Phase::Stream { data };
+        conn.open_stream(head.to_stream_bytes(), data);
         conn.handshake_deadline = None;
         self.stats.streams += 1;
         log::info!("{id}: stream open");
         self.flush(slot);
-    }
-
-    /// A request that is not an upgrade and that the handler's `request` left to its
-    /// `http`; what `http` does not serve is a WebSocket endpoint, so a `GET` there is
-    /// told to upgrade.
-    pub(super) fn plain_http(&mut self, request: &HttpRequest) -> HttpResponse {
-        let stats = self.loops.totals(self.worker, &self.stats);
-        if let Some(response) = self.handler.http(request, &stats) {
-            return response;
-        }
-        if request.method == "GET" || request.method == "HEAD" {
-            return HttpResponse::upgrade_required();
-        }
-        let mut response = HttpResponse::text(405, "a WebSocket endpoint takes GET\n");
-        response.headers.push(("Allow".into(), "GET".into()));
-        response
     }
 
     pub(super) fn upgrade(&mut self, slot: usize, request: Request, rest: Vec<u8>) {
@@ -191,24 +269,20 @@ impl<H: Handler> Loop<H> {
         };
         let now = Instant::now();
         let ping_at = self.config.ping_interval.map(|i| now + i);
-        let conn = &mut self.conns[slot];
         let (response, deflate) = request.accept_negotiating(
             accepted.protocol.as_deref(),
             self.config.connection.deflate.as_ref(),
         );
-        conn.raw_output = response;
         if self.config.connection.trace {
-            for line in String::from_utf8_lossy(&conn.raw_output).lines() {
+            for line in String::from_utf8_lossy(&response).lines() {
                 log::info!(target: "rfc6455::trace", "slot {slot} -> {line}");
             }
         }
         let mut ws =
             Connection::with_deflate(Role::Server, self.config.connection.clone(), deflate);
         ws.receive(&rest);
-        conn.phase = Phase::Open {
-            ws,
-            data: accepted.data,
-        };
+        let conn = &mut self.conns[slot];
+        conn.open(response, ws, accepted.data);
         conn.handshake_deadline = None;
         conn.next_ping = ping_at;
         self.handshake_over(slot);
@@ -222,20 +296,30 @@ impl<H: Handler> Loop<H> {
         self.flush(slot);
         self.with_ctx(|handler, ctx| handler.open(ctx, id));
         // Frames that came with the head.
-        self.process(slot);
+        self.messages(slot);
     }
 
     pub(super) fn respond_and_close(&mut self, slot: usize, response: Vec<u8>) {
         self.handshake_over(slot);
         let conn = &mut self.conns[slot];
-        conn.raw_output = response;
-        conn.phase = Phase::Closing;
+        conn.respond(response);
         conn.handshake_deadline = None;
         let deadline = Instant::now() + self.config.close_timeout;
         conn.close_deadline = Some(deadline);
         self.timers.schedule(deadline, slot);
         self.flush(slot);
     }
+}
+
+/// The answer to a plain request that the handler left unanswered: the path is a
+/// WebSocket endpoint, so a `GET` is told to upgrade, other methods are not allowed.
+fn websocket_endpoint(request: &HttpRequest) -> HttpResponse {
+    if request.method == "GET" || request.method == "HEAD" {
+        return HttpResponse::upgrade_required();
+    }
+    let mut response = HttpResponse::text(405, "a WebSocket endpoint takes GET\n");
+    response.headers.push(("Allow".into(), "GET".into()));
+    response
 }
 
 /// A request target fit for a log: the path, and the query's names without their
