@@ -45,8 +45,9 @@ pub struct Config {
     /// Default `None`: no heartbeat. Timers run only for a driver that asks
     /// [`Connection::poll_timeout`] and calls [`Connection::handle_timeout`].
     pub ping_interval: Option<Duration>,
-    /// How long a heartbeat Ping may wait for a Pong: past it the connection is closed
-    /// with 1008 "ping timeout". Default 20 s; used only with `ping_interval`.
+    /// How long a heartbeat Ping may wait for the peer's Pong — or any other frame, which
+    /// shows it is there as well: past it the connection is closed with 1008 "ping
+    /// timeout". Default 20 s; used only with `ping_interval`.
     pub pong_timeout: Duration,
     /// How long to wait for the peer's Close after sending ours (RFC 6455 §7.1.1
     /// leaves it to the endpoint): past it the connection is [`State::Closed`] without

@@ -906,6 +906,9 @@ impl Connection {
         }
         match self.read.parse(&mut self.trace) {
             Ok(Some(ready)) => {
+                if let Some(heartbeat) = &mut self.heartbeat {
+                    heartbeat.heard_from_peer();
+                }
                 if matches!(ready, Ready::Ping | Ready::Pong | Ready::Close) {
                     self.on_control(ready);
                 }
@@ -916,19 +919,13 @@ impl Connection {
         }
     }
 
-    /// A control frame, just parsed: a Ping is answered (RFC 6455 §5.5.2), a Pong
-    /// answers the heartbeat, a Close is echoed if this end has not sent one
-    /// (§5.5.1) and ends the reading.
+    /// A control frame, just parsed: a Ping is answered (RFC 6455 §5.5.2), a Close is
+    /// echoed if this end has not sent one (§5.5.1) and ends the reading.
     #[cold]
     fn on_control(&mut self, ready: Ready) {
         match ready {
             Ready::Ping if self.config.auto_pong && self.closing.may_send() => {
                 self.write.answer_ping(self.read.span(), &mut self.trace);
-            }
-            Ready::Pong => {
-                if let Some(heartbeat) = &mut self.heartbeat {
-                    heartbeat.ponged();
-                }
             }
             Ready::Close => {
                 if self.closing.may_send() {

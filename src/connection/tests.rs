@@ -436,3 +436,22 @@ fn no_close_timeout_waits_for_ever_and_a_failure_keeps_no_timer() {
     assert!(server.next_event().is_err());
     assert_eq!(server.poll_timeout(t0), None);
 }
+
+/// Any frame from the peer shows it is there, not only its Pong: a peer that sends
+/// messages but answers pings late is not closed.
+#[test]
+fn any_frame_from_the_peer_answers_the_heartbeat() {
+    let t0 = std::time::Instant::now();
+    let mut server = heartbeat_server(10, 3);
+    server.poll_timeout(t0);
+    server.handle_timeout(t0 + 10 * SECOND);
+    drain(&mut server);
+    server.receive(&[0x82, 0x80, 0, 0, 0, 0]); // an empty binary message
+    assert_eq!(server.next_event(), Ok(Some(Event::Binary(Vec::new()))));
+    server.handle_timeout(t0 + 13 * SECOND);
+    assert_eq!(server.state(), State::Open);
+    assert_eq!(
+        server.poll_timeout(t0 + 13 * SECOND),
+        Some(t0 + 20 * SECOND)
+    );
+}

@@ -100,8 +100,9 @@ impl Heartbeat {
         }
     }
 
-    /// A Pong arrived (solicited or not, RFC 6455 §5.5.3): the peer is there.
-    pub(super) fn ponged(&mut self) {
+    /// A frame arrived — its Pong (solicited or not, RFC 6455 §5.5.3) or anything
+    /// else: the peer is there.
+    pub(super) fn heard_from_peer(&mut self) {
         self.pong_due = Deadline::Off;
     }
 }
@@ -154,7 +155,7 @@ mod tests {
             Some(t0 + 13 * SECOND),
             "the pong deadline first"
         );
-        beat.ponged();
+        beat.heard_from_peer();
         assert_eq!(beat.next(), Some(t0 + 20 * SECOND));
         beat.pinged(t0 + 20 * SECOND);
         assert_eq!(beat.check(t0 + 23 * SECOND), Beat::PongOverdue);

@@ -11,7 +11,7 @@ use super::socket::Socket;
 use super::{Balance, CloseInfo, ConnId, Handler, HttpRequest, HttpResponse, Reply};
 use crate::handshake::server::{reject, Request};
 use crate::handshake::HeadTooLarge;
-use crate::{CloseCode, Connection, Role};
+use crate::{CloseCode, Config, Connection, Role};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use std::io;
@@ -267,8 +267,6 @@ impl<H: Handler> Loop<H> {
                 return self.respond_and_close(slot, reject(status, &[], "upgrade refused"));
             }
         };
-        let now = Instant::now();
-        let ping_at = self.config.ping_interval.map(|i| now + i);
         let (response, deflate) = request.accept_negotiating(
             accepted.protocol.as_deref(),
             self.config.connection.deflate.as_ref(),
@@ -278,18 +276,24 @@ impl<H: Handler> Loop<H> {
                 log::info!(target: "rfc6455::trace", "slot {slot} -> {line}");
             }
         }
-        let mut ws =
-            Connection::with_deflate(Role::Server, self.config.connection.clone(), deflate);
+        // The heartbeat and the close timeout are the core's: the loop asks when to
+        // wake (`Conn::next_deadline`) and calls `handle_timeout` (`on_timer`).
+        let config = Config {
+            ping_interval: self.config.ping_interval,
+            pong_timeout: self.config.ping_timeout,
+            close_timeout: Some(self.config.close_timeout),
+            ..self.config.connection.clone()
+        };
+        let mut ws = Connection::with_deflate(Role::Server, config, deflate);
         ws.receive(&rest);
         let conn = &mut self.conns[slot];
         conn.open(response, ws, accepted.data);
         conn.handshake_deadline = None;
-        conn.next_ping = ping_at;
-        self.handshake_over(slot);
-        let conn = &mut self.conns[slot];
-        if let Some(at) = ping_at {
+        if let Some(at) = conn.next_deadline(Instant::now()) {
             self.timers.schedule(at, slot);
         }
+        self.handshake_over(slot);
+        let conn = &mut self.conns[slot];
         self.stats.open += 1;
         let id = conn.id(slot);
         log::info!("{id}: open, {}", redacted_target(request.target()));

@@ -4,9 +4,10 @@
 //! The loop reads and writes a connection only through [`Conn::read`] and
 //! [`Conn::write`]: `read` takes what the socket has into the phase that wants it (the
 //! request head, the body, or the WebSocket `Connection`), `write` sends what is queued
-//! in order with one gathered write. The timer fields (`*_deadline`, `next_ping`,
-//! `write_*`) and `phase` stay visible to the loop for `Loop::on_timer`, whose
-//! heartbeat moves into the sans-IO core.
+//! in order with one gathered write. The WebSocket's own timers (heartbeat, pong
+//! deadline, close timeout) are the `Connection`'s (see [`Conn::next_deadline`]); the
+//! transport's (`handshake_deadline`, `close_deadline`, `write_*`) are kept here for
+//! `Loop::on_timer`.
 
 use super::socket::Socket;
 use super::{ConnId, HttpRequest, READ_CHUNK};
@@ -88,10 +89,10 @@ pub(super) struct Conn<D> {
     shared_len: usize,
     /// The interest registered with the poll: (READABLE, WRITABLE).
     registered: (bool, bool),
-    /// When the next timer for this connection is due (see `on_timer`).
+    /// The transport's timers (see `on_timer`): the request head must come by the
+    /// first; the second bounds a stream's ending and the wait for the peer's FIN
+    /// once the server has closed its side.
     pub(super) handshake_deadline: Option<Instant>,
-    pub(super) next_ping: Option<Instant>,
-    pub(super) pong_deadline: Option<Instant>,
     pub(super) close_deadline: Option<Instant>,
     /// Token bucket for the message rate limit.
     tokens: f64,
@@ -140,8 +141,6 @@ impl<D> Conn<D> {
             shared_len: 0,
             registered: (true, false),
             handshake_deadline: Some(deadline),
-            next_ping: None,
-            pong_deadline: None,
             close_deadline: None,
             tokens,
             refilled: now,
@@ -188,6 +187,19 @@ impl<D> Conn<D> {
         match &mut self.phase {
             Phase::Open { data, .. } | Phase::Stream { data } => Some(data),
             _ => None,
+        }
+    }
+
+    /// The earliest of this connection's timers: the transport's close deadline and
+    /// the WebSocket's own (which starts any timer a send began, from `now`).
+    pub(super) fn next_deadline(&mut self, now: Instant) -> Option<Instant> {
+        let ws = match &mut self.phase {
+            Phase::Open { ws, .. } => ws.poll_timeout(now),
+            _ => None,
+        };
+        match (ws, self.close_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 

@@ -614,8 +614,8 @@ impl<D> Ctx<'_, D> {
             Phase::Open { ws, .. } => {
                 let reason = crate::close::truncate_utf8(reason, crate::close::MAX_CLOSE_REASON);
                 if ws.close(code, reason).is_ok() {
+                    // The close timeout is the core's; the loop schedules it.
                     conn.our_close = Some((code, reason.to_string()));
-                    conn.close_deadline = Some(Instant::now() + close_timeout);
                     self.touched.push(id.slot);
                 }
             }

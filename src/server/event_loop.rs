@@ -18,7 +18,7 @@ use super::shared::BroadcastCompressor;
 use super::timers::Timers;
 use super::{CloseInfo, Ctx, Handler, Received, ServerConfig, Stats};
 use super::{LISTENER, READ_CHUNK, WAKER};
-use crate::{CloseCode, MessageRef};
+use crate::{CloseCode, MessageRef, State};
 use mio::net::TcpListener;
 use mio::{Events, Poll, Token};
 use slab::Slab;
@@ -285,10 +285,6 @@ impl<H: Handler> Loop<H> {
                 return;
             };
             let message = ws.next_message_into(&mut self.message_in);
-            // Any frame from the peer shows it is alive (RFC 6455 §5.5.2 heartbeat).
-            if matches!(message, Ok(Some(_))) {
-                conn.pong_deadline = None;
-            }
             // Where a text was lent (its borrow of the connection ends here).
             let text = match message {
                 Ok(None) => break,
@@ -584,25 +580,30 @@ impl<H: Handler> Loop<H> {
                 }
             }
         }
-        if conn.pong_deadline.is_some_and(|d| now >= d) {
-            log::info!("{id}: no pong within the timeout, closing");
-            conn.pong_deadline = None;
-            conn.next_ping = None;
-            self.with_ctx(|_, ctx| ctx.close(id, CloseCode::POLICY_VIOLATION, "ping timeout"));
+        // The WebSocket's timers are the core's: it pings, closes a silent peer with
+        // 1008, and gives up on a Close not answered in time.
+        let Phase::Open { ws, .. } = &mut conn.phase else {
             return;
-        }
-        if conn.next_ping.is_some_and(|d| now >= d) {
-            if let Phase::Open { ws, .. } = &mut conn.phase {
-                if ws.send_ping(b"").is_ok() {
-                    let pong_deadline = now + self.config.ping_timeout;
-                    conn.pong_deadline.get_or_insert(pong_deadline);
-                    let next = now + self.config.ping_interval.unwrap_or(Duration::MAX / 4);
-                    conn.next_ping = Some(next);
-                    let soonest = (*conn.pong_deadline.as_ref().unwrap()).min(next);
-                    self.timers.schedule(soonest, slot);
-                    self.flush(slot);
-                }
+        };
+        let before = ws.state();
+        ws.handle_timeout(now);
+        match (before, ws.state()) {
+            (State::Closing, State::Closed) => {
+                log::debug!("{id}: close timeout");
+                return self.drop_conn(slot);
             }
+            (State::Open, State::Closing) => {
+                log::info!("{id}: no pong within the timeout, closing");
+                conn.our_close = Some((CloseCode::POLICY_VIOLATION, "ping timeout".into()));
+            }
+            _ => {}
+        }
+        let has_output = !ws.pending_output().is_empty();
+        if let Some(at) = conn.next_deadline(now) {
+            self.timers.schedule(at, slot);
+        }
+        if has_output {
+            self.flush(slot);
         }
     }
 
@@ -635,9 +636,11 @@ impl<H: Handler> Loop<H> {
             queued: &mut self.queued,
         };
         f(&mut self.handler, &mut ctx);
+        // A Close sent starts a timer (the core's, or a stream's own).
+        let now = Instant::now();
         for &slot in &touched {
-            if let Some(conn) = self.conns.get(slot) {
-                if let Some(deadline) = conn.close_deadline {
+            if let Some(conn) = self.conns.get_mut(slot) {
+                if let Some(deadline) = conn.next_deadline(now) {
                     self.timers.schedule(deadline, slot);
                 }
             }
