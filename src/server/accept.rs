@@ -5,10 +5,13 @@
 //! which has the open connections' reads and writes: HTTP and admission are a
 //! concept of their own, off the path of messages.
 
+use super::config::Balance;
 use super::conn::Conn;
 use super::event_loop::Loop;
+use super::handler::{CloseInfo, Handler, Reply};
+use super::http::{HttpRequest, HttpResponse};
+use super::id::ConnId;
 use super::socket::Socket;
-use super::{Balance, CloseInfo, ConnId, Handler, HttpRequest, HttpResponse, Reply};
 use crate::handshake::server::{reject, Request};
 use crate::handshake::HeadTooLarge;
 use crate::{CloseCode, Config, Connection, Role};

@@ -3,7 +3,7 @@
 //! [`ServerConfig::max_streams`]. Checked when a connection is accepted (before a byte
 //! of it is read) and when a stream opens; every loop shares one `Admission`.
 
-use super::ServerConfig;
+use super::config::ServerConfig;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

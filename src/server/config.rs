@@ -1,6 +1,5 @@
 //! The server's limits and timers.
 
-use super::Balance;
 use crate::Config;
 use std::time::Duration;
 
@@ -173,4 +172,30 @@ impl Default for ServerConfig {
             tls: None,
         }
     }
+}
+
+/// How a server with several loops spreads connections over them.
+///
+/// Measured on this repository's load generator (see docs/rooms-server.md, "Every core"):
+/// `LeastConnections` gives every loop its share of connections even when there are
+/// few of them, which the kernel's hash does not.
+///
+/// ```
+/// use rfc6455::server::{Balance, ServerConfig};
+///
+/// let config = ServerConfig { threads: 4, balance: Balance::ReusePort, ..ServerConfig::default() };
+/// assert_eq!(ServerConfig::default().balance, Balance::LeastConnections);
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// Loop 0 accepts every connection and hands it to the loop with the fewest
+    /// connections (ties: the lowest index). Exact by count, at the price of one
+    /// hand-over (a mailbox push and a wake-up) per connection.
+    LeastConnections,
+    /// Each loop has its own listening socket on the same address (`SO_REUSEPORT`);
+    /// the kernel picks one by a hash of the connection's addresses and ports. No
+    /// hand-over, but the split is only even on average, and another process of the
+    /// same user can bind the same port and take a share of the connections.
+    ReusePort,
 }

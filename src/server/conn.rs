@@ -9,8 +9,9 @@
 //! transport's (`handshake_deadline`, `close_deadline`, `write_*`) are kept here for
 //! `Loop::on_timer`.
 
+use super::http::HttpRequest;
+use super::id::ConnId;
 use super::socket::Socket;
-use super::{ConnId, HttpRequest, READ_CHUNK};
 use crate::handshake::{HeadReader, HeadTooLarge};
 use crate::{CloseCode, Connection, State};
 use mio::{Interest, Registry, Token};
@@ -65,6 +66,9 @@ pub(super) struct Written {
     pub(super) bytes: usize,
     pub(super) left: bool,
 }
+
+/// How much is read from a socket at a time.
+pub(super) const READ_CHUNK: usize = 64 * 1024;
 
 /// How much of a request head or body is read at a time.
 const HEAD_CHUNK: usize = 4096;

@@ -12,12 +12,15 @@
 //! `impl Loop`: a concept of its own (HTTP, admission), off the path of messages,
 //! and together the two would make one file of over a thousand lines.
 
-use super::conn::{Arrived, Conn, Phase};
+use super::config::ServerConfig;
+use super::conn::{Arrived, Conn, Phase, READ_CHUNK};
+use super::ctx::Ctx;
+use super::handler::{CloseInfo, Handler};
 use super::loops::Loops;
+use super::message::Received;
 use super::shared::BroadcastCompressor;
+use super::stats::Stats;
 use super::timers::Timers;
-use super::{CloseInfo, Ctx, Handler, Received, ServerConfig, Stats};
-use super::{LISTENER, READ_CHUNK, WAKER};
 use crate::{CloseCode, MessageRef, State};
 use mio::net::TcpListener;
 use mio::{Events, Poll, Token};
@@ -66,8 +69,8 @@ pub(super) struct Loop<H: Handler> {
     /// bytes left (edge-triggered readiness would not report those again).
     read_again: Vec<usize>,
     /// One log line a second for failing accepts and for refused connections.
-    pub(super) accept_errors: super::LogLimiter,
-    pub(super) refusals: super::LogLimiter,
+    pub(super) accept_errors: super::log_limit::LogLimiter,
+    pub(super) refusals: super::log_limit::LogLimiter,
     /// Connections dropped since the allocator last gave memory back (see
     /// `release_idle_buffers`).
     dropped_since_trim: usize,
@@ -78,6 +81,11 @@ pub(super) struct Loop<H: Handler> {
 }
 
 /// How much one connection is read in a turn of the loop before the others' turn.
+/// The poll tokens of the listening socket and of the waker (connections are their
+/// slab keys).
+pub(super) const LISTENER: Token = Token(usize::MAX - 1);
+pub(super) const WAKER: Token = Token(usize::MAX - 2);
+
 const READ_BUDGET: usize = 64 * 1024;
 
 impl<H: Handler> Loop<H> {
@@ -107,8 +115,8 @@ impl<H: Handler> Loop<H> {
             message_in: Vec::new(),
             compressor: BroadcastCompressor::default(),
             read_again: Vec::new(),
-            accept_errors: super::LogLimiter::default(),
-            refusals: super::LogLimiter::default(),
+            accept_errors: super::log_limit::LogLimiter::default(),
+            refusals: super::log_limit::LogLimiter::default(),
             dropped_since_trim: 0,
             queued: 0,
         }

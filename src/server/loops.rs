@@ -12,38 +12,14 @@
 //!
 //! [`ServerConfig::threads`]: super::ServerConfig::threads
 
-use super::{ConnId, SharedFrame, Stats};
+use super::id::ConnId;
+use super::shared::SharedFrame;
+use super::stats::Stats;
 use crate::{CloseCode, MessageKind};
 use mio::net::TcpStream;
 use mio::Waker;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
-
-/// How a server with several loops spreads connections over them.
-///
-/// Measured on this repository's load generator (see docs/rooms-server.md, "Every core"):
-/// `LeastConnections` gives every loop its share of connections even when there are
-/// few of them, which the kernel's hash does not.
-///
-/// ```
-/// use rfc6455::server::{Balance, ServerConfig};
-///
-/// let config = ServerConfig { threads: 4, balance: Balance::ReusePort, ..ServerConfig::default() };
-/// assert_eq!(ServerConfig::default().balance, Balance::LeastConnections);
-/// # let _ = config;
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Balance {
-    /// Loop 0 accepts every connection and hands it to the loop with the fewest
-    /// connections (ties: the lowest index). Exact by count, at the price of one
-    /// hand-over (a mailbox push and a wake-up) per connection.
-    LeastConnections,
-    /// Each loop has its own listening socket on the same address (`SO_REUSEPORT`);
-    /// the kernel picks one by a hash of the connection's addresses and ports. No
-    /// hand-over, but the split is only even on average, and another process of the
-    /// same user can bind the same port and take a share of the connections.
-    ReusePort,
-}
 
 /// Something one loop asks another to do with one of its connections.
 pub(super) enum Mail {

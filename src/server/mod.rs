@@ -56,35 +56,34 @@ mod ctx;
 mod event_loop;
 mod handler;
 mod http;
+mod id;
 mod log_limit;
 mod loops;
+mod message;
 pub mod rooms;
 mod shared;
 mod socket;
+mod stats;
 mod timers;
 mod trim;
 
-pub use config::{ServerConfig, SlowConsumer};
-pub use ctx::{Ctx, Stats};
-pub use handler::{Accept, CloseInfo, ConnId, Handler, Message, Received, Reply};
+pub use config::{Balance, ServerConfig, SlowConsumer};
+pub use ctx::Ctx;
+pub use handler::{Accept, CloseInfo, Handler, Reply};
 pub use http::{HttpRequest, HttpResponse};
-pub use loops::Balance;
+pub use id::ConnId;
+pub use message::{Message, Received};
 pub use shared::SharedFrame;
+pub use stats::Stats;
 
 use crate::{CloseCode, MessageKind};
-use event_loop::Loop;
-use log_limit::LogLimiter;
+use event_loop::{Loop, LISTENER, WAKER};
 use loops::{Loops, Mail};
 use mio::net::TcpListener;
-use mio::{Interest, Poll, Token, Waker};
+use mio::{Interest, Poll, Waker};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-const LISTENER: Token = Token(usize::MAX - 1);
-const WAKER: Token = Token(usize::MAX - 2);
-/// How much is read from a socket at a time.
-const READ_CHUNK: usize = 64 * 1024;
 
 /// Reaches a running [`Server`] from any thread: shuts it down, or sends to and closes
 /// its connections (e.g. from a thread that receives messages from other processes),
