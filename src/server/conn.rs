@@ -70,6 +70,26 @@ pub(super) struct Written {
 /// How much is read from a socket at a time.
 pub(super) const READ_CHUNK: usize = 64 * 1024;
 
+/// A message counted against the rate limit (see [`Conn::count_message`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Rate {
+    /// Within the limit (or no limit): the message goes to the handler.
+    Within,
+    /// Over it: the connection is to be closed (1008), the message dropped.
+    Over,
+    /// The server closed the connection already: the message is dropped uncounted.
+    Closing,
+}
+
+/// Whether a connection is read (see [`Conn::pause_reading_above`]).
+pub(super) enum Reading {
+    On,
+    /// Not read until its output drains (see [`Conn::resume_reading`]).
+    Paused,
+    /// Paused by this call.
+    PausedNow,
+}
+
 /// How much of a request head or body is read at a time.
 const HEAD_CHUNK: usize = 4096;
 
@@ -485,14 +505,16 @@ impl<D> Conn<D> {
         }
     }
 
-    /// Backpressure: stops reading while the unsent output is over `limit`; true
-    /// when it stops now.
-    pub(super) fn pause_reading_above(&mut self, limit: usize) -> bool {
-        if self.read_paused || self.unsent() <= limit {
-            return false;
+    /// Backpressure: stops reading while the unsent output is over `limit`.
+    pub(super) fn pause_reading_above(&mut self, limit: usize) -> Reading {
+        if self.read_paused {
+            return Reading::Paused;
+        }
+        if self.unsent() <= limit {
+            return Reading::On;
         }
         self.read_paused = true;
-        true
+        Reading::PausedNow
     }
 
     /// Reads again once `unsent` bytes are down to half of `limit`; true when it
@@ -509,17 +531,25 @@ impl<D> Conn<D> {
         self.read_paused
     }
 
-    /// Takes a token of the message rate limit (a bucket of `rate` tokens a second,
-    /// with a burst of one second's worth); false when none is left.
-    pub(super) fn take_token(&mut self, rate: u32, now: Instant) -> bool {
+    /// Counts a message (or a control frame) against the rate limit, `limit` a
+    /// second if any: a token bucket with a burst of one second's worth.
+    pub(super) fn count_message(&mut self, limit: Option<u32>) -> Rate {
+        let Some(rate) = limit else {
+            return Rate::Within;
+        };
+        if self.our_close.is_some() {
+            // Closed already (for this or another reason): nothing more to count.
+            return Rate::Closing;
+        }
+        let now = Instant::now();
         let refill = now.duration_since(self.refilled).as_secs_f64() * f64::from(rate);
         self.tokens = (self.tokens + refill).min(f64::from(rate));
         self.refilled = now;
         if self.tokens < 1.0 {
-            return false;
+            return Rate::Over;
         }
         self.tokens -= 1.0;
-        true
+        Rate::Within
     }
 
     /// Registers the interest that `(readable, writable)` asks for, if it changed.

@@ -13,9 +13,10 @@
 //! and together the two would make one file of over a thousand lines.
 
 use super::config::ServerConfig;
-use super::conn::{Arrived, Conn, Phase, READ_CHUNK};
+use super::conn::{Arrived, Conn, Phase, Rate, Reading, READ_CHUNK};
 use super::ctx::Ctx;
 use super::handler::{CloseInfo, Handler};
+use super::id::ConnId;
 use super::loops::Loops;
 use super::message::Received;
 use super::shared::BroadcastCompressor;
@@ -303,7 +304,10 @@ impl<H: Handler> Loop<H> {
                 // Over the limit, the connection is closed; what follows is still
                 // parsed (and so consumed), for the peer's Close.
                 Ok(Some(MessageRef::Ping(_) | MessageRef::Pong(_))) => {
-                    self.within_rate(slot);
+                    if conn.count_message(self.config.max_messages_per_second) == Rate::Over {
+                        let id = conn.id(slot);
+                        self.over_rate(id);
+                    }
                     continue;
                 }
                 Ok(Some(MessageRef::Close(frame))) => {
@@ -326,8 +330,13 @@ impl<H: Handler> Loop<H> {
             let id = conn.id(slot);
             self.stats.messages_in += 1;
             self.stats.bytes_in += self.message_in.len() as u64;
-            if !self.within_rate(slot) {
-                continue;
+            match conn.count_message(self.config.max_messages_per_second) {
+                Rate::Within => {}
+                Rate::Closing => continue,
+                Rate::Over => {
+                    self.over_rate(id);
+                    continue;
+                }
             }
             // Taken out for the call (the handler borrows the loop through its `Ctx`),
             // then put back with its capacity.
@@ -343,24 +352,11 @@ impl<H: Handler> Loop<H> {
         self.dirty.push(slot);
     }
 
-    /// Takes a token of the connection's rate limit; none left: it is closed with
-    /// 1008 and false returned.
-    fn within_rate(&mut self, slot: usize) -> bool {
-        let Some(rate) = self.config.max_messages_per_second else {
-            return true;
-        };
-        let conn = &mut self.conns[slot];
-        if conn.our_close.is_some() {
-            // Closed already (for this or another reason): nothing more to count.
-            return false;
-        }
-        if conn.take_token(rate, Instant::now()) {
-            return true;
-        }
-        let id = conn.id(slot);
+    /// The connection sent more than `max_messages_per_second`: it is closed with 1008.
+    fn over_rate(&mut self, id: ConnId) {
+        let rate = self.config.max_messages_per_second.unwrap_or_default();
         log::info!("{id}: over {rate} messages/s, closing");
         self.with_ctx(|_, ctx| ctx.close(id, CloseCode::POLICY_VIOLATION, "rate limit"));
-        false
     }
 
     /// Backpressure: stops reading a connection whose unsent output is over
@@ -370,15 +366,19 @@ impl<H: Handler> Loop<H> {
         let Some(conn) = self.conns.get_mut(slot) else {
             return true;
         };
-        if conn.pause_reading_above(self.config.pause_reading_above) {
-            self.stats.read_pauses += 1;
-            log::debug!(
-                "slot {slot}: {} bytes unsent, not read until they drain",
-                conn.unsent()
-            );
-            self.dirty.push(slot);
+        match conn.pause_reading_above(self.config.pause_reading_above) {
+            Reading::On => false,
+            Reading::Paused => true,
+            Reading::PausedNow => {
+                self.stats.read_pauses += 1;
+                log::debug!(
+                    "slot {slot}: {} bytes unsent, not read until they drain",
+                    conn.unsent()
+                );
+                self.dirty.push(slot);
+                true
+            }
         }
-        conn.is_read_paused()
     }
 
     /// Reads the connections put aside for this turn (`read_again`): bytes that
