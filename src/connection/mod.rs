@@ -480,13 +480,13 @@ impl Connection {
         }))
     }
 
-    /// [`next_message`](Self::next_message), with a data message's payload placed in
-    /// the caller's `buf` (its contents replaced) rather than lent from the
-    /// connection: for a driver that must hand the message on while it uses the
-    /// connection again (to send the answer, say). A payload assembled from pieces is
-    /// swapped in — no copy, and `buf`'s old memory becomes the connection's next
-    /// assembly buffer; one that arrived whole is copied once. Control frames are lent
-    /// as by `next_message`.
+    /// [`next_message`](Self::next_message), with the payload placed in the caller's
+    /// `buf` (its contents replaced) rather than lent from the connection: what it
+    /// returns borrows `buf` only, so a driver may hand the message on — text
+    /// already a `&str`, checked no more — while it uses the connection again (to
+    /// send the answer, say). A payload assembled from pieces is swapped in — no
+    /// copy, and `buf`'s old memory becomes the connection's next assembly buffer;
+    /// one that arrived whole is copied once, as is a Ping's or Pong's.
     ///
     /// ```
     /// use rfc6455::{Connection, MessageRef, Role};
@@ -494,13 +494,14 @@ impl Connection {
     /// let mut client = Connection::new(Role::Client);
     /// let mut buf = Vec::new();
     /// client.receive(&[0x02, 0x01, 1, 0x80, 0x01, 2]); // binary in two fragments
-    /// assert_eq!(client.next_message_into(&mut buf), Ok(Some(MessageRef::Binary(&[1, 2]))));
-    /// assert_eq!(buf, [1, 2]); // still there after the call
+    /// let message = client.next_message_into(&mut buf);
+    /// client.send_binary(b"answered while the message is held").unwrap();
+    /// assert_eq!(message, Ok(Some(MessageRef::Binary(&[1, 2]))));
     /// ```
-    pub fn next_message_into<'a>(
-        &'a mut self,
-        buf: &'a mut Vec<u8>,
-    ) -> Result<Option<MessageRef<'a>>, ProtocolError> {
+    pub fn next_message_into<'b>(
+        &mut self,
+        buf: &'b mut Vec<u8>,
+    ) -> Result<Option<MessageRef<'b>>, ProtocolError> {
         let Some(ready) = self.next_ready()? else {
             return Ok(None);
         };
@@ -514,11 +515,18 @@ impl Connection {
                 self.read.swap_assembled(ready, buf);
                 kind
             }
-            Ready::Ping => return Ok(Some(MessageRef::Ping(self.read.span()))),
-            Ready::Pong => return Ok(Some(MessageRef::Pong(self.read.span()))),
+            Ready::Ping | Ready::Pong => {
+                buf.clear();
+                buf.extend_from_slice(self.read.span());
+                let payload: &'b [u8] = buf;
+                return Ok(Some(match ready {
+                    Ready::Ping => MessageRef::Ping(payload),
+                    _ => MessageRef::Pong(payload),
+                }));
+            }
             Ready::Close => return Ok(Some(MessageRef::Close(self.read.take_close()))),
         };
-        let data: &'a [u8] = buf;
+        let data: &'b [u8] = buf;
         Ok(Some(match kind {
             MessageKind::Binary => MessageRef::Binary(data),
             // Checked when parsed; a `&str` again as in `next_message`.

@@ -293,12 +293,15 @@ impl<H: Handler> Loop<H> {
             let Phase::Open { ws, .. } = &mut conn.phase else {
                 return;
             };
-            let message = ws.next_message_into(&mut self.message_in);
-            // Where a text was lent (its borrow of the connection ends here).
-            let text = match message {
-                Ok(None) => break,
-                Ok(Some(MessageRef::Text(text))) => Some((text.as_ptr(), text.len())),
-                Ok(Some(MessageRef::Binary(_))) => None,
+            // Taken out for the call, then put back with its capacity: the message
+            // borrows it (not the connection), and the handler borrows the loop
+            // through its `Ctx`.
+            let mut data = std::mem::take(&mut self.message_in);
+            let message = match ws.next_message_into(&mut data) {
+                Ok(None) => None,
+                // The text is the core's `&str`: checked once, not again here.
+                Ok(Some(MessageRef::Text(text))) => Some(Some(Received::Text(text))),
+                Ok(Some(MessageRef::Binary(bytes))) => Some(Some(Received::Binary(bytes))),
                 // Control frames cost a token of the rate limit too: a peer may not
                 // make us answer pings faster than it may send messages.
                 // Over the limit, the connection is closed; what follows is still
@@ -308,14 +311,14 @@ impl<H: Handler> Loop<H> {
                         let id = conn.id(slot);
                         self.over_rate(id);
                     }
-                    continue;
+                    Some(None)
                 }
                 Ok(Some(MessageRef::Close(frame))) => {
                     let (code, reason) = frame
                         .map(|f| (f.code, f.reason))
                         .unwrap_or((CloseCode::NO_STATUS_RECEIVED, String::new()));
                     conn.peer_close = Some((code, reason));
-                    continue;
+                    Some(None)
                 }
                 Err(err) => {
                     log::info!(
@@ -324,25 +327,16 @@ impl<H: Handler> Loop<H> {
                         err.close_code().0
                     );
                     conn.our_close = Some((err.close_code(), err.to_string()));
-                    continue;
+                    Some(None)
                 }
             };
-            let id = conn.id(slot);
-            self.stats.messages_in += 1;
-            self.stats.bytes_in += self.message_in.len() as u64;
-            match conn.count_message(self.config.max_messages_per_second) {
-                Rate::Within => {}
-                Rate::Closing => continue,
-                Rate::Over => {
-                    self.over_rate(id);
-                    continue;
-                }
-            }
-            // Taken out for the call (the handler borrows the loop through its `Ctx`),
-            // then put back with its capacity.
-            let data = std::mem::take(&mut self.message_in);
-            if let Some(message) = lent_message(&data, text) {
-                self.with_ctx(|handler, ctx| handler.message(ctx, id, message));
+            // `None`: nothing more for now; `Some(None)`: an event answered above.
+            let Some(message) = message else {
+                self.message_in = data;
+                break;
+            };
+            if let Some(message) = message {
+                self.deliver(slot, message);
             }
             // One large message does not pin its size to the loop.
             if data.capacity() <= 1 << 20 {
@@ -350,6 +344,22 @@ impl<H: Handler> Loop<H> {
             }
         }
         self.dirty.push(slot);
+    }
+
+    /// A message for the handler, within the rate limit (else the connection is closed
+    /// with 1008 and the message dropped).
+    fn deliver(&mut self, slot: usize, message: Received<'_>) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let id = conn.id(slot);
+        self.stats.messages_in += 1;
+        self.stats.bytes_in += message.as_bytes().len() as u64;
+        match conn.count_message(self.config.max_messages_per_second) {
+            Rate::Within => self.with_ctx(|handler, ctx| handler.message(ctx, id, message)),
+            Rate::Closing => {}
+            Rate::Over => self.over_rate(id),
+        }
     }
 
     /// The connection sent more than `max_messages_per_second`: it is closed with 1008.
@@ -665,27 +675,6 @@ impl<H: Handler> Loop<H> {
     fn deliver_mail(&mut self) {
         self.with_ctx(|_, ctx| ctx.deliver_mail());
     }
-}
-
-/// The message in `data`: binary, or the text that `next_message_into` lent as a
-/// `&str` (`text`: where its bytes were, how many). The core checked that text
-/// (RFC 6455 §8.1) and made it a `&str`; the loop let go of that borrow to lend the
-/// message to the handler beside a `Ctx` that may write to the connection, and does
-/// not check it a third time: `data` is the buffer the `&str` was lent from (were it
-/// not, it would be checked).
-#[allow(unsafe_code)]
-fn lent_message(data: &[u8], text: Option<(*const u8, usize)>) -> Option<Received<'_>> {
-    let Some(lent) = text else {
-        return Some(Received::Binary(data));
-    };
-    if (data.as_ptr(), data.len()) != lent {
-        return simdutf8::basic::from_utf8(data).ok().map(Received::Text);
-    }
-    // SAFETY: `data` is the very bytes a `&str` covered a moment ago (same address,
-    // same length; the `Vec` moved, its heap memory did not, and nothing wrote to it
-    // since), and a `&str` is valid UTF-8.
-    let text = unsafe { std::str::from_utf8_unchecked(data) };
-    Some(Received::Text(text))
 }
 
 /// Logs the frames a connection received and sent since the last call (`--trace`).
