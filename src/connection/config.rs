@@ -32,7 +32,7 @@ pub struct Config {
     /// RSV bits (`0b0RRR`, RSV1 high) that negotiated extensions define; any other RSV
     /// bit fails the connection (RFC 6455 §5.2). Default 0: no extensions.
     pub allowed_rsv: u8,
-    /// Record every frame received and sent, for [`Connection::take_trace`] (the
+    /// Record every frame received and sent, for [`Connection::take_trace`](crate::Connection::take_trace) (the
     /// `--trace` of the command line tools). Default off.
     pub trace: bool,
     /// permessage-deflate (RFC 7692) for the drivers to offer (client) or accept
@@ -43,7 +43,7 @@ pub struct Config {
     /// Send a Ping after this long without one — a heartbeat, so that a peer that
     /// vanished without a FIN is noticed (RFC 6455 §5.5.2 allows a Ping at any time).
     /// Default `None`: no heartbeat. Timers run only for a driver that asks
-    /// [`Connection::poll_timeout`] and calls [`Connection::handle_timeout`].
+    /// [`Connection::poll_timeout`](crate::Connection::poll_timeout) and calls [`Connection::handle_timeout`](crate::Connection::handle_timeout).
     pub ping_interval: Option<Duration>,
     /// How long a heartbeat Ping may wait for the peer's Pong — or any other frame, which
     /// shows it is there as well: past it the connection is closed with 1008 "ping

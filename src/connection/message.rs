@@ -22,7 +22,7 @@ pub enum Event {
     Text(String),
     /// A complete binary message.
     Binary(Vec<u8>),
-    /// A ping (already answered when [`Config::auto_pong`] is on).
+    /// A ping (already answered when [`Config::auto_pong`](crate::Config::auto_pong) is on).
     Ping(Vec<u8>),
     /// A pong, solicited or not (RFC 6455 §5.5.3).
     Pong(Vec<u8>),
@@ -31,7 +31,7 @@ pub enum Event {
     Close(Option<CloseFrame>),
 }
 
-/// What the peer sent, lent by [`Connection::next_message`]: the borrowed twin of
+/// What the peer sent, lent by [`Connection::next_message`](crate::Connection::next_message): the borrowed twin of
 /// [`Event`], valid until the connection is next used. Text is valid UTF-8.
 ///
 /// ```
@@ -49,7 +49,7 @@ pub enum MessageRef<'a> {
     Text(&'a str),
     /// A complete binary message.
     Binary(&'a [u8]),
-    /// A ping (already answered when [`Config::auto_pong`] is on).
+    /// A ping (already answered when [`Config::auto_pong`](crate::Config::auto_pong) is on).
     Ping(&'a [u8]),
     /// A pong.
     Pong(&'a [u8]),

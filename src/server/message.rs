@@ -46,7 +46,7 @@ pub enum Message {
     Binary(Vec<u8>),
 }
 
-/// A complete message from a client, lent to [`Handler::message`] for the length of
+/// A complete message from a client, lent to [`Handler::message`](super::Handler::message) for the length of
 /// the call: the loop reads every message into one reused buffer, so a handler that
 /// looks at a message and answers it allocates nothing per message.
 /// [`to_message`](Self::to_message) makes an owned copy to keep.

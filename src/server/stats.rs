@@ -1,6 +1,6 @@
 //! The server's counters.
 
-/// Counters kept by the server, readable from the handler via [`Ctx::stats`].
+/// Counters kept by the server, readable from the handler via [`Ctx::stats`](super::Ctx::stats).
 ///
 /// ```
 /// use rfc6455::server::Stats;
@@ -45,9 +45,9 @@ pub struct Stats {
     /// went wrong, plain HTTP sent to the TLS port.
     pub tls_failures: u64,
     /// Connections still in their handshake, all loops (in
-    /// [`Ctx::totals`]; 0 in a loop's own counters).
+    /// [`Ctx::totals`](super::Ctx::totals); 0 in a loop's own counters).
     pub handshaking: usize,
-    /// WebSocket connections open on each event loop, in [`Ctx::totals`] (empty in a
+    /// WebSocket connections open on each event loop, in [`Ctx::totals`](super::Ctx::totals) (empty in a
     /// loop's own counters).
     pub open_per_loop: Vec<usize>,
 }
