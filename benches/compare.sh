@@ -14,6 +14,7 @@
 set -euo pipefail
 before=$(cd "$1" && pwd); after=$(cd "$2" && pwd); rounds="${3:-5}"; only="${4:-all}"
 cd "$(dirname "$0")/.."
+estimates=""
 . benches/lib.sh
 for tree in "$before" "$after"; do
   (cd "$tree" && cargo build --release --workspace --examples --bins --features rfc6455/tls --quiet)
@@ -21,14 +22,19 @@ done
 
 if [ "$only" != load ]; then
 echo "== codec (cargo bench --bench codec; median ns per iteration)"
-for tree in "$before" "$after"; do
+# Each side's estimates are copied out before the other side runs: with the same
+# checkout given twice (the noise), both runs write the same target/criterion.
+estimates=$(mktemp -d)
+for side in before after; do
+  tree=$before; [ "$side" = after ] && tree=$after
   (cd "$tree" && cargo bench --bench codec --quiet -- 'decode|encode|reassemble' >/dev/null 2>&1)
+  mkdir -p "$estimates/$side"
+  for group in decode encode reassemble; do cp -r "$tree/target/criterion/$group" "$estimates/$side/"; done
 done
-python3 - "$before" "$after" <<'PY'
+python3 - "$estimates/before" "$estimates/after" <<'PY'
 import json, os, sys
 rows = {}
-for side, tree in (("before", sys.argv[1]), ("after", sys.argv[2])):
-    root = os.path.join(tree, "target", "criterion")
+for side, root in (("before", sys.argv[1]), ("after", sys.argv[2])):
     for group in ("decode", "encode", "reassemble"):
         for dirpath, _, files in os.walk(os.path.join(root, group)):
             if "estimates.json" in files and dirpath.endswith("/new"):
@@ -44,10 +50,13 @@ for name in sorted(rows):
     print(f"{name:52} {r['before']:10.1f} {r['after']:10.1f} {r['after'] / r['before']:12.3f}")
 PY
 fi
-[ "$only" = codec ] && exit 0
+[ "$only" = codec ] && { rm -rf "$estimates"; exit 0; }
 
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [ -z "$estimates" ] || rm -rf "$estimates"
+}
 trap cleanup EXIT
 hz=$(getconf CLK_TCK)
 loadgen="$after/target/release/examples/loadgen"
