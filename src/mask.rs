@@ -102,20 +102,29 @@ pub(crate) fn extend_unmasked(
     unsafe { out.set_len(out.len() + masked.len()) };
 }
 
-/// The key twice over, to XOR eight payload bytes at a time.
+/// The key twice over, to XOR eight payload bytes at a time. Built from the key as
+/// one `u32` (two copies side by side are the same eight bytes in either byte
+/// order): assembling it byte by byte cost two dozen instructions, a quarter of
+/// unmasking a 16-byte frame.
 #[inline]
 fn key_word(key: [u8; 4]) -> u64 {
-    u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ])
+    let key = u64::from(u32::from_ne_bytes(key));
+    key << 32 | key
 }
 
-/// The masking key as seen from byte `offset` of the payload.
+/// The masking key as seen from byte `offset` of the payload: its bytes rotated left
+/// by `offset % 4`, done as one rotation of the key read as a `u32` in memory order.
 #[inline]
 fn rotate_key(masking_key: [u8; 4], offset: usize) -> [u8; 4] {
-    let mut key = masking_key;
-    key.rotate_left(offset % 4);
-    key
+    let bits = 8 * (offset % 4) as u32;
+    let word = u32::from_ne_bytes(masking_key);
+    // Byte 0 is the lowest on a little-endian machine, the highest on a big one.
+    let rotated = if cfg!(target_endian = "little") {
+        word.rotate_right(bits)
+    } else {
+        word.rotate_left(bits)
+    };
+    rotated.to_ne_bytes()
 }
 
 #[cfg(test)]
@@ -125,6 +134,22 @@ mod tests {
     fn reference(payload: &mut [u8], key: [u8; 4], offset: usize) {
         for (i, byte) in payload.iter_mut().enumerate() {
             *byte ^= key[(offset + i) % 4];
+        }
+    }
+
+    /// The word tricks in `rotate_key` and `key_word` give the bytes RFC 6455 §5.3
+    /// names: octet `i` of the payload meets octet `(offset + i) % 4` of the key.
+    #[test]
+    fn the_rotated_key_and_its_word_are_the_keys_bytes_in_order() {
+        let key = [0x37, 0xfa, 0x21, 0x3d];
+        for offset in 0..9 {
+            let rotated = rotate_key(key, offset);
+            for (i, byte) in rotated.iter().enumerate() {
+                assert_eq!(*byte, key[(offset + i) % 4], "offset {offset}");
+            }
+            let word = key_word(rotated).to_ne_bytes();
+            assert_eq!(word[..4], rotated);
+            assert_eq!(word[4..], rotated);
         }
     }
 
