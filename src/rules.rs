@@ -302,14 +302,27 @@ impl FrameRules {
         header: &FrameHeader,
         in_progress: Option<InProgress>,
     ) -> Result<FrameClass, ProtocolError> {
-        for rule in RULES {
-            if let Some(broken) = self.broken(rule, header, in_progress) {
-                return Err(broken);
-            }
+        // Whether any rule is broken first, and which one only then: asked as a yes or
+        // no, each rule compiles to its condition alone (the error it would build is
+        // dropped unused), on the path every frame takes.
+        if RULES
+            .iter()
+            .any(|&rule| self.broken(rule, header, in_progress).is_some())
+        {
+            return Err(self.first_broken(header, in_progress));
         }
         // Only a reserved opcode has no class, and it broke a rule above.
         self.class(header)
             .ok_or(ProtocolError::ReservedOpcode(header.opcode.bits()))
+    }
+
+    /// The first rule `header` breaks, which [`check`](Self::check) has seen it break.
+    #[cold]
+    #[inline(never)]
+    fn first_broken(&self, header: &FrameHeader, in_progress: Option<InProgress>) -> ProtocolError {
+        self.violations(header, in_progress)
+            .next()
+            .expect("check saw a rule broken")
     }
 
     /// Every rule `header` breaks, given the data message in progress, in the order
