@@ -93,6 +93,10 @@ pub struct Connection {
     /// Boxed: most connections have no heartbeat of their own (an event loop keeps
     /// thousands of connections in one table).
     heartbeat: Option<Box<Heartbeat>>,
+    /// A frame was parsed since the heartbeat last looked: set on every frame (one
+    /// store, no branch, on the path every frame takes) and handed to the heartbeat
+    /// when the driver tells the time.
+    heard_from_peer: bool,
     trace: Trace,
 }
 
@@ -155,6 +159,7 @@ impl Connection {
             write: WriteSide::new(role, deflate),
             closing: Closing::Open,
             heartbeat: Heartbeat::new(config.ping_interval, config.pong_timeout).map(Box::new),
+            heard_from_peer: false,
             trace: Trace::new(config.trace),
             config,
         }
@@ -896,6 +901,9 @@ impl Connection {
             timeout.fix(now);
         }
         if let Some(heartbeat) = &mut self.heartbeat {
+            if std::mem::take(&mut self.heard_from_peer) {
+                heartbeat.heard_from_peer();
+            }
             heartbeat.fix(now);
         }
     }
@@ -914,9 +922,7 @@ impl Connection {
         }
         match self.read.parse(&mut self.trace) {
             Ok(Some(ready)) => {
-                if let Some(heartbeat) = &mut self.heartbeat {
-                    heartbeat.heard_from_peer();
-                }
+                self.heard_from_peer = true;
                 if matches!(ready, Ready::Ping | Ready::Pong | Ready::Close) {
                     self.on_control(ready);
                 }

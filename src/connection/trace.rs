@@ -104,7 +104,7 @@ impl Trace {
     }
 
     /// A frame this end sends, its payload as given (unmasked).
-    #[inline]
+    #[inline(always)]
     pub(super) fn sent(&mut self, header: &FrameHeader, payload: &[u8]) {
         if self.on {
             self.record(true, header, preview(payload).to_vec());
@@ -112,19 +112,25 @@ impl Trace {
     }
 
     /// A frame received, whose payload starts at `input[payload_start..]` (still
-    /// masked; as much of it as is at hand). Only indexes when on: the hot path pays
-    /// one branch.
-    #[inline]
+    /// masked; as much of it as is at hand). The hot path pays one branch: the rest
+    /// is out of line, so that this always inlines.
+    #[inline(always)]
     pub(super) fn received(&mut self, header: &FrameHeader, input: &[u8], payload_start: usize) {
         if self.on {
-            let at_hand = &input[payload_start..];
-            let at_hand = &at_hand[..at_hand.len().min(header.payload_len as usize)];
-            let mut shown = preview(at_hand).to_vec();
-            if let Some(key) = header.masking_key {
-                apply_mask(&mut shown, key, 0);
-            }
-            self.record(false, header, shown);
+            self.record_received(header, input, payload_start);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_received(&mut self, header: &FrameHeader, input: &[u8], payload_start: usize) {
+        let at_hand = &input[payload_start..];
+        let at_hand = &at_hand[..at_hand.len().min(header.payload_len as usize)];
+        let mut shown = preview(at_hand).to_vec();
+        if let Some(key) = header.masking_key {
+            apply_mask(&mut shown, key, 0);
+        }
+        self.record(false, header, shown);
     }
 
     /// The last frame sent carried `message` compressed: show the message instead.
