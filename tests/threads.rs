@@ -175,22 +175,29 @@ fn four_on_alternate_loops(addr: SocketAddr) -> Vec<WebSocket<ClientStream>> {
 /// A thread that is no loop (e.g. one that reads a Redis subscription) sends through
 /// the server's `Handle`, with one loop as with two: the loop wakes and sends at once.
 /// (With one loop the mail once waited, unread, until something else woke the loop.)
+/// A server of `threads` loops with two clients connected, open and known to the
+/// handler (their ids), each client reading with a 2 s timeout.
+fn two_members(threads: usize) -> (Running, Vec<WebSocket<ClientStream>>, Vec<ConnId>) {
+    let server = start(ServerConfig {
+        threads,
+        ..ServerConfig::default()
+    });
+    let mut clients: Vec<_> = (0..2).map(|_| connect(server.addr)).collect();
+    for ws in &mut clients {
+        worker_of(ws); // open, and known to the handler
+        ws.get_ref()
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+    }
+    let ids = server.members.lock().unwrap().clone();
+    assert_eq!(ids.len(), 2);
+    (server, clients, ids)
+}
+
 #[test]
 fn a_handle_sends_from_another_thread_with_one_loop_and_with_two() {
     for threads in [1, 2] {
-        let server = start(ServerConfig {
-            threads,
-            ..ServerConfig::default()
-        });
-        let mut clients: Vec<_> = (0..2).map(|_| connect(server.addr)).collect();
-        for ws in &mut clients {
-            worker_of(ws); // open, and known to the handler
-            ws.get_ref()
-                .set_read_timeout(Some(Duration::from_secs(2)))
-                .unwrap();
-        }
-        let ids = server.members.lock().unwrap().clone();
-        assert_eq!(ids.len(), 2);
+        let (server, mut clients, ids) = two_members(threads);
         let relay = thread::spawn({
             let handle = server.handle.clone();
             move || {
@@ -216,16 +223,7 @@ fn a_handle_sends_from_another_thread_with_one_loop_and_with_two() {
 #[test]
 fn a_handle_sends_binary_and_closes_from_another_thread() {
     for threads in [1, 2] {
-        let server = start(ServerConfig {
-            threads,
-            ..ServerConfig::default()
-        });
-        let mut clients: Vec<_> = (0..2).map(|_| connect(server.addr)).collect();
-        for ws in &mut clients {
-            worker_of(ws); // open, and known to the handler
-        }
-        let ids = server.members.lock().unwrap().clone();
-        assert_eq!(ids.len(), 2);
+        let (server, mut clients, ids) = two_members(threads);
         let admin = thread::spawn({
             let handle = server.handle.clone();
             move || {
