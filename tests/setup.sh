@@ -65,6 +65,12 @@ fi
 
 # Python `websockets` from PyPI, for the user (Debian's system Python refuses a plain
 # user install without --break-system-packages).
+# PyJWT with cryptography: the identity tests' tokens are made by it, not by us.
+if ! python3 -c 'import jwt, cryptography' 2>/dev/null; then
+  say "installing PyJWT and cryptography from PyPI (user site)"
+  python3 -m pip install --quiet --user pyjwt cryptography 2>/dev/null ||
+    python3 -m pip install --quiet --user --break-system-packages pyjwt cryptography
+fi
 if ! python3 -c 'import websockets' 2>/dev/null; then
   say "installing websockets from PyPI (user site)"
   python3 -m pip install --quiet --user websockets 2>/dev/null ||

@@ -41,6 +41,7 @@
 
 mod feeds;
 mod hub;
+pub mod identity;
 mod limits;
 pub mod redis;
 

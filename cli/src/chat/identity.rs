@@ -1,0 +1,335 @@
+//! Signed identity: who a connection is, from a JSON Web Token (RFC 7519) on the
+//! upgrade or on an HTTP request, verified with the keys the server was given.
+//!
+//! The rules (issue #32): the signature is checked with the configured keys only, and
+//! **the algorithm comes from the key, never from the token** — a token whose header
+//! names another algorithm than its key's is refused, so `alg: none` and an HS256
+//! token signed with the bytes of an RSA public key (the classic confusion attack)
+//! both fail. `exp` is required, `nbf` and `iat` honoured, with at most 5 s of leeway;
+//! `iss` and `aud` are checked when configured.
+//!
+//! jsonwebtoken parses and checks the claims; the signatures are verified by ring,
+//! which rustls already brings, through the small [`CryptoProvider`] below.
+
+use jsonwebtoken::crypto::{CryptoProvider, JwkUtils, JwtSigner, JwtVerifier};
+use jsonwebtoken::errors::{Error, ErrorKind};
+use jsonwebtoken::signature::{self, Verifier as SignatureVerifier};
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, EncodingKey, Validation};
+use serde::Deserialize;
+
+/// The leeway on `exp`, `nbf` and `iat`: clocks differ, but not by more than this.
+pub const LEEWAY_SECONDS: u64 = 5;
+
+/// A key the server verifies tokens with, and the one algorithm it allows.
+pub struct Key {
+    algorithm: Algorithm,
+    key: DecodingKey,
+}
+
+impl Key {
+    /// An HS256 shared secret (`--jwt-secret`).
+    pub fn secret(secret: &[u8]) -> Key {
+        Key {
+            algorithm: Algorithm::HS256,
+            key: DecodingKey::from_secret(secret),
+        }
+    }
+
+    /// A public key in PEM (`--jwt-public-key`): RS256 for an RSA key, ES256 for a
+    /// P-256 key. The algorithm is the key's kind, whatever a token will say.
+    pub fn public_pem(pem: &[u8]) -> Result<Key, String> {
+        let text = std::str::from_utf8(pem).map_err(|_| "not PEM text".to_string())?;
+        if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+            return Ok(Key {
+                algorithm: Algorithm::RS256,
+                key,
+            });
+        }
+        if let Ok(key) = DecodingKey::from_ec_pem(pem) {
+            return Ok(Key {
+                algorithm: Algorithm::ES256,
+                key,
+            });
+        }
+        let first = text.lines().next().unwrap_or("");
+        Err(format!("not an RSA or P-256 public key ({first})"))
+    }
+}
+
+/// What the server was told to accept.
+pub struct TokenVerifier {
+    keys: Vec<Key>,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+/// The claims a token carries (RFC 7519 §4.1, and the rooms server's own).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Claims {
+    /// The user: required (a token without it is refused before this is read, as
+    /// one without `exp` is: the defaults only let the check name the claim).
+    #[serde(default)]
+    pub sub: String,
+    /// The name shown to others; `sub` when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Rooms the user may join and publish to (a trailing `*` matches a prefix);
+    /// absent: every room.
+    #[serde(default)]
+    pub rooms: Option<Vec<String>>,
+    /// Rooms the user may only read, same form.
+    #[serde(default)]
+    pub watch: Option<Vec<String>>,
+    /// Expiry, seconds since the epoch: required.
+    #[serde(default)]
+    pub exp: u64,
+}
+
+/// Why a token was refused: the `reason` label of `rfc6455_auth_failures_total`, and
+/// the one line of a 401's body. Never the token itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Malformed,
+    Signature,
+    Algorithm,
+    Expired,
+    NotYetValid,
+    Issuer,
+    Audience,
+    MissingClaim,
+}
+
+impl Refusal {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::Malformed => "malformed",
+            Refusal::Signature => "bad_signature",
+            Refusal::Algorithm => "algorithm",
+            Refusal::Expired => "expired",
+            Refusal::NotYetValid => "not_yet_valid",
+            Refusal::Issuer => "issuer",
+            Refusal::Audience => "audience",
+            Refusal::MissingClaim => "missing_claim",
+        }
+    }
+}
+
+impl TokenVerifier {
+    pub fn new(keys: Vec<Key>, issuer: Option<String>, audience: Option<String>) -> TokenVerifier {
+        install_ring_provider();
+        TokenVerifier {
+            keys,
+            issuer,
+            audience,
+        }
+    }
+
+    /// The claims of `token` if a configured key verifies it and its claims hold.
+    /// With several keys, the token's header picks none of them: each key is tried
+    /// with its own algorithm, and the most telling refusal is kept.
+    pub fn verify(&self, token: &str) -> Result<Claims, Refusal> {
+        let mut refusal = Refusal::Algorithm;
+        for key in &self.keys {
+            let mut validation = Validation::new(key.algorithm);
+            validation.leeway = LEEWAY_SECONDS;
+            validation.validate_nbf = true;
+            // A configured issuer or audience must be in the token, not merely
+            // right when present.
+            let mut required = vec!["exp", "sub"];
+            required.extend(self.issuer.as_ref().map(|_| "iss"));
+            required.extend(self.audience.as_ref().map(|_| "aud"));
+            validation.set_required_spec_claims(&required);
+            match &self.issuer {
+                Some(issuer) => validation.set_issuer(&[issuer]),
+                None => validation.iss = None,
+            }
+            match &self.audience {
+                Some(audience) => validation.set_audience(&[audience]),
+                None => validation.validate_aud = false,
+            }
+            match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
+                Ok(data) => return Ok(data.claims),
+                Err(err) => {
+                    let this = refusal_of(&err);
+                    // A wrong algorithm says only that this key is not the token's:
+                    // another key may still verify it.
+                    if this != Refusal::Algorithm || refusal == Refusal::Algorithm {
+                        refusal = this;
+                    }
+                }
+            }
+        }
+        Err(refusal)
+    }
+}
+
+fn refusal_of(err: &Error) -> Refusal {
+    match err.kind() {
+        ErrorKind::InvalidSignature => Refusal::Signature,
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => Refusal::Algorithm,
+        ErrorKind::ExpiredSignature => Refusal::Expired,
+        ErrorKind::ImmatureSignature => Refusal::NotYetValid,
+        ErrorKind::InvalidIssuer => Refusal::Issuer,
+        ErrorKind::InvalidAudience => Refusal::Audience,
+        ErrorKind::MissingRequiredClaim(_) => Refusal::MissingClaim,
+        _ => Refusal::Malformed,
+    }
+}
+
+/// jsonwebtoken's verifiers on ring, for the three algorithms a key here can have.
+/// Signing is not offered: the server never makes tokens.
+fn install_ring_provider() {
+    static PROVIDER: CryptoProvider = CryptoProvider {
+        signer_factory: no_signer,
+        verifier_factory: ring_verifier,
+        jwk_utils: JwkUtils::new_unimplemented(),
+    };
+    // Installed once per process; a second call finds it there.
+    let _ = PROVIDER.install_default();
+}
+
+fn no_signer(_: &Algorithm, _: &EncodingKey) -> jsonwebtoken::errors::Result<Box<dyn JwtSigner>> {
+    Err(ErrorKind::InvalidAlgorithm.into())
+}
+
+fn ring_verifier(
+    algorithm: &Algorithm,
+    key: &DecodingKey,
+) -> jsonwebtoken::errors::Result<Box<dyn JwtVerifier>> {
+    let bytes = match key.kind() {
+        DecodingKeyKind::SecretOrDer(bytes) => bytes.clone(),
+        DecodingKeyKind::RsaModulusExponent { .. } => {
+            return Err(ErrorKind::InvalidKeyFormat.into())
+        }
+    };
+    match algorithm {
+        Algorithm::HS256 | Algorithm::RS256 | Algorithm::ES256 => Ok(Box::new(RingVerifier {
+            algorithm: *algorithm,
+            key: bytes,
+        })),
+        _ => Err(ErrorKind::InvalidAlgorithm.into()),
+    }
+}
+
+struct RingVerifier {
+    algorithm: Algorithm,
+    key: Vec<u8>,
+}
+
+impl SignatureVerifier<Vec<u8>> for RingVerifier {
+    fn verify(&self, message: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
+        let verified = match self.algorithm {
+            Algorithm::HS256 => {
+                let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.key);
+                ring::hmac::verify(&key, message, signature).is_ok()
+            }
+            Algorithm::RS256 => ring::signature::UnparsedPublicKey::new(
+                &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+                &self.key,
+            )
+            .verify(message, signature)
+            .is_ok(),
+            Algorithm::ES256 => ring::signature::UnparsedPublicKey::new(
+                &ring::signature::ECDSA_P256_SHA256_FIXED,
+                &self.key,
+            )
+            .verify(message, signature)
+            .is_ok(),
+            _ => false,
+        };
+        if verified {
+            Ok(())
+        } else {
+            Err(signature::Error::new())
+        }
+    }
+}
+
+impl JwtVerifier for RingVerifier {
+    fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// The tokens of `cli/tests/tokens/make_tokens.py` (PyJWT, not our code).
+    fn tokens() -> Value {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tokens/make_tokens.py");
+        let out = std::process::Command::new("python3")
+            .arg(script)
+            .output()
+            .expect("python3");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn all_keys(t: &Value) -> Vec<Key> {
+        vec![
+            Key::secret(t["secret"].as_str().unwrap().as_bytes()),
+            Key::public_pem(t["rsa_public"].as_str().unwrap().as_bytes()).unwrap(),
+            Key::public_pem(t["ec_public"].as_str().unwrap().as_bytes()).unwrap(),
+        ]
+    }
+
+    #[test]
+    fn every_row_of_the_verification_rules() {
+        let t = tokens();
+        let verifier = TokenVerifier::new(all_keys(&t), None, None);
+        let check = |case: &str| verifier.verify(t[case].as_str().unwrap());
+        for case in ["hs256", "rs256", "es256", "expired_within_leeway"] {
+            let claims = check(case).unwrap_or_else(|r| panic!("{case}: {r:?}"));
+            assert_eq!(claims.sub, "ada", "{case}");
+            assert_eq!(claims.name.as_deref(), Some("Ada"), "{case}");
+        }
+        assert_eq!(check("expired"), Err(Refusal::Expired));
+        assert_eq!(check("not_yet_valid"), Err(Refusal::NotYetValid));
+        assert_eq!(check("no_exp"), Err(Refusal::MissingClaim));
+        assert_eq!(check("no_sub"), Err(Refusal::MissingClaim));
+        assert_eq!(check("wrong_secret"), Err(Refusal::Signature));
+        assert_eq!(check("rs256_other_key"), Err(Refusal::Signature));
+        assert!(check("alg_none").is_err());
+        assert!(check("confusion").is_err());
+        let rooms = check("rooms").unwrap();
+        assert_eq!(rooms.rooms, Some(vec!["lobby".into(), "team-*".into()]));
+        assert_eq!(rooms.watch, Some(vec!["news".into()]));
+    }
+
+    /// The algorithm is the key's: with only the RSA key configured, an HS256 token
+    /// keyed with that key's PEM bytes is refused for its algorithm.
+    #[test]
+    fn the_algorithm_comes_from_the_key_not_the_token() {
+        let t = tokens();
+        let rsa = Key::public_pem(t["rsa_public"].as_str().unwrap().as_bytes()).unwrap();
+        let verifier = TokenVerifier::new(vec![rsa], None, None);
+        assert_eq!(verifier.verify(t["confusion"].as_str().unwrap()), Err(Refusal::Algorithm));
+        // `none` is no algorithm jsonwebtoken knows: the header itself is refused.
+        assert_eq!(verifier.verify(t["alg_none"].as_str().unwrap()), Err(Refusal::Malformed));
+        assert!(verifier.verify(t["rs256"].as_str().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_when_configured() {
+        let t = tokens();
+        let key = || vec![Key::secret(t["secret"].as_str().unwrap().as_bytes())];
+        let both = TokenVerifier::new(key(), Some("issuer.test".into()), Some("rooms".into()));
+        assert!(both.verify(t["with_iss_aud"].as_str().unwrap()).is_ok());
+        assert_eq!(both.verify(t["hs256"].as_str().unwrap()), Err(Refusal::MissingClaim));
+        let other_iss = TokenVerifier::new(key(), Some("elsewhere".into()), None);
+        assert_eq!(other_iss.verify(t["with_iss_aud"].as_str().unwrap()), Err(Refusal::Issuer));
+        let other_aud = TokenVerifier::new(key(), None, Some("billing".into()));
+        assert_eq!(other_aud.verify(t["with_iss_aud"].as_str().unwrap()), Err(Refusal::Audience));
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        let t = tokens();
+        let verifier = TokenVerifier::new(all_keys(&t), None, None);
+        for junk in ["", ".", "..", "a.b.c", "eyJ.eyJ.sig", "\u{0}\u{ff}", &"x".repeat(10_000)] {
+            assert!(verifier.verify(junk).is_err(), "{junk:?}");
+        }
+    }
+}
