@@ -6,8 +6,8 @@ use rfc6455::blocking::{self, ClientStream, Error};
 use rfc6455::deflate::DeflateConfig;
 use rfc6455::handshake::server::Request;
 use rfc6455::server::{
-    Accept, CloseInfo, ConnId, Ctx, Handle, Handler, HttpRequest, HttpResponse, Received, Reply,
-    Server, ServerConfig, SharedFrame, SlowConsumer,
+    Accept, CloseInfo, ConnId, Ctx, Handle, Handler, HttpRequest, HttpResponse, Received, Refusal,
+    Reply, Server, ServerConfig, SharedFrame, SlowConsumer,
 };
 use rfc6455::{CloseCode, Event};
 use std::io::{Read, Write};
@@ -35,9 +35,9 @@ struct TestHandler {
 impl Handler for TestHandler {
     type Data = String; // the request path
 
-    fn upgrade(&mut self, request: &Request) -> Result<Accept<String>, u16> {
+    fn upgrade(&mut self, request: &Request) -> Result<Accept<String>, Refusal> {
         if request.path() == "/forbidden" {
-            return Err(403);
+            return Err(403.into());
         }
         let protocol = request.protocols().iter().find(|p| *p == "chat").cloned();
         Ok(Accept {

@@ -5,7 +5,7 @@
 #![cfg(feature = "server")]
 
 use rfc6455::handshake::server::Request;
-use rfc6455::server::{Accept, ConnId, Ctx, Handler, Received, Server, ServerConfig};
+use rfc6455::server::{Accept, ConnId, Ctx, Handler, Received, Refusal, Server, ServerConfig};
 use std::io::Write;
 use std::net::TcpStream;
 use std::thread;
@@ -17,7 +17,7 @@ struct Flood;
 impl Handler for Flood {
     type Data = ();
 
-    fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
+    fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, Refusal> {
         Ok(Accept::new(()))
     }
 

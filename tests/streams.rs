@@ -5,8 +5,8 @@
 
 use rfc6455::handshake::server::Request;
 use rfc6455::server::{
-    Accept, CloseInfo, ConnId, Ctx, Handle, Handler, HttpRequest, HttpResponse, Reply, Server,
-    ServerConfig,
+    Accept, CloseInfo, ConnId, Ctx, Handle, Handler, HttpRequest, HttpResponse, Refusal, Reply,
+    Server, ServerConfig,
 };
 use rfc6455::CloseCode;
 use std::io::{Read, Write};
@@ -26,8 +26,8 @@ struct Feeds {
 impl Handler for Feeds {
     type Data = String;
 
-    fn upgrade(&mut self, _request: &Request) -> Result<Accept<String>, u16> {
-        Err(404)
+    fn upgrade(&mut self, _request: &Request) -> Result<Accept<String>, Refusal> {
+        Err(404.into())
     }
 
     fn request(

@@ -6,8 +6,8 @@
 use rfc6455::blocking::{self, ClientStream, WebSocket};
 use rfc6455::handshake::server::Request;
 use rfc6455::server::{
-    Accept, Balance, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Received, Reply,
-    Server, ServerConfig, SharedFrame,
+    Accept, Balance, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Received, Refusal,
+    Reply, Server, ServerConfig, SharedFrame,
 };
 use rfc6455::{CloseCode, CloseFrame, Event};
 use std::io::{Read, Write};
@@ -29,7 +29,7 @@ struct Hub {
 impl Handler for Hub {
     type Data = ();
 
-    fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
+    fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, Refusal> {
         Ok(Accept::new(()))
     }
 

@@ -7,7 +7,9 @@
 
 use rfc6455::blocking::{self, Error};
 use rfc6455::handshake::server::Request;
-use rfc6455::server::{Accept, ConnId, Ctx, Handler, Received, Server, ServerConfig, SharedFrame};
+use rfc6455::server::{
+    Accept, ConnId, Ctx, Handler, Received, Refusal, Server, ServerConfig, SharedFrame,
+};
 use rfc6455::tls::rustls;
 use rfc6455::{Config, Event};
 use std::io::{Read, Write};
@@ -26,7 +28,7 @@ struct Echo;
 impl Handler for Echo {
     type Data = ();
 
-    fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
+    fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, Refusal> {
         Ok(Accept::new(()))
     }
 

@@ -60,6 +60,8 @@ enum Command {
         sse_keepalive: f64,
         #[command(flatten)]
         limits: chat::ChatLimits,
+        #[command(flatten)]
+        identity: Box<chat::IdentityArgs>,
     },
     /// Runs the echo server on the mio event loop: every text and binary message is
     /// sent back. Ctrl-C (or SIGTERM) closes every connection with 1001 and exits.
@@ -209,23 +211,27 @@ fn main() -> ExitCode {
             node_timeout,
             sse_keepalive,
             limits,
-        } => servers::serve(
-            &server,
-            chat::ChatConfig {
-                origins,
-                token,
-                history,
-                keepalive: std::time::Duration::from_secs_f64(sse_keepalive),
-                hsts: server.tls_enabled(),
-                limits,
-            },
-            max_rate,
-            redis.map(|url| chat::redis::RedisOptions {
-                url,
-                node_timeout: std::time::Duration::from_secs_f64(node_timeout),
-                history,
-            }),
-        ),
+            identity,
+        } => identity.auth().and_then(|auth| {
+            servers::serve(
+                &server,
+                chat::ChatConfig {
+                    auth: auth.map(std::sync::Arc::new),
+                    origins,
+                    token,
+                    history,
+                    keepalive: std::time::Duration::from_secs_f64(sse_keepalive),
+                    hsts: server.tls_enabled(),
+                    limits,
+                },
+                max_rate,
+                redis.map(|url| chat::redis::RedisOptions {
+                    url,
+                    node_timeout: std::time::Duration::from_secs_f64(node_timeout),
+                    history,
+                }),
+            )
+        }),
         Command::Echo { server, limits } => servers::echo(&server, &limits),
         Command::Client {
             url,

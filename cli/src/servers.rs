@@ -52,7 +52,7 @@ struct EchoHandler;
 impl server::Handler for EchoHandler {
     type Data = ();
 
-    fn upgrade(&mut self, _request: &Request) -> Result<server::Accept<()>, u16> {
+    fn upgrade(&mut self, _request: &Request) -> Result<server::Accept<()>, server::Refusal> {
         Ok(server::Accept::new(()))
     }
 

@@ -20,6 +20,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use rfc6455::handshake::server::Request;
 use rfc6455::server::{
+    Refusal,
     Accept, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Received, Reply, Server,
     ServerConfig,
 };
@@ -89,9 +90,9 @@ impl Recorder {
 impl Handler for Recorder {
     type Data = ();
 
-    fn upgrade(&mut self, request: &Request) -> Result<Accept<()>, u16> {
+    fn upgrade(&mut self, request: &Request) -> Result<Accept<()>, Refusal> {
         if request.path() == "/reject" {
-            return Err(403);
+            return Err(403.into());
         }
         Ok(Accept::new(()))
     }

@@ -619,10 +619,10 @@ pub fn reject(status: u16, extra: &[(&str, &str)], body: &str) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Appends a header line, dropping CR and LF from the value so that an application's
+/// Appends a header line, dropping CR and LF from the name and value so that an application's
 /// string cannot split the response.
 fn push_header(out: &mut String, name: &str, value: &str) {
-    out.push_str(name);
+    out.extend(name.chars().filter(|c| *c != '\r' && *c != '\n'));
     out.push_str(": ");
     out.extend(value.chars().filter(|c| *c != '\r' && *c != '\n'));
     out.push_str("\r\n");

@@ -260,14 +260,18 @@ impl<H: Handler> Loop<H> {
         }
         let accepted = match self.handler.upgrade(&request) {
             Ok(accepted) => accepted,
-            Err(status) => {
+            Err(refusal) => {
                 self.loops.closed();
+                let status = refusal.status;
                 log::info!(
                     "slot {slot}: upgrade of {} refused with {status}",
                     redacted_target(request.target())
                 );
                 self.stats.count_rejection(status);
-                return self.respond_and_close(slot, reject(status, &[], "upgrade refused"));
+                let headers: Vec<(&str, &str)> = (refusal.headers.iter())
+                    .map(|(name, value)| (name.as_str(), value.as_str()))
+                    .collect();
+                return self.respond_and_close(slot, reject(status, &headers, &refusal.reason));
             }
         };
         let (response, deflate) = request.accept_negotiating(
@@ -301,6 +305,11 @@ impl<H: Handler> Loop<H> {
         let id = conn.id(slot);
         log::info!("{id}: open, {}", redacted_target(request.target()));
         self.flush(slot);
+        // A write that failed at once dropped the connection and told the handler it
+        // closed: it is not told after that that it opened.
+        if self.conns.get(slot).is_none_or(|conn| conn.id(slot) != id) {
+            return;
+        }
         self.with_ctx(|handler, ctx| handler.open(ctx, id));
         // Frames that came with the head.
         self.messages(slot);

@@ -51,7 +51,7 @@ fn over_budget(config: &ServerConfig, queued: usize, total: usize, bytes: usize)
 /// (under one lock) reach every connection in that order.
 ///
 /// ```
-/// use rfc6455::server::{ConnId, Ctx, Handler, Received};
+/// use rfc6455::server::{ConnId, Ctx, Handler, Received, Refusal};
 /// use rfc6455::Event;
 /// # use rfc6455::server::{Accept, Server, ServerConfig};
 ///
@@ -59,7 +59,7 @@ fn over_budget(config: &ServerConfig, queued: usize, total: usize, bytes: usize)
 /// struct Relay;
 /// impl Handler for Relay {
 ///     type Data = ();
-/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
 /// #       Ok(Accept::new(()))
 /// #   }
 ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, from: ConnId, message: Received<'_>) {
@@ -122,7 +122,7 @@ impl<D> Ctx<'_, D> {
     /// connection is a slow consumer.
     ///
     /// ```
-    /// use rfc6455::server::{ConnId, Ctx, Handler, Message, Received};
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Message, Received, Refusal};
     /// use rfc6455::Event;
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     ///
@@ -130,7 +130,7 @@ impl<D> Ctx<'_, D> {
     /// struct Echo(Option<Message>);
     /// impl Handler for Echo {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
@@ -165,14 +165,14 @@ impl<D> Ctx<'_, D> {
     /// Sends a text message (see [`send`](Self::send)).
     ///
     /// ```
-    /// use rfc6455::server::{ConnId, Ctx, Handler, Received};
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Received, Refusal};
     /// use rfc6455::Event;
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     ///
     /// struct Shout;
     /// impl Handler for Shout {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
@@ -200,7 +200,7 @@ impl<D> Ctx<'_, D> {
     /// Sends a binary message (see [`send`](Self::send)).
     ///
     /// ```
-    /// use rfc6455::server::{ConnId, Ctx, Handler, Received};
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Received, Refusal};
     /// use rfc6455::Event;
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     ///
@@ -208,7 +208,7 @@ impl<D> Ctx<'_, D> {
     /// struct Measure;
     /// impl Handler for Measure {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
@@ -305,14 +305,14 @@ impl<D> Ctx<'_, D> {
     /// applies).
     ///
     /// ```
-    /// # use rfc6455::server::{ConnId, Ctx, Handler, Received, SharedFrame};
+    /// # use rfc6455::server::{ConnId, Ctx, Handler, Received, Refusal, SharedFrame};
     /// # use rfc6455::Event;
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     /// /// Sends every message to everyone, its frame encoded once for all of them.
     /// struct Everyone;
     /// impl Handler for Everyone {
     /// #   type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, _from: ConnId, message: Received<'_>) {
@@ -390,7 +390,7 @@ impl<D> Ctx<'_, D> {
     /// [`SlowConsumer::Close`] ends the stream at once, dropping what it had queued).
     ///
     /// ```
-    /// # use rfc6455::server::{ConnId, Ctx, Handler, HttpRequest, HttpResponse, Reply};
+    /// # use rfc6455::server::{ConnId, Ctx, Handler, HttpRequest, HttpResponse, Refusal, Reply};
     /// # use std::sync::Arc;
     /// # use std::time::Duration;
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
@@ -400,8 +400,8 @@ impl<D> Ctx<'_, D> {
     /// struct Ticks(Vec<ConnId>);
     /// impl Handler for Ticks {
     /// #   type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
-    /// #       Err(404)
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
+    /// #       Err(404.into())
     /// #   }
     /// #   fn request(&mut self, _: &mut Ctx<'_, ()>, id: ConnId, _: &HttpRequest) -> Option<Reply<()>> {
     /// #       self.0.push(id);
@@ -485,14 +485,14 @@ impl<D> Ctx<'_, D> {
     /// ends once what it was sent is written.
     ///
     /// ```
-    /// use rfc6455::server::{ConnId, Ctx, Handler, Received};
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Received, Refusal};
     /// use rfc6455::{CloseCode, CloseFrame, Event};
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     ///
     /// struct Bouncer;
     /// impl Handler for Bouncer {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
@@ -553,13 +553,13 @@ impl<D> Ctx<'_, D> {
     ///
     /// ```
     /// # use rfc6455::handshake::server::Request;
-    /// # use rfc6455::server::{Accept, ConnId, Ctx, Handler, Received};
+    /// # use rfc6455::server::{Accept, ConnId, Ctx, Handler, Received, Refusal};
     /// # use rfc6455::Event;
     /// # use rfc6455::server::{Server, ServerConfig};
     /// struct Chat;
     /// impl Handler for Chat {
     ///     type Data = String;
-    ///     fn upgrade(&mut self, request: &Request) -> Result<Accept<String>, u16> {
+    ///     fn upgrade(&mut self, request: &Request) -> Result<Accept<String>, Refusal> {
     ///         Ok(Accept::new(request.query().unwrap_or("anonymous").to_string()))
     ///     }
     ///     fn message(&mut self, ctx: &mut Ctx<'_, String>, id: ConnId, message: Received<'_>) {
@@ -587,14 +587,14 @@ impl<D> Ctx<'_, D> {
     /// Every open connection of this loop.
     ///
     /// ```
-    /// use rfc6455::server::{ConnId, Ctx, Handler};
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Refusal};
     /// use rfc6455::Event;
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     ///
     /// struct Lobby;
     /// impl Handler for Lobby {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn open(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId) {
@@ -626,14 +626,14 @@ impl<D> Ctx<'_, D> {
     /// This loop's counters.
     ///
     /// ```
-    /// use rfc6455::server::{ConnId, Ctx, Handler, Received};
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Received, Refusal};
     /// use rfc6455::Event;
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     ///
     /// struct Counter;
     /// impl Handler for Counter {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, _: Received<'_>) {
@@ -663,14 +663,14 @@ impl<D> Ctx<'_, D> {
     /// (e.g. for a `/metrics` page).
     ///
     /// ```
-    /// use rfc6455::server::{ConnId, Ctx, Handler, HttpRequest, HttpResponse, Reply};
+    /// use rfc6455::server::{ConnId, Ctx, Handler, HttpRequest, HttpResponse, Refusal, Reply};
     /// # use std::io::{Read, Write};
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     ///
     /// struct Metrics;
     /// impl Handler for Metrics {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn request(&mut self, ctx: &mut Ctx<'_, ()>, _: ConnId, request: &HttpRequest) -> Option<Reply<()>> {

@@ -5,6 +5,7 @@ use super::ctx::Ctx;
 use super::http::{HttpRequest, HttpResponse};
 use super::id::ConnId;
 use super::message::Received;
+use super::refusal::Refusal;
 use crate::handshake::server::Request;
 use crate::CloseCode;
 
@@ -12,14 +13,14 @@ use crate::CloseCode;
 ///
 /// ```
 /// use rfc6455::handshake::server::Request;
-/// use rfc6455::server::{Accept, Handler};
+/// use rfc6455::server::{Accept, Handler, Refusal};
 /// # use rfc6455::server::{Server, ServerConfig};
 ///
 /// /// Speaks one version of its chat protocol, whatever else a client offers.
 /// struct Chat;
 /// impl Handler for Chat {
 ///     type Data = ();
-///     fn upgrade(&mut self, request: &Request) -> Result<Accept<()>, u16> {
+///     fn upgrade(&mut self, request: &Request) -> Result<Accept<()>, Refusal> {
 ///         let protocol = request.protocols().iter().find(|p| *p == "v1.chat").cloned();
 ///         Ok(Accept { protocol, data: () })
 ///     }
@@ -67,15 +68,15 @@ impl<D> Accept<D> {
 /// The handler's answer to a plain HTTP request (see [`Handler::request`]).
 ///
 /// ```
-/// # use rfc6455::server::{ConnId, Ctx, Handler, HttpRequest, HttpResponse, Reply};
+/// # use rfc6455::server::{ConnId, Ctx, Handler, HttpRequest, HttpResponse, Refusal, Reply};
 /// # use std::io::{Read, Write};
 /// # use rfc6455::server::{Accept, Server, ServerConfig};
 /// /// Takes messages posted over HTTP (e.g. by a webhook).
 /// struct Inbox;
 /// impl Handler for Inbox {
 ///     type Data = ();
-/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
-/// #       Err(404)
+/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
+/// #       Err(404.into())
 /// #   }
 ///     fn request(&mut self, _: &mut Ctx<'_, ()>, _: ConnId, request: &HttpRequest) -> Option<Reply<()>> {
 ///         let body = format!("got {} bytes\n", request.body.len());
@@ -120,14 +121,14 @@ pub enum Reply<D> {
 /// How a connection ended, as told to [`Handler::close`].
 ///
 /// ```
-/// # use rfc6455::server::{CloseInfo, ConnId, Ctx, Handler};
+/// # use rfc6455::server::{CloseInfo, ConnId, Ctx, Handler, Refusal};
 /// # use rfc6455::{CloseCode, Event};
 /// # use std::sync::mpsc;
 /// # use rfc6455::server::{Accept, Server, ServerConfig};
 /// struct Goodbyes(mpsc::Sender<CloseInfo>);
 /// impl Handler for Goodbyes {
 ///     type Data = ();
-/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
 /// #       Ok(Accept::new(()))
 /// #   }
 ///     fn close(&mut self, _: &mut Ctx<'_, ()>, _: ConnId, _: (), info: CloseInfo) {
@@ -166,14 +167,14 @@ pub struct CloseInfo {
 ///
 /// ```
 /// # use rfc6455::handshake::server::Request;
-/// # use rfc6455::server::{Accept, Handler};
+/// # use rfc6455::server::{Accept, Handler, Refusal};
 /// # use std::io::{Read, Write};
 /// # use rfc6455::server::{Server, ServerConfig};
 /// /// The least handler: accepts every upgrade, and does nothing with what comes.
 /// struct Quiet;
 /// impl Handler for Quiet {
 ///     type Data = ();
-///     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
+///     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, Refusal> {
 ///         Ok(Accept::new(()))
 ///     }
 /// }
@@ -201,17 +202,17 @@ pub trait Handler {
     /// ```
     /// # use rfc6455::blocking::Error;
     /// # use rfc6455::handshake::{client::ResponseError, server::Request};
-    /// # use rfc6455::server::{Accept, Handler};
+    /// # use rfc6455::server::{Accept, Handler, Refusal};
     /// # use rfc6455::server::{Server, ServerConfig};
     /// /// One endpoint, for pages of one site (RFC 6455 §10.2: check the Origin).
     /// struct Chat;
     /// impl Handler for Chat {
     ///     type Data = ();
-    ///     fn upgrade(&mut self, request: &Request) -> Result<Accept<()>, u16> {
+    ///     fn upgrade(&mut self, request: &Request) -> Result<Accept<()>, Refusal> {
     ///         match (request.path(), request.origin()) {
     ///             ("/chat", None | Some("https://example.com")) => Ok(Accept::new(())),
-    ///             ("/chat", Some(_)) => Err(403),
-    ///             _ => Err(404),
+    ///             ("/chat", Some(_)) => Err(403.into()),
+    ///             _ => Err(404.into()),
     ///         }
     ///     }
     /// }
@@ -226,20 +227,20 @@ pub trait Handler {
     /// # server_thread.join().unwrap()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    fn upgrade(&mut self, request: &Request) -> Result<Accept<Self::Data>, u16>;
+    fn upgrade(&mut self, request: &Request) -> Result<Accept<Self::Data>, Refusal>;
 
     /// The 101 was sent: the connection is open.
     ///
     /// ```
     /// # use rfc6455::handshake::server::Request;
-    /// # use rfc6455::server::{Accept, ConnId, Ctx, Handler};
+    /// # use rfc6455::server::{Accept, ConnId, Ctx, Handler, Refusal};
     /// # use rfc6455::Event;
     /// # use rfc6455::server::{Server, ServerConfig};
     /// /// Greets each client with the room it asked for, before it says anything.
     /// struct Rooms;
     /// impl Handler for Rooms {
     ///     type Data = String;
-    ///     fn upgrade(&mut self, request: &Request) -> Result<Accept<String>, u16> {
+    ///     fn upgrade(&mut self, request: &Request) -> Result<Accept<String>, Refusal> {
     ///         Ok(Accept::new(request.path().to_string()))
     ///     }
     ///     fn open(&mut self, ctx: &mut Ctx<'_, String>, id: ConnId) {
@@ -265,14 +266,14 @@ pub trait Handler {
     ///
     /// ```
     /// use rfc6455::handshake::server::Request;
-    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler, Received};
+    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler, Received, Refusal};
     ///
     /// /// Echoes every message without an allocation per message.
     /// struct Echo;
     ///
     /// impl Handler for Echo {
     ///     type Data = ();
-    ///     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
+    ///     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, Refusal> {
     ///         Ok(Accept::new(()))
     ///     }
     ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
@@ -298,14 +299,14 @@ pub trait Handler {
     ///
     /// ```
     /// # use rfc6455::handshake::server::Request;
-    /// # use rfc6455::server::{Accept, CloseInfo, ConnId, Ctx, Handler};
+    /// # use rfc6455::server::{Accept, CloseInfo, ConnId, Ctx, Handler, Refusal};
     /// # use std::sync::mpsc;
     /// # use rfc6455::server::{Server, ServerConfig};
     /// /// Tells the application who left, and how.
     /// struct Presence(mpsc::Sender<(String, u16, bool)>);
     /// impl Handler for Presence {
     ///     type Data = String;
-    ///     fn upgrade(&mut self, request: &Request) -> Result<Accept<String>, u16> {
+    ///     fn upgrade(&mut self, request: &Request) -> Result<Accept<String>, Refusal> {
     ///         Ok(Accept::new(request.query().unwrap_or("anonymous").to_string()))
     ///     }
     ///     fn close(&mut self, _: &mut Ctx<'_, String>, _: ConnId, name: String, info: CloseInfo) {
@@ -337,7 +338,7 @@ pub trait Handler {
     /// Runs every [`ServerConfig::tick_interval`](super::ServerConfig::tick_interval).
     ///
     /// ```
-    /// # use rfc6455::server::{Ctx, Handler, ServerConfig};
+    /// # use rfc6455::server::{Ctx, Handler, Refusal, ServerConfig};
     /// # use rfc6455::Event;
     /// # use std::time::Duration;
     /// # use rfc6455::server::{Accept, Server};
@@ -345,7 +346,7 @@ pub trait Handler {
     /// struct Clock;
     /// impl Handler for Clock {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn tick(&mut self, ctx: &mut Ctx<'_, ()>) {
@@ -381,15 +382,15 @@ pub trait Handler {
     ///
     /// ```
     /// use rfc6455::handshake::server::Request;
-    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Reply};
+    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Refusal, Reply};
     ///
     /// /// Streams a tick every second to whoever asks for `/ticks`.
     /// struct Ticks(Vec<ConnId>);
     ///
     /// impl Handler for Ticks {
     ///     type Data = ();
-    ///     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
-    ///         Err(404)
+    ///     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, Refusal> {
+    ///         Err(404.into())
     ///     }
     ///     fn request(&mut self, _ctx: &mut Ctx<'_, ()>, id: ConnId, request: &HttpRequest) -> Option<Reply<()>> {
     ///         if request.path() != "/ticks" {
@@ -443,13 +444,13 @@ pub trait Handler {
     /// ```
     /// # use rfc6455::server::Handler;
     /// # use std::io::{Read, Write};
-    /// # use rfc6455::server::{Accept, Server, ServerConfig};
+    /// # use rfc6455::server::{Accept, Refusal, Server, ServerConfig};
     /// struct NeedsDatabase {
     ///     connected: bool,
     /// }
     /// impl Handler for NeedsDatabase {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn health(&mut self) -> Result<(), String> {

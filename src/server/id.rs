@@ -6,7 +6,7 @@
 /// Displayed as `#slot.generation@loop`.
 ///
 /// ```
-/// use rfc6455::server::{ConnId, Ctx, Handler};
+/// use rfc6455::server::{ConnId, Ctx, Handler, Refusal};
 /// use rfc6455::Event;
 /// # use rfc6455::server::{Accept, Server, ServerConfig};
 ///
@@ -14,7 +14,7 @@
 /// struct Ids;
 /// impl Handler for Ids {
 ///     type Data = ();
-/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
 /// #       Ok(Accept::new(()))
 /// #   }
 ///     fn open(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId) {
@@ -45,14 +45,14 @@ impl ConnId {
     /// The index of the event loop the connection lives on (0 with one loop).
     ///
     /// ```
-    /// use rfc6455::server::{Balance, ConnId, Ctx, Handler, ServerConfig};
+    /// use rfc6455::server::{Balance, ConnId, Ctx, Handler, Refusal, ServerConfig};
     /// use rfc6455::Event;
     /// # use rfc6455::server::{Accept, Server};
     ///
     /// struct Where;
     /// impl Handler for Where {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn open(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId) {

@@ -4,14 +4,14 @@
 /// lent one, for a handler that keeps it beyond the call.
 ///
 /// ```
-/// # use rfc6455::server::{ConnId, Ctx, Handler, Message, Received};
+/// # use rfc6455::server::{ConnId, Ctx, Handler, Message, Received, Refusal};
 /// # use rfc6455::Event;
 /// # use rfc6455::server::{Accept, Server, ServerConfig};
 /// /// Keeps every message: owned, it may outlive the call.
 /// struct Log(Vec<Message>);
 /// impl Handler for Log {
 /// #   type Data = ();
-/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
 /// #       Ok(Accept::new(()))
 /// #   }
 ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {

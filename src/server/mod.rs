@@ -17,14 +17,14 @@
 //! heap checked each turn of the loop.
 //!
 //! ```
-//! use rfc6455::server::{Accept, Ctx, ConnId, Handler, Received, Server, ServerConfig};
+//! use rfc6455::server::{Accept, ConnId, Ctx, Handler, Received, Refusal, Server, ServerConfig};
 //! use rfc6455::handshake::server::Request;
 //!
 //! struct Echo;
 //!
 //! impl Handler for Echo {
 //!     type Data = ();
-//!     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
+//!     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, Refusal> {
 //!         Ok(Accept::new(()))
 //!     }
 //!     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
@@ -60,6 +60,7 @@ mod id;
 mod log_limit;
 mod loops;
 mod message;
+mod refusal;
 pub mod rooms;
 mod shared;
 mod socket;
@@ -73,6 +74,7 @@ pub use handler::{Accept, CloseInfo, Handler, Reply};
 pub use http::{HttpRequest, HttpResponse};
 pub use id::ConnId;
 pub use message::{Message, Received};
+pub use refusal::Refusal;
 pub use shared::SharedFrame;
 pub use stats::Stats;
 
@@ -90,13 +92,13 @@ use std::sync::Arc;
 /// as a callback does through its [`Ctx`].
 ///
 /// ```
-/// use rfc6455::server::{Server, ServerConfig};
+/// use rfc6455::server::{Refusal, Server, ServerConfig};
 /// # use rfc6455::server::{Accept, Handler};
 /// # struct App;
 /// # impl Handler for App {
 /// #     type Data = ();
-/// #     fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
-/// #         Err(404)
+/// #     fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
+/// #         Err(404.into())
 /// #     }
 /// # }
 ///
@@ -129,11 +131,11 @@ impl Handle {
     ///
     /// ```
     /// use rfc6455::{CloseCode, Event};
-    /// # use rfc6455::server::{Accept, Handler, Server, ServerConfig};
+    /// # use rfc6455::server::{Accept, Handler, Refusal, Server, ServerConfig};
     /// # struct App;
     /// # impl Handler for App {
     /// #     type Data = ();
-    /// #     fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #     fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #         Ok(Accept::new(()))
     /// #     }
     /// # }
@@ -159,7 +161,7 @@ impl Handle {
     /// gone by then); false for a full mailbox or an id of no loop of this server.
     ///
     /// ```
-    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler, SharedFrame};
+    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler, Refusal, SharedFrame};
     /// use std::sync::mpsc;
     /// # use rfc6455::server::{Server, ServerConfig};
     ///
@@ -167,7 +169,7 @@ impl Handle {
     /// struct Announce(mpsc::Sender<ConnId>);
     /// impl Handler for Announce {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn open(&mut self, _ctx: &mut Ctx<'_, ()>, id: ConnId) {
@@ -198,7 +200,7 @@ impl Handle {
     /// [`send_shared`](Self::send_shared)).
     ///
     /// ```
-    /// # use rfc6455::server::{Accept, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Reply};
+    /// # use rfc6455::server::{Accept, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Refusal, Reply};
     /// # use std::sync::{mpsc, Arc};
     /// # use rfc6455::server::{Server, ServerConfig};
     /// # use std::io::{Read, Write};
@@ -206,8 +208,8 @@ impl Handle {
     /// struct Events(mpsc::Sender<ConnId>);
     /// impl Handler for Events {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
-    /// #       Err(404)
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
+    /// #       Err(404.into())
     /// #   }
     ///     fn request(&mut self, _: &mut Ctx<'_, ()>, id: ConnId, _: &HttpRequest) -> Option<Reply<()>> {
     ///         self.0.send(id).unwrap();
@@ -240,7 +242,7 @@ impl Handle {
     /// Posts a text message to a connection's loop (see [`send_shared`](Self::send_shared)).
     ///
     /// ```
-    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler};
+    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler, Refusal};
     /// use std::sync::mpsc;
     /// # use rfc6455::server::{Server, ServerConfig};
     ///
@@ -248,7 +250,7 @@ impl Handle {
     /// struct Announce(mpsc::Sender<ConnId>);
     /// impl Handler for Announce {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn open(&mut self, _ctx: &mut Ctx<'_, ()>, id: ConnId) {
@@ -278,7 +280,7 @@ impl Handle {
     /// [`send_shared`](Self::send_shared) and [`Ctx::send_binary`]).
     ///
     /// ```
-    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler};
+    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler, Refusal};
     /// use std::sync::mpsc;
     /// # use rfc6455::server::{Server, ServerConfig};
     ///
@@ -286,7 +288,7 @@ impl Handle {
     /// struct Announce(mpsc::Sender<ConnId>);
     /// impl Handler for Announce {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn open(&mut self, _ctx: &mut Ctx<'_, ()>, id: ConnId) {
@@ -315,7 +317,7 @@ impl Handle {
     /// [`Ctx::close`] does. True when posted (see [`send_shared`](Self::send_shared)).
     ///
     /// ```
-    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler};
+    /// use rfc6455::server::{Accept, ConnId, Ctx, Handler, Refusal};
     /// use rfc6455::{CloseCode, CloseFrame, Event};
     /// use std::sync::mpsc;
     /// # use rfc6455::server::{Server, ServerConfig};
@@ -324,7 +326,7 @@ impl Handle {
     /// struct Announce(mpsc::Sender<ConnId>);
     /// impl Handler for Announce {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn open(&mut self, _ctx: &mut Ctx<'_, ()>, id: ConnId) {
@@ -378,7 +380,7 @@ pub trait Outbox {
     /// Queues a frame encoded once for many connections; false if it was not taken.
     ///
     /// ```
-    /// use rfc6455::server::{ConnId, Outbox, SharedFrame};
+    /// use rfc6455::server::{ConnId, Outbox, Refusal, SharedFrame};
     /// use rfc6455::Event;
     /// # use rfc6455::server::{Accept, Ctx, Handler, Server, ServerConfig};
     ///
@@ -391,7 +393,7 @@ pub trait Outbox {
     /// # struct Lobby;
     /// # impl Handler for Lobby {
     /// #   type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     /// #   fn open(&mut self, ctx: &mut Ctx<'_, ()>, _id: ConnId) {
@@ -416,7 +418,7 @@ pub trait Outbox {
     /// Queues a text message; false if it was not taken.
     ///
     /// ```
-    /// use rfc6455::server::{ConnId, Ctx, Handler, Outbox};
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Outbox, Refusal};
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     ///
     /// /// Greets a newcomer; whether from a callback (its `Ctx`) or another thread
@@ -427,7 +429,7 @@ pub trait Outbox {
     /// struct Greeter;
     /// impl Handler for Greeter {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn open(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId) {
@@ -448,7 +450,7 @@ pub trait Outbox {
     /// Queues bytes for a stream ([`Reply::Stream`]); false if they were not taken.
     ///
     /// ```
-    /// use rfc6455::server::{ConnId, Outbox};
+    /// use rfc6455::server::{ConnId, Outbox, Refusal};
     /// use std::sync::Arc;
     /// # use rfc6455::server::{Accept, Ctx, Handler, HttpRequest, HttpResponse, Reply};
     /// # use rfc6455::server::{Server, ServerConfig};
@@ -456,8 +458,8 @@ pub trait Outbox {
     /// # struct Events(std::sync::mpsc::Sender<ConnId>);
     /// # impl Handler for Events {
     /// #     type Data = ();
-    /// #     fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
-    /// #         Err(404)
+    /// #     fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
+    /// #         Err(404.into())
     /// #     }
     /// #     fn request(&mut self, _: &mut Ctx<'_, ()>, id: ConnId, _: &HttpRequest) -> Option<Reply<()>> {
     /// #         self.0.send(id).unwrap();
@@ -528,13 +530,13 @@ struct Seed {
 /// it answers itself (see [`Handler::health`]).
 ///
 /// ```
-/// use rfc6455::server::{Server, ServerConfig};
+/// use rfc6455::server::{Refusal, Server, ServerConfig};
 /// use std::io::{Read, Write};
 /// # use rfc6455::server::{Accept, Handler};
 /// # struct App;
 /// # impl Handler for App {
 /// #     type Data = ();
-/// #     fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+/// #     fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
 /// #         Ok(Accept::new(()))
 /// #     }
 /// # }
@@ -651,12 +653,12 @@ impl Server {
     /// A handle to shut the server down from another thread.
     ///
     /// ```
-    /// use rfc6455::server::{Server, ServerConfig};
+    /// use rfc6455::server::{Refusal, Server, ServerConfig};
     /// # use rfc6455::server::{Accept, Handler};
     /// # struct App;
     /// # impl Handler for App {
     /// #     type Data = ();
-    /// #     fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #     fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #         Ok(Accept::new(()))
     /// #     }
     /// # }
@@ -685,13 +687,13 @@ impl Server {
     /// a handler for each loop.
     ///
     /// ```
-    /// use rfc6455::server::{Server, ServerConfig};
+    /// use rfc6455::server::{Refusal, Server, ServerConfig};
     /// use rfc6455::Event;
     /// # use rfc6455::server::{Accept, ConnId, Ctx, Handler, Received};
     /// # struct Echo;
     /// # impl Handler for Echo {
     /// #   type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     /// #   fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
@@ -735,13 +737,13 @@ impl Server {
     /// shut down too.
     ///
     /// ```
-    /// use rfc6455::server::{Server, ServerConfig};
+    /// use rfc6455::server::{Refusal, Server, ServerConfig};
     /// # use rfc6455::server::{Accept, Ctx, ConnId, Handler, Received};
     /// # use rfc6455::handshake::server::Request;
     /// # struct Echo;
     /// # impl Handler for Echo {
     /// #     type Data = ();
-    /// #     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, u16> {
+    /// #     fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, Refusal> {
     /// #         Ok(Accept::new(()))
     /// #     }
     /// #     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {

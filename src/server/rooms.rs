@@ -28,13 +28,13 @@ use std::collections::{BTreeSet, HashMap};
 ///
 /// ```
 /// use rfc6455::server::rooms::{RoomRegistry, Rooms};
-/// use rfc6455::server::{ConnId, Ctx, Handler};
+/// use rfc6455::server::{ConnId, Ctx, Handler, Refusal};
 /// # use rfc6455::server::{Accept, Server, ServerConfig};
 ///
 /// struct Chat<R: RoomRegistry>(R);
 /// impl<R: RoomRegistry> Handler for Chat<R> {
 ///     type Data = ();
-/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
 /// #       Ok(Accept::new(()))
 /// #   }
 ///     fn open(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId) {
@@ -57,14 +57,14 @@ pub trait RoomRegistry {
     ///
     /// ```
     /// use rfc6455::server::rooms::{RoomRegistry, Rooms};
-    /// use rfc6455::server::{ConnId, Ctx, Handler};
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Refusal};
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     /// # use rfc6455::Event;
     ///
     /// struct Chat(Rooms);
     /// impl Handler for Chat {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn open(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId) {
@@ -88,14 +88,14 @@ pub trait RoomRegistry {
     ///
     /// ```
     /// use rfc6455::server::rooms::{RoomRegistry, Rooms};
-    /// # use rfc6455::server::{ConnId, Ctx, Handler, Received};
+    /// # use rfc6455::server::{ConnId, Ctx, Handler, Received, Refusal};
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     /// # use rfc6455::Event;
     ///
     /// struct Chat(Rooms);
     /// impl Handler for Chat {
     /// #   type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn open(&mut self, _: &mut Ctx<'_, ()>, id: ConnId) { self.0.join("lobby", id); }
@@ -123,14 +123,14 @@ pub trait RoomRegistry {
     ///
     /// ```
     /// use rfc6455::server::rooms::{RoomRegistry, Rooms};
-    /// # use rfc6455::server::{CloseInfo, ConnId, Ctx, Handler};
+    /// # use rfc6455::server::{CloseInfo, ConnId, Ctx, Handler, Refusal};
     /// # use std::sync::mpsc;
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     ///
     /// struct Chat(Rooms, mpsc::Sender<Vec<String>>);
     /// impl Handler for Chat {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn open(&mut self, _ctx: &mut Ctx<'_, ()>, id: ConnId) {
@@ -157,14 +157,14 @@ pub trait RoomRegistry {
     ///
     /// ```
     /// use rfc6455::server::rooms::{RoomRegistry, Rooms};
-    /// # use rfc6455::server::{ConnId, Ctx, Handler};
+    /// # use rfc6455::server::{ConnId, Ctx, Handler, Refusal};
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     /// # use rfc6455::Event;
     ///
     /// struct Chat(Rooms);
     /// impl Handler for Chat {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn open(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId) {
@@ -192,14 +192,14 @@ pub trait RoomRegistry {
     ///
     /// ```
     /// use rfc6455::server::rooms::{RoomRegistry, Rooms};
-    /// use rfc6455::server::{ConnId, Ctx, Handler};
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Refusal};
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     /// # use rfc6455::Event;
     ///
     /// struct Chat(Rooms);
     /// impl Handler for Chat {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn open(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId) {
@@ -223,14 +223,14 @@ pub trait RoomRegistry {
     ///
     /// ```
     /// use rfc6455::server::rooms::{RoomRegistry, Rooms};
-    /// use rfc6455::server::{ConnId, Ctx, Handler};
+    /// use rfc6455::server::{ConnId, Ctx, Handler, Refusal};
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     /// # use rfc6455::Event;
     ///
     /// struct Chat(Rooms);
     /// impl Handler for Chat {
     ///     type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn open(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId) {
@@ -255,14 +255,14 @@ pub trait RoomRegistry {
     ///
     /// ```
     /// use rfc6455::server::rooms::{RoomRegistry, Rooms};
-    /// # use rfc6455::server::{ConnId, Ctx, Handler, Received};
+    /// # use rfc6455::server::{ConnId, Ctx, Handler, Received, Refusal};
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     /// # use rfc6455::Event;
     ///
     /// struct Chat(Rooms);
     /// impl Handler for Chat {
     /// #   type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn open(&mut self, _: &mut Ctx<'_, ()>, id: ConnId) { self.0.join("lobby", id); }
@@ -292,14 +292,14 @@ pub trait RoomRegistry {
     ///
     /// ```
     /// use rfc6455::server::rooms::{RoomRegistry, Rooms};
-    /// # use rfc6455::server::{ConnId, Ctx, Handler, Received};
+    /// # use rfc6455::server::{ConnId, Ctx, Handler, Received, Refusal};
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     /// # use rfc6455::Event;
     ///
     /// struct Chat(Rooms);
     /// impl Handler for Chat {
     /// #   type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn message(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId, join: Received<'_>) {
@@ -429,14 +429,14 @@ impl RoomRegistry for Rooms {
 ///
 /// ```
 /// use rfc6455::server::rooms::{broadcast, RoomRegistry, Rooms};
-/// # use rfc6455::server::{ConnId, Ctx, Handler, Received, SharedFrame};
+/// # use rfc6455::server::{ConnId, Ctx, Handler, Received, Refusal, SharedFrame};
 /// # use rfc6455::server::{Accept, Server, ServerConfig};
 /// # use rfc6455::Event;
 ///
 /// struct Chat(Rooms);
 /// impl Handler for Chat {
 ///     type Data = ();
-/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+/// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
 /// #       Ok(Accept::new(()))
 /// #   }
 /// #   fn open(&mut self, _ctx: &mut Ctx<'_, ()>, id: ConnId) {

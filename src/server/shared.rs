@@ -209,13 +209,13 @@ impl SharedFrame {
     ///
     /// ```
     /// # use rfc6455::deflate::DeflateConfig;
-    /// # use rfc6455::server::{ConnId, Ctx, Handler, SharedFrame};
+    /// # use rfc6455::server::{ConnId, Ctx, Handler, Refusal, SharedFrame};
     /// # use std::sync::mpsc;
     /// # use rfc6455::server::{Accept, Server, ServerConfig};
     /// struct Sizes(mpsc::Sender<Option<usize>>);
     /// impl Handler for Sizes {
     /// #   type Data = ();
-    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, u16> {
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
     /// #       Ok(Accept::new(()))
     /// #   }
     ///     fn open(&mut self, ctx: &mut Ctx<'_, ()>, id: ConnId) {

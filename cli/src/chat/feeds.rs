@@ -27,6 +27,7 @@
 //! member's `since`, with the same no-gap, no-duplicate cursor).
 
 use super::hub::RoomEvent;
+use super::identity::Claims;
 use super::limits::{self, MAX_ROOM};
 use super::{Chat, ChatState, Cursor, Member, RoomView};
 use rfc6455::server::{ConnId, Ctx, HttpRequest, HttpResponse, Reply};
@@ -82,21 +83,34 @@ fn json_error(status: u16, code: &str, message: &str) -> HttpResponse {
 impl Chat {
     /// Whether the request may come: its Origin (when the browser sends one) is
     /// allowed, and it carries the token when one is required (the WebSocket
-    /// endpoint's rules), and its address is within `--http-rate`.
-    fn admit(&self, request: &HttpRequest) -> Result<(), HttpResponse> {
+    /// endpoint's rules), and its address is within `--http-rate`. With signed
+    /// identity, the token's claims.
+    fn admit(&self, request: &HttpRequest) -> Result<Option<Claims>, HttpResponse> {
         // A request without an Origin comes from no browser (curl, a backend).
         let origin = request.header("origin");
         if origin.is_some() && !self.config.allows_origin(origin) {
             self.state().rejected_origin += 1;
             return Err(json_error(403, "origin", "this Origin is not allowed"));
         }
-        if !self
-            .config
-            .has_token(request.query(), request.header("authorization"))
-        {
-            self.state().rejected_token += 1;
-            return Err(json_error(401, "token", "a token is required"));
-        }
+        let claims = match &self.config.auth {
+            Some(auth) => {
+                let (query, cookies) = (request.query(), request.header("cookie"));
+                let verified = self.verified(auth, query, request.header("authorization"), cookies);
+                Some(verified.map_err(|refusal| {
+                    let mut response = json_error(401, "token", &refusal.reason);
+                    response.headers.extend(refusal.headers);
+                    response
+                })?)
+            }
+            None if !self
+                .config
+                .has_token(request.query(), request.header("authorization")) =>
+            {
+                self.state().rejected_token += 1;
+                return Err(json_error(401, "token", "a token is required"));
+            }
+            None => None,
+        };
         if let Some(peer) = request.peer {
             let mut state = self.state();
             if let Err(wait) = state.http_rates.take(peer, std::time::Instant::now()) {
@@ -109,7 +123,7 @@ impl Chat {
                 return Err(response);
             }
         }
-        Ok(())
+        Ok(claims)
     }
 
     /// The room API, or `None` for other paths.
@@ -123,7 +137,7 @@ impl Chat {
         let method = request.method.as_str();
         let reply = match (what, method) {
             ("events", "GET") => self.subscribe(id, &room, request),
-            ("messages", "POST") => self.publish(ctx, &room, request).map(Reply::Response),
+            ("messages", "POST") => self.publish(ctx, id, &room, request).map(Reply::Response),
             ("messages", "OPTIONS") => self.preflight(request).map(Reply::Response),
             ("events", _) => Ok(Reply::Response(not_allowed("GET"))),
             ("messages", _) => Ok(Reply::Response(not_allowed("POST, OPTIONS"))),
@@ -161,7 +175,10 @@ impl Chat {
         room: &str,
         request: &HttpRequest,
     ) -> Result<Reply<Member>, HttpResponse> {
-        self.admit(request)?;
+        let claims = self.admit(request)?;
+        if claims.as_ref().is_some_and(|c| !c.may_read(room)) {
+            return Err(forbidden(room, "follow"));
+        }
         let accept = request.header("accept").unwrap_or("*/*");
         if !accept.contains("text/event-stream") && !accept.contains("*/*") {
             return Err(json_error(
@@ -206,7 +223,20 @@ impl Chat {
             .push(("Cache-Control".into(), "no-cache".into()));
         // nginx buffers responses unless told not to.
         head.headers.push(("X-Accel-Buffering".into(), "no".into()));
-        Ok(Reply::Stream { head, data: Member })
+        drop(state);
+        // A signed stream ends at its token's `exp` (the `EventSource` comes back
+        // with the page's fresh token).
+        let data = match claims {
+            Some(claims) => {
+                self.expiries.insert((claims.exp, id));
+                Member {
+                    claims: Some(Arc::new(claims)),
+                    warned: true,
+                }
+            }
+            None => Member::default(),
+        };
+        Ok(Reply::Stream { head, data })
     }
 
     /// `POST /rooms/ROOM/messages`: a message from a backend, numbered and delivered
@@ -214,10 +244,14 @@ impl Chat {
     fn publish(
         &mut self,
         ctx: &mut Ctx<'_, Member>,
+        id: ConnId,
         room: &str,
         request: &HttpRequest,
     ) -> Result<HttpResponse, HttpResponse> {
-        self.admit(request)?;
+        let claims = self.admit(request)?;
+        if claims.as_ref().is_some_and(|c| !c.may_publish(room)) {
+            return Err(forbidden(room, "publish to"));
+        }
         let json = request.header("content-type").is_some_and(|t| {
             t.trim()
                 .to_ascii_lowercase()
@@ -235,10 +269,15 @@ impl Chat {
             })?;
             check(name, value).map_err(|(code, message)| json_error(400, code, &message))
         };
-        let (from, text) = (field("from", limits::name)?, field("text", limits::text)?);
+        let text = field("text", limits::text)?;
+        // Signed: the sender is the token's user (a `from` in the body is ignored).
+        let from = match &claims {
+            Some(claims) => claims.user().to_string(),
+            None => field("from", limits::name)?,
+        };
         let mut state = self.state();
         // A backend may not speak as a member who is here.
-        if state.names.contains_key(&from) {
+        if claims.is_none() && state.names.contains_key(&from) {
             return Err(json_error(
                 409,
                 "name_taken",
@@ -249,6 +288,8 @@ impl Chat {
             .hub
             .message(room, &from, &text, true)
             .map_err(|reason| json_error(503, "unavailable", &reason))?;
+        // The user's own connections get it: it was not said by any of them.
+        state.sent(room, published.seq, id);
         if let Some(event) = &published.local {
             state.deliver(ctx, event);
         }
@@ -279,6 +320,12 @@ impl Chat {
         ]);
         Ok(response)
     }
+}
+
+/// 403 for a room the token does not give.
+fn forbidden(room: &str, what: &str) -> HttpResponse {
+    let message = format!("your token does not let you {what} {room:?}");
+    json_error(403, "forbidden", &message)
 }
 
 fn not_allowed(allow: &str) -> HttpResponse {

@@ -89,6 +89,8 @@ pub struct Claims {
 /// the one line of a 401's body. Never the token itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
+    /// No token where one was looked for.
+    Missing,
     Malformed,
     Signature,
     Algorithm,
@@ -97,9 +99,181 @@ pub enum Refusal {
     Issuer,
     Audience,
     MissingClaim,
+    /// A refresh whose token names another user than the connection's.
+    OtherUser,
 }
 
 impl Refusal {
+    /// Every reason, for `/metrics` (each series is written, at 0 too).
+    pub const ALL: [Refusal; 10] = [
+        Refusal::Missing,
+        Refusal::Malformed,
+        Refusal::Signature,
+        Refusal::Algorithm,
+        Refusal::Expired,
+        Refusal::NotYetValid,
+        Refusal::Issuer,
+        Refusal::Audience,
+        Refusal::MissingClaim,
+        Refusal::OtherUser,
+    ];
+}
+
+impl Claims {
+    /// The user id: presence, `from`, direct messages and the connection count go by it.
+    pub fn user(&self) -> &str {
+        &self.sub
+    }
+
+    /// The name others see: `name`, or the user id.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.sub)
+    }
+
+    /// Whether the user may join `room` and speak there (`rooms`; absent: any).
+    pub fn may_publish(&self, room: &str) -> bool {
+        self.rooms.as_ref().is_none_or(|rooms| covers(rooms, room))
+    }
+
+    /// Whether the user may follow `room`: one it may publish to, or a `watch` room.
+    pub fn may_read(&self, room: &str) -> bool {
+        self.may_publish(room) || self.watch.as_ref().is_some_and(|w| covers(w, room))
+    }
+}
+
+/// Whether one of `patterns` names `room`: exactly, or by the prefix before a
+/// trailing `*` (`"team-*"` covers `"team-a"`; a lone `"*"` covers every room).
+fn covers(patterns: &[String], room: &str) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => room.starts_with(prefix),
+        None => p == room,
+    })
+}
+
+/// The flags of signed identity (`rfc6455 serve --jwt-...`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct IdentityArgs {
+    /// Accept JSON Web Tokens signed HS256 with this secret (users come from the
+    /// token's `sub`; see docs/rooms.md). With any --jwt-* key, every upgrade, event
+    /// stream and POST needs a valid token (401 otherwise); --token then guards only
+    /// /metrics.
+    #[arg(long, value_name = "SECRET")]
+    pub jwt_secret: Option<String>,
+    /// Accept tokens signed by this public key in PEM (repeatable): RS256 for an RSA
+    /// key, ES256 for a P-256 key. The algorithm is the key's, never the token's.
+    #[arg(long, value_name = "FILE.pem")]
+    pub jwt_public_key: Vec<std::path::PathBuf>,
+    /// Require this `iss` in every token.
+    #[arg(long, value_name = "ISS")]
+    pub jwt_issuer: Option<String>,
+    /// Require this `aud` in every token.
+    #[arg(long, value_name = "AUD")]
+    pub jwt_audience: Option<String>,
+    /// The cookie a browser's token may come in.
+    #[arg(long, value_name = "NAME", default_value = "token")]
+    pub jwt_cookie: String,
+    /// A connection is told `{"type":"expiring","in":S}` this long before its token's
+    /// `exp` (then `refresh` keeps it; at `exp` it is closed with 4001).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub expiring_notice: u64,
+}
+
+impl IdentityArgs {
+    /// The verifier the flags describe: `None` without a key (signed identity off).
+    pub fn auth(&self) -> Result<Option<Auth>, String> {
+        let mut keys = Vec::new();
+        if let Some(secret) = &self.jwt_secret {
+            // RFC 7518 §3.2: an HS256 key of at least the hash's size, 32 bytes.
+            if secret.len() < 32 {
+                return Err("--jwt-secret must be at least 32 bytes (RFC 7518 §3.2)".into());
+            }
+            keys.push(Key::secret(secret.as_bytes()));
+        }
+        for path in &self.jwt_public_key {
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            keys.push(Key::public_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?);
+        }
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Auth {
+            verifier: TokenVerifier::new(keys, self.jwt_issuer.clone(), self.jwt_audience.clone()),
+            cookie: self.jwt_cookie.clone(),
+            notice: std::time::Duration::from_secs(self.expiring_notice),
+        }))
+    }
+}
+
+/// Signed identity as `rfc6455 serve` was configured for it.
+pub struct Auth {
+    pub verifier: TokenVerifier,
+    /// The cookie a browser's token may come in (`--jwt-cookie`).
+    pub cookie: String,
+    /// How long before `exp` a connection is told `expiring` (`--expiring-notice`).
+    pub notice: std::time::Duration,
+}
+
+impl std::fmt::Debug for Auth {
+    /// The keys stay out of any debug print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("keys", &self.verifier.keys.len())
+            .field("cookie", &self.cookie)
+            .field("notice", &self.notice)
+            .finish()
+    }
+}
+
+impl Auth {
+    /// The claims of the token a request carries, or why there are none. Where a
+    /// token is looked for, in this order: `Authorization: Bearer` (the scheme in any
+    /// case, RFC 6750 §2.1), `?token=` in the query, the cookie.
+    pub fn claims(
+        &self,
+        query: Option<&str>,
+        authorization: Option<&str>,
+        cookies: Option<&str>,
+    ) -> Result<Claims, Refusal> {
+        let bearer = authorization
+            .and_then(|h| h.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        let in_query = || query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
+        let in_cookie = || {
+            cookies.and_then(|c| {
+                c.split(';').find_map(|pair| {
+                    let (name, value) = pair.trim().split_once('=')?;
+                    (name == self.cookie).then_some(value.trim_matches('"'))
+                })
+            })
+        };
+        let token = bearer.or_else(in_query).or_else(in_cookie);
+        match token {
+            Some(token) if !token.is_empty() => self.verifier.verify(token),
+            _ => Err(Refusal::Missing),
+        }
+    }
+}
+
+impl Refusal {
+    /// The one line of a 401's body.
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::Missing => {
+                "a signed token is required (Authorization: Bearer, ?token= or the cookie)"
+            }
+            Refusal::Malformed => "the token is not a well-formed JWT",
+            Refusal::Signature => "the token's signature does not verify",
+            Refusal::Algorithm => "the token's algorithm is not the key's",
+            Refusal::Expired => "the token has expired",
+            Refusal::NotYetValid => "the token is not valid yet",
+            Refusal::Issuer => "the token's issuer is not accepted",
+            Refusal::Audience => "the token's audience is not this server",
+            Refusal::MissingClaim => "the token lacks a required claim (exp, sub, iss or aud)",
+            Refusal::OtherUser => "the new token is another user's",
+        }
+    }
+
     pub fn reason(self) -> &'static str {
         match self {
             Refusal::Malformed => "malformed",
@@ -110,6 +284,8 @@ impl Refusal {
             Refusal::Issuer => "issuer",
             Refusal::Audience => "audience",
             Refusal::MissingClaim => "missing_claim",
+            Refusal::OtherUser => "other_user",
+            Refusal::Missing => "missing",
         }
     }
 }
@@ -263,7 +439,11 @@ mod tests {
             .arg(script)
             .output()
             .expect("python3");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -305,9 +485,15 @@ mod tests {
         let t = tokens();
         let rsa = Key::public_pem(t["rsa_public"].as_str().unwrap().as_bytes()).unwrap();
         let verifier = TokenVerifier::new(vec![rsa], None, None);
-        assert_eq!(verifier.verify(t["confusion"].as_str().unwrap()), Err(Refusal::Algorithm));
+        assert_eq!(
+            verifier.verify(t["confusion"].as_str().unwrap()),
+            Err(Refusal::Algorithm)
+        );
         // `none` is no algorithm jsonwebtoken knows: the header itself is refused.
-        assert_eq!(verifier.verify(t["alg_none"].as_str().unwrap()), Err(Refusal::Malformed));
+        assert_eq!(
+            verifier.verify(t["alg_none"].as_str().unwrap()),
+            Err(Refusal::Malformed)
+        );
         assert!(verifier.verify(t["rs256"].as_str().unwrap()).is_ok());
     }
 
@@ -317,18 +503,35 @@ mod tests {
         let key = || vec![Key::secret(t["secret"].as_str().unwrap().as_bytes())];
         let both = TokenVerifier::new(key(), Some("issuer.test".into()), Some("rooms".into()));
         assert!(both.verify(t["with_iss_aud"].as_str().unwrap()).is_ok());
-        assert_eq!(both.verify(t["hs256"].as_str().unwrap()), Err(Refusal::MissingClaim));
+        assert_eq!(
+            both.verify(t["hs256"].as_str().unwrap()),
+            Err(Refusal::MissingClaim)
+        );
         let other_iss = TokenVerifier::new(key(), Some("elsewhere".into()), None);
-        assert_eq!(other_iss.verify(t["with_iss_aud"].as_str().unwrap()), Err(Refusal::Issuer));
+        assert_eq!(
+            other_iss.verify(t["with_iss_aud"].as_str().unwrap()),
+            Err(Refusal::Issuer)
+        );
         let other_aud = TokenVerifier::new(key(), None, Some("billing".into()));
-        assert_eq!(other_aud.verify(t["with_iss_aud"].as_str().unwrap()), Err(Refusal::Audience));
+        assert_eq!(
+            other_aud.verify(t["with_iss_aud"].as_str().unwrap()),
+            Err(Refusal::Audience)
+        );
     }
 
     #[test]
     fn garbage_is_malformed_not_a_panic() {
         let t = tokens();
         let verifier = TokenVerifier::new(all_keys(&t), None, None);
-        for junk in ["", ".", "..", "a.b.c", "eyJ.eyJ.sig", "\u{0}\u{ff}", &"x".repeat(10_000)] {
+        for junk in [
+            "",
+            ".",
+            "..",
+            "a.b.c",
+            "eyJ.eyJ.sig",
+            "\u{0}\u{ff}",
+            &"x".repeat(10_000),
+        ] {
             assert!(verifier.verify(junk).is_err(), "{junk:?}");
         }
     }

@@ -47,6 +47,13 @@ pub struct ChatLimits {
     /// burst of twice as many); beyond: 429 with Retry-After. 0: no limit.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub http_rate: u32,
+    /// Connections one user (a token's `sub`) may have open on this node; beyond,
+    /// the upgrade is refused with 429.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_user_connections: usize,
+    /// Users one room may have; a join beyond gets `room_full`. Default: no limit.
+    #[arg(long, value_name = "N")]
+    pub room_capacity: Option<usize>,
 }
 
 impl Default for ChatLimits {
@@ -57,6 +64,8 @@ impl Default for ChatLimits {
             history_budget: 64 << 20,
             max_replay: 256 * 1024,
             http_rate: 20,
+            max_user_connections: 16,
+            room_capacity: None,
         }
     }
 }

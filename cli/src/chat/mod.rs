@@ -41,22 +41,25 @@
 
 mod feeds;
 mod hub;
-pub mod identity;
+mod identity;
 mod limits;
 pub mod redis;
 
+pub use identity::IdentityArgs;
 pub use limits::{ChatLimits, MAX_REQUEST};
 use limits::{PeerRates, TYPING_INTERVAL};
 
 use hub::{Hub, MemoryHub, RoomEvent};
+use identity::{Auth, Claims};
 use rfc6455::handshake::server::Request;
 use rfc6455::server::rooms::{RoomRegistry, Rooms};
 use rfc6455::server::{
-    Accept, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Outbox, Received, Reply,
-    SharedFrame, Stats,
+    Accept, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Outbox, Received, Refusal,
+    Reply, SharedFrame, Stats,
 };
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -71,8 +74,11 @@ const DIRECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct ChatConfig {
     /// Allowed Origin values; empty: any.
     pub origins: Vec<String>,
-    /// Required `?token=` or `Authorization: Bearer` value.
+    /// Required `?token=` or `Authorization: Bearer` value (with `auth`, for
+    /// `/metrics` only).
     pub token: Option<String>,
+    /// Signed identity (`--jwt-*`): every upgrade, stream and POST needs a token.
+    pub auth: Option<Arc<Auth>>,
     /// Messages kept per room for late joiners and catch-up.
     pub history: usize,
     /// How often a Server-Sent Events stream gets a keep-alive comment.
@@ -111,9 +117,38 @@ impl ChatConfig {
 }
 
 /// One user's connection. Its name lives in the shared [`ChatState`], where the other
-/// loops can see it.
+/// loops can see it; what its token says stays here, with the loop that serves it.
 #[derive(Debug, Default)]
-pub struct Member;
+pub struct Member {
+    /// The verified claims (signed identity), replaced by a `refresh`.
+    claims: Option<Arc<Claims>>,
+    /// Whether it was told `expiring` for its current token.
+    warned: bool,
+}
+
+impl Member {
+    fn signed(claims: Claims) -> Self {
+        Member {
+            claims: Some(Arc::new(claims)),
+            warned: false,
+        }
+    }
+
+    /// When (seconds since the epoch) something is due for it: the `expiring`
+    /// notice, then the close at `exp`.
+    fn due(&self, notice: Duration) -> Option<u64> {
+        let exp = self.claims.as_ref()?.exp;
+        Some(if self.warned {
+            exp
+        } else {
+            exp.saturating_sub(notice.as_secs())
+        })
+    }
+}
+
+/// The close code of a connection whose token expired without a refresh (the
+/// private-use range, RFC 6455 §7.4.2).
+pub const TOKEN_EXPIRED: rfc6455::CloseCode = rfc6455::CloseCode(4001);
 
 /// The chat application: one per event loop, all sharing one [`ChatState`].
 #[derive(Clone)]
@@ -124,6 +159,9 @@ pub struct Chat {
     /// reads both without taking the lock.
     health: hub::HealthCheck,
     lock_wait: Arc<LockWait>,
+    /// This loop's signed connections by when something is due for them (see
+    /// [`Member::due`]); an entry made stale by a refresh is skipped when it comes.
+    expiries: BTreeSet<(u64, ConnId)>,
 }
 
 /// The last long wait of a loop for the chat lock (a loop that waits holds up every
@@ -151,7 +189,15 @@ struct RoomView {
     delivered_seq: u64,
     /// The last event position seen live.
     delivered_pos: u64,
+    /// Which connection sent each recent message (seq): the only one of its user's
+    /// connections that does not get it back (its ack has it). Bounded, oldest out.
+    senders: VecDeque<(u64, ConnId)>,
 }
+
+/// Senders remembered per room: more messages than this in flight in one room before
+/// they come back from the hub is not expected; past it, the oldest one's sender
+/// gets its own message back (harmless, it has the seq).
+const SENDERS_KEPT: usize = 256;
 
 /// Where a member joined a room: events and messages at or before it are not given
 /// to it live (it got their outcome at its join).
@@ -189,9 +235,15 @@ pub struct ChatState {
     /// Connections in rooms, on every loop of this process.
     rooms: Rooms,
     views: HashMap<String, RoomView>,
-    /// Name to connection, and back (the other loops' connections' data is theirs).
-    names: HashMap<String, ConnId>,
+    /// Name (or signed user id) to its connections, and back (the other loops'
+    /// connections' data is theirs). Without signed identity a name has one.
+    names: HashMap<String, Vec<ConnId>>,
     users: HashMap<ConnId, String>,
+    /// Connections of each signed user, counted from the upgrade (so that loops
+    /// accepting at once cannot both pass `--max-user-connections`) to the close.
+    user_connections: HashMap<String, usize>,
+    /// Tokens refused, by [`identity::Refusal`] (its index in `Refusal::ALL`).
+    auth_failures: [u64; identity::Refusal::ALL.len()],
     pending: HashMap<u64, Pending>,
     /// Server-Sent Events streams following each room, and each stream's room.
     listeners: HashMap<String, HashSet<ConnId>>,
@@ -247,6 +299,7 @@ impl Chat {
         Chat {
             health: hub.health_check(),
             lock_wait: Arc::default(),
+            expiries: BTreeSet::new(),
             state: Arc::new(Mutex::new(ChatState::new(hub, config.limits.clone()))),
             config: Arc::new(config),
         }
@@ -273,6 +326,7 @@ impl Chat {
             state: state.expect("made by start"),
             health: health.expect("made by start"),
             lock_wait: Arc::default(),
+            expiries: BTreeSet::new(),
         })
     }
 
@@ -322,6 +376,110 @@ impl Chat {
     }
 }
 
+/// Whether a text message is a `refresh` (checked cheaply before a full parse: the
+/// other requests go to the shared state as they are).
+fn is_refresh(text: &str) -> bool {
+    text.contains("\"refresh\"")
+        && serde_json::from_str::<Value>(text)
+            .is_ok_and(|v| v.get("type").and_then(Value::as_str) == Some("refresh"))
+}
+
+impl Chat {
+    /// The claims of a request's token, or the 401 that says why not (counted).
+    fn verified(
+        &self,
+        auth: &Auth,
+        query: Option<&str>,
+        authorization: Option<&str>,
+        cookies: Option<&str>,
+    ) -> Result<Claims, Refusal> {
+        auth.claims(query, authorization, cookies).map_err(|why| {
+            self.state().count_auth_failure(why);
+            Refusal::new(401, why.message())
+                .with_header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
+        })
+    }
+
+    /// Puts connection `id` (signed) in this loop's schedule of expiries.
+    fn schedule(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId) {
+        let notice = self
+            .config
+            .auth
+            .as_ref()
+            .map_or(Duration::ZERO, |a| a.notice);
+        if let Some(due) = ctx.data(id).and_then(|m| m.due(notice)) {
+            self.expiries.insert((due, id));
+        }
+    }
+
+    /// What is due for this loop's signed connections: `expiring` once, `notice`
+    /// before `exp`; at `exp`, close 4001 (a stream just ends).
+    fn expire(&mut self, ctx: &mut Ctx<'_, Member>) {
+        let Some(notice) = self.config.auth.as_ref().map(|a| a.notice) else {
+            return;
+        };
+        let now = hub::now_ms() / 1000;
+        while let Some(&(due, id)) = self.expiries.first() {
+            if due > now {
+                break;
+            }
+            self.expiries.pop_first();
+            let Some(member) = ctx.data(id) else {
+                continue;
+            };
+            // Made stale by a refresh (or the notice): its new entry stands.
+            if member.due(notice) != Some(due) {
+                continue;
+            }
+            let exp = member.claims.as_ref().map_or(0, |c| c.exp);
+            if now >= exp {
+                ctx.close(id, TOKEN_EXPIRED, "token expired");
+                continue;
+            }
+            member.warned = true;
+            send(ctx, id, &json!({"type": "expiring", "in": exp - now}));
+            self.schedule(ctx, id);
+        }
+    }
+
+    /// `{"type":"refresh","token":"…"}`: a later token of the same user replaces the
+    /// connection's (its rooms and permissions from now on); acked, or an error
+    /// that leaves the old token in force.
+    fn refresh(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, text: &str) {
+        let Some(auth) = self.config.auth.clone() else {
+            return;
+        };
+        let Ok(req) = serde_json::from_str::<Value>(text) else {
+            return;
+        };
+        let rid = req.get("id");
+        let Some(token) = req.get("token").and_then(Value::as_str) else {
+            return error(ctx, id, "bad_field", "missing string \"token\"", rid);
+        };
+        let new = match auth.verifier.verify(token) {
+            Ok(claims) => claims,
+            Err(why) => {
+                self.state().count_auth_failure(why);
+                return error(ctx, id, "unauthorized", why.message(), rid);
+            }
+        };
+        let Some(member) = ctx.data(id) else {
+            return;
+        };
+        let old = member.claims.as_ref().map(|c| c.sub.as_str());
+        if old != Some(new.sub.as_str()) {
+            self.state()
+                .count_auth_failure(identity::Refusal::OtherUser);
+            let why = identity::Refusal::OtherUser.message();
+            return error(ctx, id, "unauthorized", why, rid);
+        }
+        let exp = new.exp;
+        *member = Member::signed(new);
+        self.schedule(ctx, id);
+        ack(ctx, id, rid, json!({"exp": exp}));
+    }
+}
+
 /// Every change to the state is complete before it can panic (JSON is built before
 /// the maps change): a poisoned lock still guards consistent data.
 pub fn lock(state: &Mutex<ChatState>) -> MutexGuard<'_, ChatState> {
@@ -341,6 +499,8 @@ impl ChatState {
             views: HashMap::new(),
             names: HashMap::new(),
             users: HashMap::new(),
+            user_connections: HashMap::new(),
+            auth_failures: [0; identity::Refusal::ALL.len()],
             pending: HashMap::new(),
             listeners: HashMap::new(),
             streams: HashMap::new(),
@@ -352,6 +512,12 @@ impl ChatState {
         }
     }
 
+    fn count_auth_failure(&mut self, why: identity::Refusal) {
+        if let Some(i) = identity::Refusal::ALL.iter().position(|r| *r == why) {
+            self.auth_failures[i] += 1;
+        }
+    }
+
     fn name_of(&self, id: ConnId) -> Option<String> {
         self.users.get(&id).cloned()
     }
@@ -360,23 +526,31 @@ impl ChatState {
     /// caused it, not twice (a message at or below what a member got at its join, or
     /// what was delivered already, is skipped). Returns how many it was queued for.
     pub fn deliver(&mut self, out: &mut impl Outbox, event: &RoomEvent) -> usize {
-        let except = event
-            .except
-            .as_ref()
-            .filter(|_| event.origin == self.hub.node())
-            .and_then(|name| self.names.get(name))
-            .copied();
-        let view = self.views.get_mut(&event.room);
+        let mut view = self.views.get_mut(&event.room);
         if let (Some(seq), Some(view)) = (event.seq, &view) {
             if seq <= view.delivered_seq {
                 return 0;
             }
         }
+        // Who caused it does not get it back: of a message, only the connection that
+        // sent it (the user's other connections show it too); of the rest, none of
+        // the user's connections.
+        let sender = match (event.seq, view.as_deref_mut()) {
+            (Some(seq), Some(view)) => take_sender(&mut view.senders, seq),
+            _ => None,
+        };
+        let except: &[ConnId] = match (sender, &event.except) {
+            (Some(_), _) => &[],
+            (None, Some(name)) if event.origin == self.hub.node() => {
+                self.names.get(name).map_or(&[], Vec::as_slice)
+            }
+            _ => &[],
+        };
         let frame = SharedFrame::text(&event.body);
         let mut count = 0;
         let check = view.as_ref().is_some_and(|v| v.max_cursor.covers(event));
         for id in self.rooms.members(&event.room) {
-            if Some(id) == except {
+            if Some(id) == sender || except.contains(&id) {
                 continue;
             }
             if check
@@ -424,7 +598,15 @@ impl ChatState {
         }
     }
 
-    fn request(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, text: &str) {
+    /// Serves one request of connection `id`, whose token said `claims` (signed
+    /// identity; `None` without).
+    fn request(
+        &mut self,
+        ctx: &mut Ctx<'_, Member>,
+        id: ConnId,
+        text: &str,
+        claims: Option<&Claims>,
+    ) {
         let Ok(req) = serde_json::from_str::<Value>(text) else {
             return error(ctx, id, "bad_json", "not a JSON object", None);
         };
@@ -463,7 +645,25 @@ impl ChatState {
         }
         let me_or_empty = me.clone().unwrap_or_default();
         let in_room = |state: &Self, room: &str| state.rooms.is_member(room, id);
+        /// A room the token does not give: `forbidden`.
+        macro_rules! allowed {
+            ($room:expr, $may:ident, $what:expr) => {
+                if claims.is_some_and(|c| !c.$may($room)) {
+                    let msg = format!("your token does not let you {} {:?}", $what, $room);
+                    return error(ctx, id, "forbidden", &msg, rid);
+                }
+            };
+        }
         match kind {
+            "hello" if claims.is_some() => {
+                // The user is the token's: a name given here changes nothing.
+                let claims = claims.expect("matched");
+                let mut welcome = json!({"name": claims.display_name(), "user": claims.user()});
+                if !self.hub.node().is_empty() {
+                    welcome["node"] = json!(self.hub.node());
+                }
+                ack(ctx, id, rid, welcome);
+            }
             "hello" => {
                 let name = get!("name", limits::name);
                 // In a cluster the ack names this node: the page shows it, so a
@@ -485,7 +685,7 @@ impl ChatState {
                 if let Some(old) = me {
                     self.names.remove(&old);
                 }
-                self.names.insert(name.clone(), id);
+                self.names.insert(name.clone(), vec![id]);
                 self.users.insert(id, name.clone());
                 ack(ctx, id, rid, welcome(&name, self.hub.node()));
             }
@@ -497,13 +697,30 @@ impl ChatState {
                     // Nothing to replay: the member has the room already.
                     return ack(ctx, id, rid, json!({"room": room, "more": false}));
                 }
+                allowed!(&room, may_read, "join");
                 if !again {
                     if let Err(why) = self.may_join(&room, id) {
                         self.refused_budget += 1;
                         return error(ctx, id, "too_many_rooms", &why, rid);
                     }
                 }
-                let joined = shared!(self.hub.join(&room, &me_or_empty, since));
+                // The user is in the room already through another connection here:
+                // this one reads what a join gives, and nobody is told.
+                let present = self.user_in_room(&me_or_empty, &room, id);
+                if !present {
+                    if let Some(capacity) = self.limits.room_capacity {
+                        let members = shared!(self.hub.read(&room, Some(u64::MAX))).members;
+                        if members.len() >= capacity && !members.contains(&me_or_empty) {
+                            let msg = format!("{room:?} has {capacity} users, its most");
+                            return error(ctx, id, "room_full", &msg, rid);
+                        }
+                    }
+                }
+                let joined = if present {
+                    shared!(self.hub.read(&room, since))
+                } else {
+                    shared!(self.hub.join(&room, &me_or_empty, since))
+                };
                 self.rooms.join(&room, id);
                 // History: everything kept, or only what came after `since`
                 // (catch-up): the newest that fit in `max_replay` bytes, so that it
@@ -541,7 +758,11 @@ impl ChatState {
                 if !in_room(self, &room) {
                     return error(ctx, id, "not_in_room", &format!("not in {room:?}"), rid);
                 }
-                let events = shared!(self.hub.leave(&room, &me_or_empty));
+                let events = if self.user_in_room(&me_or_empty, &room, id) {
+                    Vec::new()
+                } else {
+                    shared!(self.hub.leave(&room, &me_or_empty))
+                };
                 self.rooms.leave(&room, id);
                 self.forget_member(&room, id);
                 if let Some(rooms) = self.typing.get_mut(&id) {
@@ -558,7 +779,9 @@ impl ChatState {
                 if !in_room(self, &room) {
                     return error(ctx, id, "not_in_room", &format!("join {room:?} first"), rid);
                 }
+                allowed!(&room, may_publish, "publish to");
                 let published = shared!(self.hub.message(&room, &me_or_empty, &text, false));
+                self.sent(&room, published.seq, id);
                 let mut extra = json!({"room": room, "seq": published.seq});
                 if let Some(event) = &published.local {
                     extra["delivered_to"] = json!(self.deliver(ctx, event));
@@ -570,6 +793,7 @@ impl ChatState {
                 if !in_room(self, &room) {
                     return error(ctx, id, "not_in_room", &format!("join {room:?} first"), rid);
                 }
+                allowed!(&room, may_publish, "type in");
                 // Coalesced: at most one `typing` per member and room every
                 // TYPING_INTERVAL reaches the others (a page sends one per keystroke).
                 let now = Instant::now();
@@ -629,9 +853,14 @@ impl ChatState {
                 let text = get!("text", limits::text);
                 let body = json!({"type": "direct", "from": me_or_empty, "text": text, "ts": hub::now_ms()})
                     .to_string();
-                if let Some(&target) = self.names.get(&to) {
-                    if ctx.send_text(target, &body) {
-                        self.delivered += 1;
+                if let Some(targets) = self.names.get(&to) {
+                    // Every connection of the user (its tabs and devices).
+                    let mut sent = 0;
+                    for &target in targets {
+                        sent += u64::from(ctx.send_text(target, &body));
+                    }
+                    if sent > 0 {
+                        self.delivered += sent;
                         return ack(ctx, id, rid, json!({"delivered": true}));
                     }
                     let reason = "not deliverable now";
@@ -662,6 +891,25 @@ impl ChatState {
                 &format!("unknown type {other:?}"),
                 rid,
             ),
+        }
+    }
+
+    /// Whether `user` is in `room` on this node through a connection other than `id`.
+    fn user_in_room(&self, user: &str, room: &str, id: ConnId) -> bool {
+        self.names.get(user).is_some_and(|ids| {
+            ids.iter()
+                .any(|&c| c != id && self.rooms.is_member(room, c))
+        })
+    }
+
+    /// Connection `id` sent message `seq` of `room`: it alone of its user's
+    /// connections does not get it back.
+    fn sent(&mut self, room: &str, seq: u64, id: ConnId) {
+        if let Some(view) = self.views.get_mut(room) {
+            if view.senders.len() >= SENDERS_KEPT {
+                view.senders.pop_front();
+            }
+            view.senders.push_back((seq, id));
         }
     }
 
@@ -697,12 +945,12 @@ impl ChatState {
     /// A direct message from another node for `to`, a user of this node: true if it
     /// was queued for them.
     pub fn direct_in(&mut self, out: &mut impl Outbox, to: &str, body: &str) -> bool {
-        let delivered = self
-            .names
-            .get(to)
-            .is_some_and(|&id| out.send_text(id, body));
-        self.delivered += u64::from(delivered);
-        delivered
+        let mut sent = 0;
+        for &id in self.names.get(to).into_iter().flatten() {
+            sent += u64::from(out.send_text(id, body));
+        }
+        self.delivered += sent;
+        sent > 0
     }
 
     /// Direct messages whose node never answered: `delivered: false`.
@@ -872,6 +1120,13 @@ impl ChatState {
             "rfc6455_handshake_rejections_total{{status=\"401\",reason=\"token\"}} {}\n",
             self.rejected_token
         ));
+        out.push_str("# HELP rfc6455_auth_failures_total Signed tokens refused (upgrade, stream, POST, refresh), by reason.\n# TYPE rfc6455_auth_failures_total counter\n");
+        for (why, n) in identity::Refusal::ALL.iter().zip(self.auth_failures) {
+            out.push_str(&format!(
+                "rfc6455_auth_failures_total{{reason=\"{}\"}} {n}\n",
+                why.reason()
+            ));
+        }
         out
     }
 }
@@ -879,33 +1134,87 @@ impl ChatState {
 impl Handler for Chat {
     type Data = Member;
 
-    fn upgrade(&mut self, request: &Request) -> Result<Accept<Member>, u16> {
+    fn upgrade(&mut self, request: &Request) -> Result<Accept<Member>, Refusal> {
         // A browser always sends its Origin with an upgrade: none is no browser's.
         if !self.config.origins.is_empty() && !self.config.allows_origin(request.origin()) {
             self.state().rejected_origin += 1;
-            return Err(403);
+            return Err(Refusal::new(403, "this Origin is not allowed"));
         }
-        if !self
-            .config
-            .has_token(request.query(), request.header("Authorization"))
+        if self.config.auth.is_none()
+            && !self
+                .config
+                .has_token(request.query(), request.header("Authorization"))
         {
             self.state().rejected_token += 1;
-            return Err(401);
+            return Err(Refusal::new(401, "a token is required"));
         }
-        Ok(Accept::new(Member))
+        let Some(auth) = &self.config.auth else {
+            return Ok(Accept::new(Member::default()));
+        };
+        let claims = self.verified(
+            auth,
+            request.query(),
+            request.header("authorization"),
+            request.header("cookie"),
+        )?;
+        let mut state = self.state();
+        let most = state.limits.max_user_connections;
+        let open = state
+            .user_connections
+            .entry(claims.sub.clone())
+            .or_default();
+        if *open >= most {
+            state.rejected_rate += 1;
+            return Err(Refusal::new(
+                429,
+                &format!("this user has {most} connections open, the most"),
+            ));
+        }
+        *open += 1;
+        Ok(Accept::new(Member::signed(claims)))
+    }
+
+    fn open(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId) {
+        let Some(claims) = ctx.data(id).and_then(|m| m.claims.clone()) else {
+            return;
+        };
+        self.schedule(ctx, id);
+        let mut state = self.state();
+        let user = claims.user().to_string();
+        let ids = state.names.entry(user.clone()).or_default();
+        ids.push(id);
+        let first = ids.len() == 1;
+        state.users.insert(id, user.clone());
+        if first {
+            // In a cluster another node may hold the user too: each node answers
+            // for its own connections (so the answer is not a refusal here).
+            let _ = state.hub.claim(&user, None, &[]);
+        }
     }
 
     fn message(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, message: Received<'_>) {
         match message {
             Received::Text(text) => {
-                self.state().request(ctx, id, text);
+                let claims = ctx.data(id).and_then(|m| m.claims.clone());
+                if claims.is_some() && is_refresh(text) {
+                    return self.refresh(ctx, id, text);
+                }
+                self.state().request(ctx, id, text, claims.as_deref());
             }
             Received::Binary(_) => error(ctx, id, "bad_json", "send JSON text messages", None),
         }
     }
 
-    fn close(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, _member: Member, _info: CloseInfo) {
+    fn close(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, member: Member, _info: CloseInfo) {
         let mut state = self.state();
+        if let Some(claims) = &member.claims {
+            if let Some(open) = state.user_connections.get_mut(claims.user()) {
+                *open -= 1;
+                if *open == 0 {
+                    state.user_connections.remove(claims.user());
+                }
+            }
+        }
         if state.unlisten(id) {
             return;
         }
@@ -914,21 +1223,41 @@ impl Handler for Chat {
             state.forget_member(room, id);
         }
         state.typing.remove(&id);
-        if let Some(name) = state.users.remove(&id) {
-            if state.names.get(&name) == Some(&id) {
-                state.names.remove(&name);
+        let Some(name) = state.users.remove(&id) else {
+            return;
+        };
+        let others = match state.names.get_mut(&name) {
+            Some(ids) => {
+                ids.retain(|&c| c != id);
+                ids.len()
             }
-            // Redis unreachable: the node re-registers its users when it is back, and
-            // then this one is gone.
-            if let Ok(events) = state.hub.release(&name, &rooms) {
-                for event in &events {
-                    state.deliver(ctx, event);
-                }
+            None => 0,
+        };
+        // The rooms the user leaves with this connection: those it is in through
+        // no other connection here.
+        let gone: Vec<String> = rooms
+            .into_iter()
+            .filter(|room| !state.user_in_room(&name, room, id))
+            .collect();
+        // Redis unreachable: the node re-registers its users when it is back, and
+        // then this one is gone.
+        let events = if others == 0 {
+            state.names.remove(&name);
+            state.hub.release(&name, &gone).unwrap_or_default()
+        } else {
+            let mut events = Vec::new();
+            for room in &gone {
+                events.extend(state.hub.leave(room, &name).unwrap_or_default());
             }
+            events
+        };
+        for event in &events {
+            state.deliver(ctx, event);
         }
     }
 
     fn tick(&mut self, ctx: &mut Ctx<'_, Member>) {
+        self.expire(ctx);
         let mut state = self.state();
         if !state.pending.is_empty() {
             state.expire_pending(ctx);
@@ -961,6 +1290,20 @@ impl Handler for Chat {
         }
         Ok(())
     }
+}
+
+/// The connection that sent message `seq`, forgotten with those before it.
+fn take_sender(senders: &mut VecDeque<(u64, ConnId)>, seq: u64) -> Option<ConnId> {
+    while let Some(&(first, id)) = senders.front() {
+        if first > seq {
+            break;
+        }
+        senders.pop_front();
+        if first == seq {
+            return Some(id);
+        }
+    }
+    None
 }
 
 /// The newest messages of `history` that fit in `max_bytes` (at least one, so that

@@ -19,6 +19,42 @@ impl Client {
         Client { ws }
     }
 
+    /// An upgrade of `path` by hand, with `headers` (each line ending in CRLF), for
+    /// what the blocking client does not send (`Authorization`, `Cookie`): the
+    /// client on a 101, else (status, head, body).
+    pub fn upgrade(addr: &str, path: &str, headers: &str) -> Result<Client, (u16, String, String)> {
+        use std::io::{Read, Write};
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            tcp,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        let head_end = loop {
+            if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tcp.read(&mut chunk).unwrap();
+            assert!(n > 0, "closed before the response head: {got:?}");
+            got.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&got[..head_end]).to_string();
+        let status: u16 = head[9..12].parse().unwrap();
+        if status != 101 {
+            let mut body = got[head_end..].to_vec();
+            let _ = tcp.read_to_end(&mut body);
+            return Err((status, head, String::from_utf8_lossy(&body).to_string()));
+        }
+        let mut conn = rfc6455::Connection::new(rfc6455::Role::Client);
+        conn.receive(&got[head_end..]);
+        let ws = WebSocket::from_parts(ClientStream::Plain(tcp), conn, None);
+        Ok(Client { ws })
+    }
+
     /// Connects and says hello as `name`.
     pub fn hello(addr: &str, name: &str) -> Client {
         Client::hello_node(addr, name).0

@@ -10,6 +10,7 @@ pub mod redis;
 pub mod sse;
 #[path = "../../../tests/support/tls.rs"]
 pub mod tls;
+pub mod tokens;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
