@@ -82,6 +82,35 @@ def write(target, name, data):
         fh.write(data)
 
 
+def token_seeds():
+    """Seeds of the `token` target: first byte 1|2 = built and signed with the fuzz
+    secret, then HEADER NUL CLAIMS; first byte 0 = the raw text of a token."""
+    import base64, hmac as hmac_mod, json
+    secret = b"fuzz-secret-of-32-bytes-or-more!!"
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=")
+    far = 4102444800  # 2100-01-01
+    claims = [
+        {"sub": "ada", "exp": far},
+        {"sub": "ada", "name": "Ada", "rooms": ["lobby", "team-*"], "watch": ["news"], "exp": far},
+        {"sub": "ada", "exp": far, "nbf": far},
+        {"sub": "", "exp": far},
+        {"exp": far},
+        {"sub": "ada"},
+        {"sub": "ada", "exp": 1},
+        {"sub": 7, "exp": "soon"},
+    ]
+    headers = [{"alg": "HS256", "typ": "JWT"}, {"alg": "RS256"}, {"alg": "ES256"}, {"alg": "none"}, {"alg": "HS512"}]
+    seeds = []
+    for h in headers:
+        for c in claims:
+            seeds.append(bytes([3]) + json.dumps(h).encode() + b"\0" + json.dumps(c).encode())
+    signed = b64(json.dumps(headers[0]).encode()) + b"." + b64(json.dumps(claims[1]).encode())
+    mac = hmac_mod.new(secret, signed, "sha256").digest()
+    seeds.append(bytes([0]) + signed + b"." + b64(mac))
+    seeds.append(bytes([0]) + signed + b".")
+    return seeds
+
+
 def main():
     # RFC 6455 §5.7, verbatim.
     rfc = {
@@ -223,6 +252,8 @@ def main():
     for name, data in offers.items():
         write("extensions", name, data)
 
+    for i, seed in enumerate(token_seeds()):
+        write("token", f"seed-{i:02d}", seed)
     # roundtrip takes `arbitrary`-structured input: a few raw seeds are enough.
     for i in range(4):
         write("roundtrip", "seed_%d" % i, hashlib.sha256(b"seed%d" % i).digest() * 4)

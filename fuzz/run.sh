@@ -34,7 +34,7 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(frame_header handshake_request handshake_response connection_server
            connection_client utf8 roundtrip inspect connection_deflate extensions tap
-           client_handshake send_api diff_frames diff_handshake event_loop connection_lent)
+           client_handshake send_api diff_frames diff_handshake event_loop connection_lent token)
 fi
 
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked

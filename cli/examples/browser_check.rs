@@ -14,7 +14,9 @@
 //!
 //! Needs `chromium` (Debian: `apt-get install chromium`); `tests/setup.sh` installs it.
 
+// Shared with the tests, which use more of it than this example does.
 #[path = "../tests/support/browser.rs"]
+#[allow(dead_code)]
 mod browser;
 
 use browser::{profile_dir, Page, FLAGS};

@@ -488,3 +488,90 @@ fn the_documented_python_example_connects() {
     );
     assert_eq!(lines[1]["code"], "forbidden");
 }
+
+/// Headless Chromium signs in the way a site would (a login page that sets the token
+/// cookie, PyJWT's), opens the chat page, and is the token's user on the WebSocket:
+/// the cookie went with the upgrade. `--expiring-notice` before the token's `exp` the
+/// page fetches a fresh one and sends `refresh`; the connection outlives the first
+/// token (no `left`, no reconnect) and still chats.
+#[test]
+fn a_browser_with_its_token_in_a_cookie_joins_and_refreshes_it() {
+    let chromium = support::browser::find().expect("chromium (tests/setup.sh installs it)");
+    let server = serve(&["--jwt-secret", SECRET, "--expiring-notice", "4"]);
+    let port = support::redis::free_port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tokens/token_server.py");
+    let login_seconds = 8;
+    let mut signer = std::process::Command::new("python3")
+        .args([
+            script,
+            &port.to_string(),
+            SECRET,
+            &login_seconds.to_string(),
+        ])
+        .spawn()
+        .unwrap();
+    let signed_in_until = now() + login_seconds;
+    let mut watcher = signed(
+        &server.addr,
+        &mint(json!({"sub": "watcher", "exp_in": 600})),
+    );
+    watcher.join("web", None);
+    let page = format!(
+        "http://{}/?autotest=ignored&room=web&say=hello&expect=hi&token_url=http://127.0.0.1:{port}/token",
+        server.addr
+    );
+    let encoded: String = page
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    // The signer may take a moment to listen: the browser retries nothing, so wait.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the token server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _page = support::browser::Page::open_top(
+        &chromium,
+        "identity-cookie",
+        &format!("http://127.0.0.1:{port}/login?next={encoded}"),
+    );
+    let mut said = Vec::new();
+    let mut until = |watcher: &mut Client, what: &dyn Fn(&Value) -> bool| -> Value {
+        loop {
+            let m = watcher.recv();
+            said.push(m.clone());
+            assert_ne!(m["type"], "left", "the page's connection dropped: {said:?}");
+            if what(&m) {
+                return m;
+            }
+        }
+    };
+    // The page's first words come from the token's user, not from its `autotest` name.
+    let hello = until(&mut watcher, &|m| {
+        m["type"] == "message" && m["text"] == "hello"
+    });
+    assert_eq!(hello["from"], "ada");
+    watcher.send(json!({"type": "message", "room": "web", "text": "hi 1"}));
+    until(&mut watcher, &|m| m["text"] == "saw:hi 1");
+    let refreshed = until(&mut watcher, &|m| {
+        m["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("refreshed:"))
+    });
+    assert_eq!(refreshed["text"], "refreshed:Ada");
+    assert!(
+        now() < signed_in_until,
+        "refreshed before the first token's exp"
+    );
+    while now() <= signed_in_until + 1 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Past the first token's exp: the same connection (no `left` seen) still chats.
+    watcher.send(json!({"type": "message", "room": "web", "text": "hi 2"}));
+    until(&mut watcher, &|m| m["text"] == "saw:hi 2");
+    let _ = signer.kill();
+    let _ = signer.wait();
+}

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use std::io::Read;
 use std::time::{Duration, Instant};
 use support::chat::Client;
-use support::sse::{id_of, post, request, Stream, ACCEPT};
+use support::sse::{full_id, id_of, post, request, Stream, ACCEPT};
 use support::ServerProcess;
 
 fn serve(extra: &[&str]) -> ServerProcess {
@@ -56,9 +56,13 @@ fn a_stream_carries_messages_and_presence_byte_for_byte() {
     // The same JSON a member gets, with the seq as the event id.
     ann.send(json!({"type": "message", "room": "news", "text": "hi\nthere"}));
     let got = message_text(&mut bob);
+    let first = stream.data_event();
+    // The id is the room's epoch and the seq.
+    let epoch = full_id(&first).split(':').next().unwrap().to_string();
+    assert_eq!(epoch.len(), 8, "{first}");
     assert_eq!(
-        stream.data_event(),
-        format!("id: 1\nevent: message\ndata: {got}\n\n")
+        first,
+        format!("id: {epoch}:1\nevent: message\ndata: {got}\n\n")
     );
     // And a message posted over HTTP reaches both transports.
     assert_eq!(post(&server.addr, "news", "ci", "deployed"), 2);
@@ -69,7 +73,7 @@ fn a_stream_carries_messages_and_presence_byte_for_byte() {
     );
     assert_eq!(
         stream.data_event(),
-        format!("id: 2\nevent: message\ndata: {got}\n\n")
+        format!("id: {epoch}:2\nevent: message\ndata: {got}\n\n")
     );
     // Quiet now: a keep-alive comment within two ticks.
     let started = Instant::now();
@@ -88,22 +92,31 @@ fn last_event_id_resumes_with_exactly_the_missed_messages() {
     let (mut stream, _) = Stream::open(&server.addr, "/rooms/feed/events", ACCEPT);
     stream.until(b"event: presence\n");
     stream.event();
+    let mut last = String::new();
     for i in 1..=3 {
         post(&server.addr, "feed", "ci", &format!("before {i}"));
-        assert_eq!(id_of(&stream.data_event()), i);
+        last = full_id(&stream.data_event());
+        assert_eq!(id_of(&format!("id: {last}\n")), i);
     }
     drop(stream);
     for i in 1..=10 {
         post(&server.addr, "feed", "ci", &format!("missed {i}"));
     }
-    // What an EventSource sends when it reconnects.
+    // What an EventSource sends when it reconnects: the last id it saw.
     let (mut stream, head) = Stream::open(
         &server.addr,
         "/rooms/feed/events",
-        &format!("{ACCEPT}Last-Event-ID: 3\r\n"),
+        &format!("{ACCEPT}Last-Event-ID: {last}\r\n"),
     );
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert_eq!(stream.event(), "retry: 2000\n\n");
+    let epoch = last.split(':').next().unwrap();
+    assert_eq!(
+        stream.event(),
+        format!(
+            "event: recovery\ndata: {{\"epoch\":\"{epoch}\",\"oldest\":4,\"recovered\":true}}\n\n"
+        )
+    );
     for i in 1..=10 {
         let event = stream.data_event();
         assert_eq!(id_of(&event), 3 + i);
@@ -117,9 +130,11 @@ fn last_event_id_resumes_with_exactly_the_missed_messages() {
     let event = stream.data_event();
     assert_eq!(id_of(&event), 14);
     assert!(event.contains(r#""text":"live""#));
-    // `?since=` does the same for a client that cannot set headers.
-    let (mut since, _) = Stream::open(&server.addr, "/rooms/feed/events?since=12", ACCEPT);
+    // `?since=&epoch=` does the same for a client that cannot set headers.
+    let path = format!("/rooms/feed/events?since=12&epoch={epoch}");
+    let (mut since, _) = Stream::open(&server.addr, &path, ACCEPT);
     since.event();
+    assert!(since.event().contains(r#""recovered":true"#));
     let ids: Vec<u64> = (0..2).map(|_| id_of(&since.data_event())).collect();
     assert_eq!(ids, [13, 14]);
 }

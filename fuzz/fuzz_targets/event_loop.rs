@@ -20,9 +20,8 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use rfc6455::handshake::server::Request;
 use rfc6455::server::{
-    Refusal,
-    Accept, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Received, Reply, Server,
-    ServerConfig,
+    Accept, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Received, Refusal, Reply,
+    Server, ServerConfig,
 };
 use rfc6455::Config;
 use std::collections::HashSet;

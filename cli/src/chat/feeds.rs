@@ -26,10 +26,10 @@
 //! `Last-Event-ID` and gets exactly what it missed (the same catch-up as a WebSocket
 //! member's `since`, with the same no-gap, no-duplicate cursor).
 
-use super::hub::RoomEvent;
+use super::hub::{Joined, Outgoing, RoomEvent};
 use super::identity::Claims;
 use super::limits::{self, MAX_ROOM};
-use super::{Chat, ChatState, Cursor, Member, RoomView};
+use super::{Chat, ChatState, Cursor, Member};
 use rfc6455::server::{ConnId, Ctx, HttpRequest, HttpResponse, Reply};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -37,11 +37,16 @@ use std::sync::Arc;
 /// What an `EventSource` waits before reconnecting, in ms (the stream's `retry:`).
 const RETRY_MS: u32 = 2000;
 
-/// The SSE bytes of a room event: messages with their seq as the id, joins and leaves
-/// as `presence`; `None` for what a listener does not get (typing).
-pub(super) fn sse_event(event: &RoomEvent) -> Option<Arc<[u8]>> {
+/// The SSE bytes of a room event: messages with `EPOCH:SEQ` as the id (the room's
+/// epoch, `epoch` when the event does not say), joins and leaves as `presence`;
+/// `None` for what a listener does not get (typing).
+pub(super) fn sse_event(event: &RoomEvent, epoch: &str) -> Option<Arc<[u8]>> {
+    let epoch = event.epoch.as_deref().unwrap_or(epoch);
     let text = match event.seq {
-        Some(seq) => format!("id: {seq}\nevent: message\ndata: {}\n\n", event.body),
+        Some(seq) => format!(
+            "id: {epoch}:{seq}\nevent: message\ndata: {}\n\n",
+            event.body
+        ),
         None if event.body.contains(r#""type":"typing""#) => return None,
         None => format!("event: presence\ndata: {}\n\n", event.body),
     };
@@ -187,19 +192,26 @@ impl Chat {
                 "this is a text/event-stream",
             ));
         }
-        let since =
-            match request.header("last-event-id") {
-                Some(last) => Some(last.trim().parse::<u64>().map_err(|_| {
-                    json_error(400, "bad_field", "Last-Event-ID is a message's seq")
-                })?),
-                None => query_since(request)?,
-            };
+        let (since, epoch) = match request.header("last-event-id") {
+            Some(last) => last_event_id(last)?,
+            None => query_since(request)?,
+        };
         let mut state = self.state();
-        let joined = state
+        let mut joined = state
             .hub
             .listen(room, since)
             .map_err(|reason| json_error(503, "unavailable", &reason))?;
+        state.drop_stale(&mut joined.history);
         let mut body = format!("retry: {RETRY_MS}\n\n");
+        // A resume is told whether it lost anything, before anything else.
+        if let Some(since) = since {
+            let recovery = json!({
+                "recovered": super::recovered(&joined, since, epoch.as_deref()),
+                "epoch": joined.epoch,
+                "oldest": joined.history.first().and_then(|m| super::hub::seq_of(m)),
+            });
+            body.push_str(&format!("event: recovery\ndata: {recovery}\n\n"));
+        }
         // The newest messages that fit in `max_replay` bytes, running on into the
         // live ones; `event: more` first when older ones were left out.
         let page = super::replay_tail(&joined.history, state.limits.max_replay);
@@ -211,12 +223,15 @@ impl Chat {
             let more = json!({"room": room, "before": seqs.first()});
             body.push_str(&format!("event: more\ndata: {more}\n\n"));
         }
+        let epoch = &joined.epoch;
         for (message, seq) in page.iter().zip(seqs) {
-            body.push_str(&format!("id: {seq}\nevent: message\ndata: {message}\n\n"));
+            body.push_str(&format!(
+                "id: {epoch}:{seq}\nevent: message\ndata: {message}\n\n"
+            ));
         }
         let presence = json!({"type": "presence", "room": room, "members": joined.members});
         body.push_str(&format!("event: presence\ndata: {presence}\n\n"));
-        state.listen(room, id, joined.seq, joined.pos);
+        state.listen(room, id, &joined);
         let mut head =
             HttpResponse::with_type(200, "text/event-stream; charset=utf-8", body.into_bytes());
         head.headers
@@ -284,10 +299,31 @@ impl Chat {
                 "\"from\" is the name of a member; pick a name of your own",
             ));
         }
+        let key = match request.header("idempotency-key") {
+            Some(key) => Some(
+                limits::idempotency_key(key.trim())
+                    .map_err(|why| json_error(400, "bad_field", &why))?,
+            ),
+            None => None,
+        };
+        let outgoing = Outgoing {
+            key,
+            dedup_window: state.limits.dedup_window(),
+            ..Outgoing::new(room, &from, &text, true)
+        };
         let published = state
             .hub
-            .message(room, &from, &text, true)
+            .message(outgoing)
             .map_err(|reason| json_error(503, "unavailable", &reason))?;
+        if published.duplicate {
+            // A retry: the first answer again, and nothing sent.
+            let body = json!({"seq": published.seq}).to_string();
+            let mut response = HttpResponse::with_type(202, "application/json", body.into_bytes());
+            response
+                .headers
+                .push(("Idempotent-Replayed".into(), "true".into()));
+            return Ok(response);
+        }
         // The user's own connections get it: it was not said by any of them.
         state.sent(room, published.seq, id);
         if let Some(event) = &published.local {
@@ -334,32 +370,41 @@ fn not_allowed(allow: &str) -> HttpResponse {
     response
 }
 
-/// `?since=N`, if given.
-fn query_since(request: &HttpRequest) -> Result<Option<u64>, HttpResponse> {
-    let since = request
-        .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("since=")));
-    since
+/// `Last-Event-ID`: `EPOCH:SEQ` as the stream's ids are, or a bare seq (no epoch:
+/// the resume is then told it cannot be sure it lost nothing).
+fn last_event_id(value: &str) -> Result<(Option<u64>, Option<String>), HttpResponse> {
+    let bad = || json_error(400, "bad_field", "Last-Event-ID is a message's EPOCH:SEQ");
+    let (epoch, seq) = match value.trim().split_once(':') {
+        Some((epoch, seq)) => (Some(epoch.to_string()), seq),
+        None => (None, value.trim()),
+    };
+    Ok((Some(seq.parse().map_err(|_| bad())?), epoch))
+}
+
+/// `?since=N` (and `&epoch=E`), if given.
+fn query_since(request: &HttpRequest) -> Result<(Option<u64>, Option<String>), HttpResponse> {
+    let field = |name: &str| {
+        request.query().and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        })
+    };
+    let since = field("since")
         .map(|s| {
             s.parse()
                 .map_err(|_| json_error(400, "bad_field", "since is a message's seq"))
         })
-        .transpose()
+        .transpose()?;
+    Ok((since, field("epoch").map(str::to_string)))
 }
 
 impl ChatState {
-    /// Connection `id` follows `room` from `seq` (and event position `pos`) on.
-    fn listen(&mut self, room: &str, id: ConnId, seq: u64, pos: Option<u64>) {
-        let view = self
-            .views
-            .entry(room.to_string())
-            .or_insert_with(|| RoomView {
-                delivered_seq: seq,
-                ..RoomView::default()
-            });
+    /// Connection `id` follows `room` from what `joined` read on.
+    fn listen(&mut self, room: &str, id: ConnId, joined: &Joined) {
+        let view = self.view(room, joined);
         let at = Cursor {
-            pos: pos.unwrap_or(0),
-            seq,
+            pos: joined.pos.unwrap_or(0),
+            seq: joined.seq,
         };
         view.cursors.insert(id, at);
         view.max_cursor = view.max_cursor.max(at);
@@ -420,16 +465,17 @@ mod tests {
             origin: String::new(),
             except: None,
             body: body.into(),
+            epoch: None,
         };
         let message = event(Some(7), r#"{"type":"message","seq":7}"#);
         assert_eq!(
-            &*sse_event(&message).unwrap(),
-            b"id: 7\nevent: message\ndata: {\"type\":\"message\",\"seq\":7}\n\n"
+            &*sse_event(&message, "e1").unwrap(),
+            b"id: e1:7\nevent: message\ndata: {\"type\":\"message\",\"seq\":7}\n\n"
         );
         let joined = event(None, r#"{"type":"joined","room":"r","user":"ann"}"#);
-        assert!(sse_event(&joined)
+        assert!(sse_event(&joined, "e1")
             .unwrap()
             .starts_with(b"event: presence\ndata: {\"type\":\"joined\""));
-        assert!(sse_event(&event(None, r#"{"type":"typing"}"#)).is_none());
+        assert!(sse_event(&event(None, r#"{"type":"typing"}"#), "e1").is_none());
     }
 }

@@ -33,6 +33,9 @@ pub struct RoomEvent {
     pub except: Option<String>,
     /// The JSON text sent to the members, as is.
     pub body: String,
+    /// A message's room epoch (see [`Joined::epoch`]): one that differs from what a
+    /// node saw says the room's numbering started again.
+    pub epoch: Option<String>,
 }
 
 /// What joining a room gives back.
@@ -49,12 +52,19 @@ pub struct Joined {
     /// Events for this node's members now (the memory hub; a Redis hub's arrive
     /// through its subscription).
     pub events: Vec<RoomEvent>,
+    /// The room's epoch: a short random string, new whenever the room's numbered
+    /// history was lost (its log forgotten, a node without Redis restarted, a Redis
+    /// that came back empty). A seq means something only with its epoch.
+    pub epoch: String,
 }
 
 /// A numbered message.
 #[derive(Debug)]
 pub struct Published {
     pub seq: u64,
+    /// The same user sent the same idempotency key to the room within the window:
+    /// `seq` is the first one's, and nothing was sent again.
+    pub duplicate: bool,
     /// The message for this node's members now (memory hub), if delivered that way.
     pub local: Option<RoomEvent>,
 }
@@ -90,13 +100,9 @@ pub trait Hub: Send {
     /// Numbers a message, keeps it in the history and sends it to every node, in one
     /// step: every member everywhere sees a room's messages in seq order. `via_http`:
     /// posted over HTTP by a backend, not said by a member (the message says so).
-    fn message(
-        &mut self,
-        room: &str,
-        from: &str,
-        text: &str,
-        via_http: bool,
-    ) -> Result<Published, Unavailable>;
+    /// With an idempotency key that `from` gave in `room` within the last
+    /// `dedup_window`, nothing is sent: the first message's seq comes back.
+    fn message(&mut self, message: Outgoing<'_>) -> Result<Published, Unavailable>;
     /// `typing` to the room's other members.
     fn typing(&mut self, room: &str, name: &str) -> Result<Vec<RoomEvent>, Unavailable>;
     /// Sends a direct message to `to` on another node, whose answer comes back under
@@ -109,6 +115,50 @@ pub trait Hub: Send {
     fn health_check(&self) -> HealthCheck;
     /// Extra Prometheus series: (name, help, type, value).
     fn metrics(&self) -> Vec<(&'static str, &'static str, &'static str, String)>;
+}
+
+/// A message for [`Hub::message`].
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub room: &'a str,
+    pub from: &'a str,
+    pub text: &'a str,
+    pub via_http: bool,
+    /// The sender's idempotency key, if it gave one.
+    pub key: Option<&'a str>,
+    /// How long a key is remembered.
+    pub dedup_window: std::time::Duration,
+}
+
+impl<'a> Outgoing<'a> {
+    /// A message without an idempotency key.
+    pub fn new(room: &'a str, from: &'a str, text: &'a str, via_http: bool) -> Self {
+        Outgoing {
+            room,
+            from,
+            text,
+            via_http,
+            key: None,
+            dedup_window: std::time::Duration::ZERO,
+        }
+    }
+}
+
+/// A new random epoch: 8 hex digits.
+pub fn new_epoch() -> String {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// When a stored message was said (ms), read from its `"ts":` field: a quote in a
+/// text is escaped, so the field's name appears in no value.
+pub fn ts_of(message: &str) -> Option<u64> {
+    let (_, tail) = message.rsplit_once("\"ts\":")?;
+    let digits = tail
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(tail.len());
+    tail[..digits].parse().ok()
 }
 
 pub fn now_ms() -> u64 {
@@ -149,14 +199,69 @@ pub fn typing_body(room: &str, name: &str) -> String {
     json!({"type": "typing", "room": room, "user": name}).to_string()
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct RoomLog {
+    /// Made with the log: a forgotten room that comes back numbers anew.
+    epoch: String,
     seq: u64,
     messages: VecDeque<String>,
     /// The bytes of `messages`.
     bytes: usize,
     /// When it was last read or written (the hub's clock): eviction goes by it.
     used: u64,
+}
+
+impl RoomLog {
+    fn new() -> Self {
+        RoomLog {
+            epoch: new_epoch(),
+            seq: 0,
+            messages: VecDeque::new(),
+            bytes: 0,
+            used: 0,
+        }
+    }
+}
+
+/// Idempotency keys remembered by a [`MemoryHub`] at most, all rooms together:
+/// beyond, the oldest are forgotten first (a retry after that many other keyed
+/// messages is delivered again). About 200 bytes each: 20 MiB at most.
+pub const MAX_DEDUP_KEYS: usize = 100_000;
+
+/// The idempotency keys of the last `dedup_window`: (room, user, key) → seq.
+#[derive(Debug, Default)]
+struct Dedup {
+    seqs: HashMap<(String, String, String), u64>,
+    /// The same keys by when they were given (ms), oldest first.
+    order: VecDeque<(u64, (String, String, String))>,
+}
+
+impl Dedup {
+    /// The seq first given to `key` if it is still remembered; else `None`, and
+    /// `seq` is remembered for it.
+    fn seq_for(
+        &mut self,
+        key: (String, String, String),
+        window: std::time::Duration,
+        seq: u64,
+    ) -> Option<u64> {
+        let now = now_ms();
+        let horizon = now.saturating_sub(window.as_millis() as u64);
+        while let Some((at, _)) = self.order.front() {
+            if *at > horizon && self.order.len() < MAX_DEDUP_KEYS {
+                break;
+            }
+            if let Some((_, old)) = self.order.pop_front() {
+                self.seqs.remove(&old);
+            }
+        }
+        if let Some(&first) = self.seqs.get(&key) {
+            return Some(first);
+        }
+        self.seqs.insert(key.clone(), seq);
+        self.order.push_back((now, key));
+        None
+    }
 }
 
 /// The hub of one process: plain maps (the event loops share it under the chat lock).
@@ -177,6 +282,7 @@ pub struct MemoryHub {
     clock: u64,
     /// Room histories dropped for the budget.
     evicted: u64,
+    dedup: Dedup,
 }
 
 impl MemoryHub {
@@ -194,19 +300,24 @@ impl MemoryHub {
             max_logs: max_logs.max(1),
             clock: 0,
             evicted: 0,
+            dedup: Dedup::default(),
         }
     }
 
     /// The log of `room`, made if new, marked as just used.
     fn log(&mut self, room: &str) -> &mut RoomLog {
         self.clock += 1;
-        let log = self.logs.entry(room.to_string()).or_default();
+        let log = self
+            .logs
+            .entry(room.to_string())
+            .or_insert_with(RoomLog::new);
         log.used = self.clock;
         log
     }
 
     fn event(room: &str, seq: Option<u64>, except: Option<&str>, body: String) -> RoomEvent {
         RoomEvent {
+            epoch: None,
             room: room.to_string(),
             seq,
             // One process: events are delivered as they happen, in order.
@@ -348,7 +459,7 @@ impl Hub for MemoryHub {
         let first = log.seq + 1 - log.messages.len() as u64;
         let skip = since.map_or(0, |s| s.saturating_add(1).saturating_sub(first) as usize);
         let history = log.messages.iter().skip(skip).cloned().collect();
-        let seq = log.seq;
+        let (seq, epoch) = (log.seq, log.epoch.clone());
         let members = self
             .members
             .get(room)
@@ -363,6 +474,7 @@ impl Hub for MemoryHub {
             history,
             members,
             events: Vec::new(),
+            epoch,
         })
     }
 
@@ -373,18 +485,24 @@ impl Hub for MemoryHub {
         Ok(vec![Self::event(room, None, None, left_body(room, name))])
     }
 
-    fn message(
-        &mut self,
-        room: &str,
-        from: &str,
-        text: &str,
-        via_http: bool,
-    ) -> Result<Published, Unavailable> {
+    fn message(&mut self, m: Outgoing<'_>) -> Result<Published, Unavailable> {
+        let Outgoing { room, from, .. } = m;
         let history = self.history;
+        let seq = self.log(room).seq + 1;
+        if let Some(key) = m.key {
+            let id = (room.to_string(), from.to_string(), key.to_string());
+            if let Some(first) = self.dedup.seq_for(id, m.dedup_window, seq) {
+                return Ok(Published {
+                    seq: first,
+                    duplicate: true,
+                    local: None,
+                });
+            }
+        }
         let log = self.log(room);
-        log.seq += 1;
-        let seq = log.seq;
-        let body = format!("{}{seq}}}", message_prefix(room, from, text, via_http));
+        log.seq = seq;
+        let epoch = log.epoch.clone();
+        let body = format!("{}{seq}}}", message_prefix(room, from, m.text, m.via_http));
         let (before, mut after) = (log.bytes, log.bytes + body.len());
         log.messages.push_back(body.clone());
         while log.messages.len() > history {
@@ -393,9 +511,12 @@ impl Hub for MemoryHub {
         log.bytes = after;
         self.bytes = self.bytes + after - before;
         self.enforce_budget();
+        let mut event = Self::event(room, Some(seq), Some(from), body);
+        event.epoch = Some(epoch);
         Ok(Published {
             seq,
-            local: Some(Self::event(room, Some(seq), Some(from), body)),
+            duplicate: false,
+            local: Some(event),
         })
     }
 
@@ -437,6 +558,12 @@ impl Hub for MemoryHub {
                 "counter",
                 self.evicted.to_string(),
             ),
+            (
+                "rfc6455_dedup_keys",
+                "Idempotency keys remembered (at most 100,000; see --dedup-window).",
+                "gauge",
+                self.dedup.seqs.len().to_string(),
+            ),
         ]
     }
 }
@@ -450,7 +577,7 @@ mod tests {
         let mut hub = MemoryHub::new(3, 1 << 20, 100);
         hub.join("r", "ann", None).unwrap();
         for text in ["a", "b", "c", "d", "e"] {
-            hub.message("r", "ann", text, false).unwrap();
+            hub.message(Outgoing::new("r", "ann", text, false)).unwrap();
         }
         let seqs = |joined: Joined| -> Vec<u64> {
             joined
@@ -496,10 +623,16 @@ mod tests {
     fn history_stays_within_its_byte_budget_least_recently_used_first() {
         let mut hub = MemoryHub::new(100, 20_000, 1000);
         hub.join("kept", "ann", None).unwrap();
-        hub.message("kept", "ann", "first", false).unwrap();
+        hub.message(Outgoing::new("kept", "ann", "first", false))
+            .unwrap();
         for room in 0..200 {
-            hub.message(&format!("flood-{room}"), "bot", &"x".repeat(900), true)
-                .unwrap();
+            hub.message(Outgoing::new(
+                &format!("flood-{room}"),
+                "bot",
+                &"x".repeat(900),
+                true,
+            ))
+            .unwrap();
             assert!(hub.bytes <= 20_000, "{} bytes after room {room}", hub.bytes);
             // A member's room in use keeps its history while others are older.
             hub.read("kept", None).unwrap();
@@ -515,7 +648,8 @@ mod tests {
     fn room_logs_are_capped_in_number() {
         let mut hub = MemoryHub::new(100, 1 << 30, 50);
         for room in 0..500 {
-            hub.message(&format!("r{room}"), "bot", "x", true).unwrap();
+            hub.message(Outgoing::new(&format!("r{room}"), "bot", "x", true))
+                .unwrap();
             assert!(hub.logs.len() <= 50);
         }
     }
@@ -525,11 +659,58 @@ mod tests {
         let mut hub = MemoryHub::new(100, 2_000, 1000);
         hub.join("r", "ann", None).unwrap();
         for _ in 0..3 {
-            hub.message("r", "ann", &"y".repeat(900), false).unwrap();
+            hub.message(Outgoing::new("r", "ann", &"y".repeat(900), false))
+                .unwrap();
         }
         assert_eq!(hub.read("r", None).unwrap().seq, 3, "seq kept");
-        let published = hub.message("r", "ann", "next", false).unwrap();
+        let published = hub
+            .message(Outgoing::new("r", "ann", "next", false))
+            .unwrap();
         assert_eq!(published.seq, 4);
+    }
+
+    #[test]
+    fn an_idempotency_key_answers_its_first_seq_within_the_window_and_the_keys_are_bounded() {
+        let mut hub = MemoryHub::new(10, 1 << 20, 100);
+        let window = std::time::Duration::from_secs(300);
+        let keyed = |room, from, key| Outgoing {
+            key: Some(key),
+            dedup_window: window,
+            ..Outgoing::new(room, from, "x", false)
+        };
+        let first = hub.message(keyed("r", "ann", "k")).unwrap();
+        assert!(!first.duplicate && first.local.is_some());
+        let again = hub.message(keyed("r", "ann", "k")).unwrap();
+        assert_eq!((again.seq, again.duplicate), (first.seq, true));
+        assert!(again.local.is_none(), "nothing sent again");
+        // Another user, another room: not the same key.
+        assert!(!hub.message(keyed("r", "bob", "k")).unwrap().duplicate);
+        assert!(!hub.message(keyed("s", "ann", "k")).unwrap().duplicate);
+        // Past the window: forgotten.
+        let instant = Outgoing {
+            dedup_window: std::time::Duration::ZERO,
+            ..keyed("t", "ann", "once")
+        };
+        hub.message(instant).unwrap();
+        assert!(!hub.message(instant).unwrap().duplicate);
+        // The bound: the oldest go first.
+        for i in 0..MAX_DEDUP_KEYS + 10 {
+            hub.dedup
+                .seq_for(("u".into(), "v".into(), i.to_string()), window, 1);
+        }
+        assert_eq!(hub.dedup.seqs.len(), MAX_DEDUP_KEYS);
+        assert_eq!(hub.dedup.order.len(), MAX_DEDUP_KEYS);
+        assert!(!hub
+            .dedup
+            .seqs
+            .contains_key(&("u".into(), "v".into(), "0".into())));
+    }
+
+    #[test]
+    fn ts_is_read_from_a_stored_message() {
+        let body = format!("{}7}}", message_prefix("r", "ann", "\"ts\":1", false));
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(ts_of(&body), parsed["ts"].as_u64());
     }
 
     #[test]
@@ -546,13 +727,14 @@ mod tests {
         let mut hub = MemoryHub::new(100, 1 << 30, 10);
         for room in 0..20 {
             hub.join(&format!("m{room}"), "ann", None).unwrap();
-            hub.message(&format!("m{room}"), "ann", "kept", false)
+            hub.message(Outgoing::new(&format!("m{room}"), "ann", "kept", false))
                 .unwrap();
         }
         hub.listen("streamed", None).unwrap();
-        hub.message("streamed", "ci", "one", true).unwrap();
+        hub.message(Outgoing::new("streamed", "ci", "one", true))
+            .unwrap();
         for room in 0..100 {
-            hub.message(&format!("empty{room}"), "ci", "x", true)
+            hub.message(Outgoing::new(&format!("empty{room}"), "ci", "x", true))
                 .unwrap();
         }
         // Over the count, only rooms nobody follows are forgotten: histories stay.
@@ -562,7 +744,12 @@ mod tests {
                 1
             );
         }
-        assert_eq!(hub.message("streamed", "ci", "two", true).unwrap().seq, 2);
+        assert_eq!(
+            hub.message(Outgoing::new("streamed", "ci", "two", true))
+                .unwrap()
+                .seq,
+            2
+        );
         hub.unlisten("streamed");
         assert!(!hub.followed("streamed"));
     }

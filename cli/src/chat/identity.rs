@@ -101,11 +101,13 @@ pub enum Refusal {
     MissingClaim,
     /// A refresh whose token names another user than the connection's.
     OtherUser,
+    /// A claim that is there but unusable: an empty or over-long `sub`.
+    BadClaim,
 }
 
 impl Refusal {
     /// Every reason, for `/metrics` (each series is written, at 0 too).
-    pub const ALL: [Refusal; 10] = [
+    pub const ALL: [Refusal; 11] = [
         Refusal::Missing,
         Refusal::Malformed,
         Refusal::Signature,
@@ -116,6 +118,7 @@ impl Refusal {
         Refusal::Audience,
         Refusal::MissingClaim,
         Refusal::OtherUser,
+        Refusal::BadClaim,
     ];
 }
 
@@ -148,60 +151,6 @@ fn covers(patterns: &[String], room: &str) -> bool {
         Some(prefix) => room.starts_with(prefix),
         None => p == room,
     })
-}
-
-/// The flags of signed identity (`rfc6455 serve --jwt-...`).
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct IdentityArgs {
-    /// Accept JSON Web Tokens signed HS256 with this secret (users come from the
-    /// token's `sub`; see docs/rooms.md). With any --jwt-* key, every upgrade, event
-    /// stream and POST needs a valid token (401 otherwise); --token then guards only
-    /// /metrics.
-    #[arg(long, value_name = "SECRET")]
-    pub jwt_secret: Option<String>,
-    /// Accept tokens signed by this public key in PEM (repeatable): RS256 for an RSA
-    /// key, ES256 for a P-256 key. The algorithm is the key's, never the token's.
-    #[arg(long, value_name = "FILE.pem")]
-    pub jwt_public_key: Vec<std::path::PathBuf>,
-    /// Require this `iss` in every token.
-    #[arg(long, value_name = "ISS")]
-    pub jwt_issuer: Option<String>,
-    /// Require this `aud` in every token.
-    #[arg(long, value_name = "AUD")]
-    pub jwt_audience: Option<String>,
-    /// The cookie a browser's token may come in.
-    #[arg(long, value_name = "NAME", default_value = "token")]
-    pub jwt_cookie: String,
-    /// A connection is told `{"type":"expiring","in":S}` this long before its token's
-    /// `exp` (then `refresh` keeps it; at `exp` it is closed with 4001).
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
-    pub expiring_notice: u64,
-}
-
-impl IdentityArgs {
-    /// The verifier the flags describe: `None` without a key (signed identity off).
-    pub fn auth(&self) -> Result<Option<Auth>, String> {
-        let mut keys = Vec::new();
-        if let Some(secret) = &self.jwt_secret {
-            // RFC 7518 §3.2: an HS256 key of at least the hash's size, 32 bytes.
-            if secret.len() < 32 {
-                return Err("--jwt-secret must be at least 32 bytes (RFC 7518 §3.2)".into());
-            }
-            keys.push(Key::secret(secret.as_bytes()));
-        }
-        for path in &self.jwt_public_key {
-            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            keys.push(Key::public_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?);
-        }
-        if keys.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(Auth {
-            verifier: TokenVerifier::new(keys, self.jwt_issuer.clone(), self.jwt_audience.clone()),
-            cookie: self.jwt_cookie.clone(),
-            notice: std::time::Duration::from_secs(self.expiring_notice),
-        }))
-    }
 }
 
 /// Signed identity as `rfc6455 serve` was configured for it.
@@ -271,6 +220,7 @@ impl Refusal {
             Refusal::Audience => "the token's audience is not this server",
             Refusal::MissingClaim => "the token lacks a required claim (exp, sub, iss or aud)",
             Refusal::OtherUser => "the new token is another user's",
+            Refusal::BadClaim => "the token's sub is empty, too long or has control characters",
         }
     }
 
@@ -285,6 +235,7 @@ impl Refusal {
             Refusal::Audience => "audience",
             Refusal::MissingClaim => "missing_claim",
             Refusal::OtherUser => "other_user",
+            Refusal::BadClaim => "bad_claim",
             Refusal::Missing => "missing",
         }
     }
@@ -324,6 +275,8 @@ impl TokenVerifier {
                 None => validation.validate_aud = false,
             }
             match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
+                // Present is not enough: the user id names the user everywhere.
+                Ok(data) if !usable_user(&data.claims.sub) => return Err(Refusal::BadClaim),
                 Ok(data) => return Ok(data.claims),
                 Err(err) => {
                     let this = refusal_of(&err);
@@ -337,6 +290,15 @@ impl TokenVerifier {
         }
         Err(refusal)
     }
+}
+
+/// The most characters of a user id (`sub`): a UUID or an e-mail address fits.
+pub const MAX_USER: usize = 128;
+
+/// Whether `sub` can be a user id: 1 to `MAX_USER` characters, no control ones (it is
+/// shown to other users and written into JSON and Redis keys).
+fn usable_user(sub: &str) -> bool {
+    !sub.is_empty() && sub.chars().count() <= MAX_USER && !sub.chars().any(char::is_control)
 }
 
 fn refusal_of(err: &Error) -> Refusal {
@@ -469,6 +431,10 @@ mod tests {
         assert_eq!(check("not_yet_valid"), Err(Refusal::NotYetValid));
         assert_eq!(check("no_exp"), Err(Refusal::MissingClaim));
         assert_eq!(check("no_sub"), Err(Refusal::MissingClaim));
+        // Found by the `token` fuzz target: a present but empty `sub` passed.
+        for case in ["empty_sub", "long_sub", "control_sub"] {
+            assert_eq!(check(case), Err(Refusal::BadClaim), "{case}");
+        }
         assert_eq!(check("wrong_secret"), Err(Refusal::Signature));
         assert_eq!(check("rs256_other_key"), Err(Refusal::Signature));
         assert!(check("alg_none").is_err());

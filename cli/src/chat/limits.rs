@@ -54,6 +54,40 @@ pub struct ChatLimits {
     /// Users one room may have; a join beyond gets `room_full`. Default: no limit.
     #[arg(long, value_name = "N")]
     pub room_capacity: Option<usize>,
+    /// Messages older than this are not replayed (history is bounded by count,
+    /// `--history`, and by age). Default: no limit.
+    #[arg(long, value_name = "SECONDS")]
+    pub history_ttl: Option<u64>,
+    /// How long an idempotency key is remembered: a message sent again with the
+    /// same key (same user, same room) within it gets the first answer and is not
+    /// delivered again.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub dedup_window: u64,
+}
+
+impl ChatLimits {
+    pub fn history_ttl(&self) -> Option<Duration> {
+        self.history_ttl.map(Duration::from_secs)
+    }
+
+    pub fn dedup_window(&self) -> Duration {
+        Duration::from_secs(self.dedup_window)
+    }
+}
+
+/// The most characters of an idempotency key.
+pub const MAX_IDEMPOTENCY_KEY: usize = 64;
+
+/// An idempotency key: 1 to 64 visible ASCII characters (a UUID fits; it goes into
+/// Redis keys and logs nowhere).
+pub fn idempotency_key(key: &str) -> Result<&str, String> {
+    let visible = key.bytes().all(|b| b.is_ascii_graphic());
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !visible {
+        return Err(format!(
+            "an idempotency key is 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+        ));
+    }
+    Ok(key)
 }
 
 impl Default for ChatLimits {
@@ -66,6 +100,8 @@ impl Default for ChatLimits {
             http_rate: 20,
             max_user_connections: 16,
             room_capacity: None,
+            history_ttl: None,
+            dedup_window: 300,
         }
     }
 }

@@ -42,14 +42,15 @@
 mod feeds;
 mod hub;
 mod identity;
+mod identity_flags;
 mod limits;
 pub mod redis;
 
-pub use identity::IdentityArgs;
+pub use identity_flags::IdentityArgs;
 pub use limits::{ChatLimits, MAX_REQUEST};
 use limits::{PeerRates, TYPING_INTERVAL};
 
-use hub::{Hub, MemoryHub, RoomEvent};
+use hub::{Hub, MemoryHub, Outgoing, RoomEvent};
 use identity::{Auth, Claims};
 use rfc6455::handshake::server::Request;
 use rfc6455::server::rooms::{RoomRegistry, Rooms};
@@ -192,6 +193,34 @@ struct RoomView {
     /// Which connection sent each recent message (seq): the only one of its user's
     /// connections that does not get it back (its ack has it). Bounded, oldest out.
     senders: VecDeque<(u64, ConnId)>,
+    /// The room's epoch as this node last saw it.
+    epoch: String,
+}
+
+impl RoomView {
+    /// The room's numbering started again under `epoch` (a Redis that lost it): the
+    /// seqs and positions seen so far mean nothing now.
+    fn renumbered(&mut self, epoch: &str) {
+        log::warn!("room numbering restarted (epoch {} -> {epoch})", self.epoch);
+        self.epoch = epoch.to_string();
+        self.delivered_seq = 0;
+        self.delivered_pos = 0;
+        self.max_cursor = Cursor::default();
+        for cursor in self.cursors.values_mut() {
+            *cursor = Cursor::default();
+        }
+        self.senders.clear();
+    }
+}
+
+/// Whether a catch-up from `since` lost nothing: the client's `epoch` is the room's,
+/// and every message after `since` is still held (`joined.history`, the kept ones
+/// after it, begins right after it), or there was none.
+fn recovered(joined: &hub::Joined, since: u64, epoch: Option<&str>) -> bool {
+    let first = joined.history.first().and_then(|m| hub::seq_of(m));
+    epoch == Some(joined.epoch.as_str())
+        && since <= joined.seq
+        && (since == joined.seq || first == Some(since + 1))
 }
 
 /// Senders remembered per room: more messages than this in flight in one room before
@@ -527,6 +556,11 @@ impl ChatState {
     /// what was delivered already, is skipped). Returns how many it was queued for.
     pub fn deliver(&mut self, out: &mut impl Outbox, event: &RoomEvent) -> usize {
         let mut view = self.views.get_mut(&event.room);
+        if let (Some(epoch), Some(view)) = (&event.epoch, view.as_deref_mut()) {
+            if *epoch != view.epoch {
+                view.renumbered(epoch);
+            }
+        }
         if let (Some(seq), Some(view)) = (event.seq, &view) {
             if seq <= view.delivered_seq {
                 return 0;
@@ -567,7 +601,8 @@ impl ChatState {
         }
         // Server-Sent Events streams get their own encoding, made once for them all.
         let streams = self.listeners.get(&event.room);
-        if let Some(bytes) = streams.and_then(|_| feeds::sse_event(event)) {
+        let epoch = view.as_ref().map_or("", |v| v.epoch.as_str());
+        if let Some(bytes) = streams.and_then(|_| feeds::sse_event(event, epoch)) {
             for &id in streams.into_iter().flatten() {
                 let cursor = view.as_ref().and_then(|v| v.cursors.get(&id));
                 if check && cursor.is_some_and(|c| c.covers(event)) {
@@ -692,10 +727,15 @@ impl ChatState {
             "join" => {
                 let room = get!("room", limits::room);
                 let since = req.get("since").and_then(Value::as_u64);
+                let epoch = req.get("epoch").and_then(Value::as_str);
                 let again = in_room(self, &room);
                 if again && since.is_none() {
                     // Nothing to replay: the member has the room already.
-                    return ack(ctx, id, rid, json!({"room": room, "more": false}));
+                    let mut extra = json!({"room": room, "more": false});
+                    if let Some(view) = self.views.get(&room) {
+                        extra["epoch"] = json!(view.epoch);
+                    }
+                    return ack(ctx, id, rid, extra);
                 }
                 allowed!(&room, may_read, "join");
                 if !again {
@@ -716,30 +756,31 @@ impl ChatState {
                         }
                     }
                 }
-                let joined = if present {
+                let mut joined = if present {
                     shared!(self.hub.read(&room, since))
                 } else {
                     shared!(self.hub.join(&room, &me_or_empty, since))
                 };
                 self.rooms.join(&room, id);
+                self.drop_stale(&mut joined.history);
                 // History: everything kept, or only what came after `since`
                 // (catch-up): the newest that fit in `max_replay` bytes, so that it
                 // runs on into what comes live with no gap. `more` says older ones
                 // were left out: a `history` request with `before` pages back.
                 let page = replay_tail(&joined.history, self.limits.max_replay);
                 let more = page.len() < joined.history.len();
-                let mut extra = json!({"room": room, "more": more});
+                let mut extra = json!({"room": room, "more": more, "epoch": joined.epoch});
                 if let Some(first) = page.first().and_then(|m| hub::seq_of(m)).filter(|_| more) {
                     extra["before"] = json!(first);
+                }
+                if let Some(since) = since {
+                    extra["recovered"] = json!(recovered(&joined, since, epoch));
                 }
                 ack(ctx, id, rid, extra);
                 for m in page {
                     ctx.send_text(id, m);
                 }
-                let view = self.views.entry(room.clone()).or_insert_with(|| RoomView {
-                    delivered_seq: joined.seq,
-                    ..RoomView::default()
-                });
+                let view = self.view(&room, &joined);
                 let joined_at = Cursor {
                     pos: joined.pos.unwrap_or(0),
                     seq: joined.seq,
@@ -780,7 +821,28 @@ impl ChatState {
                     return error(ctx, id, "not_in_room", &format!("join {room:?} first"), rid);
                 }
                 allowed!(&room, may_publish, "publish to");
-                let published = shared!(self.hub.message(&room, &me_or_empty, &text, false));
+                let key = match req.get("idempotency_key") {
+                    None => None,
+                    Some(key) => match key.as_str().map(limits::idempotency_key) {
+                        Some(Ok(key)) => Some(key),
+                        Some(Err(why)) => return error(ctx, id, "bad_field", &why, rid),
+                        None => {
+                            let why = "\"idempotency_key\" must be a string";
+                            return error(ctx, id, "bad_field", why, rid);
+                        }
+                    },
+                };
+                let outgoing = Outgoing {
+                    key,
+                    dedup_window: self.limits.dedup_window(),
+                    ..Outgoing::new(&room, &me_or_empty, &text, false)
+                };
+                let published = shared!(self.hub.message(outgoing));
+                if published.duplicate {
+                    // A retry: the first answer again, and nothing sent.
+                    let extra = json!({"room": room, "seq": published.seq, "duplicate": true});
+                    return ack(ctx, id, rid, extra);
+                }
                 self.sent(&room, published.seq, id);
                 let mut extra = json!({"room": room, "seq": published.seq});
                 if let Some(event) = &published.local {
@@ -892,6 +954,37 @@ impl ChatState {
                 rid,
             ),
         }
+    }
+
+    /// This node's view of `room`, made if new, as of a join or listen that read
+    /// `joined`: a view of an older epoch starts again (the room's numbering did).
+    fn view(&mut self, room: &str, joined: &hub::Joined) -> &mut RoomView {
+        let view = self
+            .views
+            .entry(room.to_string())
+            .or_insert_with(|| RoomView {
+                delivered_seq: joined.seq,
+                epoch: joined.epoch.clone(),
+                ..RoomView::default()
+            });
+        if view.epoch != joined.epoch {
+            view.renumbered(&joined.epoch);
+            view.delivered_seq = joined.seq;
+        }
+        view
+    }
+
+    /// Drops from `history` (oldest first) the messages older than `--history-ttl`.
+    fn drop_stale(&self, history: &mut Vec<String>) {
+        let Some(ttl) = self.limits.history_ttl() else {
+            return;
+        };
+        let oldest_kept = hub::now_ms().saturating_sub(ttl.as_millis() as u64);
+        let stale = history
+            .iter()
+            .take_while(|m| hub::ts_of(m).is_some_and(|ts| ts < oldest_kept))
+            .count();
+        history.drain(..stale);
     }
 
     /// Whether `user` is in `room` on this node through a connection other than `id`.

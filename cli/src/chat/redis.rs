@@ -10,6 +10,8 @@
 //! | `seq:ROOM` | the room's last seq (expires a week after the last message) |
 //! | `log:ROOM` | sorted set: the last `--history` messages, scored by seq (the same) |
 //! | `pos:ROOM` | the room's last event position (expires a week after the last event) |
+//! | `epoch:ROOM` | the room's epoch: made when the room has none (expires with its seq) |
+//! | `idem:[ROOM,USER,KEY]` | an idempotency key's first seq (expires after `--dedup-window`) |
 //! | `members:ROOM` | hash: member name → node |
 //! | `names` | hash: every user's name → node (names are unique in the cluster) |
 //! | `node:ID:names`, `node:ID:members` | what node ID registered, for reaping it |
@@ -36,7 +38,7 @@
 //! A single Redis (or a primary with replicas): the scripts touch keys of several
 //! rooms, which Redis Cluster would refuse.
 
-use super::hub::{self, HealthCheck, Hub, Joined, Published, RoomEvent, Unavailable};
+use super::hub::{self, HealthCheck, Hub, Joined, Outgoing, Published, RoomEvent, Unavailable};
 use super::{lock, ChatState};
 use redis::{Connection, RedisResult, Script};
 use rfc6455::server::Handle;
@@ -83,16 +85,23 @@ end
 local function left(room, name)
   return cjson.encode({type = 'left', room = room, user = name})
 end
+-- The room's epoch, made from the node's candidate when the room has none: when
+-- its numbering starts (first use, or a Redis that lost the room).
+local function epoch_of(epoch_key, candidate)
+  redis.call('SET', epoch_key, candidate, 'NX', 'EX', ROOM_TTL)
+  return redis.call('GET', epoch_key)
+end
 -- What a join or a listener reads: seq, history after `since` (or all kept), the
--- members sorted, the event position.
-local function room_state(seq_key, log_key, members_key, pos_key, since)
+-- members sorted, the event position, the epoch.
+local function room_state(seq_key, log_key, members_key, pos_key, since, epoch_key, candidate)
   local seq = tonumber(redis.call('GET', seq_key) or '0')
   local min = '-inf'
   if since ~= '' then min = '(' .. since end
   local history = redis.call('ZRANGEBYSCORE', log_key, min, '+inf')
   local members = redis.call('HKEYS', members_key)
   table.sort(members)
-  return {seq, history, members, tonumber(redis.call('GET', pos_key) or '0')}
+  return {seq, history, members, tonumber(redis.call('GET', pos_key) or '0'),
+    epoch_of(epoch_key, candidate)}
 end
 "#;
 
@@ -133,8 +142,9 @@ end
 return 1
 "#;
 
-/// KEYS: members:ROOM, node members, seq:ROOM, log:ROOM, channel, pos:ROOM; ARGV:
-/// name, node, room, since or ''. Returns {seq, history, sorted members, pos}.
+/// KEYS: members:ROOM, node members, seq:ROOM, log:ROOM, channel, pos:ROOM,
+/// epoch:ROOM; ARGV: name, node, room, since or '', a candidate epoch. Returns {seq,
+/// history, sorted members, pos, epoch}.
 const JOIN: &str = r#"
 local name, node, room = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('HSET', KEYS[1], name, node) == 1 then
@@ -142,13 +152,13 @@ if redis.call('HSET', KEYS[1], name, node) == 1 then
     cjson.encode({type = 'joined', room = room, user = name}))
 end
 redis.call('SADD', KEYS[2], cjson.encode({name, room}))
-return room_state(KEYS[3], KEYS[4], KEYS[1], KEYS[6], ARGV[4])
+return room_state(KEYS[3], KEYS[4], KEYS[1], KEYS[6], ARGV[4], KEYS[7], ARGV[5])
 "#;
 
-/// KEYS: seq:ROOM, log:ROOM, members:ROOM, pos:ROOM; ARGV: since (or ''). A join's
-/// reads, for a listener that is no member.
+/// KEYS: seq:ROOM, log:ROOM, members:ROOM, pos:ROOM, epoch:ROOM; ARGV: since (or
+/// ''), a candidate epoch. A join's reads, for a listener that is no member.
 const LISTEN: &str = r#"
-return room_state(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1])
+return room_state(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], KEYS[5], ARGV[2])
 "#;
 
 /// KEYS: members:ROOM, node members, channel; ARGV: name, node, room.
@@ -162,18 +172,28 @@ end
 return 1
 "#;
 
-/// KEYS: seq:ROOM, log:ROOM, channel; ARGV: the message up to its seq, node, room,
-/// sender, history length. The seq, the log and the publish in one step.
+/// KEYS: seq:ROOM, log:ROOM, channel, epoch:ROOM, and the idempotency key's
+/// key if there is one; ARGV: the message up to its seq, node, room, sender, history
+/// length, a candidate epoch, the dedup window in seconds. The seq, the log and the
+/// publish in one step; a key seen within the window answers its first seq and sends
+/// nothing. Returns {seq, 1 if a duplicate}.
 const MESSAGE: &str = r#"
+if KEYS[5] then
+  local first = redis.call('GET', KEYS[5])
+  if first then return {tonumber(first), 1} end
+end
+local epoch = epoch_of(KEYS[4], ARGV[6])
 local seq = redis.call('INCR', KEYS[1])
 local body = ARGV[1] .. string.format('%d', seq) .. '}'
 redis.call('ZADD', KEYS[2], seq, body)
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[5]) + 1))
--- A room nobody writes to for a week is forgotten: its seq and log expire.
+-- A room nobody writes to for a week is forgotten: its seq, log and epoch expire.
 redis.call('EXPIRE', KEYS[1], ROOM_TTL)
 redis.call('EXPIRE', KEYS[2], ROOM_TTL)
-publish(KEYS[3], {node = ARGV[2], room = ARGV[3], except = ARGV[4], seq = seq}, body)
-return seq
+redis.call('EXPIRE', KEYS[4], ROOM_TTL)
+if KEYS[5] then redis.call('SET', KEYS[5], seq, 'EX', ARGV[7]) end
+publish(KEYS[3], {node = ARGV[2], room = ARGV[3], except = ARGV[4], seq = seq, epoch = epoch}, body)
+return {seq, 0}
 "#;
 
 /// KEYS: channel; ARGV: node, room, sender, body.
@@ -446,16 +466,17 @@ pub struct RedisOptions {
     pub history: usize,
 }
 
-/// What `room_state` (Lua) returns: seq, history, members, event position.
-type RoomState = (u64, Vec<String>, Vec<String>, u64);
+/// What `room_state` (Lua) returns: seq, history, members, event position, epoch.
+type RoomState = (u64, Vec<String>, Vec<String>, u64, String);
 
-fn joined((seq, history, members, pos): RoomState) -> Joined {
+fn joined((seq, history, members, pos, epoch): RoomState) -> Joined {
     Joined {
         seq,
         pos: Some(pos),
         history,
         members,
         events: Vec::new(),
+        epoch,
     }
 }
 
@@ -568,10 +589,12 @@ impl Hub for RedisHub {
                 .key(key("log", room))
                 .key(ROOMS)
                 .key(key("pos", room))
+                .key(key("epoch", room))
                 .arg(name)
                 .arg(&link.node)
                 .arg(room)
                 .arg(&since)
+                .arg(hub::new_epoch())
                 .invoke(c)
         })?;
         Ok(joined(state))
@@ -587,7 +610,9 @@ impl Hub for RedisHub {
                 .key(key("log", room))
                 .key(key("members", room))
                 .key(key("pos", room))
+                .key(key("epoch", room))
                 .arg(&since)
+                .arg(hub::new_epoch())
                 .invoke(c)
         })?;
         Ok(joined(state))
@@ -617,28 +642,35 @@ impl Hub for RedisHub {
         Ok(Vec::new())
     }
 
-    fn message(
-        &mut self,
-        room: &str,
-        from: &str,
-        text: &str,
-        via_http: bool,
-    ) -> Result<Published, Unavailable> {
+    fn message(&mut self, m: Outgoing<'_>) -> Result<Published, Unavailable> {
         let link = &self.link;
-        let seq = link.call(|c| {
-            link.scripts
-                .message
-                .key(key("seq", room))
-                .key(key("log", room))
+        let (seq, duplicate) = link.call(|c| {
+            let mut call = link.scripts.message.prepare_invoke();
+            call.key(key("seq", m.room))
+                .key(key("log", m.room))
                 .key(ROOMS)
-                .arg(hub::message_prefix(room, from, text, via_http))
+                .key(key("epoch", m.room));
+            if let Some(idempotency) = m.key {
+                // JSON: no room, user and key can run into one another's.
+                call.key(key(
+                    "idem",
+                    &json!([m.room, m.from, idempotency]).to_string(),
+                ));
+            }
+            call.arg(hub::message_prefix(m.room, m.from, m.text, m.via_http))
                 .arg(&link.node)
-                .arg(room)
-                .arg(from)
+                .arg(m.room)
+                .arg(m.from)
                 .arg(link.history)
-                .invoke::<u64>(c)
+                .arg(hub::new_epoch())
+                .arg(m.dedup_window.as_secs().max(1));
+            call.invoke::<(u64, u8)>(c)
         })?;
-        Ok(Published { seq, local: None })
+        Ok(Published {
+            seq,
+            duplicate: duplicate == 1,
+            local: None,
+        })
     }
 
     fn typing(&mut self, room: &str, name: &str) -> Result<Vec<RoomEvent>, Unavailable> {
@@ -876,7 +908,7 @@ impl NodeThread {
         }
         let mut pipe = redis::pipe();
         for room in &rooms {
-            for kind in ["seq", "log", "pos"] {
+            for kind in ["seq", "log", "pos", "epoch"] {
                 pipe.cmd("EXPIRE")
                     .arg(key(kind, room))
                     .arg(ROOM_TTL.as_secs())
@@ -983,6 +1015,7 @@ impl NodeThread {
                     origin: node.clone(),
                     except: from,
                     body,
+                    epoch: None,
                 };
                 state.deliver(&mut self.handle, &event);
             }
@@ -1015,6 +1048,7 @@ impl NodeThread {
                 origin,
                 except: text("except"),
                 body: body.to_string(),
+                epoch: text("epoch"),
             };
             lock(&self.state).deliver(&mut self.handle, &event);
         } else if let (Some(to), Some(from), Some(token)) =

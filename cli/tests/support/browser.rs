@@ -73,12 +73,26 @@ impl Page {
             ),
         )
         .unwrap();
+        Page::launch(
+            browser,
+            label,
+            &format!("file://{}", frame.display()),
+            &[flags, &[&format!("--window-size={},{}", w + 100, h + 200)]].concat(),
+        )
+    }
+
+    /// Opens `url` as the top-level page (no frame): the page is then first-party
+    /// to its site, so that its cookies go with its requests (`SameSite`).
+    pub fn open_top(browser: &str, label: &str, url: &str) -> Page {
+        Page::launch(browser, label, url, &["--window-size=900,800"])
+    }
+
+    fn launch(browser: &str, label: &str, url: &str, flags: &[&str]) -> Page {
         let child = Command::new(browser)
             .args(FLAGS)
             .args(flags)
-            .arg(format!("--window-size={},{}", w + 100, h + 200))
             .arg(format!("--user-data-dir={}", profile_dir(label).display()))
-            .arg(format!("file://{}", frame.display()))
+            .arg(url)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)

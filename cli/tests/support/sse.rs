@@ -71,13 +71,23 @@ impl Stream {
     }
 }
 
-/// `id: N` of a message event.
+/// The seq of a message event's `id: EPOCH:SEQ`.
 pub fn id_of(event: &str) -> u64 {
     event
         .strip_prefix("id: ")
         .and_then(|rest| rest.split('\n').next())
+        .and_then(|id| id.rsplit(':').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no id in {event:?}"))
+}
+
+/// The whole `id` of a message event (`EPOCH:SEQ`), for `Last-Event-ID`.
+pub fn full_id(event: &str) -> String {
+    event
+        .strip_prefix("id: ")
+        .and_then(|rest| rest.split('\n').next())
+        .unwrap_or_else(|| panic!("no id in {event:?}"))
+        .to_string()
 }
 
 /// A request with `headers` and `body`: (status, head, body).
