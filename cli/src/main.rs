@@ -213,6 +213,7 @@ fn main() -> ExitCode {
             limits,
             identity,
         } => identity.auth().and_then(|auth| {
+            let signed_users = auth.is_some();
             servers::serve(
                 &server,
                 chat::ChatConfig {
@@ -229,6 +230,7 @@ fn main() -> ExitCode {
                     url,
                     node_timeout: std::time::Duration::from_secs_f64(node_timeout),
                     history,
+                    signed_users,
                 }),
             )
         }),

@@ -409,20 +409,15 @@ fn a_user_with_two_connections_is_one_member() {
 
 #[test]
 fn a_user_gets_429_beyond_its_connections_and_a_full_room_is_refused() {
-    let server = serve(&[
-        "--jwt-secret",
-        SECRET,
-        "--max-user-connections",
-        "3",
-        "--room-capacity",
-        "2",
-    ]);
+    // The default --max-user-connections: 16.
+    let server = serve(&["--jwt-secret", SECRET, "--room-capacity", "2"]);
     let addr = &server.addr;
     let token = |sub: &str| mint(json!({"sub": sub, "exp_in": 600}));
     let ada = token("ada");
-    let mut tabs: Vec<Client> = (0..3).map(|_| signed(addr, &ada)).collect();
+    let mut tabs: Vec<Client> = (0..16).map(|_| signed(addr, &ada)).collect();
     let (status, _, body) = refused(addr, "/", &bearer(&ada));
-    assert_eq!(status, 429, "{body}");
+    assert_eq!(status, 429, "the 17th: {body}");
+    assert!(body.contains("16 connections"), "{body}");
     // One closed: its place is free again (once the server has seen it go).
     tabs.pop();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -574,4 +569,55 @@ fn a_browser_with_its_token_in_a_cookie_joins_and_refreshes_it() {
     until(&mut watcher, &|m| m["text"] == "saw:hi 2");
     let _ = signer.kill();
     let _ = signer.wait();
+}
+
+/// A user signed in on two `--redis` nodes is one member: presence lists it once,
+/// `joined` when its first connection anywhere joins, `left` when its last one
+/// anywhere leaves; a direct message reaches its connections on both nodes.
+#[test]
+fn a_user_on_two_redis_nodes_is_one_member() {
+    let redis = support::redis::RedisServer::start();
+    let url = redis.url();
+    let nodes = [
+        serve(&["--jwt-secret", SECRET, "--redis", &url]),
+        serve(&["--jwt-secret", SECRET, "--redis", &url]),
+    ];
+    let (ada, bob) = (
+        mint(json!({"sub": "ada", "exp_in": 600})),
+        mint(json!({"sub": "bob", "exp_in": 600})),
+    );
+    let mut bob = signed(&nodes[0].addr, &bob);
+    bob.join("lobby", None);
+    let mut on_a = signed(&nodes[0].addr, &ada);
+    let (_, members) = on_a.join_with_presence("lobby", None);
+    assert_eq!(members, ["ada", "bob"]);
+    assert_eq!(
+        bob.recv(),
+        json!({"type": "joined", "room": "lobby", "user": "ada"})
+    );
+    let mut on_b = signed(&nodes[1].addr, &ada);
+    let (_, members) = on_b.join_with_presence("lobby", None);
+    assert_eq!(members, ["ada", "bob"], "one member, two nodes");
+    // A direct message reaches both of ada's connections.
+    bob.send(json!({"type": "direct", "to": "ada", "text": "psst", "id": 8}));
+    assert_eq!(bob.recv_type("ack")["delivered"], true);
+    for tab in [&mut on_a, &mut on_b] {
+        assert_eq!(tab.recv_type("direct")["text"], "psst");
+    }
+    // A message said on node B reaches ada on node A too.
+    on_b.send(json!({"type": "message", "room": "lobby", "text": "from b", "id": 9}));
+    assert_eq!(on_b.recv_type("ack")["seq"], 1);
+    assert_eq!(on_a.recv_type("message")["text"], "from b");
+    assert_eq!(bob.recv_type("message")["text"], "from b");
+    // The first connection goes: no `left` (bob's probe answer comes first).
+    drop(on_a);
+    std::thread::sleep(Duration::from_millis(300));
+    bob.send(json!({"type": "probe", "id": "probe"}));
+    let next = bob.recv();
+    assert_eq!(next["id"], "probe", "{next}");
+    drop(on_b);
+    assert_eq!(
+        bob.recv(),
+        json!({"type": "left", "room": "lobby", "user": "ada"})
+    );
 }

@@ -82,6 +82,9 @@ pub trait Hub: Send {
         old: Option<&str>,
         rooms: &[String],
     ) -> Result<bool, Unavailable>;
+    /// A signed-in user's first connection on this node: the user is online here
+    /// (it may be on other nodes too; names from tokens are never refused).
+    fn sign_in(&mut self, user: &str) -> Result<(), Unavailable>;
     /// A user of this node went away: frees the name, leaves `rooms`.
     fn release(&mut self, name: &str, rooms: &[String]) -> Result<Vec<RoomEvent>, Unavailable>;
     /// `name` joins `room`; its history after `since`; `joined` to the others if new.
@@ -412,6 +415,11 @@ impl Hub for MemoryHub {
             }
         }
         Ok(true)
+    }
+
+    fn sign_in(&mut self, user: &str) -> Result<(), Unavailable> {
+        self.names.insert(user.to_string());
+        Ok(())
     }
 
     fn release(&mut self, name: &str, rooms: &[String]) -> Result<Vec<RoomEvent>, Unavailable> {

@@ -6,8 +6,10 @@
 //! ```text
 //! -> {"type":"hello","name":"ann","id":1}             <- {"type":"ack","id":1,"name":"ann"}
 //!                                                       (with --redis also "node":"3fa2c19e0b7d")
-//! -> {"type":"join","room":"lobby","since":41}        <- the lobby's messages after seq 41,
-//!                                                       then {"type":"presence",...}
+//! -> {"type":"join","room":"lobby","since":41,       <- an ack with the room's "epoch" and
+//!     "epoch":"5c1e0f3a"}                               "recovered":true|false, the lobby's
+//!                                                       messages after seq 41, then
+//!                                                       {"type":"presence",...}
 //! -> {"type":"message","room":"lobby","text":"hi"}    others <- {"type":"message","room":"lobby",
 //!                                                       "from":"ann","text":"hi","seq":42,"ts":...}
 //! -> {"type":"typing","room":"lobby"}                 others <- {"type":"typing",...}
@@ -15,9 +17,15 @@
 //! -> {"type":"history","room":"lobby","before":7}    <- {"type":"history","room":"lobby",
 //!                                                       "more":false,"messages":[...]}
 //! -> {"type":"leave","room":"lobby"}                  others <- {"type":"left",...}
+//! -> {"type":"message",...,"idempotency_key":"k"}     a retry <- the first ack's seq,
+//!                                                       "duplicate":true; sent once
+//! signed identity (--jwt-*): the user comes from the token;
+//!                                                    <- {"type":"expiring","in":30}
+//! -> {"type":"refresh","token":"...","id":9}         <- {"type":"ack","id":9,"exp":...}
+//!                                                       (at exp without one: close 4001)
 //! errors: {"type":"error","code":"name_taken"|"bad_json"|"unknown_type"|"no_hello"|
-//!          "bad_field"|"too_long"|"not_in_room"|"too_many_rooms"|"unavailable",
-//!          "message":"...","id":...}
+//!          "bad_field"|"too_long"|"not_in_room"|"too_many_rooms"|"unavailable"|
+//!          "forbidden"|"room_full"|"unauthorized","message":"...","id":...}
 //!
 //! A join replays at most `--max-replay` bytes, the newest messages (no gap with what
 //! comes live); its ack then says `"more":true,"before":SEQ`, and `history` pages back.
@@ -916,10 +924,15 @@ impl ChatState {
                 let body = json!({"type": "direct", "from": me_or_empty, "text": text, "ts": hub::now_ms()})
                     .to_string();
                 if let Some(targets) = self.names.get(&to) {
-                    // Every connection of the user (its tabs and devices).
+                    // Every connection of the user (its tabs and devices)...
                     let mut sent = 0;
                     for &target in targets {
                         sent += u64::from(ctx.send_text(target, &body));
+                    }
+                    // ...on other nodes too, if signed in there (their answers, under
+                    // token 0, are for nobody: this node answers now).
+                    if claims.is_some() {
+                        let _ = self.hub.direct(&to, &me_or_empty, &body, 0);
                     }
                     if sent > 0 {
                         self.delivered += sent;
@@ -1279,9 +1292,8 @@ impl Handler for Chat {
         let first = ids.len() == 1;
         state.users.insert(id, user.clone());
         if first {
-            // In a cluster another node may hold the user too: each node answers
-            // for its own connections (so the answer is not a refusal here).
-            let _ = state.hub.claim(&user, None, &[]);
+            // Redis unreachable: the node registers its users when it is back.
+            let _ = state.hub.sign_in(&user);
         }
     }
 

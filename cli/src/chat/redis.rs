@@ -12,8 +12,8 @@
 //! | `pos:ROOM` | the room's last event position (expires a week after the last event) |
 //! | `epoch:ROOM` | the room's epoch: made when the room has none (expires with its seq) |
 //! | `idem:[ROOM,USER,KEY]` | an idempotency key's first seq (expires after `--dedup-window`) |
-//! | `members:ROOM` | hash: member name → node |
-//! | `names` | hash: every user's name → node (names are unique in the cluster) |
+//! | `members:ROOM` | hash: member name → the nodes it is a member through (space-separated ids) |
+//! | `names` | hash: every user's name → its nodes (a name from `hello` has one: unique in the cluster; a signed-in user may be on several) |
 //! | `node:ID:names`, `node:ID:members` | what node ID registered, for reaping it |
 //! | `alive:ID` | the node's heartbeat, expiring after `--node-timeout` |
 //! | `nodes` | the nodes that registered |
@@ -85,6 +85,46 @@ end
 local function left(room, name)
   return cjson.encode({type = 'left', room = room, user = name})
 end
+-- A field of `names` or `members:ROOM` lists the nodes that hold it, by id, space
+-- separated: a signed-in user connected to several nodes is one name and one member,
+-- held by each of them. (A name from `hello` is held by one node.)
+local function holders(hash, field)
+  local list = {}
+  local value = redis.call('HGET', hash, field)
+  if value then
+    for n in string.gmatch(value, '%S+') do table.insert(list, n) end
+  end
+  return list
+end
+local function held_by(list, node)
+  for _, n in ipairs(list) do
+    if n == node then return true end
+  end
+  return false
+end
+-- Adds `node` to the field's holders; true if nobody held it before.
+local function hold(hash, field, node)
+  local list = holders(hash, field)
+  if held_by(list, node) then return false end
+  table.insert(list, node)
+  redis.call('HSET', hash, field, table.concat(list, ' '))
+  return #list == 1
+end
+-- Takes `node` out of the field's holders; true if nobody holds it now.
+local function unhold(hash, field, node)
+  local list = holders(hash, field)
+  if not held_by(list, node) then return false end
+  local rest = {}
+  for _, n in ipairs(list) do
+    if n ~= node then table.insert(rest, n) end
+  end
+  if #rest == 0 then
+    redis.call('HDEL', hash, field)
+    return true
+  end
+  redis.call('HSET', hash, field, table.concat(rest, ' '))
+  return false
+end
 -- The room's epoch, made from the node's candidate when the room has none: when
 -- its numbering starts (first use, or a Redis that lost the room).
 local function epoch_of(epoch_key, candidate)
@@ -109,15 +149,18 @@ end
 /// name or '', then a room per members key (from the 4th on).
 const CLAIM: &str = r#"
 local name, node, old = ARGV[1], ARGV[2], ARGV[3]
-local holder = redis.call('HGET', KEYS[1], name)
-if holder and holder ~= node then return 0 end
-redis.call('HSET', KEYS[1], name, node)
+local list = holders(KEYS[1], name)
+if #list > 0 and not held_by(list, node) then return 0 end
+hold(KEYS[1], name, node)
 redis.call('SADD', KEYS[2], name)
-if old ~= '' and redis.call('HGET', KEYS[1], old) == node then
-  redis.call('HDEL', KEYS[1], old)
+if old ~= '' and held_by(holders(KEYS[1], old), node) then
+  unhold(KEYS[1], old, node)
   redis.call('SREM', KEYS[2], old)
   for i = 4, #KEYS do
-    if redis.call('HDEL', KEYS[i], old) == 1 then redis.call('HSET', KEYS[i], name, node) end
+    if held_by(holders(KEYS[i], old), node) then
+      unhold(KEYS[i], old, node)
+      hold(KEYS[i], name, node)
+    end
     redis.call('SREM', KEYS[3], cjson.encode({old, ARGV[i]}))
     redis.call('SADD', KEYS[3], cjson.encode({name, ARGV[i]}))
   end
@@ -125,17 +168,24 @@ end
 return 1
 "#;
 
+/// KEYS: names, node names; ARGV: user, node. A signed-in user's first connection on
+/// this node: the node holds the name too, whoever else does.
+const SIGN_IN: &str = r#"
+hold(KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+"#;
+
 /// KEYS: names, node names, node members, channel, members:ROOM...; ARGV: name,
 /// node, -, -, then a room per members key (from the 5th on).
 const RELEASE: &str = r#"
 local name, node = ARGV[1], ARGV[2]
-if redis.call('HGET', KEYS[1], name) == node then redis.call('HDEL', KEYS[1], name) end
+unhold(KEYS[1], name, node)
 redis.call('SREM', KEYS[2], name)
 for i = 5, #KEYS do
   local room = ARGV[i]
   redis.call('SREM', KEYS[3], cjson.encode({name, room}))
-  if redis.call('HGET', KEYS[i], name) == node then
-    redis.call('HDEL', KEYS[i], name)
+  if unhold(KEYS[i], name, node) then
     announce(KEYS[4], node, room, left(room, name))
   end
 end
@@ -147,7 +197,7 @@ return 1
 /// history, sorted members, pos, epoch}.
 const JOIN: &str = r#"
 local name, node, room = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('HSET', KEYS[1], name, node) == 1 then
+if hold(KEYS[1], name, node) then
   publish(KEYS[5], {node = node, room = room, except = name},
     cjson.encode({type = 'joined', room = room, user = name}))
 end
@@ -165,8 +215,7 @@ return room_state(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], KEYS[5], ARGV[2])
 const LEAVE: &str = r#"
 local name, node, room = ARGV[1], ARGV[2], ARGV[3]
 redis.call('SREM', KEYS[2], cjson.encode({name, room}))
-if redis.call('HGET', KEYS[1], name) == node then
-  redis.call('HDEL', KEYS[1], name)
+if unhold(KEYS[1], name, node) then
   announce(KEYS[3], node, room, left(room, name))
 end
 return 1
@@ -203,11 +252,13 @@ return 1
 "#;
 
 /// KEYS: names; ARGV: to, this node, the node channels' prefix, the payload.
-/// Returns how many nodes took it (0: nobody online by that name elsewhere).
+/// Returns how many other nodes took it (0: nobody online by that name elsewhere).
 const DIRECT: &str = r#"
-local node = redis.call('HGET', KEYS[1], ARGV[1])
-if not node or node == ARGV[2] then return 0 end
-return redis.call('PUBLISH', ARGV[3] .. node, ARGV[4])
+local sent = 0
+for _, node in ipairs(holders(KEYS[1], ARGV[1])) do
+  if node ~= ARGV[2] then sent = sent + redis.call('PUBLISH', ARGV[3] .. node, ARGV[4]) end
+end
+return sent
 "#;
 
 /// KEYS: alive:ID, nodes; ARGV: ttl ms, ID. 1 if the node was not registered (first
@@ -225,20 +276,20 @@ if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 for _, entry in ipairs(redis.call('SMEMBERS', KEYS[4])) do
   local pair = cjson.decode(entry)
   local members = ARGV[2] .. pair[2]
-  if redis.call('HGET', members, pair[1]) == ARGV[1] then
-    redis.call('HDEL', members, pair[1])
+  if unhold(members, pair[1], ARGV[1]) then
     announce(KEYS[6], ARGV[1], pair[2], left(pair[2], pair[1]))
   end
 end
 for _, name in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  if redis.call('HGET', KEYS[5], name) == ARGV[1] then redis.call('HDEL', KEYS[5], name) end
+  unhold(KEYS[5], name, ARGV[1])
 end
 redis.call('DEL', KEYS[3], KEYS[4])
 return 1
 "#;
 
 /// KEYS: names, node names, node members, channel, nodes; ARGV: node, members
-/// prefix, seq prefix, [[name, [room...]]...], [[room, seq, pos]...]. Makes Redis say what
+/// prefix, seq prefix, [[name, [room...]]...], [[room, seq, pos]...], '1' if users are
+/// signed in (held by several nodes, never a conflict). Makes Redis say what
 /// this node has (after an outage, or after being reaped): what it registered that
 /// is gone is removed (`left` announced), what it has is registered, and a room's seq
 /// and event position are raised to what the node has seen (Redis may have lost them). Returns the names
@@ -254,8 +305,7 @@ for _, entry in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   if not want_members[entry] then
     local pair = cjson.decode(entry)
     local members = ARGV[2] .. pair[2]
-    if redis.call('HGET', members, pair[1]) == node then
-      redis.call('HDEL', members, pair[1])
+    if unhold(members, pair[1], node) then
       announce(KEYS[4], node, pair[2], left(pair[2], pair[1]))
     end
     redis.call('SREM', KEYS[3], entry)
@@ -263,22 +313,22 @@ for _, entry in ipairs(redis.call('SMEMBERS', KEYS[3])) do
 end
 for _, name in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   if not want_names[name] then
-    if redis.call('HGET', KEYS[1], name) == node then redis.call('HDEL', KEYS[1], name) end
+    unhold(KEYS[1], name, node)
     redis.call('SREM', KEYS[2], name)
   end
 end
 local conflicts = {}
 for name, _ in pairs(want_names) do
-  local holder = redis.call('HGET', KEYS[1], name)
-  if holder and holder ~= node then
+  local list = holders(KEYS[1], name)
+  if ARGV[6] ~= '1' and #list > 0 and not held_by(list, node) then
     table.insert(conflicts, name)
   else
-    redis.call('HSET', KEYS[1], name, node)
+    hold(KEYS[1], name, node)
     redis.call('SADD', KEYS[2], name)
   end
 end
 for entry, pair in pairs(want_members) do
-  redis.call('HSET', ARGV[2] .. pair[2], pair[1], node)
+  hold(ARGV[2] .. pair[2], pair[1], node)
   redis.call('SADD', KEYS[3], entry)
 end
 local function raise(key, value)
@@ -313,6 +363,7 @@ fn node_channel(node: &str) -> String {
 /// The scripts, each loaded once per Redis (`EVALSHA`, `EVAL` again after a restart).
 struct Scripts {
     claim: Script,
+    sign_in: Script,
     release: Script,
     join: Script,
     listen: Script,
@@ -331,14 +382,15 @@ impl Scripts {
         let with_prelude =
             |body: &str| Script::new(&format!("local ROOM_TTL = {ttl}\n{PRELUDE}{body}"));
         Scripts {
-            claim: Script::new(CLAIM),
+            claim: with_prelude(CLAIM),
+            sign_in: with_prelude(SIGN_IN),
             release: with_prelude(RELEASE),
             join: with_prelude(JOIN),
             listen: with_prelude(LISTEN),
             leave: with_prelude(LEAVE),
             message: with_prelude(MESSAGE),
             typing: with_prelude(TYPING),
-            direct: Script::new(DIRECT),
+            direct: with_prelude(DIRECT),
             heartbeat: Script::new(HEARTBEAT),
             reap: with_prelude(REAP),
             resync: with_prelude(RESYNC),
@@ -350,6 +402,7 @@ impl Scripts {
 struct Link {
     node: String,
     history: usize,
+    signed_users: bool,
     scripts: Scripts,
     /// The command connection; `None` while Redis is unreachable.
     conn: Mutex<Option<Connection>>,
@@ -464,6 +517,8 @@ pub struct RedisOptions {
     pub node_timeout: Duration,
     /// Messages kept per room.
     pub history: usize,
+    /// Users come from signed tokens: one user may be connected to several nodes.
+    pub signed_users: bool,
 }
 
 /// What `room_state` (Lua) returns: seq, history, members, event position, epoch.
@@ -501,6 +556,7 @@ pub fn start(
     let link = Arc::new(Link {
         node: new_node_id(),
         history: options.history,
+        signed_users: options.signed_users,
         scripts: Scripts::new(),
         conn: Mutex::new(None),
         down: Mutex::new(Some("redis: connecting".into())),
@@ -558,6 +614,20 @@ impl Hub for RedisHub {
             }
             call.invoke::<i64>(c).map(|claimed| claimed == 1)
         })
+    }
+
+    fn sign_in(&mut self, user: &str) -> Result<(), Unavailable> {
+        let link = &self.link;
+        link.call(|c| {
+            link.scripts
+                .sign_in
+                .key(global("names"))
+                .key(key("node", &format!("{}:names", link.node)))
+                .arg(user)
+                .arg(&link.node)
+                .invoke::<i64>(c)
+        })?;
+        Ok(())
     }
 
     fn release(&mut self, name: &str, rooms: &[String]) -> Result<Vec<RoomEvent>, Unavailable> {
@@ -989,6 +1059,7 @@ impl NodeThread {
             .arg(key("seq", ""))
             .arg(json!(users).to_string())
             .arg(json!(rooms).to_string())
+            .arg(if link.signed_users { "1" } else { "0" })
             .invoke(c)
             .map_err(fail)?;
         for name in conflicts {
