@@ -81,6 +81,7 @@ fn every_row_of_the_verification_rules_on_the_upgrade() {
     let rows = [
         ("expired", "expired", "the token has expired"),
         ("not_yet_valid", "not_yet_valid", "not valid yet"),
+        ("issued_in_future", "not_yet_valid", "not valid yet"),
         ("no_exp", "missing_claim", "lacks a required claim"),
         ("no_sub", "missing_claim", "lacks a required claim"),
         ("wrong_secret", "bad_signature", "signature does not verify"),
@@ -103,7 +104,7 @@ fn every_row_of_the_verification_rules_on_the_upgrade() {
     assert_eq!(status, 401);
     assert!(body.contains("a signed token is required"), "{body}");
     assert_eq!(auth_failures(addr, "expired"), 1);
-    assert_eq!(auth_failures(addr, "not_yet_valid"), 1);
+    assert_eq!(auth_failures(addr, "not_yet_valid"), 2);
     assert_eq!(auth_failures(addr, "missing_claim"), 2);
     assert_eq!(auth_failures(addr, "bad_signature"), 3);
     assert_eq!(auth_failures(addr, "malformed"), 1);
@@ -418,6 +419,16 @@ fn a_user_gets_429_beyond_its_connections_and_a_full_room_is_refused() {
     let (status, _, body) = refused(addr, "/", &bearer(&ada));
     assert_eq!(status, 429, "the 17th: {body}");
     assert!(body.contains("16 connections"), "{body}");
+    // Event streams of the user come and go: they are not counted, and their end
+    // frees no WebSocket connection's place.
+    for _ in 0..3 {
+        let headers = format!("{}{}", sse::ACCEPT, bearer(&ada));
+        let (stream, head) = sse::Stream::open(addr, "/rooms/r/events", &headers);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        drop(stream);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(refused(addr, "/", &bearer(&ada)).0, 429, "still 16");
     // One closed: its place is free again (once the server has seen it go).
     tabs.pop();
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -111,6 +111,25 @@ fn history_older_than_its_ttl_is_not_replayed() {
     let replayed = cat.join("r", None);
     assert_eq!(replayed.len(), 1, "{replayed:?}");
     assert_eq!(replayed[0]["text"], "fresh");
+    // Over SSE the same.
+    let headers = format!("Last-Event-ID: {epoch}:0\r\n");
+    let recovery = sse_recovery(&server.addr, "r", &headers);
+    assert_eq!(
+        recovery,
+        json!({"recovered": false, "epoch": epoch, "oldest": 3})
+    );
+}
+
+/// The `recovery` event that opens a stream of `room` resumed with `headers`.
+fn sse_recovery(addr: &str, room: &str, headers: &str) -> Value {
+    let path = format!("/rooms/{room}/events");
+    let (mut stream, _) = Stream::open(addr, &path, &format!("{ACCEPT}{headers}"));
+    stream.event(); // retry
+    let event = stream.event();
+    let data = event
+        .strip_prefix("event: recovery\ndata: ")
+        .unwrap_or_else(|| panic!("recovery first: {event:?}"));
+    serde_json::from_str(data.trim()).unwrap()
 }
 
 /// A node without Redis keeps rooms in memory: restarted, it has new epochs, and a
@@ -129,6 +148,10 @@ fn a_restarted_node_starts_new_epochs() {
     assert_eq!(ack["recovered"], false);
     assert_ne!(ack["epoch"], json!(epoch));
     assert!(seqs.is_empty());
+    let headers = format!("Last-Event-ID: {epoch}:1\r\n");
+    let recovery = sse_recovery(&server.addr, "r", &headers);
+    assert_eq!(recovery["recovered"], false);
+    assert_eq!(recovery["epoch"], ack["epoch"]);
 }
 
 /// An event stream resumed with an id of another epoch is told so first; its ids
@@ -145,16 +168,7 @@ fn an_event_stream_is_told_when_it_cannot_resume() {
     let first = stream.message_event();
     let epoch = full_id(&first).split(':').next().unwrap().to_string();
     assert_eq!(id_of(&first), 4);
-    let recovery = |headers: &str| {
-        let (mut stream, _) =
-            Stream::open(addr, "/rooms/feed/events", &format!("{ACCEPT}{headers}"));
-        stream.event(); // retry
-        let event = stream.event();
-        let data = event
-            .strip_prefix("event: recovery\ndata: ")
-            .expect("recovery first");
-        serde_json::from_str::<Value>(data.trim()).unwrap()
-    };
+    let recovery = |headers: &str| sse_recovery(addr, "feed", headers);
     let ok = recovery(&format!("Last-Event-ID: {epoch}:4\r\n"));
     assert_eq!(ok, json!({"recovered": true, "epoch": epoch, "oldest": 5}));
     let rolled = recovery(&format!("Last-Event-ID: {epoch}:1\r\n"));

@@ -83,6 +83,10 @@ pub struct Claims {
     /// Expiry, seconds since the epoch: required.
     #[serde(default)]
     pub exp: u64,
+    /// When it was issued: one issued in the future (beyond the leeway) is not valid
+    /// yet (jsonwebtoken checks `exp` and `nbf`, not `iat`).
+    #[serde(default)]
+    pub iat: Option<u64>,
 }
 
 /// Why a token was refused: the `reason` label of `rfc6455_auth_failures_total`, and
@@ -277,6 +281,14 @@ impl TokenVerifier {
             match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
                 // Present is not enough: the user id names the user everywhere.
                 Ok(data) if !usable_user(&data.claims.sub) => return Err(Refusal::BadClaim),
+                Ok(data)
+                    if data
+                        .claims
+                        .iat
+                        .is_some_and(|iat| iat > now() + LEEWAY_SECONDS) =>
+                {
+                    return Err(Refusal::NotYetValid)
+                }
                 Ok(data) => return Ok(data.claims),
                 Err(err) => {
                     let this = refusal_of(&err);
@@ -290,6 +302,12 @@ impl TokenVerifier {
         }
         Err(refusal)
     }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The most characters of a user id (`sub`): a UUID or an e-mail address fits.
@@ -429,6 +447,7 @@ mod tests {
         }
         assert_eq!(check("expired"), Err(Refusal::Expired));
         assert_eq!(check("not_yet_valid"), Err(Refusal::NotYetValid));
+        assert_eq!(check("issued_in_future"), Err(Refusal::NotYetValid));
         assert_eq!(check("no_exp"), Err(Refusal::MissingClaim));
         assert_eq!(check("no_sub"), Err(Refusal::MissingClaim));
         // Found by the `token` fuzz target: a present but empty `sub` passed.

@@ -437,13 +437,17 @@ impl Chat {
         })
     }
 
-    /// Puts connection `id` (signed) in this loop's schedule of expiries.
-    fn schedule(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId) {
-        let notice = self
-            .config
+    /// How long before `exp` a connection is told `expiring`.
+    fn notice(&self) -> Duration {
+        self.config
             .auth
             .as_ref()
-            .map_or(Duration::ZERO, |a| a.notice);
+            .map_or(Duration::ZERO, |a| a.notice)
+    }
+
+    /// Puts connection `id` (signed) in this loop's schedule of expiries.
+    fn schedule(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId) {
+        let notice = self.notice();
         if let Some(due) = ctx.data(id).and_then(|m| m.due(notice)) {
             self.expiries.insert((due, id));
         }
@@ -511,7 +515,11 @@ impl Chat {
             return error(ctx, id, "unauthorized", why, rid);
         }
         let exp = new.exp;
+        let old_due = member.due(self.notice());
         *member = Member::signed(new);
+        if let Some(due) = old_due {
+            self.expiries.remove(&(due, id));
+        }
         self.schedule(ctx, id);
         ack(ctx, id, rid, json!({"exp": exp}));
     }
@@ -1311,7 +1319,14 @@ impl Handler for Chat {
     }
 
     fn close(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, member: Member, _info: CloseInfo) {
+        if let Some(due) = member.due(self.notice()) {
+            self.expiries.remove(&(due, id));
+        }
         let mut state = self.state();
+        if state.unlisten(id) {
+            return;
+        }
+        // A WebSocket connection, counted at its upgrade (streams are not).
         if let Some(claims) = &member.claims {
             if let Some(open) = state.user_connections.get_mut(claims.user()) {
                 *open -= 1;
@@ -1319,9 +1334,6 @@ impl Handler for Chat {
                     state.user_connections.remove(claims.user());
                 }
             }
-        }
-        if state.unlisten(id) {
-            return;
         }
         let rooms = state.rooms.leave_all(id);
         for room in &rooms {

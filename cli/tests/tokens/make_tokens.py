@@ -39,6 +39,7 @@ out = {
     "expired": jwt.encode(dict(good, exp=now - 60), secret, algorithm="HS256"),
     "expired_within_leeway": jwt.encode(dict(good, exp=now - 2), secret, algorithm="HS256"),
     "not_yet_valid": jwt.encode(dict(good, nbf=now + 120), secret, algorithm="HS256"),
+    "issued_in_future": jwt.encode(dict(good, iat=now + 120), secret, algorithm="HS256"),
     "no_exp": jwt.encode({"sub": "ada"}, secret, algorithm="HS256"),
     "no_sub": jwt.encode({"exp": now + 600}, secret, algorithm="HS256"),
     "empty_sub": jwt.encode({"sub": "", "exp": now + 600}, secret, algorithm="HS256"),
