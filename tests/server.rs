@@ -39,6 +39,13 @@ impl Handler for TestHandler {
         if request.path() == "/forbidden" {
             return Err(403.into());
         }
+        if request.path() == "/ticket" {
+            // An application's header may not change the response's framing.
+            return Err(Refusal::new(401, "no ticket\r\nX-Injected: 1")
+                .with_header("WWW-Authenticate", "Ticket")
+                .with_header("Content-Length", "0")
+                .with_header("Connection", "keep-alive"));
+        }
         let protocol = request.protocols().iter().find(|p| *p == "chat").cloned();
         Ok(Accept {
             protocol,
@@ -337,6 +344,25 @@ fn upgrades_are_refused_by_the_handler_and_over_the_connection_limit() {
         Err(Error::Response(e)) => assert!(e.to_string().contains("403"), "{e}"),
         other => panic!("{other:?}"),
     }
+    // A refusal with its reason and headers, its framing the server's.
+    let mut tcp = TcpStream::connect(server.addr).unwrap();
+    tcp.write_all(
+        b"GET /ticket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 401 "), "{head}");
+    assert!(head.contains("\r\nWWW-Authenticate: Ticket"), "{head}");
+    assert_eq!(head.matches("Content-Length").count(), 1, "{head}");
+    assert!(head.contains("\r\nConnection: close"), "{head}");
+    assert!(
+        !head.contains("keep-alive") && !head.contains("X-Injected"),
+        "{head}"
+    );
+    assert_eq!(body, "no ticket  X-Injected: 1\n", "one line");
     let mut first = connect(&server.url("/one"));
     assert_eq!(server.next_seen(), Seen::Open("/one".into()));
     match blocking::connect(&server.url("/two")) {

@@ -632,3 +632,33 @@ fn a_user_on_two_redis_nodes_is_one_member() {
         json!({"type": "left", "room": "lobby", "user": "ada"})
     );
 }
+
+/// A browser sends its cookie whichever page asks: a token from the cookie counts
+/// only for this site's own pages (the Origin is this server), so that another
+/// site's page cannot open a connection as the user (cross-site WebSocket
+/// hijacking). A token the page sends itself (header, query) is no ambient
+/// credential: any Origin may carry one.
+#[test]
+fn a_cookie_token_counts_only_for_this_sites_pages() {
+    let server = serve(&["--jwt-secret", SECRET]);
+    let addr = &server.addr;
+    let token = mint(json!({"sub": "ada", "exp_in": 600}));
+    let cookie = format!("Cookie: token={token}\r\n");
+    let evil = "Origin: http://evil.example\r\n";
+    let (status, _, body) = refused(addr, "/", &format!("{cookie}{evil}"));
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("cookie"), "{body}");
+    let (_, head) = sse::Stream::open(
+        addr,
+        "/rooms/r/events",
+        &format!("{}{cookie}{evil}", sse::ACCEPT),
+    );
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    // The site's own page (the Host the client sent is `addr`), and no browser at all.
+    let own = format!("{cookie}Origin: http://{addr}\r\n");
+    Client::upgrade(addr, "/", &own).unwrap_or_else(|(s, _, b)| panic!("{s} {b}"));
+    Client::upgrade(addr, "/", &cookie).unwrap_or_else(|(s, _, b)| panic!("{s} {b}"));
+    // A token the page sent itself.
+    Client::upgrade(addr, "/", &format!("{}{evil}", bearer(&token)))
+        .unwrap_or_else(|(s, _, b)| panic!("{s} {b}"));
+}

@@ -268,7 +268,15 @@ impl<H: Handler> Loop<H> {
                     redacted_target(request.target())
                 );
                 self.stats.count_rejection(status);
+                // The framing is the server's: an application's header cannot change it.
+                let framing = [
+                    "content-length",
+                    "content-type",
+                    "connection",
+                    "transfer-encoding",
+                ];
                 let headers: Vec<(&str, &str)> = (refusal.headers.iter())
+                    .filter(|(name, _)| !framing.iter().any(|f| name.eq_ignore_ascii_case(f)))
                     .map(|(name, value)| (name.as_str(), value.as_str()))
                     .collect();
                 return self.respond_and_close(slot, reject(status, &headers, &refusal.reason));
@@ -368,7 +376,8 @@ fn redacted_line(line: &str) -> String {
     }
     let mut parts = line.splitn(3, ' ');
     match (parts.next(), parts.next(), parts.next()) {
-        (Some(method), Some(target), Some(version)) if target.starts_with('/') => {
+        // Origin-form (`/path?q`) and absolute-form (`http://host/path?q`) alike.
+        (Some(method), Some(target), Some(version)) if target.contains('?') => {
             format!("{method} {} {version}", redacted_target(target))
         }
         _ => line.to_string(),
@@ -389,6 +398,10 @@ mod tests {
         assert_eq!(
             redacted_line("GET /?token=s3cret HTTP/1.1"),
             "GET /?token=<redacted> HTTP/1.1"
+        );
+        assert_eq!(
+            redacted_line("GET http://h/chat?token=s3cret HTTP/1.1"),
+            "GET http://h/chat?token=<redacted> HTTP/1.1"
         );
         assert_eq!(
             redacted_line("authorization: Bearer s3cret"),

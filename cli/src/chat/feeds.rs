@@ -99,10 +99,20 @@ impl Chat {
         }
         let claims = match &self.config.auth {
             Some(auth) => {
-                let (query, cookies) = (request.query(), request.header("cookie"));
-                let verified = self.verified(auth, query, request.header("authorization"), cookies);
-                Some(verified.map_err(|refusal| {
-                    let mut response = json_error(401, "token", &refusal.reason);
+                let from = super::Credentials {
+                    query: request.query(),
+                    authorization: request.header("authorization"),
+                    cookies: request.header("cookie"),
+                    origin: request.header("origin"),
+                    host: request.header("host"),
+                };
+                Some(self.verified(auth, &from).map_err(|refusal| {
+                    let code = if refusal.status == 403 {
+                        "origin"
+                    } else {
+                        "token"
+                    };
+                    let mut response = json_error(refusal.status, code, &refusal.reason);
                     response.headers.extend(refusal.headers);
                     response
                 })?)
@@ -201,17 +211,14 @@ impl Chat {
             .hub
             .listen(room, since)
             .map_err(|reason| json_error(503, "unavailable", &reason))?;
+        // A seq of another epoch says nothing of this one: all that is kept.
+        if epoch.as_ref().is_some_and(|e| *e != joined.epoch) {
+            joined.history = state
+                .reread(room, joined.seq)
+                .map_err(|reason| json_error(503, "unavailable", &reason))?;
+        }
         state.drop_stale(&mut joined.history);
         let mut body = format!("retry: {RETRY_MS}\n\n");
-        // A resume is told whether it lost anything, before anything else.
-        if let Some(since) = since {
-            let recovery = json!({
-                "recovered": super::recovered(&joined, since, epoch.as_deref()),
-                "epoch": joined.epoch,
-                "oldest": joined.history.first().and_then(|m| super::hub::seq_of(m)),
-            });
-            body.push_str(&format!("event: recovery\ndata: {recovery}\n\n"));
-        }
         // The newest messages that fit in `max_replay` bytes, running on into the
         // live ones; `event: more` first when older ones were left out.
         let page = super::replay_tail(&joined.history, state.limits.max_replay);
@@ -219,6 +226,17 @@ impl Chat {
             .iter()
             .map(|m| super::hub::seq_of(m).unwrap_or_default())
             .collect();
+        // A resume is told whether it lost anything, before anything else: a stream
+        // cannot page back, so a replay cut short is a loss too.
+        if let Some(since) = since {
+            let whole = page.len() == joined.history.len();
+            let recovery = json!({
+                "recovered": whole && super::recovered(&joined, since, epoch.as_deref()),
+                "epoch": joined.epoch,
+                "oldest": seqs.first(),
+            });
+            body.push_str(&format!("event: recovery\ndata: {recovery}\n\n"));
+        }
         if page.len() < joined.history.len() {
             let more = json!({"room": room, "before": seqs.first()});
             body.push_str(&format!("event: more\ndata: {more}\n\n"));

@@ -226,17 +226,23 @@ impl RoomLog {
     }
 }
 
-/// Idempotency keys remembered by a [`MemoryHub`] at most, all rooms together:
-/// beyond, the oldest are forgotten first (a retry after that many other keyed
-/// messages is delivered again). About 200 bytes each: 20 MiB at most.
+/// Idempotency keys remembered by a [`MemoryHub`] at most, all rooms together, and
+/// the bytes they may take (each counted as its room, user and key plus
+/// `DEDUP_OVERHEAD` for the maps): beyond either, the oldest are forgotten first (a
+/// retry after that many other keyed messages is delivered again).
 pub const MAX_DEDUP_KEYS: usize = 100_000;
+pub const MAX_DEDUP_BYTES: usize = 16 << 20;
+const DEDUP_OVERHEAD: usize = 96;
 
-/// The idempotency keys of the last `dedup_window`: (room, user, key) → seq.
+/// The idempotency keys of the last `dedup_window`: "room\0user\0key" → seq, the
+/// text held once for both maps.
 #[derive(Debug, Default)]
 struct Dedup {
-    seqs: HashMap<(String, String, String), u64>,
+    seqs: HashMap<std::sync::Arc<str>, u64>,
     /// The same keys by when they were given (ms), oldest first.
-    order: VecDeque<(u64, (String, String, String))>,
+    order: VecDeque<(u64, std::sync::Arc<str>)>,
+    /// What `seqs` takes, as counted for `MAX_DEDUP_BYTES`.
+    bytes: usize,
 }
 
 impl Dedup {
@@ -244,25 +250,30 @@ impl Dedup {
     /// `seq` is remembered for it.
     fn seq_for(
         &mut self,
-        key: (String, String, String),
+        (room, user, key): (&str, &str, &str),
         window: std::time::Duration,
         seq: u64,
     ) -> Option<u64> {
         let now = now_ms();
         let horizon = now.saturating_sub(window.as_millis() as u64);
+        let id: std::sync::Arc<str> = format!("{room}\0{user}\0{key}").into();
+        let size = id.len() + DEDUP_OVERHEAD;
         while let Some((at, _)) = self.order.front() {
-            if *at > horizon && self.order.len() < MAX_DEDUP_KEYS {
+            let full = self.order.len() >= MAX_DEDUP_KEYS || self.bytes + size > MAX_DEDUP_BYTES;
+            if *at > horizon && !full {
                 break;
             }
             if let Some((_, old)) = self.order.pop_front() {
                 self.seqs.remove(&old);
+                self.bytes -= old.len() + DEDUP_OVERHEAD;
             }
         }
-        if let Some(&first) = self.seqs.get(&key) {
+        if let Some(&first) = self.seqs.get(&id) {
             return Some(first);
         }
-        self.seqs.insert(key.clone(), seq);
-        self.order.push_back((now, key));
+        self.seqs.insert(id.clone(), seq);
+        self.order.push_back((now, id));
+        self.bytes += size;
         None
     }
 }
@@ -498,8 +509,7 @@ impl Hub for MemoryHub {
         let history = self.history;
         let seq = self.log(room).seq + 1;
         if let Some(key) = m.key {
-            let id = (room.to_string(), from.to_string(), key.to_string());
-            if let Some(first) = self.dedup.seq_for(id, m.dedup_window, seq) {
+            if let Some(first) = self.dedup.seq_for((room, from, key), m.dedup_window, seq) {
                 return Ok(Published {
                     seq: first,
                     duplicate: true,
@@ -703,15 +713,29 @@ mod tests {
         assert!(!hub.message(instant).unwrap().duplicate);
         // The bound: the oldest go first.
         for i in 0..MAX_DEDUP_KEYS + 10 {
-            hub.dedup
-                .seq_for(("u".into(), "v".into(), i.to_string()), window, 1);
+            hub.dedup.seq_for(("u", "v", &i.to_string()), window, 1);
         }
         assert_eq!(hub.dedup.seqs.len(), MAX_DEDUP_KEYS);
         assert_eq!(hub.dedup.order.len(), MAX_DEDUP_KEYS);
-        assert!(!hub
+        assert!(
+            hub.dedup.seq_for(("u", "v", "0"), window, 2).is_none(),
+            "forgotten"
+        );
+        // And the bytes: the longest rooms, users and keys fill the budget first.
+        let long = |i: usize| (format!("{i:0>64}"), "u".repeat(512), "k".repeat(64));
+        for i in 0..MAX_DEDUP_KEYS {
+            let (room, user, key) = long(i);
+            hub.dedup.seq_for((&room, &user, &key), window, 1);
+            assert!(hub.dedup.bytes <= MAX_DEDUP_BYTES);
+        }
+        assert!(hub.dedup.seqs.len() < MAX_DEDUP_KEYS);
+        let counted: usize = hub
             .dedup
             .seqs
-            .contains_key(&("u".into(), "v".into(), "0".into())));
+            .keys()
+            .map(|k| k.len() + DEDUP_OVERHEAD)
+            .sum();
+        assert_eq!(counted, hub.dedup.bytes);
     }
 
     #[test]

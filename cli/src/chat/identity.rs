@@ -181,12 +181,14 @@ impl Auth {
     /// The claims of the token a request carries, or why there are none. Where a
     /// token is looked for, in this order: `Authorization: Bearer` (the scheme in any
     /// case, RFC 6750 §2.1), `?token=` in the query, the cookie.
+    /// The second value says whether the token came from the cookie: a browser sends
+    /// a cookie with any request to the site, whichever page makes it.
     pub fn claims(
         &self,
         query: Option<&str>,
         authorization: Option<&str>,
         cookies: Option<&str>,
-    ) -> Result<Claims, Refusal> {
+    ) -> Result<(Claims, bool), Refusal> {
         let bearer = authorization
             .and_then(|h| h.trim().split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
@@ -200,9 +202,14 @@ impl Auth {
                 })
             })
         };
-        let token = bearer.or_else(in_query).or_else(in_cookie);
+        let (token, from_cookie) = match bearer.or_else(in_query) {
+            Some(token) => (Some(token), false),
+            None => (in_cookie(), true),
+        };
         match token {
-            Some(token) if !token.is_empty() => self.verifier.verify(token),
+            Some(token) if !token.is_empty() => {
+                self.verifier.verify(token).map(|c| (c, from_cookie))
+            }
             _ => Err(Refusal::Missing),
         }
     }

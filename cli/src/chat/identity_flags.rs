@@ -7,10 +7,16 @@ use super::identity::{Auth, Key, TokenVerifier};
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct IdentityArgs {
     /// Accept JSON Web Tokens signed HS256 with this secret (users come from the
-    /// token's `sub`; see docs/rooms.md). With any --jwt-* key, every upgrade, event
+    /// token's `sub`; see docs/identity.md). From the environment, it stays out of
+    /// the process list. With any --jwt-* key, every upgrade, event
     /// stream and POST needs a valid token (401 otherwise); --token then guards only
     /// /metrics.
-    #[arg(long, value_name = "SECRET")]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "RFC6455_JWT_SECRET",
+        hide_env_values = true
+    )]
     pub jwt_secret: Option<String>,
     /// Accept tokens signed by this public key in PEM (repeatable): RS256 for an RSA
     /// key, ES256 for a P-256 key. The algorithm is the key's, never the token's.

@@ -75,6 +75,22 @@ impl ChatLimits {
     }
 }
 
+/// A signed user's id as a request names it (`direct`'s `to`): what a token's `sub`
+/// may be, 1 to 128 characters, none a control character.
+pub fn user_id(field: &str, value: &str) -> Result<String, Refused> {
+    let chars = value.chars().count();
+    if chars == 0 || value.chars().any(char::is_control) {
+        return Err((
+            "bad_field",
+            format!("{field:?}: a user id, no control characters"),
+        ));
+    }
+    if chars > 128 {
+        return Err(("too_long", format!("{field:?}: at most 128 characters")));
+    }
+    Ok(value.to_string())
+}
+
 /// The most characters of an idempotency key.
 pub const MAX_IDEMPOTENCY_KEY: usize = 64;
 

@@ -105,6 +105,20 @@ impl ChatConfig {
         self.origins.is_empty() || origin.is_some_and(|o| self.origins.iter().any(|a| a == o))
     }
 
+    /// Whether a request from `origin` (to `host`) may use a token from the cookie:
+    /// one of `--origin`, or without them this server's own pages; a request with
+    /// no Origin is no browser's.
+    fn may_use_cookie(&self, origin: Option<&str>, host: Option<&str>) -> bool {
+        let Some(origin) = origin else {
+            return true;
+        };
+        if !self.origins.is_empty() {
+            return self.allows_origin(Some(origin));
+        }
+        let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+        origin_host.is_some_and(|o| host.is_some_and(|h| o.eq_ignore_ascii_case(h)))
+    }
+
     /// Whether a request carries the token, when one is required: `?token=` in its
     /// `query` or an `Authorization: Bearer` header (the scheme in any case, RFC 9110
     /// §11.1), compared in constant time.
@@ -123,6 +137,15 @@ impl ChatConfig {
             .is_some_and(|(_, given)| limits::same_secret(given.trim(), token));
         in_query || in_header
     }
+}
+
+/// Where a request's token may be, and who asks (for a cookie's token).
+struct Credentials<'a> {
+    query: Option<&'a str>,
+    authorization: Option<&'a str>,
+    cookies: Option<&'a str>,
+    origin: Option<&'a str>,
+    host: Option<&'a str>,
 }
 
 /// One user's connection. Its name lives in the shared [`ChatState`], where the other
@@ -217,13 +240,13 @@ impl RoomView {
         for cursor in self.cursors.values_mut() {
             *cursor = Cursor::default();
         }
-        self.senders.clear();
     }
 }
 
 /// Whether a catch-up from `since` lost nothing: the client's `epoch` is the room's,
 /// and every message after `since` is still held (`joined.history`, the kept ones
-/// after it, begins right after it), or there was none.
+/// after it, begins right after it), or there was none. Held, not necessarily
+/// replayed: a WebSocket member pages back what `--max-replay` left out.
 fn recovered(joined: &hub::Joined, since: u64, epoch: Option<&str>) -> bool {
     let first = joined.history.first().and_then(|m| hub::seq_of(m));
     epoch == Some(joined.epoch.as_str())
@@ -423,18 +446,26 @@ fn is_refresh(text: &str) -> bool {
 
 impl Chat {
     /// The claims of a request's token, or the 401 that says why not (counted).
-    fn verified(
-        &self,
-        auth: &Auth,
-        query: Option<&str>,
-        authorization: Option<&str>,
-        cookies: Option<&str>,
-    ) -> Result<Claims, Refusal> {
-        auth.claims(query, authorization, cookies).map_err(|why| {
-            self.state().count_auth_failure(why);
-            Refusal::new(401, why.message())
-                .with_header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
-        })
+    ///
+    /// A token from the cookie counts only on a request from this site's own pages
+    /// (or no browser's): a browser sends the cookie whichever page asks, so another
+    /// site's page could otherwise open a connection as the user (cross-site
+    /// WebSocket hijacking). With `--origin`, the listed Origins; without, the Origin
+    /// must be this server (its host is the request's `Host`). 403 otherwise.
+    fn verified(&self, auth: &Auth, from: &Credentials<'_>) -> Result<Claims, Refusal> {
+        let (claims, from_cookie) = auth
+            .claims(from.query, from.authorization, from.cookies)
+            .map_err(|why| {
+                self.state().count_auth_failure(why);
+                Refusal::new(401, why.message())
+                    .with_header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
+            })?;
+        if from_cookie && !self.config.may_use_cookie(from.origin, from.host) {
+            self.state().rejected_origin += 1;
+            let why = "a token from the cookie is taken only from this site's own pages (Origin)";
+            return Err(Refusal::new(403, why));
+        }
+        Ok(claims)
     }
 
     /// How long before `exp` a connection is told `expiring`.
@@ -516,7 +547,24 @@ impl Chat {
         }
         let exp = new.exp;
         let old_due = member.due(self.notice());
-        *member = Member::signed(new);
+        // Rooms the new token no longer gives are left at once.
+        let mut state = self.state();
+        let lost: Vec<String> = (state.rooms.rooms_of(id).into_iter())
+            .filter(|room| !new.may_read(room))
+            .collect();
+        let user = new.sub.clone();
+        for room in &lost {
+            let events = state.leave_room(room, &user, id).unwrap_or_default();
+            let why = format!("your new token does not let you follow {room:?}: left");
+            error(ctx, id, "forbidden", &why, None);
+            for event in &events {
+                state.deliver(ctx, event);
+            }
+        }
+        drop(state);
+        if let Some(member) = ctx.data(id) {
+            *member = Member::signed(new);
+        }
         if let Some(due) = old_due {
             self.expiries.remove(&(due, id));
         }
@@ -589,9 +637,12 @@ impl ChatState {
             (Some(seq), Some(view)) => take_sender(&mut view.senders, seq),
             _ => None,
         };
+        // A message said on another node reaches the user's connections here (its
+        // tabs); a `typing` or `joined` of the user reaches none of them, wherever
+        // it came from.
+        let mine = event.origin == self.hub.node();
         let except: &[ConnId] = match (sender, &event.except) {
-            (Some(_), _) => &[],
-            (None, Some(name)) if event.origin == self.hub.node() => {
+            (None, Some(name)) if mine || event.seq.is_none() => {
                 self.names.get(name).map_or(&[], Vec::as_slice)
             }
             _ => &[],
@@ -778,6 +829,10 @@ impl ChatState {
                     shared!(self.hub.join(&room, &me_or_empty, since))
                 };
                 self.rooms.join(&room, id);
+                // A seq of another epoch says nothing of this one: all that is kept.
+                if since.is_some() && epoch.is_some_and(|e| e != joined.epoch) {
+                    joined.history = shared!(self.reread(&room, joined.seq));
+                }
                 self.drop_stale(&mut joined.history);
                 // History: everything kept, or only what came after `since`
                 // (catch-up): the newest that fit in `max_replay` bytes, so that it
@@ -815,16 +870,7 @@ impl ChatState {
                 if !in_room(self, &room) {
                     return error(ctx, id, "not_in_room", &format!("not in {room:?}"), rid);
                 }
-                let events = if self.user_in_room(&me_or_empty, &room, id) {
-                    Vec::new()
-                } else {
-                    shared!(self.hub.leave(&room, &me_or_empty))
-                };
-                self.rooms.leave(&room, id);
-                self.forget_member(&room, id);
-                if let Some(rooms) = self.typing.get_mut(&id) {
-                    rooms.remove(&room);
-                }
+                let events = shared!(self.leave_room(&room, &me_or_empty, id));
                 ack(ctx, id, rid, json!({"room": room}));
                 for event in &events {
                     self.deliver(ctx, event);
@@ -906,7 +952,8 @@ impl ChatState {
                     return error(ctx, id, "bad_field", msg, rid);
                 };
                 let since = req.get("since").and_then(Value::as_u64);
-                let kept = shared!(self.hub.read(&room, since)).history;
+                let mut kept = shared!(self.hub.read(&room, since)).history;
+                self.drop_stale(&mut kept);
                 let older: Vec<String> = kept
                     .into_iter()
                     .take_while(|m| hub::seq_of(m).is_some_and(|seq| seq < before))
@@ -927,7 +974,10 @@ impl ChatState {
                 ctx.send_text(id, &text);
             }
             "direct" => {
-                let to = get!("to", limits::name);
+                let to = match claims {
+                    Some(_) => get!("to", limits::user_id),
+                    None => get!("to", limits::name),
+                };
                 let text = get!("text", limits::text);
                 let body = json!({"type": "direct", "from": me_or_empty, "text": text, "ts": hub::now_ms()})
                     .to_string();
@@ -993,6 +1043,38 @@ impl ChatState {
             view.delivered_seq = joined.seq;
         }
         view
+    }
+
+    /// Connection `id` of `user` leaves `room`: the user leaves it (the events to
+    /// deliver) if it is there through no other connection here. Left on this node
+    /// even when the hub is unavailable (which the error says).
+    fn leave_room(
+        &mut self,
+        room: &str,
+        user: &str,
+        id: ConnId,
+    ) -> Result<Vec<RoomEvent>, hub::Unavailable> {
+        let events = if self.user_in_room(user, room, id) {
+            Ok(Vec::new())
+        } else {
+            self.hub.leave(room, user)
+        };
+        // Left here in any case: with Redis away, the node tells it what it has
+        // when it is back.
+        self.rooms.leave(room, id);
+        self.forget_member(room, id);
+        if let Some(rooms) = self.typing.get_mut(&id) {
+            rooms.remove(room);
+        }
+        events
+    }
+
+    /// Every message of `room` kept up to `seq` (what a join read: later ones come
+    /// live).
+    fn reread(&mut self, room: &str, seq: u64) -> Result<Vec<String>, hub::Unavailable> {
+        let mut all = self.hub.read(room, None)?.history;
+        all.retain(|m| hub::seq_of(m).is_some_and(|s| s <= seq));
+        Ok(all)
     }
 
     /// Drops from `history` (oldest first) the messages older than `--history-ttl`.
@@ -1267,24 +1349,29 @@ impl Handler for Chat {
         };
         let claims = self.verified(
             auth,
-            request.query(),
-            request.header("authorization"),
-            request.header("cookie"),
+            &Credentials {
+                query: request.query(),
+                authorization: request.header("authorization"),
+                cookies: request.header("cookie"),
+                origin: request.origin(),
+                host: request.header("host"),
+            },
         )?;
         let mut state = self.state();
         let most = state.limits.max_user_connections;
         let open = state
             .user_connections
-            .entry(claims.sub.clone())
-            .or_default();
-        if *open >= most {
+            .get(&claims.sub)
+            .copied()
+            .unwrap_or(0);
+        if open >= most {
             state.rejected_rate += 1;
             return Err(Refusal::new(
                 429,
                 &format!("this user has {most} connections open, the most"),
             ));
         }
-        *open += 1;
+        state.user_connections.insert(claims.sub.clone(), open + 1);
         Ok(Accept::new(Member::signed(claims)))
     }
 
@@ -1329,7 +1416,7 @@ impl Handler for Chat {
         // A WebSocket connection, counted at its upgrade (streams are not).
         if let Some(claims) = &member.claims {
             if let Some(open) = state.user_connections.get_mut(claims.user()) {
-                *open -= 1;
+                *open = open.saturating_sub(1);
                 if *open == 0 {
                     state.user_connections.remove(claims.user());
                 }
@@ -1411,16 +1498,11 @@ impl Handler for Chat {
 
 /// The connection that sent message `seq`, forgotten with those before it.
 fn take_sender(senders: &mut VecDeque<(u64, ConnId)>, seq: u64) -> Option<ConnId> {
-    while let Some(&(first, id)) = senders.front() {
-        if first > seq {
-            break;
-        }
-        senders.pop_front();
-        if first == seq {
-            return Some(id);
-        }
-    }
-    None
+    // Usually the first; after a renumbering, older seqs of the old epoch may come
+    // before it: whatever was sent before it has come back or never will.
+    let at = senders.iter().position(|&(s, _)| s == seq)?;
+    let (_, id) = senders.drain(..=at).next_back()?;
+    Some(id)
 }
 
 /// The newest messages of `history` that fit in `max_bytes` (at least one, so that

@@ -1084,7 +1084,10 @@ impl NodeThread {
                     seq: Some(seq),
                     pos: None,
                     origin: node.clone(),
-                    except: from,
+                    // A name from `hello` is on this node only: its sender had the
+                    // ack. A signed user may have said it on another node: its
+                    // connections here get it.
+                    except: from.filter(|_| !link.signed_users),
                     body,
                     epoch: None,
                 };
