@@ -739,3 +739,54 @@ fn with_context_takeover_each_connection_compresses_for_itself() {
     }
     server.stop();
 }
+
+/// A drain: `/healthz` 503 and newcomers refused at once; the open connections
+/// closed with 1012 one by one, spread over the period (not all in one moment); then
+/// the server's run returns.
+#[test]
+fn a_drain_spreads_its_closes_over_the_period_and_refuses_newcomers() {
+    let server = start(ServerConfig::default());
+    let mut clients: Vec<_> = (0..10)
+        .map(|i| connect(&server.url(&format!("/c{i}"))))
+        .collect();
+    for _ in 0..10 {
+        assert!(matches!(server.next_seen(), Seen::Open(_)));
+    }
+    let over = Duration::from_millis(1500);
+    let started = std::time::Instant::now();
+    server.handle.drain(over);
+    let health = http_get(server.addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(health.starts_with("HTTP/1.1 503 "), "{health}");
+    assert!(health.contains("draining"), "{health}");
+    let mut late = raw_upgrade(server.addr, "/late");
+    let mut refusal = String::new();
+    let _ = late.read_to_string(&mut refusal);
+    assert!(refusal.starts_with("HTTP/1.1 503 "), "{refusal}");
+    // Each client reads its Close (answering it): when it came.
+    let (tx, rx) = mpsc::channel();
+    for mut ws in clients.drain(..) {
+        let tx = tx.clone();
+        thread::spawn(move || {
+            let code = close_code(&mut ws);
+            let _ = tx.send((code, started.elapsed()));
+        });
+    }
+    drop(tx);
+    let mut closes: Vec<(u16, Duration)> = rx.iter().collect();
+    closes.sort_by_key(|(_, at)| *at);
+    assert_eq!(closes.len(), 10);
+    assert!(closes.iter().all(|(code, _)| *code == 1012), "{closes:?}");
+    let (first, last) = (closes[0].1, closes[9].1);
+    // The i-th of 10 goes at i/10 of the period: the first at once, the last at 0.9.
+    assert!(first < over / 4, "the first at once: {closes:?}");
+    assert!(
+        last - first >= over / 2,
+        "spread, not all at once: {closes:?}"
+    );
+    assert!(
+        last < over + Duration::from_secs(1),
+        "within the period: {closes:?}"
+    );
+    let mut thread = server;
+    thread.thread.take().unwrap().join().unwrap();
+}

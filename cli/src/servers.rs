@@ -6,6 +6,7 @@ use rfc6455::deflate::DeflateConfig;
 use rfc6455::handshake::server::Request;
 use rfc6455::server;
 use rfc6455::tls::rustls;
+use std::time::Duration;
 
 /// Logs to stderr: `log` records at or above the level chosen with -v.
 struct StderrLogger;
@@ -33,15 +34,24 @@ fn init_logging(verbose: u8) {
     }
 }
 
-/// Shuts the server down gracefully on SIGINT or SIGTERM.
-fn shutdown_on_signals(handle: server::Handle) -> Result<(), String> {
+/// SIGTERM (what an orchestrator sends before a restart) drains over `drain`;
+/// SIGINT (Ctrl-C), or a second signal during a drain, shuts down at once (1001).
+fn shutdown_on_signals(handle: server::Handle, drain: Duration) -> Result<(), String> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals =
         signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            eprintln!("shutting down: closing every connection with 1001");
-            handle.shutdown();
+        let mut draining = false;
+        for signal in signals.forever() {
+            if signal == SIGTERM && !draining {
+                eprintln!("draining: closing every connection with 1012 over {drain:?}");
+                handle.drain(drain);
+                draining = true;
+            } else {
+                eprintln!("shutting down: closing every connection with 1001");
+                handle.shutdown();
+                return;
+            }
         }
     });
     Ok(())
@@ -116,6 +126,11 @@ pub struct ServerArgs {
     /// the connection it was for closed with 1008 "server output budget".
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
     max_queued_total: usize,
+    /// On SIGTERM: /healthz answers 503 at once, new connections are refused, and the
+    /// open ones are closed with 1012 spread over this long, so that their clients
+    /// come back on the other nodes gradually. (SIGINT closes all at once, with 1001.)
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = crate::parse_seconds)]
+    drain_seconds: f64,
     /// Serve TLS (https:// and wss://) with this certificate chain (PEM, the leaf
     /// first).
     #[arg(long, value_name = "CERT.pem", requires = "tls_key")]
@@ -219,7 +234,7 @@ pub fn echo(args: &ServerArgs, limits: &EchoArgs) -> Result<String, String> {
     };
     let (ws, _) = args.schemes();
     run_server(
-        args.addr,
+        (args.addr, Duration::from_secs_f64(args.drain_seconds)),
         config,
         |_| Ok(|_| EchoHandler),
         |local| format!("echo server (mio event loop) listening on {ws}://{local}/"),
@@ -229,7 +244,7 @@ pub fn echo(args: &ServerArgs, limits: &EchoArgs) -> Result<String, String> {
 /// Binds, announces, shuts down gracefully on SIGINT/SIGTERM, and runs a handler on
 /// each loop: `setup` gets the server's handle and gives what makes them.
 fn run_server<H: server::Handler, F: FnMut(usize) -> H + Send>(
-    addr: std::net::SocketAddr,
+    (addr, drain): (std::net::SocketAddr, Duration),
     config: server::ServerConfig,
     setup: impl FnOnce(server::Handle) -> Result<F, String>,
     banner: impl FnOnce(std::net::SocketAddr) -> String,
@@ -244,7 +259,7 @@ fn run_server<H: server::Handler, F: FnMut(usize) -> H + Send>(
         format!("{threads} event loops")
     };
     eprintln!("{} ({loops})", banner(local));
-    shutdown_on_signals(server.handle())?;
+    shutdown_on_signals(server.handle(), drain)?;
     server.run_with(make_handler).map_err(|e| e.to_string())?;
     Ok(String::new())
 }
@@ -268,7 +283,7 @@ pub fn serve(
     };
     let (ws, http) = args.schemes();
     run_server(
-        args.addr,
+        (args.addr, Duration::from_secs_f64(args.drain_seconds)),
         server_config,
         |handle| {
             let chat = match redis {

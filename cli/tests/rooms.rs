@@ -376,3 +376,66 @@ fn the_connection_limit_counts_every_loop(threads: &str) {
     let status = raw_upgrade_status(&server.addr, "/", "");
     assert!(status.starts_with("HTTP/1.1 503"), "{status}");
 }
+
+/// SIGTERM drains: `/healthz` 503 at once, the members closed with 1012 spread over
+/// `--drain-seconds` (a stream ends too), then the process exits with success.
+/// SIGINT closes everyone at once with 1001.
+#[test]
+fn sigterm_drains_and_sigint_closes_at_once() {
+    let bin = env!("CARGO_BIN_EXE_rfc6455");
+    let args = ["serve", "--threads", "2", "--drain-seconds", "1.5"];
+    let mut server = support::ServerProcess::start(bin, &args);
+    let mut members: Vec<Client> = (0..6)
+        .map(|i| Client::hello(&server.addr, &format!("m{i}")))
+        .collect();
+    let (mut stream, _) =
+        support::sse::Stream::open(&server.addr, "/rooms/r/events", support::sse::ACCEPT);
+    stream.until(b"event: presence\n");
+    let started = std::time::Instant::now();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status();
+    // The kill is asynchronous: /healthz turns 503 within a moment.
+    let health = (0..50)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            support::sse::request(&server.addr, "GET", "/healthz", "", b"").0
+        })
+        .find(|status| *status == 503);
+    assert_eq!(health, Some(503), "/healthz while draining");
+    let mut closed_at = Vec::new();
+    for member in &mut members {
+        let code = loop {
+            match member.ws.read() {
+                Ok(rfc6455::Event::Close(frame)) => break frame.map(|f| f.code.0),
+                Ok(_) => {}
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(code, Some(1012));
+        closed_at.push(started.elapsed());
+    }
+    closed_at.sort();
+    assert!(
+        closed_at[5] - closed_at[0] >= Duration::from_millis(500),
+        "spread over the period: {closed_at:?}"
+    );
+    let mut rest = Vec::new();
+    let _ = stream.socket.read_to_end(&mut rest);
+    assert!(server.terminate(), "exits with success after the drain");
+
+    let mut server = support::ServerProcess::start(bin, &args);
+    let mut members: Vec<Client> = (0..3)
+        .map(|i| Client::hello(&server.addr, &format!("n{i}")))
+        .collect();
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &server.pid().to_string()])
+        .status();
+    for member in &mut members {
+        match member.ws.read() {
+            Ok(rfc6455::Event::Close(frame)) => assert_eq!(frame.map(|f| f.code.0), Some(1001)),
+            other => panic!("{other:?}"),
+        }
+    }
+    drop(server.stop());
+}

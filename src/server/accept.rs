@@ -202,7 +202,9 @@ impl<H: Handler> Loop<H> {
     /// or a stream, or `None` for a WebSocket endpoint).
     pub(super) fn answer_http(&mut self, slot: usize, request: HttpRequest) {
         if request.method == "GET" && request.path() == "/healthz" {
+            let draining = self.loops.draining().is_some();
             let response = match self.handler.health() {
+                Ok(()) if draining => HttpResponse::text(503, "unavailable: draining\n"),
                 Ok(()) => HttpResponse::text(200, "ok\n"),
                 Err(reason) => HttpResponse::text(503, &format!("unavailable: {reason}\n")),
             };
@@ -221,7 +223,13 @@ impl<H: Handler> Loop<H> {
     /// Starts a response that stays open (see [`Reply::Stream`]).
     fn open_stream(&mut self, slot: usize, head: HttpResponse, data: H::Data) {
         let id = self.conns[slot].id(slot);
-        let refused = match self.loops.admission.open_stream(self.config.stream_limit()) {
+        let draining = self.loops.draining().is_some();
+        let admitted = match draining {
+            true => Err(0),
+            false => self.loops.admission.open_stream(self.config.stream_limit()),
+        };
+        let refused = match admitted {
+            Err(_) if draining => Some("draining".to_string()),
             Err(streams) => Some(format!("{streams} streams open")),
             Ok(()) => match self.loops.try_open(self.config.max_connections) {
                 Ok(()) => None,
@@ -234,13 +242,17 @@ impl<H: Handler> Loop<H> {
         if let Some(why) = refused {
             log::warn!("{id}: stream refused, {why} (503)");
             self.stats.count_rejection(503);
+            let (code, text) = match draining {
+                true => (CloseCode::SERVICE_RESTART, "draining: try another node"),
+                false => (CloseCode::TRY_AGAIN_LATER, "too many connections"),
+            };
             let info = CloseInfo {
-                code: CloseCode::TRY_AGAIN_LATER,
-                reason: "too many connections".into(),
+                code,
+                reason: text.into(),
                 clean: false,
             };
             self.with_ctx(|handler, ctx| handler.close(ctx, id, data, info));
-            let response = HttpResponse::text(503, "too many connections\n");
+            let response = HttpResponse::text(503, &format!("{text}\n"));
             return self.respond_and_close(slot, response.to_bytes());
         }
         self.handshake_over(slot);
@@ -253,6 +265,11 @@ impl<H: Handler> Loop<H> {
     }
 
     pub(super) fn upgrade(&mut self, slot: usize, request: Request, rest: Vec<u8>) {
+        if self.loops.draining().is_some() {
+            self.stats.count_rejection(503);
+            let retry = [("Retry-After", "1")];
+            return self.respond_and_close(slot, reject(503, &retry, "draining: try another node"));
+        }
         if let Err(open) = self.loops.try_open(self.config.max_connections) {
             log::warn!("slot {slot}: refused, {open} connections open (503)");
             self.stats.count_rejection(503);

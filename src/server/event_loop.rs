@@ -52,6 +52,8 @@ pub(super) struct Loop<H: Handler> {
     pub(super) handler: H,
     /// When a graceful shutdown stops waiting for the peers' Close frames.
     pub(super) shutdown_deadline: Option<Instant>,
+    /// This loop's drain, once it started one.
+    drain: Option<super::drain::Drain>,
     /// Where quiet connections and request heads are read into (see `Conn::read`).
     scratch: Vec<u8>,
     /// Connections with output queued during this turn of the loop.
@@ -110,6 +112,7 @@ impl<H: Handler> Loop<H> {
             stats: Stats::default(),
             handler,
             shutdown_deadline: None,
+            drain: None,
             scratch: vec![0; READ_CHUNK],
             dirty: Vec::new(),
             touched: Vec::new(),
@@ -135,6 +138,9 @@ impl<H: Handler> Loop<H> {
                 wake = wake.min(t);
             }
             if let Some(t) = self.shutdown_deadline {
+                wake = wake.min(t);
+            }
+            if let Some(t) = self.drain.as_ref().and_then(|d| d.next_at()) {
                 wake = wake.min(t);
             }
             let mut timeout = wake.saturating_duration_since(now);
@@ -172,6 +178,9 @@ impl<H: Handler> Loop<H> {
             }
             self.flush_dirty();
             self.read_again();
+            if self.shutdown_deadline.is_none() {
+                self.keep_draining();
+            }
             if self.loops.stop.load(Ordering::SeqCst) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown();
             }
@@ -549,6 +558,40 @@ impl<H: Handler> Loop<H> {
             clean,
         };
         self.with_ctx(|handler, ctx| handler.close(ctx, id, data, info));
+    }
+
+    /// A drain asked for: started on the first turn after (the connections open
+    /// then, in slot order), then the closes whose turn came, then the shutdown once
+    /// the period is over.
+    fn keep_draining(&mut self) {
+        let now = Instant::now();
+        if self.drain.is_none() {
+            let Some(over) = self.loops.draining() else {
+                return;
+            };
+            let open: Vec<ConnId> = (self.conns.iter())
+                .filter(|(_, c)| !c.in_request())
+                .map(|(slot, c)| c.id(slot))
+                .collect();
+            log::info!("draining: closing {} connections over {over:?}", open.len());
+            self.drain = Some(super::drain::Drain::new(open, now, over));
+        }
+        let Some(drain) = self.drain.as_mut() else {
+            return;
+        };
+        let due = drain.due(now);
+        // Over at the end of the period, or as soon as no loop has anyone left.
+        let over = drain.is_over(now) || (drain.next_at().is_none() && self.loops.open_now() == 0);
+        if !due.is_empty() {
+            self.with_ctx(|_, ctx| {
+                for id in due {
+                    ctx.close(id, CloseCode::SERVICE_RESTART, "service restart");
+                }
+            });
+        }
+        if over {
+            self.begin_shutdown();
+        }
     }
 
     pub(super) fn begin_shutdown(&mut self) {

@@ -18,7 +18,7 @@ use super::stats::Stats;
 use crate::{CloseCode, MessageKind};
 use mio::net::TcpStream;
 use mio::Waker;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Something one loop asks another to do with one of its connections.
@@ -62,6 +62,9 @@ pub(super) struct Mailbox {
 /// What the loops of one server share (one `Arc` of it in each loop and handle).
 pub(super) struct Loops {
     pub(super) stop: AtomicBool,
+    /// A drain asked for ([`Handle::drain`](super::Handle::drain)): over how many
+    /// microseconds, plus one (0: none). An atomic: every loop reads it every turn.
+    drain: AtomicU64,
     wakers: Vec<Waker>,
     mailboxes: Vec<Mailbox>,
     /// WebSocket connections open in the whole process (for `max_connections`).
@@ -93,6 +96,7 @@ impl Loops {
         let n = wakers.len();
         Loops {
             stop: AtomicBool::new(false),
+            drain: AtomicU64::new(0),
             wakers,
             mailboxes: (0..n).map(|_| Mailbox::default()).collect(),
             open: AtomicUsize::new(0),
@@ -107,6 +111,24 @@ impl Loops {
     /// How many loops there are.
     pub(super) fn count(&self) -> usize {
         self.wakers.len()
+    }
+
+    /// Asks every loop to drain: connections closed with 1012 spread over `over`,
+    /// then a shutdown.
+    pub(super) fn drain(&self, over: std::time::Duration) {
+        let micros = u64::try_from(over.as_micros()).unwrap_or(u64::MAX - 1);
+        self.drain.store(micros + 1, Ordering::Release);
+        for waker in &self.wakers {
+            let _ = waker.wake();
+        }
+    }
+
+    /// Over how long a drain was asked for, if one was.
+    pub(super) fn draining(&self) -> Option<std::time::Duration> {
+        match self.drain.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(std::time::Duration::from_micros(n - 1)),
+        }
     }
 
     /// Asks every loop to shut down gracefully.
@@ -191,6 +213,11 @@ impl Loops {
                 (open < max).then_some(open + 1)
             })
             .map(|_| ())
+    }
+
+    /// WebSocket connections and streams open in the whole process now.
+    pub(super) fn open_now(&self) -> usize {
+        self.open.load(Ordering::Acquire)
     }
 
     pub(super) fn closed(&self) {

@@ -53,6 +53,7 @@ mod admission;
 mod config;
 mod conn;
 mod ctx;
+mod drain;
 mod event_loop;
 mod handler;
 mod http;
@@ -154,6 +155,41 @@ impl Handle {
     /// ```
     pub fn shutdown(&self) {
         self.loops.shutdown();
+    }
+
+    /// Starts a drain, for a restart behind a balancer: `GET /healthz` answers 503 at
+    /// once (the balancer sends no one new), upgrades and streams are refused with
+    /// 503, and the open connections are closed with 1012 "service restart" one by
+    /// one, spread evenly over `over` (streams end the same way), so that their
+    /// clients reconnect to the other nodes gradually rather than all in one second.
+    /// Then the server shuts down as [`shutdown`](Self::shutdown) does. A shutdown
+    /// asked for meanwhile closes what is left at once, with 1001.
+    ///
+    /// ```
+    /// use rfc6455::{CloseCode, Event};
+    /// use std::time::Duration;
+    /// # use rfc6455::server::{Accept, Handler, Refusal, Server, ServerConfig};
+    /// # struct App;
+    /// # impl Handler for App {
+    /// #     type Data = ();
+    /// #     fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
+    /// #         Ok(Accept::new(()))
+    /// #     }
+    /// # }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let server_thread = std::thread::spawn(move || server.run(App));
+    ///
+    /// let mut ws = rfc6455::blocking::connect(&format!("ws://{addr}/"))?;
+    /// handle.drain(Duration::from_millis(100));
+    /// // 1012: the service is restarting; come back (elsewhere) now (RFC 6455 §7.4.1).
+    /// let Event::Close(Some(close)) = ws.read()? else { panic!("no Close") };
+    /// assert_eq!(close.code, CloseCode::SERVICE_RESTART);
+    /// server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn drain(&self, over: std::time::Duration) {
+        self.loops.drain(over);
     }
 
     /// Posts a frame to a connection's loop, which sends it on its next turn, after

@@ -415,23 +415,18 @@ impl JwtVerifier for RingVerifier {
 }
 
 #[cfg(test)]
+#[path = "../../tests/support/tokens.rs"]
+#[allow(dead_code)]
+mod tokens;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::Value;
 
     /// The tokens of `cli/tests/tokens/make_tokens.py` (PyJWT, not our code).
     fn tokens() -> Value {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tokens/make_tokens.py");
-        let out = std::process::Command::new("python3")
-            .arg(script)
-            .output()
-            .expect("python3");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        super::tokens::Tokens::make("unit").all.clone()
     }
 
     fn all_keys(t: &Value) -> Vec<Key> {
