@@ -790,3 +790,26 @@ fn a_drain_spreads_its_closes_over_the_period_and_refuses_newcomers() {
     let mut thread = server;
     thread.thread.take().unwrap().join().unwrap();
 }
+
+/// A drain ends as soon as nobody is left, not at the end of its period: here one
+/// client is drained at once and the other leaves by itself.
+#[test]
+fn a_drain_ends_once_nobody_is_left() {
+    let mut server = start(ServerConfig::default());
+    let mut first = connect(&server.url("/first"));
+    let second = connect(&server.url("/second"));
+    for _ in 0..2 {
+        assert!(matches!(server.next_seen(), Seen::Open(_)));
+    }
+    server.handle.drain(Duration::from_secs(60));
+    drop(second);
+    assert_eq!(close_code(&mut first), 1012);
+    drop(first);
+    let started = std::time::Instant::now();
+    server.thread.take().unwrap().join().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "run returned after {:?}, not at the end of the 60 s period",
+        started.elapsed()
+    );
+}

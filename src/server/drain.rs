@@ -42,10 +42,12 @@ impl Drain {
         self.queue.drain(..n).collect()
     }
 
-    /// When the next connection's turn comes, if any is left.
+    /// When the loop must look again: the next connection's turn, or once none is
+    /// left the end of the period (then nothing).
     pub(super) fn next_at(&self) -> Option<Instant> {
+        let end = self.start + self.over;
         if self.queue.is_empty() {
-            return None;
+            return (Instant::now() < end).then_some(end);
         }
         let next = self.total - self.queue.len();
         Some(self.start + self.over.mul_f64(next as f64 / self.total as f64))
@@ -86,7 +88,11 @@ mod tests {
         assert_eq!(drain.due(start + Duration::from_millis(9_950)).len(), 49);
         assert_eq!(drain.due(start + over).len(), 0);
         assert!(drain.is_over(start + over));
-        assert_eq!(drain.next_at(), None);
+        // Empty before the end: the end wakes the loop, once.
+        let mut early = Drain::new(ids(1), Instant::now(), Duration::from_secs(60));
+        early.due(Instant::now());
+        let end = early.next_at().expect("the end of the period");
+        assert!(end > Instant::now() + Duration::from_secs(59));
     }
 
     #[test]

@@ -574,14 +574,16 @@ impl<H: Handler> Loop<H> {
                 .map(|(slot, c)| c.id(slot))
                 .collect();
             log::info!("draining: closing {} connections over {over:?}", open.len());
-            self.drain = Some(super::drain::Drain::new(open, now, over));
+            let start = self.loops.drain_start().unwrap_or(now);
+            self.drain = Some(super::drain::Drain::new(open, start, over));
         }
         let Some(drain) = self.drain.as_mut() else {
             return;
         };
         let due = drain.due(now);
-        // Over at the end of the period, or as soon as no loop has anyone left.
-        let over = drain.is_over(now) || (drain.next_at().is_none() && self.loops.open_now() == 0);
+        // Over at the end of the period, or as soon as no loop has anyone left (the
+        // schedule may still name connections that went by themselves).
+        let over = drain.is_over(now) || self.loops.open_now() == 0;
         if !due.is_empty() {
             self.with_ctx(|_, ctx| {
                 for id in due {
@@ -596,6 +598,8 @@ impl<H: Handler> Loop<H> {
 
     pub(super) fn begin_shutdown(&mut self) {
         log::info!("shutting down: closing {} connections", self.conns.len());
+        // A drain under way is over: its times no longer wake the loop.
+        self.drain = None;
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }

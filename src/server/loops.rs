@@ -65,6 +65,9 @@ pub(super) struct Loops {
     /// A drain asked for ([`Handle::drain`](super::Handle::drain)): over how many
     /// microseconds, plus one (0: none). An atomic: every loop reads it every turn.
     drain: AtomicU64,
+    /// When the drain was asked for: every loop's schedule starts there, so that they
+    /// all end together.
+    drain_start: Mutex<Option<std::time::Instant>>,
     wakers: Vec<Waker>,
     mailboxes: Vec<Mailbox>,
     /// WebSocket connections open in the whole process (for `max_connections`).
@@ -97,6 +100,7 @@ impl Loops {
         Loops {
             stop: AtomicBool::new(false),
             drain: AtomicU64::new(0),
+            drain_start: Mutex::new(None),
             wakers,
             mailboxes: (0..n).map(|_| Mailbox::default()).collect(),
             open: AtomicUsize::new(0),
@@ -116,11 +120,17 @@ impl Loops {
     /// Asks every loop to drain: connections closed with 1012 spread over `over`,
     /// then a shutdown.
     pub(super) fn drain(&self, over: std::time::Duration) {
+        lock(&self.drain_start).get_or_insert_with(std::time::Instant::now);
         let micros = u64::try_from(over.as_micros()).unwrap_or(u64::MAX - 1);
         self.drain.store(micros + 1, Ordering::Release);
         for waker in &self.wakers {
             let _ = waker.wake();
         }
+    }
+
+    /// When the drain was asked for (read once by each loop as it starts its own).
+    pub(super) fn drain_start(&self) -> Option<std::time::Instant> {
+        *lock(&self.drain_start)
     }
 
     /// Over how long a drain was asked for, if one was.
