@@ -76,7 +76,7 @@ impl ChatLimits {
 }
 
 /// A signed user's id as a request names it (`direct`'s `to`): what a token's `sub`
-/// may be, 1 to 128 characters, none a control character.
+/// may be, 1 to `identity::MAX_USER` characters, none a control character.
 pub fn user_id(field: &str, value: &str) -> Result<String, Refused> {
     let chars = value.chars().count();
     if chars == 0 || value.chars().any(char::is_control) {
@@ -85,8 +85,10 @@ pub fn user_id(field: &str, value: &str) -> Result<String, Refused> {
             format!("{field:?}: a user id, no control characters"),
         ));
     }
-    if chars > 128 {
-        return Err(("too_long", format!("{field:?}: at most 128 characters")));
+    // The bound of a token's `sub`, written once (identity.rs).
+    let most = super::identity::MAX_USER;
+    if chars > most {
+        return Err(("too_long", format!("{field:?}: at most {most} characters")));
     }
     Ok(value.to_string())
 }
