@@ -45,15 +45,8 @@ enum Command {
         /// Messages per second one connection may send (over it: close 1008); 0: no limit.
         #[arg(long, default_value_t = 50)]
         max_rate: u32,
-        /// Share rooms, names and history with the other nodes using this Redis
-        /// (redis://[:PASSWORD@]HOST:PORT[/DB]); without it, everything is in memory.
-        #[arg(long, value_name = "URL")]
-        redis: Option<String>,
-        /// With --redis: a node silent this long is dead, and its members are
-        /// announced as left (within a third more).
-        #[arg(long, value_name = "SECONDS", default_value_t = 10.0, requires = "redis",
-              value_parser = parse_seconds)]
-        node_timeout: f64,
+        #[command(flatten)]
+        redis: Box<chat::redis::RedisArgs>,
         /// Server-Sent Events streams (`GET /rooms/ROOM/events`) get a comment line
         /// this often, so that proxies do not time them out.
         #[arg(long, value_name = "SECONDS", default_value_t = 15.0, value_parser = parse_seconds)]
@@ -171,7 +164,7 @@ enum Command {
 }
 
 /// Seconds, from 0.3 (a heartbeat runs every third of `--node-timeout`) to an hour.
-fn parse_seconds(text: &str) -> Result<f64, String> {
+pub(crate) fn parse_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(s) if (0.3..=3600.0).contains(&s) => Ok(s),
         _ => Err(format!("{text:?}: seconds from 0.3 to 3600")),
@@ -208,7 +201,6 @@ fn main() -> ExitCode {
             history,
             max_rate,
             redis,
-            node_timeout,
             sse_keepalive,
             limits,
             identity,
@@ -226,12 +218,7 @@ fn main() -> ExitCode {
                     limits,
                 },
                 max_rate,
-                redis.map(|url| chat::redis::RedisOptions {
-                    url,
-                    node_timeout: std::time::Duration::from_secs_f64(node_timeout),
-                    history,
-                    signed_users,
-                }),
+                redis.options(history, signed_users),
             )
         }),
         Command::Echo { server, limits } => servers::echo(&server, &limits),

@@ -13,27 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::browser::{self, Page};
 use support::chat::Client;
-use support::redis::{free_port, RedisServer};
+use support::redis::{eventually, free_port, node, RedisCluster, RedisServer, Shared};
 use support::sse::{full_id, id_of, post, request, Stream, ACCEPT};
 use support::ServerProcess;
-
-/// A node of the cluster: `serve --redis URL`, two event loops, no rate limit, and a
-/// short `--node-timeout` so that a dead node is noticed quickly.
-fn node(redis: &RedisServer, extra: &[&str]) -> ServerProcess {
-    let url = redis.url();
-    let mut args = vec![
-        "serve",
-        "--threads",
-        "2",
-        "--max-rate",
-        "0",
-        "--redis",
-        &url,
-    ];
-    args.extend(["--node-timeout", "1.5"]);
-    args.extend_from_slice(extra);
-    ServerProcess::start(env!("CARGO_BIN_EXE_rfc6455"), &args)
-}
 
 fn message(room: &str, text: &str, id: u64) -> Value {
     json!({"type": "message", "room": room, "text": text, "id": id})
@@ -46,22 +28,25 @@ fn get(addr: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
-/// Polls `check` every 50 ms until it holds; false after `limit`.
-fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 #[test]
 fn three_nodes_share_one_room_in_one_order_with_presence_and_direct_messages() {
-    let redis = RedisServer::start();
-    let nodes: Vec<ServerProcess> = (0..3).map(|_| node(&redis, &[])).collect();
+    three_nodes_share_one_room_in_one_order_with_presence_and_direct_messages_with(
+        &RedisServer::start(),
+    );
+}
+
+/// The same on a Redis Cluster of three primaries: sharded pub/sub, one slot a room.
+#[test]
+fn three_nodes_on_a_redis_cluster_share_one_room_in_one_order() {
+    three_nodes_share_one_room_in_one_order_with_presence_and_direct_messages_with(
+        &RedisCluster::start(3, 0),
+    );
+}
+
+fn three_nodes_share_one_room_in_one_order_with_presence_and_direct_messages_with(
+    redis: &dyn Shared,
+) {
+    let nodes: Vec<ServerProcess> = (0..3).map(|_| node(redis, &[])).collect();
     let names = ["ann", "bob", "cy"];
     let mut clients: Vec<Client> = nodes
         .iter()
@@ -144,8 +129,19 @@ fn three_nodes_share_one_room_in_one_order_with_presence_and_direct_messages() {
 /// sees the same 2,000 messages with seq 1..=2000, each publisher's in its order.
 #[test]
 fn two_publishers_on_two_nodes_give_every_member_one_gapless_order() {
+    two_publishers_on_two_nodes_give_every_member_one_gapless_order_with(&RedisServer::start());
+}
+
+/// The same on a Redis Cluster of three primaries: sharded pub/sub, one slot a room.
+#[test]
+fn two_publishers_on_a_redis_cluster_give_every_member_one_gapless_order() {
+    two_publishers_on_two_nodes_give_every_member_one_gapless_order_with(&RedisCluster::start(
+        3, 0,
+    ));
+}
+
+fn two_publishers_on_two_nodes_give_every_member_one_gapless_order_with(redis: &dyn Shared) {
     const EACH: u64 = 1000;
-    let redis = RedisServer::start();
     let a = node(&redis, &["--history", "10"]);
     let b = node(&redis, &["--history", "10"]);
     let mut clients = vec![
@@ -158,9 +154,11 @@ fn two_publishers_on_two_nodes_give_every_member_one_gapless_order() {
         c.join("feed", None);
     }
     support::chat::two_publishers_one_order(clients, "feed", ["pa", "pb"], EACH);
-    // One Redis call per message (the script), plus a hello, a join and (the readers
-    // have dropped their clients) a release for each of node A's two clients.
-    let calls = format!("\nrfc6455_redis_round_trips_total {}\n", EACH + 6);
+    // One Redis call per message (the script), plus for each of node A's two clients
+    // a hello, a join and (the readers have dropped their clients) a release of the
+    // name and a leave of the room (two slots in a cluster: two calls), and one to
+    // record that node A follows the room.
+    let calls = format!("\nrfc6455_redis_round_trips_total {}\n", EACH + 9);
     assert!(
         eventually(Duration::from_secs(5), || get(&a.addr, "/metrics")
             .1
@@ -175,7 +173,18 @@ fn two_publishers_on_two_nodes_give_every_member_one_gapless_order() {
 /// another node with `since`, gets exactly what it missed.
 #[test]
 fn a_killed_node_is_reaped_and_its_clients_catch_up_on_another_node() {
-    let redis = RedisServer::start();
+    a_killed_node_is_reaped_and_its_clients_catch_up_on_another_node_with(&RedisServer::start());
+}
+
+/// The same on a Redis Cluster of three primaries: sharded pub/sub, one slot a room.
+#[test]
+fn on_a_redis_cluster_a_killed_node_is_reaped_and_its_clients_catch_up() {
+    a_killed_node_is_reaped_and_its_clients_catch_up_on_another_node_with(&RedisCluster::start(
+        3, 0,
+    ));
+}
+
+fn a_killed_node_is_reaped_and_its_clients_catch_up_on_another_node_with(redis: &dyn Shared) {
     let mut a = node(&redis, &[]);
     let b = node(&redis, &[]);
     let mut ann = Client::hello(&a.addr, "ann");
@@ -298,7 +307,16 @@ fn the_nodes_survive_a_redis_restart() {
 /// resumes on node C with `Last-Event-ID`, getting exactly what it missed.
 #[test]
 fn streams_and_http_publishes_work_across_nodes() {
-    let redis = RedisServer::start();
+    streams_and_http_publishes_work_across_nodes_with(&RedisServer::start());
+}
+
+/// The same on a Redis Cluster of three primaries: sharded pub/sub, one slot a room.
+#[test]
+fn streams_and_http_publishes_work_across_nodes_on_a_redis_cluster() {
+    streams_and_http_publishes_work_across_nodes_with(&RedisCluster::start(3, 0));
+}
+
+fn streams_and_http_publishes_work_across_nodes_with(redis: &dyn Shared) {
     let nodes = [node(&redis, &[]), node(&redis, &[]), node(&redis, &[])];
     let (mut stream, _) = Stream::open(&nodes[1].addr, "/rooms/ops/events", ACCEPT);
     stream.until(b"event: presence\n");

@@ -94,3 +94,241 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// What a node needs to share rooms: `--redis URL` or `--redis-cluster URLS`.
+pub trait Shared {
+    fn node_args(&self) -> Vec<String>;
+}
+
+impl<T: Shared + ?Sized> Shared for &T {
+    fn node_args(&self) -> Vec<String> {
+        (**self).node_args()
+    }
+}
+
+impl Shared for RedisServer {
+    fn node_args(&self) -> Vec<String> {
+        vec!["--redis".into(), self.url()]
+    }
+}
+
+/// A real Redis Cluster (Redis 7: sharded pub/sub): `primaries` primaries with
+/// `replicas` replicas each, every node a `redis-server` on a free loopback port
+/// (and its cluster bus on that port + 10000), made with `redis-cli --cluster
+/// create`, stopped by PID on drop.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+    dir: std::path::PathBuf,
+}
+
+/// A port free on loopback, whose cluster bus port (+10000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = 20000 + (free_port() % 20000);
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10000) {
+            return port;
+        }
+    }
+}
+
+impl RedisCluster {
+    pub fn start(primaries: usize, replicas: usize) -> RedisCluster {
+        let dir = std::env::temp_dir().join(format!(
+            "rfc6455-cluster-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut nodes = Vec::new();
+        for _ in 0..primaries * (1 + replicas) {
+            let port = free_cluster_port();
+            let child = Command::new("redis-server")
+                .current_dir(&dir)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                .args(["--cluster-node-timeout", "1000"])
+                // A replica that never synced cannot be promoted: sync at once.
+                .args(["--repl-diskless-sync-delay", "0"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server (tests/setup.sh installs it)");
+            let node = RedisServer {
+                child: Some(child),
+                port,
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while node.command("PING") != "+PONG" {
+                assert!(Instant::now() < deadline, "redis-server did not answer");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            nodes.push(node);
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for node in &nodes {
+            create.arg(format!("127.0.0.1:{}", node.port));
+        }
+        let out = create
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli (tests/setup.sh installs it)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = RedisCluster { nodes, dir };
+        cluster.wait_until_ok();
+        cluster
+    }
+
+    /// Waits until every running node says `cluster_state:ok`, and every replica
+    /// has synced with its primary (only then can it be promoted).
+    pub fn wait_until_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = self.nodes.iter().filter(|n| n.child.is_some()).all(|n| {
+                let replication = n.reply("INFO replication");
+                n.reply("CLUSTER INFO").contains("cluster_state:ok")
+                    && (replication.contains("role:master")
+                        || replication.contains("master_link_status:up"))
+            });
+            if ok {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the cluster did not become ok");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The running node that is primary for `key`'s slot.
+    pub fn primary_of(&self, key: &str) -> usize {
+        let slot: u16 = self.nodes[0]
+            .command(&format!("CLUSTER KEYSLOT {key}"))
+            .trim_start_matches(':')
+            .parse()
+            .unwrap();
+        let nodes = self.nodes[0].reply("CLUSTER NODES");
+        let line = nodes
+            .lines()
+            .find(|line| {
+                line.contains("master") && !line.contains("fail") && {
+                    line.split(' ').skip(8).any(|range| {
+                        let (a, b) = range.split_once('-').unwrap_or((range, range));
+                        match (a.parse::<u16>(), b.parse::<u16>()) {
+                            (Ok(a), Ok(b)) => (a..=b).contains(&slot),
+                            _ => false,
+                        }
+                    })
+                }
+            })
+            .expect("a primary for the slot");
+        let port: u16 = line
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .split(['@', ':'])
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        self.nodes.iter().position(|n| n.port == port).unwrap()
+    }
+}
+
+impl Shared for RedisCluster {
+    fn node_args(&self) -> Vec<String> {
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}/", n.port))
+            .collect();
+        vec!["--redis-cluster".into(), seeds.join(",")]
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl RedisServer {
+    /// One inline command's whole reply (a bulk string's text), up to 64 KiB.
+    pub fn reply(&self, line: &str) -> String {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return String::new();
+        };
+        stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        if write!(stream, "{line}\r\n").is_err() {
+            return String::new();
+        }
+        let mut all = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 || all.len() > 65536 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+            if let Some(text) = std::str::from_utf8(&all).ok().filter(|t| complete(t)) {
+                return text.to_string();
+            }
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    }
+}
+
+/// Whether a RESP reply in `text` is whole (a bulk string's announced length read).
+fn complete(text: &str) -> bool {
+    match text.strip_prefix('$') {
+        Some(rest) => rest
+            .split_once("\r\n")
+            .is_some_and(|(len, body)| len.parse::<usize>().is_ok_and(|len| body.len() >= len + 2)),
+        None => text.ends_with("\r\n"),
+    }
+}
+
+/// A node of a cluster: `serve` sharing rooms through `redis`, two event loops, no
+/// rate limit, and a short `--node-timeout` so that a dead node is noticed quickly.
+pub fn node(redis: &dyn Shared, extra: &[&str]) -> super::ServerProcess {
+    let shared = redis.node_args();
+    let mut args = vec!["serve", "--threads", "2", "--max-rate", "0"];
+    args.extend(shared.iter().map(String::as_str));
+    args.extend(["--node-timeout", "1.5"]);
+    args.extend_from_slice(extra);
+    super::ServerProcess::start(env!("CARGO_BIN_EXE_rfc6455"), &args)
+}
+
+/// Polls `check` every 50 ms until it holds; false after `limit`.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The value of an unlabelled series in a node's `/metrics`.
+pub fn metric(addr: &str, name: &str) -> f64 {
+    let (status, _, body) =
+        super::sse::request(addr, "GET", "/metrics", "Connection: close\r\n", b"");
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} in {body}"))
+        .parse()
+        .unwrap()
+}
