@@ -51,6 +51,7 @@ const PROGRAMS: &[&str] = &[
     "curl",
     "openssl",
     "redis-server",
+    "redis-cli",
     "haproxy",
     "for",
     "python3",
@@ -423,14 +424,20 @@ fn shows(printed: &Printed, output: &str) {
     }
 }
 
-/// The cluster recipe of docs/cluster.md (Redis, three nodes, HAProxy with
-/// deploy/haproxy.cfg) is what cli/tests/cluster.rs runs, with real processes.
+/// The cluster recipes of docs/cluster.md (Redis or a Redis Cluster, three nodes,
+/// HAProxy with deploy/haproxy.cfg) are what cli/tests/cluster.rs runs, with real
+/// processes (the cluster made as tests/support/redis.rs makes it).
 fn check_cluster_recipe(printed: &Printed) {
-    let cluster = std::fs::read_to_string(root().join("cli/tests/cluster.rs")).unwrap();
+    let cluster = std::fs::read_to_string(root().join("cli/tests/cluster.rs")).unwrap()
+        + &std::fs::read_to_string(root().join("cli/tests/support/redis.rs")).unwrap();
     for needle in [
         "\"--redis\"",
+        "\"--redis-cluster\"",
+        "\"--cluster-enabled\"",
+        ".arg(\"create\")",
         "deploy/haproxy.cfg",
         "redis-server",
+        "redis-cli",
         "haproxy",
     ] {
         assert!(
@@ -459,6 +466,7 @@ fn check_cluster_recipe(printed: &Printed) {
             .map(|a| {
                 a.replace("$port", "0")
                     .replace("127.0.0.1:6379", "127.0.0.1:1")
+                    .replace("127.0.0.1:700", "127.0.0.1:")
             })
             .collect();
         let mut node = Command::new(BIN)
@@ -588,7 +596,7 @@ fn every_command_printed_in_the_readme_and_docs_runs() {
                     printed.place
                 );
             }
-            "redis-server" | "haproxy" | "for" => check_cluster_recipe(printed),
+            "redis-server" | "redis-cli" | "haproxy" | "for" => check_cluster_recipe(printed),
             _ => panic!("{}: no rule runs `{}`", printed.place, printed.text),
         }
         checked += 1;
