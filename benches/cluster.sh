@@ -5,6 +5,8 @@
 #   one node+redis the same node with `--redis` (every message through a Lua script)
 #   two nodes      two `serve --redis` processes sharing one redis-server; members
 #                  alternate between them, the publisher is on the first
+#   two nodes+cluster  the same two nodes on a Redis Cluster of three primaries
+#                  (`--redis-cluster`: the room's shard, SPUBLISH/SSUBSCRIBE)
 # Every node runs one event loop (`--threads 1`), so that two nodes are two loops.
 # Prints the median deliveries/s and delivery latency (p50/p99) of ROUNDS runs, and
 # the Redis round trips per published message (all nodes' /metrics, while publishing).
@@ -30,13 +32,40 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # shellcheck source=benches/lib.sh
 . benches/lib.sh
 
-# node PORT [REDIS_PORT]: a rooms server with one loop, no rate limit.
+# node PORT [FLAGS...]: a rooms server with one loop, no rate limit.
 node() {
-  local extra=()
-  [ -n "${2:-}" ] && extra=(--redis "redis://127.0.0.1:$2/")
-  target/release/rfc6455 serve --addr "127.0.0.1:$1" --threads 1 --max-rate 0 \
-    "${extra[@]}" 2>/dev/null & pids+=($!)
-  wait_for_port "$1"
+  local port=$1; shift
+  target/release/rfc6455 serve --addr "127.0.0.1:$port" --threads 1 --max-rate 0 \
+    "$@" 2>/dev/null & pids+=($!)
+  wait_for_port "$port"
+}
+
+# A port free on loopback whose cluster bus port (+10000) is free too.
+cluster_port() {
+  python3 -c 'import socket,random
+def free(p):
+    s = socket.socket()
+    try: s.bind(("127.0.0.1", p)); return True
+    except OSError: return False
+    finally: s.close()
+while True:
+    p = random.randint(20000, 29999)
+    if free(p) and free(p + 10000): print(p); break'
+}
+
+# redis_cluster: three primaries made into a cluster; prints --redis-cluster's value.
+redis_cluster() {
+  local dir ports=() seeds=()
+  dir=$(mktemp -d)
+  for _ in 1 2 3; do
+    local p; p=$(cluster_port); ports+=("$p"); seeds+=("redis://127.0.0.1:$p/")
+    (cd "$dir" && exec redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no \
+      --cluster-enabled yes --cluster-config-file "nodes-$p.conf" >/dev/null) & pids+=($!)
+    wait_for_port "$p" >&2
+  done
+  redis-cli --cluster create "${ports[@]/#/127.0.0.1:}" --cluster-yes >/dev/null
+  until redis-cli -p "${ports[0]}" cluster info | grep -q cluster_state:ok; do sleep 0.1; done
+  (IFS=,; echo "${seeds[*]}")
 }
 
 # run SETUP: one fan-out run, prints loadgen's raw line.
@@ -51,12 +80,19 @@ run() {
         --fanout "$members" --publish "$messages" ;;
     one-node+redis)
       redis-server --port "$r" --bind 127.0.0.1 --save '' --appendonly no >/dev/null & pids+=($!)
-      wait_for_port "$r"; node "$a" "$r"
+      wait_for_port "$r"; node "$a" --redis "redis://127.0.0.1:$r/"
       target/release/examples/loadgen "ws://127.0.0.1:$a/" --raw \
         --fanout "$members" --publish "$messages" --metrics "127.0.0.1:$a" ;;
     two-nodes)
       redis-server --port "$r" --bind 127.0.0.1 --save '' --appendonly no >/dev/null & pids+=($!)
-      wait_for_port "$r"; node "$a" "$r"; node "$b" "$r"
+      wait_for_port "$r"; node "$a" --redis "redis://127.0.0.1:$r/"
+      node "$b" --redis "redis://127.0.0.1:$r/"
+      target/release/examples/loadgen "ws://127.0.0.1:$a/" --raw \
+        --fanout "$members" --publish "$messages" --spread "ws://127.0.0.1:$b/" \
+        --metrics "127.0.0.1:$a" --metrics "127.0.0.1:$b" ;;
+    two-nodes+cluster)
+      local seeds; seeds=$(redis_cluster)
+      node "$a" --redis-cluster "$seeds"; node "$b" --redis-cluster "$seeds"
       target/release/examples/loadgen "ws://127.0.0.1:$a/" --raw \
         --fanout "$members" --publish "$messages" --spread "ws://127.0.0.1:$b/" \
         --metrics "127.0.0.1:$a" --metrics "127.0.0.1:$b" ;;
@@ -65,17 +101,20 @@ run() {
 }
 
 echo "fan-out: 1 publisher, $members members, $messages messages of 64 B; median of $rounds rounds"
-printf '%-16s %14s %9s %9s %7s %12s\n' setup deliveries/s p50_us p99_us short trips/msg
+printf '%-18s %14s %9s %9s %7s %12s\n' setup deliveries/s p50_us p99_us short trips/msg
 declare -A rate
-for setup in one-node one-node+redis two-nodes; do
+setups=(one-node one-node+redis two-nodes)
+# An older build (before --redis-cluster) is measured without the cluster set-up.
+target/release/rfc6455 serve --help | grep -q -- --redis-cluster && setups+=(two-nodes+cluster)
+for setup in "${setups[@]}"; do
   results=()
   for _ in $(seq 1 "$rounds"); do results+=("$(run "$setup")"); done
   col() { printf '%s\n' "${results[@]}" | awk -v c="$1" '{print $c}' | median; }
   rate[$setup]=$(col 1)
   short=$(printf '%s\n' "${results[@]}" | awk '{s += $5} END {print s}')
-  printf '%-16s %14s %9s %9s %7s %12s\n' "$setup" "${rate[$setup]}" "$(col 2)" "$(col 3)" "$short" "$(col 6)"
+  printf '%-18s %14s %9s %9s %7s %12s\n' "$setup" "${rate[$setup]}" "$(col 2)" "$(col 3)" "$short" "$(col 6)"
 done
-for setup in one-node+redis two-nodes; do
+for setup in "${setups[@]:1}"; do
   awk -v s="$setup" -v a="${rate[$setup]}" -v b="${rate[one-node]}" \
-    'BEGIN { printf "%-16s %.2fx the deliveries/s of one node alone\n", s, a / b }'
+    'BEGIN { printf "%-18s %.2fx the deliveries/s of one node alone\n", s, a / b }'
 done

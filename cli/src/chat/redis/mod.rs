@@ -42,7 +42,7 @@ use rfc6455::server::Handle;
 use scripts::{global, node_channel, node_key, room_channel, room_key, Scripts};
 use serde_json::{json, Value as Json};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -64,8 +64,6 @@ const TRIP_HOLD: Duration = Duration::from_secs(1);
 const ROOM_RENEWAL: Duration = Duration::from_secs(600);
 /// How often the node thread looks for channels nobody here needs any more.
 const UNSUBSCRIBE_CHECK: Duration = Duration::from_secs(1);
-/// Messages read from Redis and not yet delivered (see [`subscriber`]).
-const INBOUND_QUEUE: usize = 16 * 1024;
 
 /// Which Redis the nodes share.
 #[derive(Debug, Clone)]
@@ -98,6 +96,9 @@ struct Link {
     breaker: Mutex<Breaker>,
     /// Requests refused at once because the breaker was open.
     shed: AtomicU64,
+    /// A change that spans slots (a rename, a release) failed halfway: the node
+    /// thread makes Redis agree with this node again (a resync).
+    repair: AtomicBool,
 }
 
 /// Whether the loops may call Redis: the last probe's round trip, and when a loop's
@@ -196,16 +197,18 @@ impl Link {
         if let Some(reason) = self.unavailable() {
             return Err(reason);
         }
-        let newly = self
+        let channel = room_channel(room);
+        let unregistered = self
             .subscriptions
-            .subscribe(&room_channel(room), Some(room), TIMEOUT)?;
-        if newly {
+            .subscribe(&channel, Some(room), TIMEOUT)?;
+        if unregistered {
             self.call(|c| {
                 redis::cmd("SADD")
                     .arg(node_key(&self.node, "rooms"))
                     .arg(room)
                     .query::<i64>(c)
             })?;
+            self.subscriptions.registered(&channel);
         }
         Ok(())
     }
@@ -427,6 +430,7 @@ pub fn start(
         nodes_reaped: AtomicU64::new(0),
         breaker: Mutex::new(Breaker::default()),
         shed: AtomicU64::new(0),
+        repair: AtomicBool::new(false),
     });
     let state = state_for(Box::new(RedisHub { link: link.clone() }));
     let node = NodeThread {
@@ -483,7 +487,8 @@ impl Hub for RedisHub {
                         .arg(name)
                         .arg(&link.node)
                         .invoke::<i64>(c)
-                })?;
+                })
+                .inspect_err(|_| link.repair.store(true, Ordering::Relaxed))?;
             }
         }
         Ok(claimed)
@@ -515,7 +520,8 @@ impl Hub for RedisHub {
                 .invoke::<i64>(c)
         })?;
         for room in rooms {
-            self.leave(room, name)?;
+            self.leave(room, name)
+                .inspect_err(|_| self.link.repair.store(true, Ordering::Relaxed))?;
         }
         Ok(Vec::new())
     }
@@ -674,13 +680,13 @@ impl Hub for RedisHub {
             ),
             (
                 "rfc6455_redis_messages_received_total",
-                "Messages this node received from Redis (room events, direct messages, answers): only from the rooms it has someone in.",
+                "Messages this node read from Redis (room events, direct messages, answers): only of the rooms it has someone in (or had, up to 10 s ago).",
                 "counter",
                 n(&link.subscriptions.received),
             ),
             (
                 "rfc6455_redis_subscribed_rooms",
-                "Rooms whose channel this node is subscribed to.",
+                "Rooms whose channel this node is subscribed to (confirmed).",
                 "gauge",
                 link.subscriptions.rooms().len().to_string(),
             ),
@@ -736,7 +742,7 @@ impl NodeThread {
         let mut beat = self.connector.commands()?;
         let commands = self.connector.commands()?;
         let shards = self.connector.shards(&mut beat)?;
-        let (sender, inbound) = mpsc::sync_channel(INBOUND_QUEUE);
+        let (sender, inbound) = mpsc::channel();
         let subscriptions = self.link.subscriptions.clone();
         let generation = subscriptions.open(shards, &self.auth, TIMEOUT, sender)?;
         // Subscribed before anything is read, so that nothing falls in between.
@@ -746,10 +752,15 @@ impl NodeThread {
             .into_iter()
             .map(|(room, _, _)| room)
             .collect();
-        for room in &rooms {
-            subscriptions.subscribe(&room_channel(room), Some(room), TIMEOUT)?;
-        }
+        subscriptions.subscribe_all(&rooms, TIMEOUT)?;
         self.heartbeat(&mut beat)?;
+        if self.being_reaped(&mut beat)? {
+            // Registering now would race the reaper settling this node's rooms.
+            return Err(format!(
+                "redis: node {} is being reaped; registering again after",
+                self.link.node
+            ));
+        }
         *self.link.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(commands);
         self.resync()?;
         if *sessions > 0 {
@@ -776,6 +787,7 @@ impl NodeThread {
         let mut next_probe = Instant::now();
         let mut next_renewal = Instant::now();
         let mut next_unsubscribe = Instant::now() + UNSUBSCRIBE_CHECK;
+        let mut reaped = false;
         loop {
             let now = Instant::now();
             if now >= next_renewal {
@@ -797,9 +809,19 @@ impl NodeThread {
                         "redis: node {} was reaped while silent; registering again",
                         self.link.node
                     );
-                    self.resync()?;
+                    reaped = true;
                 }
                 self.reap_dead(beat)?;
+                // Once the reaping of this node is over (or a reaper that is still
+                // settling its rooms would undo the registration).
+                if reaped && !self.being_reaped(beat)? {
+                    reaped = false;
+                    self.resync()?;
+                }
+            }
+            if self.link.repair.swap(false, Ordering::Relaxed) {
+                log::warn!("redis: a change across slots failed halfway; registering again");
+                self.resync()?;
             }
             let wait = [next_beat, next_probe, next_unsubscribe, next_renewal]
                 .into_iter()
@@ -811,7 +833,12 @@ impl NodeThread {
                     generation: g,
                     channel,
                     payload,
-                }) if g == generation => self.dispatch(&channel, &payload),
+                }) => {
+                    self.link.subscriptions.took(payload.len());
+                    if g == generation {
+                        self.dispatch(&channel, &payload);
+                    }
+                }
                 Ok(Inbound::Lost {
                     generation: g,
                     reason,
@@ -851,17 +878,18 @@ impl NodeThread {
     /// Unsubscribes from the rooms nobody here has followed for `LINGER`, and tells
     /// the reaper they are not this node's any more.
     fn drop_unwanted(&self, beat: &mut Commands) -> Result<(), String> {
-        let dropped = {
-            let state = lock(&self.state);
-            let wanted: HashSet<String> = state
-                .local_rooms()
-                .into_iter()
-                .map(|(room, _, _)| room)
-                .collect();
-            self.link
-                .subscriptions
-                .drop_unwanted(&|room| wanted.contains(room))
-        };
+        // Under the chat lock until the rooms are out of Redis too: a join meanwhile
+        // would record its room before this takes it out.
+        let state = lock(&self.state);
+        let wanted: HashSet<String> = state
+            .local_rooms()
+            .into_iter()
+            .map(|(room, _, _)| room)
+            .collect();
+        let dropped = self
+            .link
+            .subscriptions
+            .drop_unwanted(&|room| wanted.contains(room));
         for room in dropped {
             redis::cmd("SREM")
                 .arg(node_key(&self.link.node, "rooms"))
@@ -919,7 +947,8 @@ impl NodeThread {
 
     /// Reaps every registered node whose heartbeat expired (the script makes sure one
     /// node does it, once): its names are freed, then its members in each of its
-    /// rooms (`left` announced).
+    /// rooms (`left` announced). The rooms of a reaping that failed halfway, here or
+    /// on another node, are settled on the next pass.
     fn reap_dead(&self, beat: &mut Commands) -> Result<(), String> {
         let fail = |e: redis::RedisError| format!("redis: {e}");
         let nodes: Vec<String> = redis::cmd("SMEMBERS")
@@ -927,7 +956,7 @@ impl NodeThread {
             .query(beat.as_mut())
             .map_err(fail)?;
         for dead in nodes.iter().filter(|n| **n != self.link.node) {
-            let (reaped, rooms): (i64, Vec<String>) = self
+            let reaped: i64 = self
                 .link
                 .scripts
                 .reap
@@ -936,19 +965,51 @@ impl NodeThread {
                 .key(node_key(dead, "names"))
                 .key(node_key(dead, "rooms"))
                 .key(global("names"))
+                .key(global("reaping"))
+                .key(node_key(dead, "unsettled"))
                 .arg(dead)
                 .invoke(beat.as_mut())
                 .map_err(fail)?;
             if reaped == 1 {
-                for room in &rooms {
-                    self.settle(beat.as_mut(), dead, room, &[], (0, 0))
-                        .map_err(fail)?;
-                }
                 log::warn!("redis: node {dead} stopped beating; its members left");
                 self.link.nodes_reaped.fetch_add(1, Ordering::Relaxed);
             }
         }
+        let reaping: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(global("reaping"))
+            .query(beat.as_mut())
+            .map_err(fail)?;
+        for dead in reaping {
+            let unsettled = node_key(&dead, "unsettled");
+            let rooms: Vec<String> = redis::cmd("SMEMBERS")
+                .arg(&unsettled)
+                .query(beat.as_mut())
+                .map_err(fail)?;
+            for room in rooms {
+                self.settle(beat.as_mut(), &dead, &room, &[], (0, 0))
+                    .map_err(fail)?;
+                redis::cmd("SREM")
+                    .arg(&unsettled)
+                    .arg(&room)
+                    .query::<i64>(beat.as_mut())
+                    .map_err(fail)?;
+            }
+            redis::cmd("SREM")
+                .arg(global("reaping"))
+                .arg(&dead)
+                .query::<i64>(beat.as_mut())
+                .map_err(fail)?;
+        }
         Ok(())
+    }
+
+    /// Whether a reaping of this node is still settling its rooms.
+    fn being_reaped(&self, beat: &mut Commands) -> Result<bool, String> {
+        redis::cmd("SISMEMBER")
+            .arg(global("reaping"))
+            .arg(&self.link.node)
+            .query(beat.as_mut())
+            .map_err(|e| format!("redis: {e}"))
     }
 
     /// Makes Redis agree with this node, then delivers what its members missed while
@@ -987,6 +1048,11 @@ impl NodeThread {
         }
         for room in &gone {
             self.settle(c, node, room, &[], (0, 0)).map_err(fail)?;
+            redis::cmd("SREM")
+                .arg(node_key(node, "rooms"))
+                .arg(room)
+                .query::<i64>(&mut *c)
+                .map_err(fail)?;
         }
         for (room, seq, pos) in &rooms {
             let names = members.get(room.as_str()).map_or(&[][..], Vec::as_slice);
@@ -994,10 +1060,10 @@ impl NodeThread {
                 .map_err(fail)?;
         }
         // Catch-up: what the log holds beyond what was delivered here.
-        for (room, _, _) in rooms {
-            let after = state.delivered_seq(&room).unwrap_or(0);
+        for (room, _, _) in &rooms {
+            let after = state.delivered_seq(room).unwrap_or(0);
             let missed: Vec<(String, u64)> = redis::cmd("ZRANGEBYSCORE")
-                .arg(room_key(&room, "log"))
+                .arg(room_key(room, "log"))
                 .arg(format!("({after}"))
                 .arg("+inf")
                 .arg("WITHSCORES")
@@ -1021,6 +1087,9 @@ impl NodeThread {
                 };
                 state.deliver(&mut self.handle, &event);
             }
+        }
+        for (room, _, _) in &rooms {
+            link.subscriptions.registered(&room_channel(room));
         }
         link.set_down(None);
         Ok(())

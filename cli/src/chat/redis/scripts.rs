@@ -18,6 +18,7 @@
 //! | `rfc6455:{r:ROOM}:events` | the room's channel (not a key) |
 //! | `rfc6455:{g}:names` | hash: every user's name → its nodes (a name from `hello` has one: unique in the cluster; a signed-in user may be on several) |
 //! | `rfc6455:{g}:node:ID:names`, `rfc6455:{g}:node:ID:rooms` | what node ID registered, for reaping it |
+//! | `rfc6455:{g}:reaping`, `rfc6455:{g}:node:ID:unsettled` | dead nodes whose rooms are still to be settled, and those rooms |
 //! | `rfc6455:{g}:alive:ID` | the node's heartbeat, expiring after `--node-timeout` |
 //! | `rfc6455:{g}:nodes` | the nodes that registered |
 //! | `rfc6455:{n:ID}:to` | node ID's channel: direct messages and answers (not a key) |
@@ -38,11 +39,13 @@ pub fn node_key(node: &str, kind: &str) -> String {
     global(&format!("node:{node}:{kind}"))
 }
 
-/// A key (or the channel) of one room. The tag's `r:` keeps it from being empty
-/// (Redis hashes a whole key whose tag is `{}`); a `}` in the room's name ends the
-/// tag early, the same way in every key of that room.
+/// A key (or the channel) of one room. The tag is the whole name, with `%` and `}`
+/// escaped (`%25`, `%7D`): a `}` would end the tag early, and every room whose name
+/// starts with one would share a slot. The tag's `r:` keeps it from being empty
+/// (Redis hashes a whole key whose tag is `{}`).
 pub fn room_key(room: &str, kind: &str) -> String {
-    format!("rfc6455:{{r:{room}}}:{kind}")
+    let tag = room.replace('%', "%25").replace('}', "%7D");
+    format!("rfc6455:{{r:{tag}}}:{kind}")
 }
 
 /// The room's channel.
@@ -284,26 +287,32 @@ redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
 return redis.call('SADD', KEYS[2], ARGV[2])
 "#;
 
-/// KEYS: nodes, alive:DEAD, DEAD's names, DEAD's rooms, names; ARGV: DEAD. Reaps a
-/// node whose heartbeat expired, once: frees its names and returns {1, its rooms}
-/// (each then settled with no names for it), or {0, {}}.
+/// KEYS: nodes, alive:DEAD, DEAD's names, DEAD's rooms, names, reaping, DEAD's
+/// rooms to settle; ARGV: DEAD. Reaps a node whose heartbeat expired, once: frees its
+/// names and moves its rooms to the set of rooms to settle (each then settled with no
+/// names for it, and taken out of the set only once settled: a reaper that fails
+/// halfway leaves the rest to the next one). 1 if it reaped.
 const REAP: &str = r#"
-if redis.call('EXISTS', KEYS[2]) == 1 then return {0, {}} end
-if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return {0, {}} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 for _, name in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   unhold(KEYS[5], name, ARGV[1])
 end
-local rooms = redis.call('SMEMBERS', KEYS[4])
-redis.call('DEL', KEYS[3], KEYS[4])
-return {1, rooms}
+redis.call('DEL', KEYS[3])
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('SUNIONSTORE', KEYS[7], KEYS[7], KEYS[4])
+  redis.call('DEL', KEYS[4])
+end
+redis.call('SADD', KEYS[6], ARGV[1])
+return 1
 "#;
 
 /// KEYS: names, node names, node rooms, nodes; ARGV: node, [[name, [room...]]...],
 /// [room...], '1' if users are signed in (held by several nodes, never a conflict).
 /// Makes `{g}` say what this node has (after an outage, or after being reaped): the
-/// names it no longer has are freed, those it has are held, its rooms are replaced.
+/// names it no longer has are freed, those it has are held, its rooms are added.
 /// Returns {the names another node took meanwhile, the rooms it had and has no
-/// more} (each then settled with no names).
+/// more} (each then settled with no names, and only then taken out of its rooms).
 const RESYNC: &str = r#"
 local node = ARGV[1]
 local want_names = {}
@@ -329,7 +338,6 @@ for _, room in ipairs(cjson.decode(ARGV[3])) do want_rooms[room] = true end
 for _, room in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   if not want_rooms[room] then table.insert(gone, room) end
 end
-redis.call('DEL', KEYS[3])
 for room, _ in pairs(want_rooms) do redis.call('SADD', KEYS[3], room) end
 redis.call('SADD', KEYS[4], node)
 return {conflicts, gone}
@@ -412,13 +420,19 @@ mod tests {
 
     #[test]
     fn every_key_of_a_room_is_in_its_channel_s_slot() {
-        for room in ["lobby", "a}b", "{x}", "}", "", "été"] {
+        for room in ["lobby", "a}b", "{x}", "}", "", "été", "%7D"] {
             let slot = slot_of(&room_channel(room));
             for key in room_keys(room) {
                 assert_eq!(slot_of(&key), slot, "{room:?} {key}");
             }
             assert_eq!(slot_of(&room_key(room, "idem:[\"u\",\"k\"]")), slot);
         }
+        // A `}` does not cut the tag: rooms that start alike are spread.
+        assert_ne!(room_key("}a", "seq"), room_key("%7Da", "seq"));
+        let spread: std::collections::HashSet<u16> = (0..50)
+            .map(|i| slot_of(&room_channel(&format!("}}{i}"))))
+            .collect();
+        assert!(spread.len() > 40, "{spread:?}");
         let g = slot_of(&global("names"));
         assert_eq!(slot_of(&node_key("abc", "rooms")), g);
         assert_eq!(slot_of(&global("alive:abc")), g);

@@ -18,24 +18,27 @@
 //! event after the state the join reads reaches the node. (Events before it that
 //! arrive after are skipped by their position, as for any join.)
 //!
-//! The reader threads never take the chat lock (a loop may hold it while it waits
-//! for a confirmation): they pass what they read to the node thread through a bounded
-//! queue. When the queue is full a reader waits; Redis then buffers, and past its
-//! `client-output-buffer-limit pubsub` it drops the connection: the node reconnects
-//! and catches its members up from the room logs.
+//! The reader threads never take the chat lock, and never wait for the node thread (a
+//! loop may hold the lock while it waits for a confirmation that follows messages on
+//! the same connection): they pass what they read on through a queue bounded in bytes
+//! ([`MAX_QUEUED`]). A node that falls that far behind drops its connections and
+//! reconnects: its members catch up from the room logs.
 
 use redis::{Cmd, Value};
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::SyncSender;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How long a room's channel stays subscribed after the node's last member or stream
 /// in it went.
 pub const LINGER: Duration = Duration::from_secs(10);
+
+/// Bytes read from Redis and not yet delivered, at most.
+pub const MAX_QUEUED: usize = 64 << 20;
 
 /// What the reader threads pass to the node thread.
 pub enum Inbound {
@@ -75,6 +78,10 @@ enum State {
 
 struct Channel {
     state: State,
+    /// When its `SUBSCRIBE` went out.
+    asked_at: Instant,
+    /// Recorded in Redis as this node's room (for the reaper).
+    registered: bool,
     shard: usize,
     /// The room it carries (`None`: the node's channel), and when the node last had
     /// someone in it.
@@ -98,6 +105,8 @@ pub struct Subscriptions {
     confirmed: Condvar,
     /// Messages read from Redis (`rfc6455_redis_messages_received_total`).
     pub received: AtomicU64,
+    /// Bytes read and not yet taken by the node thread.
+    queued: AtomicUsize,
 }
 
 impl Subscriptions {
@@ -108,6 +117,7 @@ impl Subscriptions {
             table: Mutex::new(Table::default()),
             confirmed: Condvar::new(),
             received: AtomicU64::new(0),
+            queued: AtomicUsize::new(0),
         }
     }
 
@@ -127,24 +137,41 @@ impl Subscriptions {
         shards: Vec<ShardAddr>,
         auth: &Auth,
         timeout: Duration,
-        inbound: SyncSender<Inbound>,
+        inbound: Sender<Inbound>,
     ) -> Result<u64, String> {
         self.close();
+        self.queued.store(0, Ordering::Relaxed);
         let generation = self.table().generation;
-        let mut opened = Vec::new();
+        let mut opened: Vec<(ShardAddr, TcpStream)> = Vec::new();
         for shard in shards {
-            let stream = connect(&shard, auth, timeout)?;
-            let reader = stream.try_clone().map_err(|e| format!("redis: {e}"))?;
-            let subs = self.clone();
-            let inbound = inbound.clone();
-            std::thread::Builder::new()
-                .name("rfc6455-redis-sub".into())
-                .spawn(move || subs.read(generation, reader, inbound))
-                .map_err(|e| e.to_string())?;
-            opened.push((shard, stream));
+            let started = connect(&shard, auth, timeout).and_then(|stream| {
+                let reader = stream.try_clone().map_err(|e| format!("redis: {e}"))?;
+                let subs = self.clone();
+                let inbound = inbound.clone();
+                std::thread::Builder::new()
+                    .name("rfc6455-redis-sub".into())
+                    .spawn(move || subs.read(generation, reader, inbound))
+                    .map_err(|e| e.to_string())?;
+                Ok(stream)
+            });
+            match started {
+                Ok(stream) => opened.push((shard, stream)),
+                Err(e) => {
+                    // The readers started so far end with their connections.
+                    for (_, stream) in opened {
+                        let _ = stream.shutdown(Shutdown::Both);
+                    }
+                    return Err(e);
+                }
+            }
         }
         self.table().shards = opened;
         Ok(generation)
+    }
+
+    /// The node thread took a message of `len` bytes off the queue.
+    pub fn took(&self, len: usize) {
+        self.queued.fetch_sub(len, Ordering::Relaxed);
     }
 
     /// Closes every connection (their readers end) and forgets every channel.
@@ -159,60 +186,85 @@ impl Subscriptions {
     }
 
     /// Subscribes to `channel` (of `room`, if it is a room's) and waits for Redis to
-    /// confirm it. `Ok(true)` if this call subscribed it, `Ok(false)` if it was.
+    /// confirm it. `Ok(true)` if the node has yet to record the room as its own in
+    /// Redis (then [`Subscriptions::registered`]).
     pub fn subscribe(
         &self,
         channel: &str,
         room: Option<&str>,
         timeout: Duration,
     ) -> Result<bool, String> {
+        self.ask(channel, room)?;
+        self.wait(channel, timeout)
+    }
+
+    /// Subscribes to every channel of `rooms` at once, then waits for them all.
+    pub fn subscribe_all(&self, rooms: &[String], timeout: Duration) -> Result<(), String> {
+        for room in rooms {
+            self.ask(&super::scripts::room_channel(room), Some(room))?;
+        }
+        for room in rooms {
+            self.wait(&super::scripts::room_channel(room), timeout)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the `SUBSCRIBE` of `channel` unless it is asked or confirmed.
+    fn ask(&self, channel: &str, room: Option<&str>) -> Result<(), String> {
+        let mut table = self.table();
+        if let Some(c) = table.channels.get_mut(channel) {
+            c.wanted_at = Instant::now();
+            return Ok(());
+        }
+        let slot = super::scripts::slot_of(channel);
+        let shard = table
+            .shards
+            .iter()
+            .position(|(addr, _)| addr.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
+            .ok_or_else(|| format!("redis: no shard serves slot {slot}"))?;
+        let command = if self.sharded {
+            "SSUBSCRIBE"
+        } else {
+            "SUBSCRIBE"
+        };
+        let packed = Cmd::new().arg(command).arg(channel).get_packed_command();
+        (&table.shards[shard].1)
+            .write_all(&packed)
+            .map_err(|e| format!("redis: subscribing: {e}"))?;
+        let now = Instant::now();
+        table.channels.insert(
+            channel.to_string(),
+            Channel {
+                state: State::Pending,
+                asked_at: now,
+                registered: room.is_none(),
+                shard,
+                room: room.map(str::to_string),
+                wanted_at: now,
+            },
+        );
+        Ok(())
+    }
+
+    /// Waits until `channel`'s subscription is confirmed; `Ok(true)` if its room is
+    /// not recorded in Redis yet. A subscription unconfirmed after `timeout` is
+    /// forgotten (the next join asks again).
+    fn wait(&self, channel: &str, timeout: Duration) -> Result<bool, String> {
         let mut table = self.table();
         let generation = table.generation;
-        let newly = match table.channels.get_mut(channel) {
-            Some(c) => {
-                c.wanted_at = Instant::now();
-                false
-            }
-            None => {
-                let slot = super::scripts::slot_of(channel);
-                let shard = table
-                    .shards
-                    .iter()
-                    .position(|(addr, _)| addr.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
-                    .ok_or_else(|| format!("redis: no shard serves slot {slot}"))?;
-                let command = if self.sharded {
-                    "SSUBSCRIBE"
-                } else {
-                    "SUBSCRIBE"
-                };
-                let packed = Cmd::new().arg(command).arg(channel).get_packed_command();
-                (&table.shards[shard].1)
-                    .write_all(&packed)
-                    .map_err(|e| format!("redis: subscribing: {e}"))?;
-                table.channels.insert(
-                    channel.to_string(),
-                    Channel {
-                        state: State::Pending,
-                        shard,
-                        room: room.map(str::to_string),
-                        wanted_at: Instant::now(),
-                    },
-                );
-                true
-            }
-        };
-        let deadline = Instant::now() + timeout;
         loop {
             if table.generation != generation {
                 return Err("redis: reconnecting".into());
             }
-            match table.channels.get(channel).map(|c| c.state) {
-                Some(State::Active) => return Ok(newly),
-                Some(State::Pending) => {}
-                None => return Err("redis: unsubscribed meanwhile".into()),
+            let Some(c) = table.channels.get(channel) else {
+                return Err("redis: unsubscribed meanwhile".into());
+            };
+            if c.state == State::Active {
+                return Ok(!c.registered);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = (c.asked_at + timeout).saturating_duration_since(Instant::now());
             if left.is_zero() {
+                table.channels.remove(channel);
                 return Err("redis: no answer to a subscribe".into());
             }
             table = self
@@ -220,6 +272,13 @@ impl Subscriptions {
                 .wait_timeout(table, left)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+        }
+    }
+
+    /// Records that `channel`'s room is in Redis as this node's.
+    pub fn registered(&self, channel: &str) {
+        if let Some(c) = self.table().channels.get_mut(channel) {
+            c.registered = true;
         }
     }
 
@@ -258,18 +317,19 @@ impl Subscriptions {
         dropped
     }
 
-    /// The rooms whose channels are subscribed.
+    /// The rooms whose channels are subscribed (confirmed).
     pub fn rooms(&self) -> Vec<String> {
         self.table()
             .channels
             .values()
+            .filter(|c| c.state == State::Active)
             .filter_map(|c| c.room.clone())
             .collect()
     }
 
     /// A reader thread: until its connection breaks, passes the messages on and
     /// records the confirmations.
-    fn read(&self, generation: u64, stream: TcpStream, inbound: SyncSender<Inbound>) {
+    fn read(&self, generation: u64, stream: TcpStream, inbound: Sender<Inbound>) {
         let mut reader = BufReader::new(stream);
         let mut parser = redis::Parser::new();
         let reason = loop {
@@ -277,7 +337,13 @@ impl Subscriptions {
                 Ok(v) => v,
                 Err(e) => break format!("redis: subscriber: {e}"),
             };
-            let Value::Array(items) = value else { continue };
+            let items = match value {
+                Value::Array(items) => items,
+                // An error answers a subscribe: `MOVED` (the slot is on another shard
+                // now), `CLUSTERDOWN`, ... The node reads the slots again.
+                Value::ServerError(e) => break format!("redis: subscribing: {e:?}"),
+                _ => continue,
+            };
             let text = |i: usize| match items.get(i) {
                 Some(Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
                 _ => None,
@@ -291,6 +357,13 @@ impl Subscriptions {
                     let Some(Value::BulkString(payload)) = items.into_iter().nth(2) else {
                         continue;
                     };
+                    let queued = self.queued.fetch_add(payload.len(), Ordering::Relaxed);
+                    if queued > MAX_QUEUED {
+                        break format!(
+                            "redis: {} MiB read and not delivered yet: catching up from the logs",
+                            queued >> 20
+                        );
+                    }
                     let message = Inbound::Message {
                         generation,
                         channel,
