@@ -241,6 +241,48 @@ impl RedisCluster {
     }
 }
 
+impl RedisCluster {
+    /// `redis-cli -p PORT ARGS...` against node `i`: its output.
+    pub fn cli(&self, i: usize, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.nodes[i].port.to_string()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli (tests/setup.sh installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Moves `key`'s slot, with its keys, from its primary to node `to` (a primary),
+    /// as `redis-cli --cluster reshard` does for one slot: IMPORTING and MIGRATING,
+    /// MIGRATE the keys in batches, then give every primary the slot's new owner.
+    pub fn move_slot_of(&self, key: &str, to: usize) {
+        let from = self.primary_of(key);
+        let slot = self.cli(0, &["CLUSTER", "KEYSLOT", key]).trim().to_string();
+        let id = |i: usize| self.cli(i, &["CLUSTER", "MYID"]).trim().to_string();
+        let (from_id, to_id) = (id(from), id(to));
+        let to_port = self.nodes[to].port.to_string();
+        self.cli(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]);
+        self.cli(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]);
+        loop {
+            let keys = self.cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "100"]);
+            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let mut args = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
+            args.extend(keys);
+            let answer = self.cli(from, &args);
+            assert!(answer.trim() == "OK", "MIGRATE: {answer}");
+        }
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].child.is_some() {
+                self.cli(i, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+            }
+        }
+    }
+}
+
 impl Shared for RedisCluster {
     fn node_args(&self) -> Vec<String> {
         let seeds: Vec<String> = self
