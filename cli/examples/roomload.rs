@@ -1,0 +1,546 @@
+//! A load generator for `rfc6455 serve` shaped like a real-time app's traffic, for
+//! `benches/cluster_50k.sh`: many connections in one process, on one mio event loop,
+//! spread over the nodes of a cluster. Connection `g` says hello as user `u{g}`, joins
+//! its personal room `p{g}` and its group room `g{g/10}` (ten members, spread over the
+//! nodes); the process publishes `--rate` messages a second to the groups, each
+//! carrying its send time, and closes and reopens `--churn` connections a second,
+//! each coming back with `since` (catch-up). It reports the delivery latency
+//! (publisher's send to each member's receive), and messages lost, duplicated or
+//! reordered, checked by seq per member and room.
+//!
+//! ```text
+//! cargo run --release --example roomload -- ws://127.0.0.1:9001/ ws://127.0.0.1:9002/ \
+//!     --first 0 --connections 10000 --rate 500 --churn 30 --warmup 10 --seconds 60
+//! ```
+//!
+//! `--idle`: connect, join, and only hold the connections (heartbeats answered) for
+//! `--seconds`.
+
+use clap::Parser;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use rfc6455::handshake::client::{ClientHandshake, WsUrl};
+use rfc6455::handshake::HeadReader;
+use rfc6455::{CloseCode, Connection, Event, Role};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::ToSocketAddrs;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// The nodes, `ws://HOST:PORT/`; connection g goes to node g mod their number.
+    #[arg(required = true)]
+    nodes: Vec<String>,
+    /// The first connection's number (processes of one run take distinct ranges).
+    #[arg(long, default_value_t = 0)]
+    first: usize,
+    /// Connections of this process (a multiple of the group size).
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// Members per group room.
+    #[arg(long, default_value_t = 10)]
+    group: usize,
+    /// Messages per second this process publishes (each reaches group - 1 members).
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Connections closed and reopened per second.
+    #[arg(long, default_value_t = 0.0)]
+    churn: f64,
+    /// Message text size in bytes.
+    #[arg(long, default_value_t = 100)]
+    text_size: usize,
+    /// Seconds of traffic before the measured ones.
+    #[arg(long, default_value_t = 5)]
+    warmup: u64,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Only hold the connections: no messages, no churn.
+    #[arg(long)]
+    idle: bool,
+}
+
+/// One simulated user's connection.
+struct Conn {
+    g: usize,
+    /// Reopened this many times (the user's name changes with it: `u{g}x{gen}`).
+    generation: u32,
+    stream: TcpStream,
+    phase: Phase,
+    /// Bytes not yet written (handshake or frames).
+    out: Vec<u8>,
+    /// The last seq seen in the group room (received or acked): where `since` resumes.
+    last_seq: u64,
+    /// Seqs of the group room received as messages, and acked as one's own.
+    received: Vec<u64>,
+    acked: Vec<u64>,
+    /// Group messages received more than once, or after a later one.
+    duplicated: u64,
+    reordered: u64,
+    /// The group join's presence has come: what follows is live.
+    live: bool,
+}
+
+enum Phase {
+    Handshake(ClientHandshake, HeadReader),
+    Open(Box<Connection>),
+    Closed,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64
+}
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
+struct Load {
+    args: Args,
+    urls: Vec<WsUrl>,
+    poll: Poll,
+    conns: HashMap<Token, Conn>,
+    next_token: usize,
+    /// Latencies of live group deliveries in the measured window, µs.
+    latencies: Vec<u64>,
+    measuring: bool,
+    deliveries: u64,
+    replayed: u64,
+    published: u64,
+    errors: u64,
+    /// What each connection saw, once it ended.
+    finished: Vec<View>,
+}
+
+/// One connection's view of its group room.
+struct View {
+    group: usize,
+    received: Vec<u64>,
+    acked: Vec<u64>,
+    duplicated: u64,
+    reordered: u64,
+}
+
+impl Load {
+    fn open(&mut self, g: usize, generation: u32, last_seq: u64, history: (Vec<u64>, Vec<u64>)) {
+        let url = &self.urls[g % self.urls.len()];
+        let addr = (url.host.as_str(), url.port)
+            .to_socket_addrs()
+            .expect("the node's address")
+            .next()
+            .expect("an address");
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        self.poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+            .expect("register");
+        let (handshake, request) = ClientHandshake::new(url, &[], &[]);
+        self.conns.insert(
+            token,
+            Conn {
+                g,
+                generation,
+                stream,
+                phase: Phase::Handshake(handshake, HeadReader::new(16 * 1024)),
+                out: request,
+                last_seq,
+                received: history.0,
+                acked: history.1,
+                duplicated: 0,
+                reordered: 0,
+                live: false,
+            },
+        );
+    }
+
+    /// Reads, handles and writes what connection `token` can.
+    fn drive(&mut self, token: Token) {
+        let Some(mut c) = self.conns.remove(&token) else {
+            return;
+        };
+        let mut buf = [0u8; 16 * 1024];
+        let mut alive = true;
+        loop {
+            match c.stream.read(&mut buf) {
+                Ok(0) => {
+                    alive = false;
+                    break;
+                }
+                Ok(n) => self.input(&mut c, &buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::NotConnected => break,
+                Err(_) => {
+                    alive = false;
+                    break;
+                }
+            }
+        }
+        flush(&mut c);
+        if alive && !matches!(c.phase, Phase::Closed) {
+            self.conns.insert(token, c);
+        } else {
+            self.errors += u64::from(!matches!(c.phase, Phase::Closed));
+            self.finish(c);
+        }
+    }
+
+    fn input(&mut self, c: &mut Conn, data: &[u8]) {
+        if let Phase::Handshake(handshake, head) = &mut c.phase {
+            let Ok(Some(len)) = head.push(data) else {
+                return;
+            };
+            let rest = head.take_rest();
+            if handshake.validate(&head.buffer()[..len]).is_err() {
+                c.phase = Phase::Closed;
+                return;
+            }
+            let mut ws = Box::new(Connection::new(Role::Client));
+            let name = format!("u{}x{}", c.g, c.generation);
+            let group = format!("g{}", c.g / self.args.group);
+            let since = (c.last_seq > 0).then_some(c.last_seq);
+            let mut join = json!({"type": "join", "room": group, "id": "jg"});
+            if let Some(s) = since {
+                join["since"] = json!(s);
+            }
+            for request in [
+                json!({"type": "hello", "name": name, "id": "h"}),
+                json!({"type": "join", "room": format!("p{}", c.g), "id": "jp"}),
+                join,
+            ] {
+                let _ = ws.send_text(&request.to_string());
+            }
+            ws.receive(&rest);
+            c.phase = Phase::Open(ws);
+            self.events(c);
+            return;
+        }
+        if let Phase::Open(ws) = &mut c.phase {
+            ws.receive(data);
+        }
+        self.events(c);
+    }
+
+    fn events(&mut self, c: &mut Conn) {
+        let group = format!("g{}", c.g / self.args.group);
+        loop {
+            let Phase::Open(ws) = &mut c.phase else {
+                return;
+            };
+            let event = match ws.next_event() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(_) => {
+                    c.phase = Phase::Closed;
+                    return;
+                }
+            };
+            let text = match event {
+                Event::Text(text) => text,
+                Event::Close(_) => {
+                    c.phase = Phase::Closed;
+                    return;
+                }
+                _ => continue,
+            };
+            let Ok(v) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            match v["type"].as_str() {
+                Some("message") if v["room"] == group.as_str() => {
+                    let Some(seq) = v["seq"].as_u64() else {
+                        continue;
+                    };
+                    if c.received.contains(&seq) {
+                        c.duplicated += 1;
+                    } else if c.received.last().is_some_and(|l| *l > seq) {
+                        c.reordered += 1;
+                    }
+                    c.received.push(seq);
+                    c.last_seq = c.last_seq.max(seq);
+                    if c.live {
+                        self.deliveries += 1;
+                        let sent: Option<u64> = v["text"]
+                            .as_str()
+                            .and_then(|t| t.split(' ').next()?.parse().ok());
+                        if let (true, Some(sent)) = (self.measuring, sent) {
+                            self.latencies.push(now_us().saturating_sub(sent));
+                        }
+                    } else {
+                        self.replayed += 1;
+                    }
+                }
+                Some("presence") if v["room"] == group.as_str() => c.live = true,
+                Some("ack") if v["seq"].is_u64() => {
+                    let seq = v["seq"].as_u64().unwrap_or(0);
+                    c.acked.push(seq);
+                    c.last_seq = c.last_seq.max(seq);
+                }
+                Some("error") => self.errors += 1,
+                _ => {}
+            }
+        }
+        if let Phase::Open(ws) = &mut c.phase {
+            c.out.extend_from_slice(ws.pending_output());
+            let n = ws.pending_output().len();
+            ws.consume_output(n);
+        }
+    }
+
+    /// Sends one group message from connection `token`, if it is open and live.
+    fn publish(&mut self, token: Token) -> bool {
+        let Some(c) = self.conns.get_mut(&token) else {
+            return false;
+        };
+        let Phase::Open(ws) = &mut c.phase else {
+            return false;
+        };
+        if !c.live {
+            return false;
+        }
+        let mut text = format!("{} ", now_us());
+        while text.len() < self.args.text_size {
+            text.push('x');
+        }
+        let group = format!("g{}", c.g / self.args.group);
+        let m = json!({"type": "message", "room": group, "text": text, "id": self.published});
+        if ws.send_text(&m.to_string()).is_err() {
+            return false;
+        }
+        c.out.extend_from_slice(ws.pending_output());
+        let n = ws.pending_output().len();
+        ws.consume_output(n);
+        flush(c);
+        self.published += 1;
+        true
+    }
+
+    /// Closes connection `token` (a clean close) and opens its user again at once.
+    fn churn(&mut self, token: Token) {
+        let Some(mut c) = self.conns.remove(&token) else {
+            return;
+        };
+        if let Phase::Open(ws) = &mut c.phase {
+            let _ = ws.close(CloseCode::NORMAL, "churn");
+            c.out.extend_from_slice(ws.pending_output());
+        }
+        flush(&mut c);
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        let (g, generation, last) = (c.g, c.generation + 1, c.last_seq);
+        let history = (
+            std::mem::take(&mut c.received),
+            std::mem::take(&mut c.acked),
+        );
+        self.open(g, generation, last, history);
+    }
+
+    fn finish(&mut self, mut c: Conn) {
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        self.finished.push(View {
+            group: c.g / self.args.group,
+            received: std::mem::take(&mut c.received),
+            acked: std::mem::take(&mut c.acked),
+            duplicated: c.duplicated,
+            reordered: c.reordered,
+        });
+    }
+}
+
+fn flush(c: &mut Conn) {
+    while !c.out.is_empty() {
+        match c.stream.write(&c.out) {
+            Ok(0) => break,
+            Ok(n) => {
+                c.out.drain(..n);
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let args = Args::parse();
+    let urls: Vec<WsUrl> = args
+        .nodes
+        .iter()
+        .map(|u| WsUrl::parse(u).expect("a ws:// URL"))
+        .collect();
+    let mut load = Load {
+        poll: Poll::new().expect("poll"),
+        urls,
+        conns: HashMap::new(),
+        next_token: 0,
+        latencies: Vec::new(),
+        measuring: false,
+        deliveries: 0,
+        replayed: 0,
+        published: 0,
+        errors: 0,
+        finished: Vec::new(),
+        args,
+    };
+    let mut events = Events::with_capacity(4096);
+    // Open the connections a few hundred at a time.
+    let start = Instant::now();
+    let mut opened = 0;
+    while load
+        .conns
+        .values()
+        .filter(|c| matches!(c.phase, Phase::Open(_)) && c.live)
+        .count()
+        < load.args.connections
+    {
+        while opened < load.args.connections
+            && opened - load.conns.values().filter(|c| c.live).count() < 256
+        {
+            load.open(load.args.first + opened, 0, 0, (Vec::new(), Vec::new()));
+            opened += 1;
+        }
+        load.poll
+            .poll(&mut events, Some(Duration::from_millis(10)))
+            .expect("poll");
+        let tokens: Vec<Token> = events.iter().map(|e| e.token()).collect();
+        for t in tokens {
+            load.drive(t);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "connecting took too long"
+        );
+    }
+    let connect_seconds = start.elapsed().as_secs_f64();
+    let traffic = Instant::now();
+    let warmup = Duration::from_secs(load.args.warmup);
+    let end = warmup + Duration::from_secs(load.args.seconds);
+    let (mut churned, mut cursor) = (0.0f64, 0usize);
+    let (mut measured_from, mut cpu_measured, mut deliveries_at) = (0u64, 0.0, 0u64);
+    let mut churns = 0u64;
+    let mut tokens: Vec<Token> = load.conns.keys().copied().collect();
+    while traffic.elapsed() < end {
+        let elapsed = traffic.elapsed();
+        if !load.measuring && elapsed >= warmup {
+            load.measuring = true;
+            measured_from = load.published;
+            deliveries_at = load.deliveries;
+            cpu_measured = cpu_seconds();
+        }
+        if !load.args.idle {
+            let published_goal = load.args.rate * elapsed.as_secs_f64();
+            let mut tries = 0;
+            while (load.published as f64) < published_goal && tries < tokens.len() {
+                cursor = (cursor + 1) % tokens.len();
+                tries += 1;
+                load.publish(tokens[cursor]);
+            }
+            let churn_goal = load.args.churn * elapsed.as_secs_f64();
+            while churned < churn_goal && !tokens.is_empty() {
+                churned += 1.0;
+                let pick = tokens[(churned as usize * 7919) % tokens.len()];
+                load.churn(pick);
+                churns += 1;
+                tokens = load.conns.keys().copied().collect();
+            }
+        }
+        load.poll
+            .poll(&mut events, Some(Duration::from_millis(1)))
+            .expect("poll");
+        let ready: Vec<Token> = events.iter().map(|e| e.token()).collect();
+        for t in ready {
+            load.drive(t);
+        }
+        if tokens.len() != load.conns.len() {
+            tokens = load.conns.keys().copied().collect();
+        }
+    }
+    let measured = load.published - measured_from;
+    let deliveries = load.deliveries - deliveries_at;
+    let cpu = cpu_seconds() - cpu_measured;
+    // Let what is in flight arrive, then check every member's view.
+    let drain = Instant::now();
+    while drain.elapsed() < Duration::from_secs(3) {
+        load.poll
+            .poll(&mut events, Some(Duration::from_millis(10)))
+            .expect("poll");
+        let ready: Vec<Token> = events.iter().map(|e| e.token()).collect();
+        for t in ready {
+            load.drive(t);
+        }
+    }
+    let open: Vec<Token> = load.conns.keys().copied().collect();
+    for t in open {
+        if let Some(c) = load.conns.remove(&t) {
+            load.finish(c);
+        }
+    }
+    // Per group, its messages are the seqs anyone saw; a member missed those after
+    // its first that it neither received nor sent.
+    let mut room_max: HashMap<usize, u64> = HashMap::new();
+    for v in &load.finished {
+        let top = v
+            .received
+            .iter()
+            .chain(&v.acked)
+            .max()
+            .copied()
+            .unwrap_or(0);
+        let e = room_max.entry(v.group).or_default();
+        *e = (*e).max(top);
+    }
+    let (mut lost, mut duplicated, mut reordered) = (0u64, 0u64, 0u64);
+    for v in &load.finished {
+        duplicated += v.duplicated;
+        reordered += v.reordered;
+        let mut seen: Vec<u64> = v.received.iter().chain(&v.acked).copied().collect();
+        seen.sort_unstable();
+        seen.dedup();
+        let Some(first) = seen.first().copied() else {
+            continue;
+        };
+        let top = room_max[&v.group];
+        lost += (top - first + 1) - seen.len() as u64;
+    }
+    load.latencies.sort_unstable();
+    let l = &load.latencies;
+    println!(
+        "connections {} connect_s {:.1} published {} deliveries {} per_s {:.0} replayed {} p50_ms {:.1} p99_ms {:.1} max_ms {:.1} lost {} duplicated {} reordered {} churns {} errors {} cpu_us_per_delivery {:.2}",
+        load.args.connections,
+        connect_seconds,
+        measured,
+        deliveries,
+        deliveries as f64 / load.args.seconds as f64,
+        load.replayed,
+        percentile(l, 0.5) as f64 / 1000.0,
+        percentile(l, 0.99) as f64 / 1000.0,
+        l.last().copied().unwrap_or(0) as f64 / 1000.0,
+        lost,
+        duplicated,
+        reordered,
+        churns,
+        load.errors,
+        if deliveries > 0 { cpu * 1e6 / deliveries as f64 } else { 0.0 },
+    );
+}
