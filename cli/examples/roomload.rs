@@ -14,7 +14,10 @@
 //! ```
 //!
 //! `--idle`: connect, join, and only hold the connections (heartbeats answered) for
-//! `--seconds`.
+//! `--seconds`. `--reconnect`: a connection the server ends comes back as the chat page
+//! does (at once after a close frame, 200 ms after a refused handshake), with `since`;
+//! reports the close codes and the most reconnects in one second
+//! (`benches/drain_haproxy.sh`).
 
 use clap::Parser;
 use mio::net::TcpStream;
@@ -60,6 +63,9 @@ struct Args {
     /// Only hold the connections: no messages, no churn.
     #[arg(long)]
     idle: bool,
+    /// Reopen a connection the server ended, with `since`.
+    #[arg(long)]
+    reconnect: bool,
 }
 
 /// One simulated user's connection.
@@ -81,6 +87,8 @@ struct Conn {
     reordered: u64,
     /// The group join's presence has come: what follows is live.
     live: bool,
+    /// The code of the server's close frame, if it sent one.
+    closed_with: Option<u16>,
 }
 
 enum Phase {
@@ -126,7 +134,15 @@ struct Load {
     errors: u64,
     /// What each connection saw, once it ended.
     finished: Vec<View>,
+    /// Connections to open again: (when, g, generation, last seq, history).
+    reopen: Vec<Reopen>,
+    /// When each reopened connection was accepted (its 101), and the close codes seen.
+    reopened_at: Vec<Instant>,
+    close_codes: HashMap<u16, u64>,
 }
+
+/// A connection to open again: when, its user, generation, last seq and history.
+type Reopen = (Instant, usize, u32, u64, (Vec<u64>, Vec<u64>));
 
 /// One connection's view of its group room.
 struct View {
@@ -167,6 +183,7 @@ impl Load {
                 duplicated: 0,
                 reordered: 0,
                 live: false,
+                closed_with: None,
             },
         );
     }
@@ -196,9 +213,43 @@ impl Load {
         flush(&mut c);
         if alive && !matches!(c.phase, Phase::Closed) {
             self.conns.insert(token, c);
+        } else if self.args.reconnect {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+            // At once after the server's close (the page does so on 1012), a moment
+            // later after a refused or broken handshake.
+            let wait = match c.closed_with {
+                Some(code) => {
+                    *self.close_codes.entry(code).or_default() += 1;
+                    Duration::ZERO
+                }
+                None => Duration::from_millis(200),
+            };
+            let history = (
+                std::mem::take(&mut c.received),
+                std::mem::take(&mut c.acked),
+            );
+            self.reopen.push((
+                Instant::now() + wait,
+                c.g,
+                c.generation + 1,
+                c.last_seq,
+                history,
+            ));
         } else {
             self.errors += u64::from(!matches!(c.phase, Phase::Closed));
             self.finish(c);
+        }
+    }
+
+    /// Opens the connections whose time to come back has come.
+    fn reopen_due(&mut self) {
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reopen)
+            .into_iter()
+            .partition(|r| r.0 <= now);
+        self.reopen = later;
+        for (_, g, generation, last, history) in due {
+            self.open(g, generation, last, history);
         }
     }
 
@@ -211,6 +262,9 @@ impl Load {
             if handshake.validate(&head.buffer()[..len]).is_err() {
                 c.phase = Phase::Closed;
                 return;
+            }
+            if c.generation > 0 {
+                self.reopened_at.push(Instant::now());
             }
             let mut ws = Box::new(Connection::new(Role::Client));
             let name = format!("u{}x{}", c.g, c.generation);
@@ -254,7 +308,8 @@ impl Load {
             };
             let text = match event {
                 Event::Text(text) => text,
-                Event::Close(_) => {
+                Event::Close(frame) => {
+                    c.closed_with = Some(frame.map_or(1005, |f| f.code.0));
                     c.phase = Phase::Closed;
                     return;
                 }
@@ -401,6 +456,9 @@ fn main() {
         published: 0,
         errors: 0,
         finished: Vec::new(),
+        reopen: Vec::new(),
+        reopened_at: Vec::new(),
+        close_codes: HashMap::new(),
         args,
     };
     let mut events = Events::with_capacity(4096);
@@ -427,6 +485,8 @@ fn main() {
         for t in tokens {
             load.drive(t);
         }
+        // A balancer may refuse some at first (a node it has not checked yet).
+        load.reopen_due();
         assert!(
             start.elapsed() < Duration::from_secs(300),
             "connecting took too long"
@@ -472,6 +532,7 @@ fn main() {
         for t in ready {
             load.drive(t);
         }
+        load.reopen_due();
         if tokens.len() != load.conns.len() {
             tokens = load.conns.keys().copied().collect();
         }
@@ -525,6 +586,28 @@ fn main() {
     }
     load.latencies.sort_unstable();
     let l = &load.latencies;
+    if load.args.reconnect {
+        let mut per_second: HashMap<u64, u64> = HashMap::new();
+        for at in &load.reopened_at {
+            *per_second
+                .entry(at.duration_since(traffic).as_secs())
+                .or_default() += 1;
+        }
+        let mut codes: Vec<(u16, u64)> = load.close_codes.iter().map(|(c, n)| (*c, *n)).collect();
+        codes.sort_unstable();
+        let span = match (load.reopened_at.iter().min(), load.reopened_at.iter().max()) {
+            (Some(a), Some(b)) => b.duration_since(*a).as_secs_f64(),
+            _ => 0.0,
+        };
+        println!(
+            "reconnected {} peak_per_s {} over_s {:.1} pending {} close_codes {:?}",
+            load.reopened_at.len(),
+            per_second.values().max().copied().unwrap_or(0),
+            span,
+            load.reopen.len(),
+            codes
+        );
+    }
     println!(
         "connections {} connect_s {:.1} published {} deliveries {} per_s {:.0} replayed {} p50_ms {:.1} p99_ms {:.1} max_ms {:.1} lost {} duplicated {} reordered {} churns {} errors {} cpu_us_per_delivery {:.2}",
         load.args.connections,
