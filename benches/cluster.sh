@@ -40,32 +40,22 @@ node() {
   wait_for_port "$port"
 }
 
-# A port free on loopback whose cluster bus port (+10000) is free too.
-cluster_port() {
-  python3 -c 'import socket,random
-def free(p):
-    s = socket.socket()
-    try: s.bind(("127.0.0.1", p)); return True
-    except OSError: return False
-    finally: s.close()
-while True:
-    p = random.randint(20000, 29999)
-    if free(p) and free(p + 10000): print(p); break'
-}
 
-# redis_cluster: three primaries made into a cluster; prints --redis-cluster's value.
+# redis_cluster: three primaries made into a cluster; sets `seeds` to
+# --redis-cluster's value. (Not in a command substitution: the servers it starts
+# must be in `pids`, and must not hold a substitution's pipe open.)
 redis_cluster() {
-  local dir ports=() seeds=()
+  local dir ports=() list=()
   dir=$(mktemp -d)
   for _ in 1 2 3; do
-    local p; p=$(cluster_port); ports+=("$p"); seeds+=("redis://127.0.0.1:$p/")
+    local p; p=$(cluster_port); ports+=("$p"); list+=("redis://127.0.0.1:$p/")
     (cd "$dir" && exec redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no \
-      --cluster-enabled yes --cluster-config-file "nodes-$p.conf" >/dev/null) & pids+=($!)
-    wait_for_port "$p" >&2
+      --cluster-enabled yes --cluster-config-file "nodes-$p.conf" >/dev/null 2>&1) & pids+=($!)
+    wait_for_port "$p"
   done
-  redis-cli --cluster create "${ports[@]/#/127.0.0.1:}" --cluster-yes >/dev/null
+  redis-cli --cluster create "${ports[@]/#/127.0.0.1:}" --cluster-yes >/dev/null 2>&1
   until redis-cli -p "${ports[0]}" cluster info | grep -q cluster_state:ok; do sleep 0.1; done
-  (IFS=,; echo "${seeds[*]}")
+  seeds=$(IFS=,; echo "${list[*]}")
 }
 
 # run SETUP: one fan-out run, prints loadgen's raw line.
@@ -91,7 +81,7 @@ run() {
         --fanout "$members" --publish "$messages" --spread "ws://127.0.0.1:$b/" \
         --metrics "127.0.0.1:$a" --metrics "127.0.0.1:$b" ;;
     two-nodes+cluster)
-      local seeds; seeds=$(redis_cluster)
+      local seeds; redis_cluster
       node "$a" --redis-cluster "$seeds"; node "$b" --redis-cluster "$seeds"
       target/release/examples/loadgen "ws://127.0.0.1:$a/" --raw \
         --fanout "$members" --publish "$messages" --spread "ws://127.0.0.1:$b/" \

@@ -37,17 +37,6 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; pids=(); }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-cluster_port() {
-  python3 -c 'import socket,random
-def free(p):
-    s = socket.socket()
-    try: s.bind(("127.0.0.1", p)); return True
-    except OSError: return False
-    finally: s.close()
-while True:
-    p = random.randint(20000, 29999)
-    if free(p) and free(p + 10000): print(p); break'
-}
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 # Round trips the nodes made to Redis so far (their /metrics), all nodes together.
 round_trips() {
