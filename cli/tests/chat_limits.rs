@@ -519,7 +519,7 @@ fn a_slow_redis_does_not_freeze_the_node() {
     assert_eq!(say(&mut ann, "r", "fast again", 3)["type"], "ack");
     // A room's keys expire a week after its last message.
     for key in ["seq", "log", "pos"] {
-        let ttl = redis.command(&format!("TTL rfc6455:{key}:r"));
+        let ttl = redis.command(&format!("TTL rfc6455:{{r:r}}:{key}"));
         let seconds: i64 = ttl.trim_start_matches(':').parse().unwrap();
         assert!((600_000..=604_800).contains(&seconds), "{key}: TTL {ttl}");
     }
