@@ -9,14 +9,19 @@
 # measured. Reports the delivery latency (publisher's send to each member's receive),
 # messages lost, duplicated and reordered, each node's RSS per connection, CPU per
 # delivery of the nodes, Redis and the generators, and Redis commands per message.
+# The same round then runs on Socket.IO 4 with @socket.io/redis-adapter's sharded
+# adapter (benches/node/socketio_rooms.js, three Node processes, a fresh cluster), with
+# the same generator in its Socket.IO mode: side by side, in one sitting.
 #
 # Then the idle test: the most connections one node holds under the 20,000-file cap
 # with its heartbeat (a ping every 25 s) running, and its RSS per connection.
 #
 #   bash benches/cluster_50k.sh [CONNECTIONS] [SECONDS] [IDLE_CONNECTIONS]
-#   # defaults: 50000 60 19000; RATE=messages/s CHURN=reconnects/s to change the load
+#   # defaults: 50000 60 19000; RATE=messages/s CHURN=reconnects/s to change the load;
+#   # PEERS="rfc6455 socketio" (the default) for the rounds to run
 #
-# Not in CI: it takes minutes. Needs redis-server and redis-cli (tests/setup.sh).
+# Not in CI: it takes minutes. Needs redis-server and redis-cli (tests/setup.sh), and
+# node and npm for the Socket.IO round.
 # Everything listens on 127.0.0.1, on ports the kernel picks; the generators share
 # the two cores with the nodes and Redis.
 set -euo pipefail
@@ -29,7 +34,9 @@ rate="${RATE:-2780}"    # messages/s in all: each reaches 9 members
 churn="${CHURN:-170}"   # reconnects/s in all
 warmup=10
 
+peers="${PEERS:-rfc6455 socketio}"
 cargo build --release -p rfc6455-cli --bin rfc6455 --example roomload --quiet
+case " $peers " in *" socketio "*) (cd benches/node && npm install --no-audit --no-fund --silent) ;; esac
 # shellcheck source=benches/lib.sh
 . benches/lib.sh
 
@@ -59,6 +66,10 @@ redis_calls() {
   echo "$total"
 }
 
+# round PEER: a fresh Redis Cluster, three nodes of PEER (rfc6455 or socketio), the
+# generators, and the figures.
+round() {
+local peer="$1"
 dir=$(mktemp -d)
 rports=(); seeds=(); rpids=()
 for _ in 1 2 3; do
@@ -70,17 +81,23 @@ done
 redis-cli --cluster create "${rports[@]/#/127.0.0.1:}" --cluster-yes >/dev/null
 until redis-cli -p "${rports[0]}" cluster info | grep -q cluster_state:ok; do sleep 0.1; done
 seedlist=$(IFS=,; echo "${seeds[*]}")
+hostports=$(IFS=,; echo "${rports[*]/#/127.0.0.1:}")
 
-nports=(); npids=(); urls=()
+nports=(); npids=(); urls=(); mode=()
 for _ in 1 2 3; do
   p=$(free_port); nports+=("$p"); urls+=("ws://127.0.0.1:$p/")
-  target/release/rfc6455 serve --addr "127.0.0.1:$p" --threads 1 --max-rate 0 \
-    --max-connections 19000 --max-rooms 40000 --redis-cluster "$seedlist" 2>/dev/null & pids+=($!); npids+=($!)
+  if [ "$peer" = socketio ]; then
+    mode=(--socketio)
+    node benches/node/socketio_rooms.js "127.0.0.1:$p" "$hostports" 2>/dev/null & pids+=($!); npids+=($!)
+  else
+    target/release/rfc6455 serve --addr "127.0.0.1:$p" --threads 1 --max-rate 0 \
+      --max-connections 19000 --max-rooms 40000 --redis-cluster "$seedlist" 2>/dev/null & pids+=($!); npids+=($!)
+  fi
   wait_for_port "$p"
 done
 rss_before=(); for pid in "${npids[@]}"; do rss_before+=("$(rss_kib "$pid")"); done
 
-echo "cluster: 3 nodes, 3 Redis primaries; $connections connections from $generators generators; warm-up ${warmup}s, ${seconds}s measured"
+echo "== $peer: 3 nodes, 3 Redis primaries; $connections connections from $generators generators; warm-up ${warmup}s, ${seconds}s measured"
 per=$((connections / generators))
 out=$(mktemp -d)
 gpids=()
@@ -88,21 +105,34 @@ for i in $(seq 0 $((generators - 1))); do
   target/release/examples/roomload "${urls[@]}" --first $((i * per)) --connections "$per" \
     --rate "$(awk -v r=$rate -v g=$generators 'BEGIN {print r / g}')" \
     --churn "$(awk -v c=$churn -v g=$generators 'BEGIN {print c / g}')" \
-    --warmup "$warmup" --seconds "$seconds" > "$out/$i" & gpids+=($!)
+    --warmup "$warmup" --seconds "$seconds" ${mode[@]+"${mode[@]}"} > "$out/$i" 2> "$out/$i.err" & gpids+=($!)
 done
-# The measured window starts when every generator has connected and warmed up: sample
-# CPU and Redis there (the generators connect at about the same pace).
-sleep 5
-until [ "$(for pid in "${npids[@]}"; do ls /proc/"$pid"/fd 2>/dev/null | wc -l; done | awk '{s += $1} END {print s}')" -ge "$connections" ]; do sleep 1; done
+# The measured window starts when every generator has connected (each says so on
+# stderr) and warmed up: sample CPU and Redis there.
+until [ "$(cat "$out"/*.err 2>/dev/null | grep -c '^connected')" -ge "$generators" ]; do
+  for pid in "${gpids[@]}"; do kill -0 "$pid" 2>/dev/null || { echo "a generator ended early:"; cat "$out"/*.err; exit 1; }; done
+  sleep 1
+done
 sleep "$warmup"
-t0=$(date +%s.%N); calls0=$(redis_calls "${rports[@]}"); trips0=$(round_trips "${nports[@]}")
+trips() { if [ "$peer" = socketio ]; then echo n/a; else round_trips "$@"; fi; }
+t0=$(date +%s.%N); calls0=$(redis_calls "${rports[@]}"); trips0=$(trips "${nports[@]}")
 cpu0=(); for pid in "${npids[@]}" "${rpids[@]}"; do cpu0+=("$(cpu_ticks "$pid")"); done
 rss_loaded=(); for pid in "${npids[@]}"; do rss_loaded+=("$(rss_kib "$pid")"); done
 sleep "$seconds"
-t1=$(date +%s.%N); calls1=$(redis_calls "${rports[@]}"); trips1=$(round_trips "${nports[@]}")
+t1=$(date +%s.%N); calls1=$(redis_calls "${rports[@]}"); trips1=$(trips "${nports[@]}")
 cpu1=(); for pid in "${npids[@]}" "${rpids[@]}"; do cpu1+=("$(cpu_ticks "$pid")"); done
 for pid in "${gpids[@]}"; do wait "$pid"; done
-cat "$out"/* > "$out/all"
+# Why connections ended and whether Redis faltered, from each node (ours only).
+if [ "$peer" = rfc6455 ]; then
+  for p in "${nports[@]}"; do
+    # A node still too busy to answer within 10 s says so (and the round goes on).
+    { curl -s --max-time 10 "http://127.0.0.1:$p/metrics" || echo "no answer within 10 s"; } | awk -v p="$p" '
+      /^rfc6455_(slow_consumer_events|write_timeouts|budget_refusals|redis_reconnects|redis_shed|redis_errors)_total / {s = s " " $1 "=" $2}
+      /^no answer/ {s = " " $0}
+      END {print "node :" p ":" s}'
+  done
+fi
+for i in $(seq 0 $((generators - 1))); do cat "$out/$i"; done > "$out/all"
 sum() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) s += $(i + 1)} END {print s + 0}' "$out/all"; }
 worst() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k && $(i + 1) > m) m = $(i + 1)} END {print m + 0}' "$out/all"; }
 published=$(sum published); deliveries=$(sum deliveries)
@@ -119,29 +149,45 @@ awk -v d="$deliveries" -v p="$published" -v s="$seconds" -v nt="$node_ticks" -v 
   printf "Redis per message: %s round trips from the nodes (churn included), %.1f commands run (inside scripts too)\n", trips, (c1 - c0) / (p / s * w)
 }'
 echo "latency (worst generator): p50 $(worst p50_ms) ms  p99 $(worst p99_ms) ms  max $(worst max_ms) ms"
-echo "lost $(sum lost)  duplicated $(sum duplicated)  reordered $(sum reordered)  reconnects $(sum churns)  errors $(sum errors)"
+echo "lost $(sum lost) (and $(sum lost_after_close) after the server closed a connection)  duplicated $(sum duplicated)  reordered $(sum reordered)  reconnects $(sum churns)  connections dropped $(sum errors)  requests refused $(sum refused) (a hello or join refused: reopened $(sum retried))"
 echo "generators' CPU per delivery: $(awk '{for (i = 1; i < NF; i++) if ($i == "cpu_us_per_delivery") {s += $(i + 1); n++}} END {printf "%.1f us", s / n}' "$out/all")"
 for i in 0 1 2; do
   conns=$(( $(ls /proc/"${npids[$i]}"/fd | wc -l) ))
   echo "node $i: RSS $((rss_before[i] / 1024)) MiB idle, $((rss_loaded[i] / 1024)) MiB loaded: $(( (rss_loaded[i] - rss_before[i]) * 1024 / (connections / 3) )) B per connection"
 done
 cleanup
+rm -rf "$dir"
+}
 
-# The idle test: one node, no Redis, as many connections as the file cap allows.
+for peer in $peers; do round "$peer"; done
+
+# The idle test: one node, no Redis, as many connections as the file cap allows, held
+# through a heartbeat round; three rows tell a connection's cost from its rooms':
+# `echo` with bare WebSockets, `serve` with bare WebSockets, `serve` with each user
+# named and in a personal room and a group room.
 [ "$idle" -gt 0 ] || exit 0
-p=$(free_port)
-target/release/rfc6455 serve --addr "127.0.0.1:$p" --threads 1 --max-connections 19500 \
-  --max-rooms 40000 2>/dev/null & pids+=($!); node=$!
-wait_for_port "$p"
-before=$(rss_kib "$node")
-half=$((idle / 2 / 10 * 10))
-ipids=()
-for i in 0 1; do
-  target/release/examples/roomload "ws://127.0.0.1:$p/" --first $((i * half)) --connections "$half" \
-    --idle --warmup 0 --seconds 40 > "$out/idle$i" & ipids+=($!)
-done
-sleep 30
-held=$(ls /proc/"$node"/fd | wc -l); after=$(rss_kib "$node")
-for pid in "${ipids[@]}"; do wait "$pid"; done
-echo "idle: one node held $((half * 2)) connections ($held files open) through a heartbeat round: RSS $((before / 1024)) -> $((after / 1024)) MiB, $(( (after - before) * 1024 / (half * 2) )) B per connection (each in a personal room and a group room)"
-cat "$out"/idle* | sed 's/^/  /'
+out=$(mktemp -d)
+# idle_row LABEL GENERATOR_FLAGS -- SERVER ARGS...
+idle_row() {
+  local label="$1" flags="$2"; shift 3
+  local p; p=$(free_port)
+  target/release/rfc6455 "$@" --addr "127.0.0.1:$p" --threads 1 --max-connections 19500 2>/dev/null & pids+=($!)
+  local node=$!
+  wait_for_port "$p"
+  local before; before=$(rss_kib "$node")
+  local half=$((idle / 2 / 10 * 10)) ipids=() i
+  for i in 0 1; do
+    # shellcheck disable=SC2086
+    target/release/examples/roomload "ws://127.0.0.1:$p/" --first $((i * half)) --connections "$half" \
+      --idle $flags --warmup 0 --seconds 40 > "$out/idle$i" & ipids+=($!)
+  done
+  sleep 30
+  local held after; held=$(ls /proc/"$node"/fd | wc -l); after=$(rss_kib "$node")
+  for i in "${ipids[@]}"; do wait "$i"; done
+  kill "$node" 2>/dev/null || true
+  echo "idle, $label: $((half * 2)) connections ($held files open) through a heartbeat round: RSS $((before / 1024)) -> $((after / 1024)) MiB, $(( (after - before) * 1024 / (half * 2) )) B per connection"
+  cat "$out"/idle* | sed 's/^/  /'
+}
+idle_row "echo, bare WebSockets" "--bare" -- echo
+idle_row "serve, bare WebSockets" "--bare" -- serve --max-rooms 40000
+idle_row "serve, each named and in a personal and a group room" "" -- serve --max-rooms 40000

@@ -129,8 +129,8 @@ target/release/examples/browser_check
 step "Autobahn TestSuite: our servers (event loop, also over TLS; blocking; the core under tokio) and our client, side by side"
 bash autobahn/run.sh all
 
-step "fuzz smoke: every target for ${FUZZ_SMOKE_SECONDS:-20} s"
-bash fuzz/run.sh "${FUZZ_SMOKE_SECONDS:-20}"
+step "fuzz smoke: every target for ${FUZZ_SMOKE_SECONDS:-10} s"
+bash fuzz/run.sh "${FUZZ_SMOKE_SECONDS:-10}"
 
 step "loopback guard: what the suite listened on"
 kill "$guard_pid" && wait "$guard_pid" || true

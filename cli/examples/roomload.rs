@@ -14,10 +14,21 @@
 //! ```
 //!
 //! `--idle`: connect, join, and only hold the connections (heartbeats answered) for
-//! `--seconds`. `--reconnect`: a connection the server ends comes back as the chat page
+//! `--seconds` (`--bare`: without the hello and the joins). `--reconnect`: a connection the server ends comes back as the chat page
 //! does (at once after a close frame, 200 ms after a refused handshake), with `since`;
 //! reports the close codes and the most reconnects in one second
 //! (`benches/drain_haproxy.sh`).
+//!
+//! `--socketio`: the same workload against Socket.IO 4 (`benches/node/socketio_rooms.js`),
+//! spoken as Engine.IO 4 packets over the WebSocket (`0` open, `40` connect, `42` event,
+//! `43` ack, `2`/`3` ping/pong). Socket.IO gives messages no seq and keeps no history,
+//! so each text carries its publisher and the publisher's own counter, and a member
+//! counts a message lost when a later one from the same publisher arrives first on the
+//! same connection, or when it has not come by the end (a group's members and
+//! publishers are in one process); what a member misses while reconnecting is not
+//! counted (Socket.IO
+//! does not deliver it by design: its connection state recovery is not offered with
+//! the Redis adapter).
 
 use clap::Parser;
 use mio::net::TcpStream;
@@ -26,7 +37,7 @@ use rfc6455::handshake::client::{ClientHandshake, WsUrl};
 use rfc6455::handshake::HeadReader;
 use rfc6455::{CloseCode, Connection, Event, Role};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{ErrorKind, Read, Write};
 use std::net::ToSocketAddrs;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -66,6 +77,17 @@ struct Args {
     /// Reopen a connection the server ended, with `since`.
     #[arg(long)]
     reconnect: bool,
+    /// After the measured seconds, wait up to this long for messages in flight (the
+    /// wait ends sooner once 3 s pass with none).
+    #[arg(long, default_value_t = 60)]
+    straggle: u64,
+    /// With --idle: only open the WebSockets (no hello, no rooms), to tell what a
+    /// connection costs from what its rooms cost.
+    #[arg(long, requires = "idle")]
+    bare: bool,
+    /// Speak Socket.IO 4 (Engine.IO 4 over the WebSocket) instead of our protocol.
+    #[arg(long)]
+    socketio: bool,
 }
 
 /// One simulated user's connection.
@@ -89,6 +111,12 @@ struct Conn {
     live: bool,
     /// The code of the server's close frame, if it sent one.
     closed_with: Option<u16>,
+    /// Its hello or a join was refused (`unavailable`: Redis down or slow): it
+    /// closes and comes back 200 ms later, as the page does.
+    retry: bool,
+    /// Socket.IO mode: the counters received from each publisher (by user number),
+    /// in the order they came.
+    got: Received,
 }
 
 enum Phase {
@@ -131,7 +159,12 @@ struct Load {
     deliveries: u64,
     replayed: u64,
     published: u64,
+    /// Connections that ended without the server's close frame.
     errors: u64,
+    /// Requests answered with an error, and connections reopened after a refused
+    /// hello or join.
+    refused: u64,
+    retried: u64,
     /// What each connection saw, once it ended.
     finished: Vec<View>,
     /// Connections to open again: (when, g, generation, last seq, history).
@@ -139,7 +172,16 @@ struct Load {
     /// When each reopened connection was accepted (its 101), and the close codes seen.
     reopened_at: Vec<Instant>,
     close_codes: HashMap<u16, u64>,
+    /// Socket.IO mode: each user's last counter, the counters the server acked (it
+    /// took those messages), and what each connection received, once it ended
+    /// (churned: false; ended by the server: true; open at the end: None).
+    sent_by: HashMap<usize, u64>,
+    acked_by: HashMap<usize, HashSet<u64>>,
+    socketio_views: Vec<(Received, Option<bool>)>,
 }
+
+/// Socket.IO mode: the counters a connection received, by publisher, in order.
+type Received = HashMap<usize, Vec<u64>>;
 
 /// A connection to open again: when, its user, generation, last seq and history.
 type Reopen = (Instant, usize, u32, u64, (Vec<u64>, Vec<u64>));
@@ -151,6 +193,8 @@ struct View {
     acked: Vec<u64>,
     duplicated: u64,
     reordered: u64,
+    /// The server ended the connection before the end (and it was not reopened).
+    ended_early: bool,
 }
 
 impl Load {
@@ -168,7 +212,11 @@ impl Load {
             .registry()
             .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
             .expect("register");
-        let (handshake, request) = ClientHandshake::new(url, &[], &[]);
+        let mut url = url.clone();
+        if self.args.socketio {
+            url.resource = "/socket.io/?EIO=4&transport=websocket".into();
+        }
+        let (handshake, request) = ClientHandshake::new(&url, &[], &[]);
         self.conns.insert(
             token,
             Conn {
@@ -184,6 +232,8 @@ impl Load {
                 reordered: 0,
                 live: false,
                 closed_with: None,
+                retry: false,
+                got: HashMap::new(),
             },
         );
     }
@@ -213,7 +263,8 @@ impl Load {
         flush(&mut c);
         if alive && !matches!(c.phase, Phase::Closed) {
             self.conns.insert(token, c);
-        } else if self.args.reconnect {
+        } else if self.args.reconnect || c.retry {
+            self.retried += u64::from(c.retry);
             let _ = self.poll.registry().deregister(&mut c.stream);
             // At once after the server's close (the page does so on 1012), a moment
             // later after a refused or broken handshake.
@@ -237,7 +288,7 @@ impl Load {
             ));
         } else {
             self.errors += u64::from(!matches!(c.phase, Phase::Closed));
-            self.finish(c);
+            self.finish(c, true);
         }
     }
 
@@ -267,6 +318,18 @@ impl Load {
                 self.reopened_at.push(Instant::now());
             }
             let mut ws = Box::new(Connection::new(Role::Client));
+            if self.args.bare {
+                c.live = true;
+                c.phase = Phase::Open(ws);
+                return;
+            }
+            if self.args.socketio {
+                // Engine.IO speaks first (its `0` open packet).
+                ws.receive(&rest);
+                c.phase = Phase::Open(ws);
+                self.events(c);
+                return;
+            }
             let name = format!("u{}x{}", c.g, c.generation);
             let group = format!("g{}", c.g / self.args.group);
             let since = (c.last_seq > 0).then_some(c.last_seq);
@@ -315,6 +378,10 @@ impl Load {
                 }
                 _ => continue,
             };
+            if self.args.socketio {
+                self.socketio_packet(c, &text);
+                continue;
+            }
             let Ok(v) = serde_json::from_str::<Value>(&text) else {
                 continue;
             };
@@ -348,7 +415,14 @@ impl Load {
                     c.acked.push(seq);
                     c.last_seq = c.last_seq.max(seq);
                 }
-                Some("error") => self.errors += 1,
+                Some("error") => {
+                    self.refused += 1;
+                    if ["h", "jp", "jg"].contains(&v["id"].as_str().unwrap_or("")) {
+                        c.retry = true;
+                        c.phase = Phase::Closed;
+                        return;
+                    }
+                }
                 _ => {}
             }
         }
@@ -356,6 +430,71 @@ impl Load {
             c.out.extend_from_slice(ws.pending_output());
             let n = ws.pending_output().len();
             ws.consume_output(n);
+        }
+    }
+
+    /// Handles one Engine.IO packet (Socket.IO mode): answers the open and the pings,
+    /// joins after the connect, and checks each group message against its publisher's
+    /// counter.
+    fn socketio_packet(&mut self, c: &mut Conn, packet: &str) {
+        let Phase::Open(ws) = &mut c.phase else {
+            return;
+        };
+        let group = format!("g{}", c.g / self.args.group);
+        let reply = match packet.as_bytes().first() {
+            Some(b'0') => Some("40".to_string()),
+            Some(b'2') => Some("3".to_string()),
+            _ if packet.starts_with("40") => {
+                Some(format!("420[\"join\",[\"p{}\",\"{group}\"]]", c.g))
+            }
+            // An ack: `43ID[...]`; 0 is the join's, the others a message's counter.
+            _ if packet.starts_with("43") => {
+                let id: Option<u64> = packet[2..].split('[').next().and_then(|d| d.parse().ok());
+                match id {
+                    Some(0) => c.live = true,
+                    Some(n) => {
+                        self.acked_by.entry(c.g).or_default().insert(n);
+                    }
+                    None => {}
+                }
+                None
+            }
+            _ if packet.starts_with("42[") => {
+                let Ok(v) = serde_json::from_str::<Value>(&packet[2..]) else {
+                    return;
+                };
+                if v[0] != "message" || v[1]["room"] != group.as_str() {
+                    return;
+                }
+                // "SENT_US PUBLISHER.COUNTER xxx..."
+                let text = v[1]["text"].as_str().unwrap_or("");
+                let mut words = text.split(' ');
+                let sent: Option<u64> = words.next().and_then(|w| w.parse().ok());
+                let Some((from, n)) = words.next().and_then(|w| {
+                    let (a, b) = w.split_once('.')?;
+                    Some((a.parse::<usize>().ok()?, b.parse::<u64>().ok()?))
+                }) else {
+                    return;
+                };
+                let got = c.got.entry(from).or_default();
+                if got.contains(&n) {
+                    c.duplicated += 1;
+                } else if got.last().is_some_and(|last| *last > n) {
+                    c.reordered += 1;
+                }
+                got.push(n);
+                if c.live {
+                    self.deliveries += 1;
+                    if let (true, Some(sent)) = (self.measuring, sent) {
+                        self.latencies.push(now_us().saturating_sub(sent));
+                    }
+                }
+                None
+            }
+            _ => None,
+        };
+        if let Some(reply) = reply {
+            let _ = ws.send_text(&reply);
         }
     }
 
@@ -370,14 +509,27 @@ impl Load {
         if !c.live {
             return false;
         }
-        let mut text = format!("{} ", now_us());
-        while text.len() < self.args.text_size {
-            text.push('x');
-        }
         let group = format!("g{}", c.g / self.args.group);
-        let m = json!({"type": "message", "room": group, "text": text, "id": self.published});
-        if ws.send_text(&m.to_string()).is_err() {
+        let m = if self.args.socketio {
+            // The counter is also the ack's id: an acked counter is a message the
+            // server took, which every other member is owed.
+            let counter = self.sent_by.get(&c.g).copied().unwrap_or(0) + 1;
+            let text = padded(
+                format!("{} {}.{} ", now_us(), c.g, counter),
+                self.args.text_size,
+            );
+            let event = json!(["message", {"room": group, "text": text}]);
+            format!("42{counter}{event}")
+        } else {
+            let text = padded(format!("{} ", now_us()), self.args.text_size);
+            json!({"type": "message", "room": group, "text": text, "id": self.published})
+                .to_string()
+        };
+        if ws.send_text(&m).is_err() {
             return false;
+        }
+        if self.args.socketio {
+            *self.sent_by.entry(c.g).or_default() += 1;
         }
         c.out.extend_from_slice(ws.pending_output());
         let n = ws.pending_output().len();
@@ -398,6 +550,10 @@ impl Load {
         }
         flush(&mut c);
         let _ = self.poll.registry().deregister(&mut c.stream);
+        if self.args.socketio {
+            let got = std::mem::take(&mut c.got);
+            self.socketio_views.push((got, None));
+        }
         let (g, generation, last) = (c.g, c.generation + 1, c.last_seq);
         let history = (
             std::mem::take(&mut c.received),
@@ -406,7 +562,7 @@ impl Load {
         self.open(g, generation, last, history);
     }
 
-    fn finish(&mut self, mut c: Conn) {
+    fn finish(&mut self, mut c: Conn, ended_early: bool) {
         let _ = self.poll.registry().deregister(&mut c.stream);
         self.finished.push(View {
             group: c.g / self.args.group,
@@ -414,7 +570,12 @@ impl Load {
             acked: std::mem::take(&mut c.acked),
             duplicated: c.duplicated,
             reordered: c.reordered,
+            ended_early,
         });
+        if self.args.socketio {
+            let got = std::mem::take(&mut c.got);
+            self.socketio_views.push((got, Some(ended_early)));
+        }
     }
 }
 
@@ -428,6 +589,14 @@ fn flush(c: &mut Conn) {
             Err(_) => break,
         }
     }
+}
+
+/// `text` with `x`s added up to `size` bytes.
+fn padded(mut text: String, size: usize) -> String {
+    while text.len() < size {
+        text.push('x');
+    }
+    text
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -455,10 +624,15 @@ fn main() {
         replayed: 0,
         published: 0,
         errors: 0,
+        refused: 0,
+        retried: 0,
         finished: Vec::new(),
         reopen: Vec::new(),
         reopened_at: Vec::new(),
         close_codes: HashMap::new(),
+        sent_by: HashMap::new(),
+        acked_by: HashMap::new(),
+        socketio_views: Vec::new(),
         args,
     };
     let mut events = Events::with_capacity(4096);
@@ -493,6 +667,11 @@ fn main() {
         );
     }
     let connect_seconds = start.elapsed().as_secs_f64();
+    // For the bench script: the warm-up starts now.
+    eprintln!(
+        "connected {} in {connect_seconds:.1} s",
+        load.args.connections
+    );
     let traffic = Instant::now();
     let warmup = Duration::from_secs(load.args.warmup);
     let end = warmup + Duration::from_secs(load.args.seconds);
@@ -540,9 +719,14 @@ fn main() {
     let measured = load.published - measured_from;
     let deliveries = load.deliveries - deliveries_at;
     let cpu = cpu_seconds() - cpu_measured;
-    // Let what is in flight arrive, then check every member's view.
+    // Let what is in flight arrive (until 3 s pass with nothing new, at most
+    // --straggle seconds), then check every member's view: what has not come by
+    // then counts as lost.
     let drain = Instant::now();
-    while drain.elapsed() < Duration::from_secs(3) {
+    let (mut quiet_since, mut seen) = (Instant::now(), load.deliveries + load.replayed);
+    while quiet_since.elapsed() < Duration::from_secs(3)
+        && drain.elapsed() < Duration::from_secs(load.args.straggle)
+    {
         load.poll
             .poll(&mut events, Some(Duration::from_millis(10)))
             .expect("poll");
@@ -550,11 +734,16 @@ fn main() {
         for t in ready {
             load.drive(t);
         }
+        load.reopen_due();
+        if load.deliveries + load.replayed != seen {
+            (quiet_since, seen) = (Instant::now(), load.deliveries + load.replayed);
+        }
     }
+    let straggle_seconds = drain.elapsed().as_secs_f64();
     let open: Vec<Token> = load.conns.keys().copied().collect();
     for t in open {
         if let Some(c) = load.conns.remove(&t) {
-            load.finish(c);
+            load.finish(c, false);
         }
     }
     // Per group, its messages are the seqs anyone saw; a member missed those after
@@ -571,10 +760,15 @@ fn main() {
         let e = room_max.entry(v.group).or_default();
         *e = (*e).max(top);
     }
-    let (mut lost, mut duplicated, mut reordered) = (0u64, 0u64, 0u64);
+    // A member whose connection the server ended misses what came after: counted
+    // apart (`lost_after_close`), not as lost.
+    let (mut lost, mut lost_after_close, mut duplicated, mut reordered) = (0u64, 0, 0u64, 0u64);
     for v in &load.finished {
         duplicated += v.duplicated;
         reordered += v.reordered;
+        if load.args.socketio {
+            continue;
+        }
         let mut seen: Vec<u64> = v.received.iter().chain(&v.acked).copied().collect();
         seen.sort_unstable();
         seen.dedup();
@@ -582,7 +776,40 @@ fn main() {
             continue;
         };
         let top = room_max[&v.group];
-        lost += (top - first + 1) - seen.len() as u64;
+        let missed = (top - first + 1) - seen.len() as u64;
+        if v.ended_early {
+            lost_after_close += missed;
+        } else {
+            lost += missed;
+        }
+    }
+    // Socket.IO mode: per connection and publisher, the acked counters after the
+    // first one it got that it did not get (a group's members and publishers are all
+    // in this process: groups do not straddle processes). Up to its last one got if
+    // the generator closed it (churn: what it misses while away is not owed), up to
+    // the publisher's last acked if it was open at the end; if the server ended it,
+    // what came after counts apart, as in our mode.
+    let no_acks = HashSet::new();
+    for (got, ended) in &load.socketio_views {
+        for (from, counters) in got {
+            let acked = load.acked_by.get(from).unwrap_or(&no_acks);
+            let (Some(first), Some(last)) = (counters.iter().min(), counters.iter().max()) else {
+                continue;
+            };
+            let missing = |from_exclusive: u64, to: u64| {
+                acked
+                    .iter()
+                    .filter(|a| **a > from_exclusive && **a <= to && !counters.contains(a))
+                    .count() as u64
+            };
+            let top = acked.iter().max().copied().unwrap_or(0);
+            lost += missing(*first, *last);
+            match ended {
+                Some(false) => lost += missing(*last, top),
+                Some(true) => lost_after_close += missing(*last, top),
+                None => {}
+            }
+        }
     }
     load.latencies.sort_unstable();
     let l = &load.latencies;
@@ -609,7 +836,7 @@ fn main() {
         );
     }
     println!(
-        "connections {} connect_s {:.1} published {} deliveries {} per_s {:.0} replayed {} p50_ms {:.1} p99_ms {:.1} max_ms {:.1} lost {} duplicated {} reordered {} churns {} errors {} cpu_us_per_delivery {:.2}",
+        "connections {} connect_s {:.1} published {} deliveries {} per_s {:.0} replayed {} p50_ms {:.1} p99_ms {:.1} max_ms {:.1} lost {} lost_after_close {} duplicated {} reordered {} churns {} errors {} refused {} retried {} cpu_us_per_delivery {:.2} straggle_s {:.1}",
         load.args.connections,
         connect_seconds,
         measured,
@@ -620,10 +847,14 @@ fn main() {
         percentile(l, 0.99) as f64 / 1000.0,
         l.last().copied().unwrap_or(0) as f64 / 1000.0,
         lost,
+        lost_after_close,
         duplicated,
         reordered,
         churns,
         load.errors,
+        load.refused,
+        load.retried,
         if deliveries > 0 { cpu * 1e6 / deliveries as f64 } else { 0.0 },
+        straggle_seconds,
     );
 }

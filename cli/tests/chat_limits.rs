@@ -523,6 +523,13 @@ fn a_slow_redis_does_not_freeze_the_node() {
         let seconds: i64 = ttl.trim_start_matches(':').parse().unwrap();
         assert!((600_000..=604_800).contains(&seconds), "{key}: TTL {ttl}");
     }
+    // A node renews them with a room's first message and then at most once an hour,
+    // not with every message (four Redis commands of ten).
+    assert_eq!(redis.command("EXPIRE rfc6455:{r:r}:seq 1000"), ":1");
+    assert_eq!(say(&mut ann, "r", "not renewed", 4)["type"], "ack");
+    let ttl = redis.command("TTL rfc6455:{r:r}:seq");
+    let seconds: i64 = ttl.trim_start_matches(':').parse().unwrap();
+    assert!((1..=1000).contains(&seconds), "TTL {ttl}");
 }
 
 #[test]

@@ -333,7 +333,10 @@ fn check_cargo_run(printed: &Printed, work: &Workdir) {
                     "{place}: the page's openssl command comes first"
                 );
             }
-            if args.iter().any(|a| a == "--redis") {
+            if args
+                .iter()
+                .any(|a| a == "--redis" || a == "--redis-sentinel")
+            {
                 return check_cluster_recipe(printed);
             }
             let server = start(&exe, &on_any_port(args.clone()), work);
@@ -424,15 +427,21 @@ fn shows(printed: &Printed, output: &str) {
     }
 }
 
-/// The cluster recipes of docs/cluster.md (Redis or a Redis Cluster, three nodes,
-/// HAProxy with deploy/haproxy.cfg) are what cli/tests/cluster.rs runs, with real
-/// processes (the cluster made as tests/support/redis.rs makes it).
+/// The cluster recipes of docs/cluster.md (Redis, Redis Sentinel or a Redis Cluster,
+/// three nodes, HAProxy with deploy/haproxy.cfg) are what cli/tests/cluster.rs and
+/// cli/tests/redis_cluster.rs run, with real processes (the servers made as
+/// tests/support/redis.rs makes them).
 fn check_cluster_recipe(printed: &Printed) {
     let cluster = std::fs::read_to_string(root().join("cli/tests/cluster.rs")).unwrap()
+        + &std::fs::read_to_string(root().join("cli/tests/redis_cluster.rs")).unwrap()
         + &std::fs::read_to_string(root().join("cli/tests/support/redis.rs")).unwrap();
     for needle in [
         "\"--redis\"",
         "\"--redis-cluster\"",
+        "\"--redis-sentinel\"",
+        "\"--sentinel\"",
+        "\"--replicaof\"",
+        "RedisSentinel::start()",
         "\"--cluster-enabled\"",
         ".arg(\"create\")",
         "deploy/haproxy.cfg",
@@ -466,6 +475,8 @@ fn check_cluster_recipe(printed: &Printed) {
             .map(|a| {
                 a.replace("$port", "0")
                     .replace("127.0.0.1:6379", "127.0.0.1:1")
+                    .replace("127.0.0.1:26379", "127.0.0.1:1")
+                    .replace("127.0.0.1:9001", "127.0.0.1:0")
                     .replace("127.0.0.1:700", "127.0.0.1:")
             })
             .collect();

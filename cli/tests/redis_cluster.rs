@@ -1,16 +1,17 @@
-//! What a Redis Cluster adds to the nodes (tests/setup.sh installs `redis-server` 7,
+//! What a Redis Cluster (and Redis Sentinel) adds to the nodes (tests/setup.sh installs `redis-server` 7,
 //! which has sharded pub/sub; each test starts its own cluster on free loopback
 //! ports): a room's traffic reaches only the nodes with someone in it, a member
 //! joining on a node that did not follow the room yet misses nothing from its join
 //! on, and a shard's primary killed under a busy room is followed to its promoted
-//! replica with nothing lost or reordered for the members who stayed connected.
+//! replica with nothing lost or reordered for the members who stayed connected (the
+//! same under Redis Sentinel).
 
 mod support;
 
 use serde_json::{json, Value};
 use std::time::Duration;
 use support::chat::Client;
-use support::redis::{eventually, metric, node, RedisCluster, RedisServer, Shared};
+use support::redis::{eventually, metric, node, RedisCluster, RedisSentinel, RedisServer, Shared};
 
 const RECEIVED: &str = "rfc6455_redis_messages_received_total";
 
@@ -134,18 +135,78 @@ fn on_a_redis_cluster_a_member_joining_a_busy_room_on_a_fresh_node_misses_nothin
 /// flight at the kill twice, if its key was not replicated).
 #[test]
 fn on_a_redis_cluster_a_failover_loses_nothing_for_members_who_stay() {
-    const TOTAL: u64 = 300;
     let mut redis = RedisCluster::start(3, 1);
     let nodes: Vec<_> = (0..2).map(|_| node(&redis, &[])).collect();
+    let primary = redis.primary_of("rfc6455:{r:busy}:events");
+    failover_loses_nothing(&nodes, || redis.nodes[primary].kill());
+}
+
+/// The same under Redis Sentinel (`--redis-sentinel`): the primary killed, the
+/// sentinel promotes the replica, and the nodes ask the sentinel again for the
+/// primary, reconnect to it, resubscribe and catch their members up.
+#[test]
+fn under_redis_sentinel_a_failover_loses_nothing_for_members_who_stay() {
+    let mut redis = RedisSentinel::start();
+    let nodes: Vec<_> = (0..2).map(|_| node(&redis, &[])).collect();
+    failover_loses_nothing(&nodes, || redis.servers[0].kill());
+    assert!(
+        redis.servers[1].reply("ROLE").contains("master"),
+        "the replica was promoted"
+    );
+}
+
+/// A primary turned into a replica under a node (what Sentinel does to an old
+/// primary that comes back after a failover): the node counts Redis as down
+/// (`/healthz` 503, reconnecting, so that under Sentinel it finds the new primary)
+/// instead of refusing requests one by one while it reports healthy. Once the server
+/// is a primary again, the node is back. (Redis drops the node's subscriber
+/// connection on the role change, which is enough here; a write answered `READONLY`
+/// on a connection that stayed up counts as down too, belt and braces.)
+#[test]
+fn a_primary_turned_replica_under_a_node_counts_as_redis_down() {
+    let redis = RedisServer::start();
+    let other = RedisServer::start();
+    let n = node(&redis, &[]);
+    let mut ann = Client::hello(&n.addr, "ann");
+    ann.join("r", None);
+    say(&mut ann, "r", 1);
+    assert_eq!(
+        redis.command(&format!("REPLICAOF 127.0.0.1 {}", other.port)),
+        "+OK"
+    );
+    ann.send(message("r", "refused", 7));
+    let answer = loop {
+        let v = ann.recv();
+        if v["id"] == 7 {
+            break v;
+        }
+    };
+    assert_eq!(answer["code"], "unavailable", "{answer}");
+    assert!(eventually(Duration::from_secs(5), || metric(
+        &n.addr,
+        "rfc6455_redis_up"
+    ) == 0.0));
+    assert_eq!(redis.command("REPLICAOF NO ONE"), "+OK");
+    assert!(eventually(Duration::from_secs(10), || metric(
+        &n.addr,
+        "rfc6455_redis_up"
+    ) == 1.0));
+    say(&mut ann, "r", 1);
+}
+
+/// Two members of "busy" on two nodes; `kill` the primary that holds the room after
+/// a third of 300 messages: the member who stayed gets every one once, in order.
+fn failover_loses_nothing(nodes: &[support::ServerProcess], kill: impl FnOnce()) {
+    const TOTAL: u64 = 300;
     let mut ann = Client::hello(&nodes[0].addr, "ann");
     let mut bob = Client::hello(&nodes[1].addr, "bob");
     ann.join("busy", None);
     bob.join("busy", None);
-    let primary = redis.primary_of("rfc6455:{r:busy}:events");
     let reader = std::thread::spawn(move || read_until(bob, TOTAL));
+    let mut kill = Some(kill);
     let refused = publish_retrying(&mut ann, TOTAL, |i| {
         if i == TOTAL / 3 {
-            redis.nodes[primary].kill();
+            kill.take().unwrap()();
         }
     });
     let (got, mut bob) = reader.join().unwrap();
@@ -159,7 +220,7 @@ fn on_a_redis_cluster_a_failover_loses_nothing_for_members_who_stay() {
     // Both members are still connected and live.
     say(&mut ann, "busy", 1);
     assert_eq!(bob.recv_type("message")["text"], "m0");
-    for n in &nodes {
+    for n in nodes {
         assert!(metric(&n.addr, "rfc6455_redis_reconnects_total") >= 1.0);
         assert!(eventually(Duration::from_secs(5), || metric(
             &n.addr,

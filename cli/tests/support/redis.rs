@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -143,29 +144,18 @@ impl RedisCluster {
         let mut nodes = Vec::new();
         for _ in 0..primaries * (1 + replicas) {
             let port = free_cluster_port();
-            let child = Command::new("redis-server")
-                .current_dir(&dir)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .args(["--cluster-enabled", "yes"])
-                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
-                .args(["--cluster-node-timeout", "1000"])
-                // A replica that never synced cannot be promoted: sync at once.
-                .args(["--repl-diskless-sync-delay", "0"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server (tests/setup.sh installs it)");
-            let node = RedisServer {
-                child: Some(child),
+            nodes.push(RedisServer::spawn(
+                &dir,
                 port,
-            };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while node.command("PING") != "+PONG" {
-                assert!(Instant::now() < deadline, "redis-server did not answer");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            nodes.push(node);
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &format!("nodes-{port}.conf"),
+                    "--cluster-node-timeout",
+                    "1000",
+                ],
+            ));
         }
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
@@ -280,6 +270,122 @@ impl RedisCluster {
                 self.cli(i, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
             }
         }
+    }
+}
+
+impl RedisServer {
+    /// `redis-server` on `port` in `dir` with `args` after the common ones (loopback,
+    /// no persistence), once it answers PING.
+    fn spawn(dir: &Path, port: u16, args: &[&str]) -> RedisServer {
+        let child = Command::new("redis-server")
+            .current_dir(dir)
+            .args(args)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            // A replica that never synced cannot be promoted: sync at once.
+            .args(["--repl-diskless-sync-delay", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (tests/setup.sh installs it)");
+        let server = RedisServer {
+            child: Some(child),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.command("PING") != "+PONG" {
+            assert!(Instant::now() < deadline, "redis-server did not answer");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+}
+
+/// A primary and its replica watched by a Redis Sentinel as `mymaster` (quorum 1,
+/// down after 1 s), each a `redis-server` on a free loopback port, stopped by PID on
+/// drop. `servers[0]` is the primary at first.
+pub struct RedisSentinel {
+    pub servers: Vec<RedisServer>,
+    sentinel: RedisServer,
+    dir: PathBuf,
+}
+
+impl RedisSentinel {
+    pub fn start() -> RedisSentinel {
+        let dir = std::env::temp_dir().join(format!(
+            "rfc6455-sentinel-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let primary = RedisServer::spawn(&dir, free_port(), &[]);
+        let of = primary.port.to_string();
+        let replica = RedisServer::spawn(&dir, free_port(), &["--replicaof", "127.0.0.1", &of]);
+        assert!(
+            eventually(Duration::from_secs(10), || replica
+                .reply("INFO replication")
+                .contains("master_link_status:up")),
+            "the replica did not sync"
+        );
+        // Sentinel rewrites its configuration file: one of its own.
+        let port = free_port();
+        let config = dir.join(format!("sentinel-{port}.conf"));
+        std::fs::write(
+            &config,
+            format!(
+                "port {port}\nbind 127.0.0.1\n\
+                 sentinel monitor mymaster 127.0.0.1 {of} 1\n\
+                 sentinel down-after-milliseconds mymaster 1000\n\
+                 sentinel failover-timeout mymaster 2000\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("redis-server")
+            .arg(&config)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (tests/setup.sh installs it)");
+        let sentinel = RedisServer {
+            child: Some(child),
+            port,
+        };
+        // It knows the replica (from the primary's INFO), connected and in sync,
+        // before a failover is asked of it: else it would have no replica to promote.
+        assert!(
+            eventually(Duration::from_secs(15), || {
+                let replicas = sentinel.reply("SENTINEL REPLICAS mymaster");
+                replicas.contains(&replica.port.to_string())
+                    && replicas.contains("master-link-status\r\n$2\r\nok")
+                    && !replicas.contains("disconnected")
+            }),
+            "the sentinel did not find the replica in sync"
+        );
+        RedisSentinel {
+            servers: vec![primary, replica],
+            sentinel,
+            dir,
+        }
+    }
+}
+
+impl Shared for RedisSentinel {
+    fn node_args(&self) -> Vec<String> {
+        vec![
+            "--redis-sentinel".into(),
+            format!("redis://127.0.0.1:{}/", self.sentinel.port),
+        ]
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        self.sentinel.kill();
+        for server in &mut self.servers {
+            server.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -1,5 +1,6 @@
 //! The Redis hub: several `rfc6455 serve` processes ("nodes") share rooms through one
-//! Redis (`serve --redis redis://HOST:PORT/`) or a Redis Cluster (`serve
+//! Redis (`serve --redis redis://HOST:PORT/`), the primary that Redis Sentinel names
+//! (`serve --redis-sentinel redis://S1:P1,...`), or a Redis Cluster (`serve
 //! --redis-cluster redis://H1:P1,redis://H2:P2,...`).
 //!
 //! **Who owns what.** The event loops own the connections. The chat lock guards this
@@ -22,8 +23,8 @@
 //! **Failures.** Redis unreachable (or one cluster shard's primary): every request
 //! that needs it gets an `unavailable` error at once (nothing is queued), `/healthz`
 //! answers 503 with the reason, and the node thread reconnects with backoff (0.1 s
-//! doubling to 2 s), reading the cluster's shards again (a promoted replica is the new
-//! primary). Once back, it subscribes, re-registers this node's users and rooms
+//! doubling to 2 s), reading the cluster's shards again or asking the sentinels for
+//! the primary again (a promoted replica is the new primary). Once back, it subscribes, re-registers this node's users and rooms
 //! (restoring each room's seq if Redis lost it), delivers what the logs hold beyond
 //! what its members got, and only then reports healthy. A node that dies stops
 //! refreshing its heartbeat; within `--node-timeout` plus a third of it another node
@@ -72,6 +73,15 @@ pub enum Target {
     Single(String),
     /// A Redis Cluster, by some of its nodes (the rest are read from them).
     Cluster(Vec<String>),
+    /// The primary that these Redis Sentinels monitor under `service`, whichever
+    /// server that is now: asked again at every reconnection, so a failover is
+    /// followed. Each sentinel's URL carries that sentinel's credentials; the
+    /// primary's are `primary_auth`.
+    Sentinel {
+        sentinels: Vec<String>,
+        service: String,
+        primary_auth: subscriber::Auth,
+    },
 }
 
 /// A command connection: to one Redis, or to a cluster (which routes each command to
@@ -175,10 +185,13 @@ impl Link {
         result.map_err(|e| {
             self.errors.fetch_add(1, Ordering::Relaxed);
             let reason = format!("redis: {e}");
+            // READONLY: the server was a primary and is a replica now (a failover
+            // under Sentinel): the node must find the new primary.
             if e.is_io_error()
                 || e.is_timeout()
                 || e.is_connection_dropped()
                 || e.is_unrecoverable_error()
+                || e.kind() == redis::ServerErrorKind::ReadOnly.into()
             {
                 log::warn!("{reason}: reconnecting");
                 *conn = None;
@@ -242,7 +255,20 @@ impl Link {
 /// The [`Hub`] of a node sharing rooms through Redis; made by [`start`].
 pub struct RedisHub {
     link: Arc<Link>,
+    /// When this node last renewed each room's expiry with a message (see
+    /// [`RENEWAL`]), and in which session (after a reconnection, Redis may have
+    /// lost the keys: renewed again); pruned of what is older than that once it
+    /// holds `prune_at` rooms (then twice what is left, so that pruning stays rare).
+    renewed: HashMap<String, (Instant, u64)>,
+    prune_at: usize,
 }
+
+/// A node renews a room's keys with a message at most this often: a room's keys
+/// expire at least [`scripts::ROOM_TTL`] less this after its last message, and a
+/// message costs four Redis commands fewer.
+const RENEWAL: Duration = Duration::from_secs(3600);
+/// The fewest rooms in [`RedisHub::renewed`] that trigger a pruning.
+const RENEWED_KEPT: usize = 4096;
 
 /// Options of `serve --redis` and `serve --redis-cluster`.
 #[derive(Debug, Clone)]
@@ -282,14 +308,48 @@ fn new_node_id() -> String {
 enum Connector {
     Single(redis::Client),
     Cluster(redis::cluster::ClusterClient),
+    Sentinel {
+        /// The sentinels, the one that answered last first.
+        sentinels: Vec<redis::Client>,
+        service: String,
+        /// The credentials to reach the primary with.
+        primary_settings: redis::RedisConnectionInfo,
+        /// The primary the sentinels named for this session ([`Connector::prepare`]).
+        primary: Option<redis::Client>,
+    },
 }
 
 impl Connector {
     fn new(target: &Target) -> Result<Self, String> {
         match target {
+            // The URL is not repeated in the error: it may hold a password.
             Target::Single(url) => redis::Client::open(url.as_str())
                 .map(Connector::Single)
-                .map_err(|e| format!("--redis {url}: {e}")),
+                .map_err(|e| format!("--redis: {e}")),
+            Target::Sentinel {
+                sentinels,
+                service,
+                primary_auth,
+            } => {
+                let clients = sentinels
+                    .iter()
+                    .map(|url| redis::Client::open(url.as_str()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("--redis-sentinel: {e}"))?;
+                let mut settings = redis::RedisConnectionInfo::default();
+                if let Some(user) = &primary_auth.username {
+                    settings = settings.set_username(user);
+                }
+                if let Some(password) = &primary_auth.password {
+                    settings = settings.set_password(password);
+                }
+                Ok(Connector::Sentinel {
+                    sentinels: clients,
+                    service: service.clone(),
+                    primary_settings: settings,
+                    primary: None,
+                })
+            }
             Target::Cluster(seeds) => redis::cluster::ClusterClient::builder(seeds.clone())
                 .connection_timeout(TIMEOUT)
                 .response_timeout(TIMEOUT)
@@ -300,10 +360,57 @@ impl Connector {
         }
     }
 
+    /// Called at the start of each session: with Sentinel, asks the sentinels in turn
+    /// which server is the primary now, and checks that the server says so itself
+    /// (`ROLE`): a sentinel may not have seen a failover yet. Every step is bounded
+    /// by [`TIMEOUT`] (the redis crate's own Sentinel client waits without a
+    /// bound), so a silent sentinel or a vanished host costs seconds, not minutes.
+    fn prepare(&mut self) -> Result<(), String> {
+        let Connector::Sentinel {
+            sentinels,
+            service,
+            primary_settings,
+            primary,
+        } = self
+        else {
+            return Ok(());
+        };
+        let mut why = String::from("no sentinel given");
+        for i in 0..sentinels.len() {
+            match named_primary(&sentinels[i], service, primary_settings) {
+                Ok(client) => {
+                    if let redis::ConnectionAddr::Tcp(host, port) =
+                        client.get_connection_info().addr()
+                    {
+                        log::info!(
+                            "redis: the sentinels name {host}:{port} as {service:?}'s primary"
+                        );
+                    }
+                    // The one that answered is asked first next time.
+                    sentinels[..=i].rotate_right(1);
+                    *primary = Some(client);
+                    return Ok(());
+                }
+                Err(e) => why = e,
+            }
+        }
+        Err(format!("redis: sentinel: primary {service:?}: {why}"))
+    }
+
+    /// The one Redis's client: `--redis`'s, or the primary Sentinel named.
+    fn single(&self) -> Option<&redis::Client> {
+        match self {
+            Connector::Single(client) => Some(client),
+            Connector::Sentinel { primary, .. } => primary.as_ref(),
+            Connector::Cluster(_) => None,
+        }
+    }
+
     fn commands(&self) -> Result<Commands, String> {
         let fail = |e: redis::RedisError| format!("redis: {e}");
         match self {
-            Connector::Single(client) => {
+            Connector::Single(_) | Connector::Sentinel { .. } => {
+                let client = self.single().ok_or("redis: no primary named yet")?;
                 let conn = client.get_connection_with_timeout(TIMEOUT).map_err(fail)?;
                 conn.set_read_timeout(Some(TIMEOUT)).map_err(fail)?;
                 conn.set_write_timeout(Some(TIMEOUT)).map_err(fail)?;
@@ -318,11 +425,13 @@ impl Connector {
         }
     }
 
-    /// The credentials for the subscriber connections, from the (first) URL.
+    /// The credentials for the subscriber connections: from the (first) URL, or
+    /// the primary's under Sentinel.
     fn auth(target: &Target) -> subscriber::Auth {
         let url = match target {
             Target::Single(url) => url.as_str(),
-            Target::Cluster(seeds) => seeds.first().map_or("", String::as_str),
+            Target::Cluster(urls) => urls.first().map_or("", String::as_str),
+            Target::Sentinel { primary_auth, .. } => return primary_auth.clone(),
         };
         redis::IntoConnectionInfo::into_connection_info(url)
             .map(|info| subscriber::Auth {
@@ -336,14 +445,17 @@ impl Connector {
     /// `CLUSTER SLOTS` says now.
     fn shards(&self, commands: &mut Commands) -> Result<Vec<ShardAddr>, String> {
         match self {
-            Connector::Single(client) => match client.get_connection_info().addr() {
-                redis::ConnectionAddr::Tcp(host, port) => Ok(vec![ShardAddr {
-                    host: host.clone(),
-                    port: *port,
-                    slots: vec![(0, 16383)],
-                }]),
-                other => Err(format!("redis: {other:?}: only TCP is supported")),
-            },
+            Connector::Single(_) | Connector::Sentinel { .. } => {
+                let client = self.single().ok_or("redis: no primary named yet")?;
+                match client.get_connection_info().addr() {
+                    redis::ConnectionAddr::Tcp(host, port) => Ok(vec![ShardAddr {
+                        host: host.clone(),
+                        port: *port,
+                        slots: vec![(0, 16383)],
+                    }]),
+                    other => Err(format!("redis: {other:?}: only TCP is supported")),
+                }
+            }
             Connector::Cluster(_) => {
                 let slots: Value = redis::cmd("CLUSTER")
                     .arg("SLOTS")
@@ -352,6 +464,41 @@ impl Connector {
                 cluster_shards(slots)
             }
         }
+    }
+}
+
+/// The primary that `sentinel` names for `service`, if it says `role:master` itself:
+/// a client for it with `settings` (its credentials).
+fn named_primary(
+    sentinel: &redis::Client,
+    service: &str,
+    settings: &redis::RedisConnectionInfo,
+) -> Result<redis::Client, String> {
+    let fail = |e: redis::RedisError| e.to_string();
+    let mut conn = sentinel
+        .get_connection_with_timeout(TIMEOUT)
+        .map_err(fail)?;
+    conn.set_read_timeout(Some(TIMEOUT)).map_err(fail)?;
+    conn.set_write_timeout(Some(TIMEOUT)).map_err(fail)?;
+    let named: Option<(String, u16)> = redis::cmd("SENTINEL")
+        .arg("GET-MASTER-ADDR-BY-NAME")
+        .arg(service)
+        .query(&mut conn)
+        .map_err(fail)?;
+    let (host, port) = named.ok_or("the sentinel monitors no such name")?;
+    let info = redis::IntoConnectionInfo::into_connection_info(redis::ConnectionAddr::Tcp(
+        host.clone(),
+        port,
+    ))
+    .map_err(fail)?
+    .set_redis_settings(settings.clone());
+    let client = redis::Client::open(info).map_err(fail)?;
+    let mut conn = client.get_connection_with_timeout(TIMEOUT).map_err(fail)?;
+    conn.set_read_timeout(Some(TIMEOUT)).map_err(fail)?;
+    let role: Vec<Value> = redis::cmd("ROLE").query(&mut conn).map_err(fail)?;
+    match role.first() {
+        Some(Value::BulkString(r)) if r == b"master" => Ok(client),
+        _ => Err(format!("{host}:{port} is not a primary (yet)")),
     }
 }
 
@@ -432,7 +579,11 @@ pub fn start(
         shed: AtomicU64::new(0),
         repair: AtomicBool::new(false),
     });
-    let state = state_for(Box::new(RedisHub { link: link.clone() }));
+    let state = state_for(Box::new(RedisHub {
+        link: link.clone(),
+        renewed: HashMap::new(),
+        prune_at: RENEWED_KEPT,
+    }));
     let node = NodeThread {
         auth: Connector::auth(&options.target),
         connector,
@@ -577,6 +728,12 @@ impl Hub for RedisHub {
     }
 
     fn message(&mut self, m: Outgoing<'_>) -> Result<Published, Unavailable> {
+        let now = Instant::now();
+        let session = self.link.reconnects.load(Ordering::Relaxed);
+        let renew = self
+            .renewed
+            .get(m.room)
+            .is_none_or(|(at, s)| *s != session || now.duration_since(*at) >= RENEWAL);
         let link = &self.link;
         let (seq, duplicate) = link.call(|c| {
             let mut call = Scripts::on_room(&link.scripts.message, m.room);
@@ -591,9 +748,19 @@ impl Hub for RedisHub {
                 .arg(m.from)
                 .arg(link.history)
                 .arg(hub::new_epoch())
-                .arg(m.dedup_window.as_secs().max(1));
+                .arg(m.dedup_window.as_secs().max(1))
+                .arg(if renew { "1" } else { "0" });
             call.invoke::<(u64, u8)>(c)
         })?;
+        // A duplicate answers before the script renews anything.
+        if renew && duplicate == 0 {
+            if self.renewed.len() >= self.prune_at {
+                self.renewed
+                    .retain(|_, (at, _)| now.duration_since(*at) < RENEWAL);
+                self.prune_at = (self.renewed.len() * 2).max(RENEWED_KEPT);
+            }
+            self.renewed.insert(m.room.to_string(), (now, session));
+        }
         Ok(Published {
             seq,
             duplicate: duplicate == 1,
@@ -739,6 +906,7 @@ impl NodeThread {
         sessions: &mut u64,
         backoff: &mut Duration,
     ) -> Result<std::convert::Infallible, String> {
+        self.connector.prepare()?;
         let mut beat = self.connector.commands()?;
         let commands = self.connector.commands()?;
         let shards = self.connector.shards(&mut beat)?;
