@@ -813,3 +813,112 @@ fn a_drain_ends_once_nobody_is_left() {
         started.elapsed()
     );
 }
+
+/// Stalls its loop on "stall" until the test says go; tells the test each
+/// connection's id as it opens.
+struct Staller {
+    opened: mpsc::Sender<ConnId>,
+    go: mpsc::Receiver<()>,
+}
+
+impl Handler for Staller {
+    type Data = ();
+
+    fn upgrade(&mut self, _request: &Request) -> Result<Accept<()>, Refusal> {
+        Ok(Accept {
+            protocol: None,
+            data: (),
+        })
+    }
+
+    fn open(&mut self, _ctx: &mut Ctx<'_, ()>, id: ConnId) {
+        let _ = self.opened.send(id);
+    }
+
+    fn message(&mut self, _ctx: &mut Ctx<'_, ()>, _id: ConnId, message: Received<'_>) {
+        if matches!(message, Received::Text("stall")) {
+            let _ = self.go.recv_timeout(Duration::from_secs(10));
+        }
+    }
+}
+
+/// A loop that falls behind has a full mailbox, and a send to one of its connections
+/// from another thread is refused. That connection must not just miss the message
+/// and go on as if nothing happened (a chat member would never know): its loop
+/// closes it with 1013 "try again later" once it turns again, after what was taken,
+/// so the client reconnects and catches up. Connections whose sends were all taken
+/// get them all and stay open.
+#[test]
+fn a_send_refused_by_a_stalled_loop_closes_its_connection_with_1013() {
+    let config = ServerConfig {
+        // The mailbox holds 16 times this: about 65 of the sends below.
+        max_queued_output: 4096,
+        shutdown_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let server = Server::bind("127.0.0.1:0".parse().unwrap(), config).unwrap();
+    let addr = server.local_addr().unwrap();
+    let handle = server.handle();
+    let (opened_tx, opened) = mpsc::channel();
+    let (go, go_rx) = mpsc::channel();
+    let thread = thread::spawn(move || {
+        server
+            .run(Staller {
+                opened: opened_tx,
+                go: go_rx,
+            })
+            .unwrap()
+    });
+    let mut clients: Vec<_> = (0..20)
+        .map(|_| {
+            let ws = connect(&format!("ws://{addr}/"));
+            let id = opened.recv_timeout(Duration::from_secs(10)).unwrap();
+            (ws, id)
+        })
+        .collect();
+    clients[0].0.send_text("stall").unwrap();
+    thread::sleep(Duration::from_millis(200));
+    // 900 bytes each, at most 4 taken per connection: each stays under its own
+    // 4 KiB. Three rounds over all 20 fit in the mailbox; five more rounds over the
+    // last 10 do not.
+    let text = "x".repeat(900);
+    let mut taken = vec![0; clients.len()];
+    let mut refused = vec![0; clients.len()];
+    let rounds = (0..3).map(|_| 0..20).chain((0..5).map(|_| 10..20));
+    for i in rounds.flatten() {
+        match handle.send_text(clients[i].1, &text) {
+            true => taken[i] += 1,
+            false => refused[i] += 1,
+        }
+    }
+    assert!(refused[..10].iter().all(|r| *r == 0), "{refused:?}");
+    assert!(taken.iter().sum::<usize>() > 0, "the mailbox took some");
+    assert!(
+        refused.iter().sum::<usize>() > 0,
+        "and refused some: {taken:?}"
+    );
+    go.send(()).unwrap();
+    for (i, (ws, _)) in clients.iter_mut().enumerate() {
+        for _ in 0..taken[i] {
+            assert!(matches!(ws.read().unwrap(), Event::Text(t) if t.len() == 900));
+        }
+        if refused[i] > 0 {
+            assert_eq!(close_code(ws), 1013, "connection {i}");
+        }
+    }
+    // One whose sends were all taken is still open: it answers a ping.
+    let ws = &mut clients[0].0;
+    ws.send_ping(b"still here").unwrap();
+    loop {
+        match ws.read().unwrap() {
+            Event::Pong(payload) => {
+                assert_eq!(&payload[..], b"still here");
+                break;
+            }
+            Event::Close(frame) => panic!("closed: {frame:?}"),
+            _ => {}
+        }
+    }
+    handle.shutdown();
+    thread.join().unwrap();
+}

@@ -100,7 +100,8 @@ impl<D> Ctx<'_, D> {
     /// Before each send of its own, so that sends keep the order they were made in
     /// (see [`Ctx`]).
     pub(super) fn deliver_mail(&mut self) {
-        for mail in self.loops.take_mail(self.worker) {
+        let delivery = self.loops.take_mail(self.worker);
+        for mail in delivery.mail {
             match mail {
                 Mail::Shared(id, frame) => {
                     self.local_send_shared(id, &frame);
@@ -112,6 +113,13 @@ impl<D> Ctx<'_, D> {
                 Mail::Stream(id, bytes) => {
                     self.local_send_stream(id, bytes);
                 }
+            }
+        }
+        for id in delivery.overflowed {
+            self.stats.mailbox_overflows += 1;
+            if self.config.slow_consumer == SlowConsumer::Close {
+                log::info!("{id}: a message for it was refused (this loop fell behind), closing");
+                self.local_close(id, CloseCode::TRY_AGAIN_LATER, "server overloaded");
             }
         }
     }

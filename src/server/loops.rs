@@ -31,6 +31,16 @@ pub(super) enum Mail {
 }
 
 impl Mail {
+    /// The connection it is for.
+    fn conn(&self) -> ConnId {
+        match self {
+            Mail::Shared(id, _)
+            | Mail::Data(id, ..)
+            | Mail::Close(id, ..)
+            | Mail::Stream(id, _) => *id,
+        }
+    }
+
     /// What it holds in memory, for the mailbox's bound: a shared frame's bytes are
     /// counted once where they live, not per recipient.
     fn cost(&self) -> usize {
@@ -49,6 +59,21 @@ struct Queue {
     bytes: usize,
     /// Accepted sockets handed to this loop (`Balance::LeastConnections`).
     adopt: Vec<TcpStream>,
+    /// Connections a refused mail was for (the mailbox was full): the loop closes
+    /// them, so that none silently misses a message. At most [`OVERFLOWS_KEPT`].
+    overflowed: Vec<ConnId>,
+}
+
+/// The most connections remembered per mailbox as owed a refused mail between two
+/// turns of its loop; past it the refusals are only counted by the sender (`post`
+/// returns false).
+const OVERFLOWS_KEPT: usize = 65_536;
+
+/// What a loop takes from its mailbox in one turn.
+pub(super) struct Delivery {
+    pub(super) mail: Vec<Mail>,
+    /// Connections owed a mail that the full mailbox refused.
+    pub(super) overflowed: Vec<ConnId>,
 }
 
 /// One loop's inbox.
@@ -156,6 +181,12 @@ impl Loops {
             let mut queue = lock(&mailbox.queue);
             let cost = mail.cost();
             if queue.bytes + cost > self.mailbox_limit {
+                // The loop is behind: the connection will miss this (or, for a
+                // close, stay open), so its loop closes it when it gets to its mail.
+                if queue.overflowed.len() < OVERFLOWS_KEPT {
+                    queue.overflowed.push(mail.conn());
+                    mailbox.has_mail.store(true, Ordering::Release);
+                }
                 return false;
             }
             queue.bytes += cost;
@@ -175,16 +206,23 @@ impl Loops {
         self.mailboxes[at].has_mail.load(Ordering::Acquire)
     }
 
-    /// The mail waiting for loop `at`, oldest first (none: no lock taken).
-    pub(super) fn take_mail(&self, at: usize) -> Vec<Mail> {
+    /// The mail waiting for loop `at`, oldest first, and the connections owed a
+    /// refused one (none: no lock taken).
+    pub(super) fn take_mail(&self, at: usize) -> Delivery {
         let mailbox = &self.mailboxes[at];
         if !mailbox.has_mail.load(Ordering::Acquire) {
-            return Vec::new();
+            return Delivery {
+                mail: Vec::new(),
+                overflowed: Vec::new(),
+            };
         }
         let mut queue = lock(&mailbox.queue);
         mailbox.has_mail.store(false, Ordering::Relaxed);
         queue.bytes = 0;
-        std::mem::take(&mut queue.mail)
+        Delivery {
+            mail: std::mem::take(&mut queue.mail),
+            overflowed: std::mem::take(&mut queue.overflowed),
+        }
     }
 
     /// Hands an accepted socket to the loop with the fewest connections; returns the
@@ -269,5 +307,39 @@ impl Loops {
             }
         }
         total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(slot: usize) -> ConnId {
+        ConnId {
+            worker: 0,
+            slot,
+            generation: 1,
+        }
+    }
+
+    /// A loop that fell behind has a full mailbox: what it refuses is remembered by
+    /// connection, so that the loop closes those connections instead of letting them
+    /// miss a message without knowing (or, for a refused close, stay open).
+    #[test]
+    fn a_full_mailbox_remembers_whom_a_refused_mail_was_for() {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Waker::new(poll.registry(), mio::Token(0)).unwrap();
+        let loops = Loops::new(vec![waker], 2 * std::mem::size_of::<Mail>());
+        let data = |slot| Mail::Data(id(slot), MessageKind::Text, Vec::new());
+        assert!(loops.post(0, data(1)));
+        assert!(loops.post(0, data(2)));
+        assert!(!loops.post(0, data(3)), "over the limit");
+        assert!(!loops.post(0, Mail::Close(id(4), CloseCode::NORMAL, String::new())));
+        let delivery = loops.take_mail(0);
+        assert_eq!(delivery.mail.len(), 2);
+        assert_eq!(delivery.overflowed, vec![id(3), id(4)]);
+        // Taken: the next turn starts empty.
+        let next = loops.take_mail(0);
+        assert!(next.mail.is_empty() && next.overflowed.is_empty());
     }
 }

@@ -194,7 +194,9 @@ impl Handle {
 
     /// Posts a frame to a connection's loop, which sends it on its next turn, after
     /// what its mailbox already holds. True when posted (the connection may still be
-    /// gone by then); false for a full mailbox or an id of no loop of this server.
+    /// gone by then); false for a full mailbox (the loop has fallen behind: it closes
+    /// that connection with 1013 when it turns again, rather than let it miss the
+    /// frame unknowingly) or an id of no loop of this server.
     ///
     /// ```
     /// use rfc6455::server::{Accept, ConnId, Ctx, Handler, Refusal, SharedFrame};

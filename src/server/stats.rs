@@ -31,6 +31,13 @@ pub struct Stats {
     pub rejected: Vec<(u16, u64)>,
     /// Messages dropped, or connections closed, for being slow consumers.
     pub slow_consumer_events: u64,
+    /// Sends from another thread or loop ([`Handle`](super::Handle) or a
+    /// [`Ctx`](super::Ctx) of another loop) that this loop's full mailbox refused:
+    /// the loop had fallen behind. The connection each was for is closed with 1013
+    /// "try again later" (it reconnects and catches up instead of silently missing a
+    /// message), or, with [`SlowConsumer::DropMessages`](super::SlowConsumer), only
+    /// counted.
+    pub mailbox_overflows: u64,
     /// Connections closed as soon as they were accepted, over
     /// [`max_handshaking`](super::ServerConfig::max_handshaking) or
     /// [`max_connections_per_ip`](super::ServerConfig::max_connections_per_ip).
@@ -73,6 +80,7 @@ impl Stats {
         self.bytes_in += other.bytes_in;
         self.bytes_out += other.bytes_out;
         self.slow_consumer_events += other.slow_consumer_events;
+        self.mailbox_overflows += other.mailbox_overflows;
         self.tls_failures += other.tls_failures;
         self.refused_at_accept += other.refused_at_accept;
         self.write_timeouts += other.write_timeouts;

@@ -1192,7 +1192,7 @@ impl ChatState {
     }
 
     fn metrics(&self, m: &Stats) -> String {
-        let series: [(&str, &str, &str, String); 16] = [
+        let series: [(&str, &str, &str, String); 17] = [
             (
                 "rfc6455_handshaking_connections",
                 "Connections that have not finished their request yet (all loops).",
@@ -1282,6 +1282,12 @@ impl ChatState {
                 "Messages dropped or connections closed for slow consumers.",
                 "counter",
                 m.slow_consumer_events.to_string(),
+            ),
+            (
+                "rfc6455_mailbox_overflows_total",
+                "Messages for a connection that its loop's full mailbox refused (the loop fell behind); the connection was closed with 1013.",
+                "counter",
+                m.mailbox_overflows.to_string(),
             ),
             (
                 "rfc6455_tls_failures_total",
