@@ -78,6 +78,19 @@ impl ConnId {
     }
 }
 
+/// For the unit tests of the server's modules.
+#[cfg(test)]
+impl ConnId {
+    /// A connection of loop 0 in slot `slot`.
+    pub(super) fn for_test(slot: usize) -> ConnId {
+        ConnId {
+            worker: 0,
+            slot,
+            generation: slot as u64,
+        }
+    }
+}
+
 impl std::fmt::Display for ConnId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "#{}.{}@{}", self.slot, self.generation, self.worker)

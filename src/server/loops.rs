@@ -315,11 +315,7 @@ mod tests {
     use super::*;
 
     fn id(slot: usize) -> ConnId {
-        ConnId {
-            worker: 0,
-            slot,
-            generation: 1,
-        }
+        ConnId::for_test(slot)
     }
 
     /// A loop that fell behind has a full mailbox: what it refuses is remembered by

@@ -480,11 +480,7 @@ mod tests {
     use super::*;
 
     fn id(slot: usize) -> ConnId {
-        ConnId {
-            worker: 0,
-            slot,
-            generation: slot as u64,
-        }
+        ConnId::for_test(slot)
     }
 
     #[test]
