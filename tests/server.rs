@@ -814,10 +814,11 @@ fn a_drain_ends_once_nobody_is_left() {
     );
 }
 
-/// Stalls its loop on "stall" until the test says go; tells the test each
-/// connection's id as it opens.
+/// Stalls its loop on "stall" until the test says go (and tells it the loop is
+/// stalled); tells the test each connection's id as it opens.
 struct Staller {
     opened: mpsc::Sender<ConnId>,
+    stalled: mpsc::Sender<()>,
     go: mpsc::Receiver<()>,
 }
 
@@ -837,6 +838,7 @@ impl Handler for Staller {
 
     fn message(&mut self, _ctx: &mut Ctx<'_, ()>, _id: ConnId, message: Received<'_>) {
         if matches!(message, Received::Text("stall")) {
+            let _ = self.stalled.send(());
             let _ = self.go.recv_timeout(Duration::from_secs(10));
         }
     }
@@ -861,10 +863,12 @@ fn a_send_refused_by_a_stalled_loop_closes_its_connection_with_1013() {
     let handle = server.handle();
     let (opened_tx, opened) = mpsc::channel();
     let (go, go_rx) = mpsc::channel();
+    let (stalled_tx, stalled) = mpsc::channel();
     let thread = thread::spawn(move || {
         server
             .run(Staller {
                 opened: opened_tx,
+                stalled: stalled_tx,
                 go: go_rx,
             })
             .unwrap()
@@ -877,7 +881,7 @@ fn a_send_refused_by_a_stalled_loop_closes_its_connection_with_1013() {
         })
         .collect();
     clients[0].0.send_text("stall").unwrap();
-    thread::sleep(Duration::from_millis(200));
+    stalled.recv_timeout(Duration::from_secs(10)).unwrap();
     // 900 bytes each, at most 4 taken per connection: each stays under its own
     // 4 KiB. Three rounds over all 20 fit in the mailbox; five more rounds over the
     // last 10 do not.

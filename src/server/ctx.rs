@@ -115,8 +115,8 @@ impl<D> Ctx<'_, D> {
                 }
             }
         }
+        self.stats.mailbox_overflows += delivery.refused;
         for id in delivery.overflowed {
-            self.stats.mailbox_overflows += 1;
             if self.config.slow_consumer == SlowConsumer::Close {
                 log::info!("{id}: a message for it was refused (this loop fell behind), closing");
                 self.local_close(id, CloseCode::TRY_AGAIN_LATER, "server overloaded");

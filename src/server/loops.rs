@@ -18,6 +18,7 @@ use super::stats::Stats;
 use crate::{CloseCode, MessageKind};
 use mio::net::TcpStream;
 use mio::Waker;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -60,26 +61,33 @@ struct Queue {
     /// Accepted sockets handed to this loop (`Balance::LeastConnections`).
     adopt: Vec<TcpStream>,
     /// Connections a refused mail was for (the mailbox was full): the loop closes
-    /// them, so that none silently misses a message. At most [`OVERFLOWS_KEPT`].
-    overflowed: Vec<ConnId>,
+    /// them, so that none silently misses a message. Each once; at most
+    /// [`OVERFLOWS_KEPT`]. Later mail for one of them is refused too, so that it
+    /// gets what was taken before the refusal, then the close: never a gap.
+    overflowed: HashSet<ConnId>,
+    /// Mail refused since the loop last looked (for `Stats::mailbox_overflows`).
+    refused: u64,
 }
 
 /// The most connections remembered per mailbox as owed a refused mail between two
-/// turns of its loop; past it the refusals are only counted by the sender (`post`
-/// returns false).
+/// turns of its loop (more than a loop holds in practice); past it the refusals are
+/// only counted.
 const OVERFLOWS_KEPT: usize = 65_536;
 
 /// What a loop takes from its mailbox in one turn.
 pub(super) struct Delivery {
     pub(super) mail: Vec<Mail>,
     /// Connections owed a mail that the full mailbox refused.
-    pub(super) overflowed: Vec<ConnId>,
+    pub(super) overflowed: HashSet<ConnId>,
+    /// How many mails were refused.
+    pub(super) refused: u64,
 }
 
 /// One loop's inbox.
 #[derive(Default)]
 pub(super) struct Mailbox {
-    /// Set while `queue.mail` is not empty: lets a loop check for mail without a lock.
+    /// Set while `queue.mail` or `queue.overflowed` is not empty: lets a loop check for
+    /// mail without a lock.
     has_mail: AtomicBool,
     queue: Mutex<Queue>,
 }
@@ -180,12 +188,19 @@ impl Loops {
         let was_empty = {
             let mut queue = lock(&mailbox.queue);
             let cost = mail.cost();
-            if queue.bytes + cost > self.mailbox_limit {
+            let id = mail.conn();
+            if queue.bytes + cost > self.mailbox_limit || queue.overflowed.contains(&id) {
                 // The loop is behind: the connection will miss this (or, for a
                 // close, stay open), so its loop closes it when it gets to its mail.
+                queue.refused += 1;
+                let first = queue.mail.is_empty() && queue.overflowed.is_empty();
                 if queue.overflowed.len() < OVERFLOWS_KEPT {
-                    queue.overflowed.push(mail.conn());
+                    queue.overflowed.insert(id);
                     mailbox.has_mail.store(true, Ordering::Release);
+                }
+                drop(queue);
+                if first {
+                    let _ = self.wakers[to].wake();
                 }
                 return false;
             }
@@ -213,7 +228,8 @@ impl Loops {
         if !mailbox.has_mail.load(Ordering::Acquire) {
             return Delivery {
                 mail: Vec::new(),
-                overflowed: Vec::new(),
+                overflowed: HashSet::new(),
+                refused: 0,
             };
         }
         let mut queue = lock(&mailbox.queue);
@@ -222,6 +238,7 @@ impl Loops {
         Delivery {
             mail: std::mem::take(&mut queue.mail),
             overflowed: std::mem::take(&mut queue.overflowed),
+            refused: std::mem::take(&mut queue.refused),
         }
     }
 
@@ -330,12 +347,37 @@ mod tests {
         assert!(loops.post(0, data(1)));
         assert!(loops.post(0, data(2)));
         assert!(!loops.post(0, data(3)), "over the limit");
+        assert!(!loops.post(0, data(3)), "again");
         assert!(!loops.post(0, Mail::Close(id(4), CloseCode::NORMAL, String::new())));
         let delivery = loops.take_mail(0);
         assert_eq!(delivery.mail.len(), 2);
-        assert_eq!(delivery.overflowed, vec![id(3), id(4)]);
+        assert_eq!(delivery.overflowed, HashSet::from([id(3), id(4)]));
+        assert_eq!(delivery.refused, 3);
         // Taken: the next turn starts empty.
         let next = loops.take_mail(0);
         assert!(next.mail.is_empty() && next.overflowed.is_empty());
+        assert_eq!(next.refused, 0);
+    }
+
+    /// After a refusal, later mail for that connection is refused too, even small
+    /// mail that would fit: it gets what was taken before, then the close, never a
+    /// message after a gap. Other connections' mail still goes in.
+    #[test]
+    fn no_mail_for_a_connection_gets_in_after_one_was_refused() {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Waker::new(poll.registry(), mio::Token(0)).unwrap();
+        let size = std::mem::size_of::<Mail>();
+        let loops = Loops::new(vec![waker], 2 * size + 100);
+        let data = |slot, len| Mail::Data(id(slot), MessageKind::Text, vec![b'x'; len]);
+        assert!(loops.post(0, data(1, 0)));
+        assert!(!loops.post(0, data(2, 200)), "too big for what is left");
+        assert!(
+            !loops.post(0, data(2, 0)),
+            "would fit, but 2 already missed one"
+        );
+        assert!(loops.post(0, data(3, 0)), "another connection's fits");
+        let delivery = loops.take_mail(0);
+        assert_eq!(delivery.mail.len(), 2);
+        assert_eq!(delivery.overflowed, HashSet::from([id(2)]));
     }
 }
