@@ -18,7 +18,8 @@
 #
 #   bash benches/cluster_50k.sh [CONNECTIONS] [SECONDS] [IDLE_CONNECTIONS]
 #   # defaults: 50000 60 19000; RATE=messages/s CHURN=reconnects/s to change the load;
-#   # PEERS="rfc6455 socketio" (the default) for the rounds to run
+#   # PEERS="rfc6455 socketio" (the default) for the rounds to run;
+#   # SERVE_BIN=path runs another build of the server (a before/after in one sitting)
 #
 # Not in CI: it takes minutes. Needs redis-server and redis-cli (tests/setup.sh), and
 # node and npm for the Socket.IO round.
@@ -35,6 +36,7 @@ churn="${CHURN:-170}"   # reconnects/s in all
 warmup=10
 
 peers="${PEERS:-rfc6455 socketio}"
+serve_bin="${SERVE_BIN:-target/release/rfc6455}"
 cargo build --release -p rfc6455-cli --bin rfc6455 --example roomload --quiet
 case " $peers " in *" socketio "*) (cd benches/node && npm install --no-audit --no-fund --silent) ;; esac
 # shellcheck source=benches/lib.sh
@@ -90,7 +92,7 @@ for _ in 1 2 3; do
     mode=(--socketio)
     node benches/node/socketio_rooms.js "127.0.0.1:$p" "$hostports" 2>/dev/null & pids+=($!); npids+=($!)
   else
-    target/release/rfc6455 serve --addr "127.0.0.1:$p" --threads 1 --max-rate 0 \
+    "$serve_bin" serve --addr "127.0.0.1:$p" --threads 1 --max-rate 0 \
       --max-connections 19000 --max-rooms 40000 --redis-cluster "$seedlist" 2>/dev/null & pids+=($!); npids+=($!)
   fi
   wait_for_port "$p"
@@ -171,7 +173,7 @@ out=$(mktemp -d)
 idle_row() {
   local label="$1" flags="$2"; shift 3
   local p; p=$(free_port)
-  target/release/rfc6455 "$@" --addr "127.0.0.1:$p" --threads 1 --max-connections 19500 2>/dev/null & pids+=($!)
+  "$serve_bin" "$@" --addr "127.0.0.1:$p" --threads 1 --max-connections 19500 2>/dev/null & pids+=($!)
   local node=$!
   wait_for_port "$p"
   local before; before=$(rss_kib "$node")

@@ -1,5 +1,5 @@
-//! The event loop: one turn is poll, handle readiness (accept, read, write), flush
-//! what callbacks queued, fire due timers, tick.
+//! The event loop: one turn is poll, handle readiness (accept, read, write), end the
+//! handler's turn, flush what callbacks queued, fire due timers, tick.
 //!
 //! A message's way through it, all in this file: `run` polls, `read` takes what the
 //! socket has into the connection ([`Conn::read`]), `messages` hands each complete
@@ -418,8 +418,10 @@ impl<H: Handler> Loop<H> {
         self.flush_dirty();
     }
 
-    /// Writes the output of every connection that got some during this turn.
+    /// Lets the handler finish its turn ([`Handler::end_turn`]), then writes the output
+    /// of every connection that got some during this turn.
     fn flush_dirty(&mut self) {
+        self.with_ctx(|handler, ctx| handler.end_turn(ctx));
         while !self.dirty.is_empty() {
             let mut dirty = std::mem::take(&mut self.dirty);
             dirty.sort_unstable();

@@ -335,6 +335,55 @@ pub trait Handler {
     ) {
     }
 
+    /// Runs at the end of each turn of the loop, after the callbacks of what one poll
+    /// brought (messages, opens, closes, mail) and before their output is written:
+    /// the place to finish work that is cheaper done together than one message at a
+    /// time — e.g. one round trip to a database for all the messages of the turn,
+    /// instead of a loop that waits for one round trip per message while every
+    /// other connection on it waits too. What it sends goes out in the same write as
+    /// the rest of the turn's output. It also runs on turns that brought nothing, so
+    /// it must be cheap when there is nothing to do.
+    ///
+    /// ```
+    /// # use rfc6455::server::{Accept, ConnId, Ctx, Handler, Received, Refusal};
+    /// # use rfc6455::server::{Server, ServerConfig};
+    /// # use rfc6455::Event;
+    /// /// Answers the messages of a turn together, in the order they came.
+    /// #[derive(Default)]
+    /// struct Batched {
+    ///     waiting: Vec<(ConnId, String)>,
+    /// }
+    /// impl Handler for Batched {
+    ///     type Data = ();
+    /// #   fn upgrade(&mut self, _: &rfc6455::handshake::server::Request) -> Result<Accept<()>, Refusal> {
+    /// #       Ok(Accept::new(()))
+    /// #   }
+    ///     fn message(&mut self, _: &mut Ctx<'_, ()>, id: ConnId, message: Received<'_>) {
+    ///         if let Received::Text(text) = message {
+    ///             self.waiting.push((id, text.to_uppercase()));
+    ///         }
+    ///     }
+    ///     fn end_turn(&mut self, ctx: &mut Ctx<'_, ()>) {
+    ///         for (id, answer) in self.waiting.drain(..) {
+    ///             ctx.send_text(id, &answer);
+    ///         }
+    ///     }
+    /// }
+    /// # let server = Server::bind("127.0.0.1:0".parse().unwrap(), ServerConfig::default())?;
+    /// # let (addr, handle) = (server.local_addr()?, server.handle());
+    /// # let server_thread = std::thread::spawn(move || server.run(Batched::default()));
+    /// let mut ws = rfc6455::blocking::connect(&format!("ws://{addr}/"))?;
+    /// ws.send_text("one")?;
+    /// ws.send_text("two")?;
+    /// assert_eq!(ws.read()?, Event::Text("ONE".into()));
+    /// assert_eq!(ws.read()?, Event::Text("TWO".into()));
+    /// # drop(ws);
+    /// # handle.shutdown();
+    /// # server_thread.join().unwrap()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn end_turn(&mut self, _ctx: &mut Ctx<'_, Self::Data>) {}
+
     /// Runs every [`ServerConfig::tick_interval`](super::ServerConfig::tick_interval).
     ///
     /// ```

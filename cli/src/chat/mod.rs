@@ -47,18 +47,21 @@
 //! nodes too), and a request that needs Redis while it is unreachable gets an
 //! `unavailable` error.
 
+mod batch;
 mod feeds;
 mod hub;
 mod identity;
 mod identity_flags;
 mod limits;
 pub mod redis;
+mod senders;
 
 pub use identity_flags::IdentityArgs;
 pub use limits::{ChatLimits, MAX_REQUEST};
 use limits::{PeerRates, TYPING_INTERVAL};
 
-use hub::{Hub, MemoryHub, Outgoing, RoomEvent};
+use batch::Batch;
+use hub::{Hub, MemoryHub, RoomEvent};
 use identity::{Auth, Claims};
 use rfc6455::handshake::server::Request;
 use rfc6455::server::rooms::{RoomRegistry, Rooms};
@@ -66,9 +69,10 @@ use rfc6455::server::{
     Accept, CloseInfo, ConnId, Ctx, Handler, HttpRequest, HttpResponse, Outbox, Received, Refusal,
     Reply, SharedFrame, Stats,
 };
+use senders::{DueAck, Senders};
 use serde_json::{json, Value};
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -194,6 +198,8 @@ pub struct Chat {
     /// This loop's signed connections by when something is due for them (see
     /// [`Member::due`]); an entry made stale by a refresh is skipped when it comes.
     expiries: BTreeSet<(u64, ConnId)>,
+    /// This loop's members' messages of the current turn (see [`batch`]).
+    batch: Batch,
 }
 
 /// The last long wait of a loop for the chat lock (a loop that waits holds up every
@@ -221,9 +227,9 @@ struct RoomView {
     delivered_seq: u64,
     /// The last event position seen live.
     delivered_pos: u64,
-    /// Which connection sent each recent message (seq): the only one of its user's
-    /// connections that does not get it back (its ack has it). Bounded, oldest out.
-    senders: VecDeque<(u64, ConnId)>,
+    /// Which connection sent each recent message, and the acks that wait for the
+    /// room's earlier messages (see [`senders`]).
+    senders: Senders,
     /// The room's epoch as this node last saw it.
     epoch: String,
 }
@@ -253,11 +259,6 @@ fn recovered(joined: &hub::Joined, since: u64, epoch: Option<&str>) -> bool {
         && since <= joined.seq
         && (since == joined.seq || first == Some(since + 1))
 }
-
-/// Senders remembered per room: more messages than this in flight in one room before
-/// they come back from the hub is not expected; past it, the oldest one's sender
-/// gets its own message back (harmless, it has the seq).
-const SENDERS_KEPT: usize = 256;
 
 /// Where a member joined a room: events and messages at or before it are not given
 /// to it live (it got their outcome at its join).
@@ -317,6 +318,10 @@ pub struct ChatState {
     next_token: u64,
     /// Messages delivered to members of this node, for /metrics.
     delivered: u64,
+    /// Rooms where an ack waits for earlier messages (see [`senders`]).
+    acks_waiting: HashSet<String>,
+    /// Acks sent after waiting [`senders::ACK_HOLD`] for the messages before them.
+    acks_overdue: u64,
     rejected_origin: u64,
     rejected_token: u64,
     /// HTTP requests answered 429, and requests refused for a budget (rooms).
@@ -360,6 +365,7 @@ impl Chat {
             health: hub.health_check(),
             lock_wait: Arc::default(),
             expiries: BTreeSet::new(),
+            batch: Batch::default(),
             state: Arc::new(Mutex::new(ChatState::new(hub, config.limits.clone()))),
             config: Arc::new(config),
         }
@@ -387,6 +393,7 @@ impl Chat {
             health: health.expect("made by start"),
             lock_wait: Arc::default(),
             expiries: BTreeSet::new(),
+            batch: Batch::default(),
         })
     }
 
@@ -554,7 +561,7 @@ impl Chat {
             .collect();
         let user = new.sub.clone();
         for room in &lost {
-            let events = state.leave_room(room, &user, id).unwrap_or_default();
+            let events = state.leave_room(ctx, room, &user, id).unwrap_or_default();
             let why = format!("your new token does not let you follow {room:?}: left");
             error(ctx, id, "forbidden", &why, None);
             for event in &events {
@@ -600,6 +607,8 @@ impl ChatState {
             last_keepalive: Instant::now(),
             next_token: 0,
             delivered: 0,
+            acks_waiting: HashSet::new(),
+            acks_overdue: 0,
             rejected_origin: 0,
             rejected_token: 0,
         }
@@ -620,13 +629,17 @@ impl ChatState {
     /// what was delivered already, is skipped). Returns how many it was queued for.
     pub fn deliver(&mut self, out: &mut impl Outbox, event: &RoomEvent) -> usize {
         let mut view = self.views.get_mut(&event.room);
+        // Acks that may go once this event is out (see `senders`).
+        let mut due = Vec::new();
         if let (Some(epoch), Some(view)) = (&event.epoch, view.as_deref_mut()) {
             if *epoch != view.epoch {
                 view.renumbered(epoch);
+                due = view.senders.release(None);
             }
         }
         if let (Some(seq), Some(view)) = (event.seq, &view) {
             if seq <= view.delivered_seq {
+                send_acks(out, &event.room, due);
                 return 0;
             }
         }
@@ -634,7 +647,11 @@ impl ChatState {
         // sent it (the user's other connections show it too); of the rest, none of
         // the user's connections.
         let sender = match (event.seq, view.as_deref_mut()) {
-            (Some(seq), Some(view)) => take_sender(&mut view.senders, seq),
+            (Some(seq), Some(view)) => {
+                let (sender, acks) = view.senders.came_back(seq);
+                due.extend(acks);
+                sender
+            }
             _ => None,
         };
         // A message said on another node reaches the user's connections here (its
@@ -687,6 +704,7 @@ impl ChatState {
             }
             view.delivered_pos = view.delivered_pos.max(event.pos.unwrap_or(0));
         }
+        send_acks(out, &event.room, due);
         count
     }
 
@@ -702,14 +720,22 @@ impl ChatState {
 
     /// Serves one request of connection `id`, whose token said `claims` (signed
     /// identity; `None` without).
+    /// Messages go to this loop's `batch` (see [`batch`]); anything else of a
+    /// connection with messages there is served after they are sent.
     fn request(
         &mut self,
         ctx: &mut Ctx<'_, Member>,
         id: ConnId,
         text: &str,
         claims: Option<&Claims>,
+        batch: &mut Batch,
     ) {
-        let Ok(req) = serde_json::from_str::<Value>(text) else {
+        let req = serde_json::from_str::<Value>(text);
+        let kind = req.as_ref().ok().and_then(|r| r.get("type")?.as_str());
+        if kind != Some("message") && batch.has(id) {
+            self.send_queued(ctx, batch);
+        }
+        let Ok(req) = req else {
             return error(ctx, id, "bad_json", "not a JSON object", None);
         };
         let rid = req.get("id").cloned();
@@ -870,47 +896,14 @@ impl ChatState {
                 if !in_room(self, &room) {
                     return error(ctx, id, "not_in_room", &format!("not in {room:?}"), rid);
                 }
-                let events = shared!(self.leave_room(&room, &me_or_empty, id));
+                let events = shared!(self.leave_room(ctx, &room, &me_or_empty, id));
                 ack(ctx, id, rid, json!({"room": room}));
                 for event in &events {
                     self.deliver(ctx, event);
                 }
             }
             "message" => {
-                let room = get!("room", limits::room);
-                let text = get!("text", limits::text);
-                if !in_room(self, &room) {
-                    return error(ctx, id, "not_in_room", &format!("join {room:?} first"), rid);
-                }
-                allowed!(&room, may_publish, "publish to");
-                let key = match req.get("idempotency_key") {
-                    None => None,
-                    Some(key) => match key.as_str().map(limits::idempotency_key) {
-                        Some(Ok(key)) => Some(key),
-                        Some(Err(why)) => return error(ctx, id, "bad_field", &why, rid),
-                        None => {
-                            let why = "\"idempotency_key\" must be a string";
-                            return error(ctx, id, "bad_field", why, rid);
-                        }
-                    },
-                };
-                let outgoing = Outgoing {
-                    key,
-                    dedup_window: self.limits.dedup_window(),
-                    ..Outgoing::new(&room, &me_or_empty, &text, false)
-                };
-                let published = shared!(self.hub.message(outgoing));
-                if published.duplicate {
-                    // A retry: the first answer again, and nothing sent.
-                    let extra = json!({"room": room, "seq": published.seq, "duplicate": true});
-                    return ack(ctx, id, rid, extra);
-                }
-                self.sent(&room, published.seq, id);
-                let mut extra = json!({"room": room, "seq": published.seq});
-                if let Some(event) = &published.local {
-                    extra["delivered_to"] = json!(self.deliver(ctx, event));
-                }
-                ack(ctx, id, rid, extra);
+                self.queue_message(ctx, batch, (id, &me_or_empty, claims), &req);
             }
             "typing" => {
                 let room = get!("room", limits::room);
@@ -1050,10 +1043,16 @@ impl ChatState {
     /// even when the hub is unavailable (which the error says).
     fn leave_room(
         &mut self,
+        out: &mut impl Outbox,
         room: &str,
         user: &str,
         id: ConnId,
     ) -> Result<Vec<RoomEvent>, hub::Unavailable> {
+        // Its acks that wait for earlier messages go now: it will not get those.
+        if let Some(view) = self.views.get_mut(room) {
+            let due = view.senders.release(Some(id));
+            send_acks(out, room, due);
+        }
         let events = if self.user_in_room(user, room, id) {
             Ok(Vec::new())
         } else {
@@ -1099,13 +1098,52 @@ impl ChatState {
     }
 
     /// Connection `id` sent message `seq` of `room`: it alone of its user's
-    /// connections does not get it back.
-    fn sent(&mut self, room: &str, seq: u64, id: ConnId) {
-        if let Some(view) = self.views.get_mut(room) {
-            if view.senders.len() >= SENDERS_KEPT {
-                view.senders.pop_front();
+    /// connections does not get it back. With `ack` (the request's `id`), its ack goes
+    /// once this node has delivered every earlier message of the room: now if it
+    /// has, else when the message comes back (see [`senders`]). Without, the caller
+    /// acks (the memory hub delivers in order, at once).
+    fn sent(
+        &mut self,
+        out: &mut impl Outbox,
+        (room, seq, id): (&str, u64, ConnId),
+        ack: Option<Option<&Value>>,
+    ) {
+        let answer = json!({"room": room, "seq": seq});
+        let Some(view) = self.views.get_mut(room) else {
+            if let Some(rid) = ack {
+                self::ack(out, id, rid, answer);
             }
-            view.senders.push_back((seq, id));
+            return;
+        };
+        let has = view.cursors.get(&id).map_or(0, |c| c.seq);
+        let waits = ack.is_some() && has.max(view.delivered_seq) + 1 < seq;
+        let waiting = ack.filter(|_| waits).map(|rid| rid.cloned());
+        if waits {
+            self.acks_waiting.insert(room.to_string());
+        }
+        if let Some(evicted) = view.senders.push(seq, id, waiting) {
+            send_acks(out, room, vec![evicted]);
+        }
+        if let (Some(rid), false) = (ack, waits) {
+            self::ack(out, id, rid, answer);
+        }
+    }
+
+    /// Sends the acks that waited [`senders::ACK_HOLD`] (see [`senders`]).
+    fn send_overdue_acks(&mut self, out: &mut impl Outbox) {
+        let now = Instant::now();
+        let rooms = std::mem::take(&mut self.acks_waiting);
+        for room in rooms {
+            let Some(view) = self.views.get_mut(&room) else {
+                continue;
+            };
+            let due = view.senders.overdue(now);
+            self.acks_overdue += due.len() as u64;
+            let still = view.senders.waiting();
+            send_acks(out, &room, due);
+            if still {
+                self.acks_waiting.insert(room);
+            }
         }
     }
 
@@ -1192,7 +1230,7 @@ impl ChatState {
     }
 
     fn metrics(&self, m: &Stats) -> String {
-        let series: [(&str, &str, &str, String); 17] = [
+        let series: [(&str, &str, &str, String); 18] = [
             (
                 "rfc6455_handshaking_connections",
                 "Connections that have not finished their request yet (all loops).",
@@ -1276,6 +1314,12 @@ impl ChatState {
                 "Chat messages delivered to members.",
                 "counter",
                 self.delivered.to_string(),
+            ),
+            (
+                "rfc6455_chat_acks_overdue_total",
+                "Message acks sent after waiting 5 s for the room's earlier messages to reach the sender (they had not come back from Redis).",
+                "counter",
+                self.acks_overdue.to_string(),
             ),
             (
                 "rfc6455_slow_consumer_events_total",
@@ -1405,7 +1449,10 @@ impl Handler for Chat {
                 if claims.is_some() && is_refresh(text) {
                     return self.refresh(ctx, id, text);
                 }
-                self.state().request(ctx, id, text, claims.as_deref());
+                let mut batch = std::mem::take(&mut self.batch);
+                self.state()
+                    .request(ctx, id, text, claims.as_deref(), &mut batch);
+                self.batch = batch;
             }
             Received::Binary(_) => error(ctx, id, "bad_json", "send JSON text messages", None),
         }
@@ -1414,6 +1461,12 @@ impl Handler for Chat {
     fn close(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, member: Member, _info: CloseInfo) {
         if let Some(due) = member.due(self.notice()) {
             self.expiries.remove(&(due, id));
+        }
+        if self.batch.has(id) {
+            // Its messages go before it leaves anything (the whole queue: sent
+            // empties it).
+            let mut batch = std::mem::take(&mut self.batch);
+            self.state().send_queued(ctx, &mut batch);
         }
         let mut state = self.state();
         if state.unlisten(id) {
@@ -1466,11 +1519,22 @@ impl Handler for Chat {
         }
     }
 
+    fn end_turn(&mut self, ctx: &mut Ctx<'_, Member>) {
+        if !self.batch.is_empty() {
+            let mut batch = std::mem::take(&mut self.batch);
+            self.state().send_queued(ctx, &mut batch);
+            self.batch = batch;
+        }
+    }
+
     fn tick(&mut self, ctx: &mut Ctx<'_, Member>) {
         self.expire(ctx);
         let mut state = self.state();
         if !state.pending.is_empty() {
             state.expire_pending(ctx);
+        }
+        if !state.acks_waiting.is_empty() {
+            state.send_overdue_acks(ctx);
         }
         if state.last_keepalive.elapsed() >= self.config.keepalive {
             state.last_keepalive = Instant::now();
@@ -1484,6 +1548,12 @@ impl Handler for Chat {
         id: ConnId,
         request: &HttpRequest,
     ) -> Option<Reply<Member>> {
+        if !self.batch.is_empty() {
+            // Messages said before this request (an HTTP publish, say) go first: a
+            // loop numbers what it is given in the order it came.
+            let mut batch = std::mem::take(&mut self.batch);
+            self.state().send_queued(ctx, &mut batch);
+        }
         let reply = self.feeds(ctx, id, request);
         Some(reply.unwrap_or_else(|| Reply::Response(self.page(ctx, request))))
     }
@@ -1502,13 +1572,16 @@ impl Handler for Chat {
     }
 }
 
-/// The connection that sent message `seq`, forgotten with those before it.
-fn take_sender(senders: &mut VecDeque<(u64, ConnId)>, seq: u64) -> Option<ConnId> {
-    // Usually the first; after a renumbering, older seqs of the old epoch may come
-    // before it: whatever was sent before it has come back or never will.
-    let at = senders.iter().position(|&(s, _)| s == seq)?;
-    let (_, id) = senders.drain(..=at).next_back()?;
-    Some(id)
+/// Acks for messages of `room` (see [`senders`]).
+fn send_acks(out: &mut impl Outbox, room: &str, due: Vec<DueAck>) {
+    for d in due {
+        ack(
+            out,
+            d.to,
+            d.rid.as_ref(),
+            json!({"room": room, "seq": d.seq}),
+        );
+    }
 }
 
 /// The newest messages of `history` that fit in `max_bytes` (at least one, so that

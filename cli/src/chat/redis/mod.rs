@@ -11,7 +11,8 @@
 //! runs one Lua script on the room's slot (`INCR seq`, `ZADD` + trim the log,
 //! `PUBLISH` on the room's channel; `SPUBLISH` in a cluster, so that it goes through
 //! the room's shard only), atomically, so the channel carries a room's messages in seq
-//! order. Every node with a member or a stream in the room is subscribed to its
+//! order (a loop's messages of one turn share one pipelined round trip per shard:
+//! [`publish`]). Every node with a member or a stream in the room is subscribed to its
 //! channel ([`subscriber`]); B's reader thread passes the message to B's node thread
 //! (this module), which, under B's chat lock, posts the frame to the member's loop
 //! through the server [`Handle`]. A's own members get it the same way, so that every
@@ -31,6 +32,7 @@
 //! reaps it: its users' names are freed and each of its members is announced `left`.
 
 mod flags;
+mod publish;
 mod scripts;
 mod subscriber;
 
@@ -255,20 +257,8 @@ impl Link {
 /// The [`Hub`] of a node sharing rooms through Redis; made by [`start`].
 pub struct RedisHub {
     link: Arc<Link>,
-    /// When this node last renewed each room's expiry with a message (see
-    /// [`RENEWAL`]), and in which session (after a reconnection, Redis may have
-    /// lost the keys: renewed again); pruned of what is older than that once it
-    /// holds `prune_at` rooms (then twice what is left, so that pruning stays rare).
-    renewed: HashMap<String, (Instant, u64)>,
-    prune_at: usize,
+    renewals: publish::Renewals,
 }
-
-/// A node renews a room's keys with a message at most this often: a room's keys
-/// expire at least [`scripts::ROOM_TTL`] less this after its last message, and a
-/// message costs four Redis commands fewer.
-const RENEWAL: Duration = Duration::from_secs(3600);
-/// The fewest rooms in [`RedisHub::renewed`] that trigger a pruning.
-const RENEWED_KEPT: usize = 4096;
 
 /// Options of `serve --redis` and `serve --redis-cluster`.
 #[derive(Debug, Clone)]
@@ -581,8 +571,7 @@ pub fn start(
     });
     let state = state_for(Box::new(RedisHub {
         link: link.clone(),
-        renewed: HashMap::new(),
-        prune_at: RENEWED_KEPT,
+        renewals: publish::Renewals::default(),
     }));
     let node = NodeThread {
         auth: Connector::auth(&options.target),
@@ -728,44 +717,12 @@ impl Hub for RedisHub {
     }
 
     fn message(&mut self, m: Outgoing<'_>) -> Result<Published, Unavailable> {
-        let now = Instant::now();
-        let session = self.link.reconnects.load(Ordering::Relaxed);
-        let renew = self
-            .renewed
-            .get(m.room)
-            .is_none_or(|(at, s)| *s != session || now.duration_since(*at) >= RENEWAL);
-        let link = &self.link;
-        let (seq, duplicate) = link.call(|c| {
-            let mut call = Scripts::on_room(&link.scripts.message, m.room);
-            if let Some(idempotency) = m.key {
-                // JSON: no user and key can run into one another's.
-                let idem = json!([m.from, idempotency]).to_string();
-                call.key(room_key(m.room, &format!("idem:{idem}")));
-            }
-            call.arg(hub::message_prefix(m.room, m.from, m.text, m.via_http))
-                .arg(&link.node)
-                .arg(m.room)
-                .arg(m.from)
-                .arg(link.history)
-                .arg(hub::new_epoch())
-                .arg(m.dedup_window.as_secs().max(1))
-                .arg(if renew { "1" } else { "0" });
-            call.invoke::<(u64, u8)>(c)
-        })?;
-        // A duplicate answers before the script renews anything.
-        if renew && duplicate == 0 {
-            if self.renewed.len() >= self.prune_at {
-                self.renewed
-                    .retain(|_, (at, _)| now.duration_since(*at) < RENEWAL);
-                self.prune_at = (self.renewed.len() * 2).max(RENEWED_KEPT);
-            }
-            self.renewed.insert(m.room.to_string(), (now, session));
-        }
-        Ok(Published {
-            seq,
-            duplicate: duplicate == 1,
-            local: None,
-        })
+        let mut answers = publish::messages(&self.link, &mut self.renewals, &[m]);
+        answers.pop().expect("one answer per message")
+    }
+
+    fn messages(&mut self, batch: &[Outgoing<'_>]) -> Vec<Result<Published, Unavailable>> {
+        publish::messages(&self.link, &mut self.renewals, batch)
     }
 
     fn typing(&mut self, room: &str, name: &str) -> Result<Vec<RoomEvent>, Unavailable> {

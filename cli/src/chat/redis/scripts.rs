@@ -202,7 +202,7 @@ redis.call('ZADD', LOG, seq, body)
 redis.call('ZREMRANGEBYRANK', LOG, 0, -(tonumber(ARGV[5]) + 1))
 -- A room nobody writes to for a week is forgotten: its seq, log and epoch expire.
 -- Each node renews them with a room's first message and then at most once an hour
--- (RENEWAL in the hub), not with every message: four commands of ten saved.
+-- (RENEWAL in publish.rs), not with every message: four commands of ten saved.
 local renew = ARGV[8] == '1' or seq == 1
 if renew then
   redis.call('EXPIRE', SEQ, ROOM_TTL)

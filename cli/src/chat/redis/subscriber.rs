@@ -97,6 +97,17 @@ struct Table {
     channels: HashMap<String, Channel>,
 }
 
+impl Table {
+    /// The index of the shard that serves `key`'s slot, or the slot that none serves.
+    fn shard_of(&self, key: &str) -> Result<usize, u16> {
+        let slot = super::scripts::slot_of(key);
+        self.shards
+            .iter()
+            .position(|(addr, _)| addr.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
+            .ok_or(slot)
+    }
+}
+
 /// The node's subscriber connections and channels; shared by the loops (which
 /// subscribe), the readers (which confirm) and the node thread (which unsubscribes).
 pub struct Subscriptions {
@@ -124,6 +135,12 @@ impl Subscriptions {
     /// Whether channels are sharded (Redis Cluster).
     pub fn sharded(&self) -> bool {
         self.sharded
+    }
+
+    /// Which of the shards (as last read) serves `key`'s slot: commands for keys of
+    /// one shard can share a pipeline.
+    pub fn shard_of(&self, key: &str) -> Option<usize> {
+        self.table().shard_of(key).ok()
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
@@ -216,12 +233,9 @@ impl Subscriptions {
             c.wanted_at = Instant::now();
             return Ok(());
         }
-        let slot = super::scripts::slot_of(channel);
         let shard = table
-            .shards
-            .iter()
-            .position(|(addr, _)| addr.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
-            .ok_or_else(|| format!("redis: no shard serves slot {slot}"))?;
+            .shard_of(channel)
+            .map_err(|slot| format!("redis: no shard serves slot {slot}"))?;
         let command = if self.sharded {
             "SSUBSCRIBE"
         } else {

@@ -1,0 +1,235 @@
+//! How a node numbers and sends its members' messages: the message script, one call
+//! per message or one pipelined round trip per shard for a loop's messages of a turn.
+//!
+//! **Why a batch.** A loop that waits for Redis waits for every connection on it: at
+//! one round trip per message, a node's throughput is one over the round trip, and on
+//! a busy machine a round trip is a scheduling delay, not Redis's work. A loop's
+//! messages of one turn (see [`Handler::end_turn`](rfc6455::server::Handler::end_turn))
+//! go in one pipeline instead: Redis runs them in order on one connection, so a
+//! room's messages keep the order they came in.
+//!
+//! **In a cluster**, one pipeline goes to each shard that holds some of the batch's
+//! rooms (by the slot map the subscriber read). A server that lost the script
+//! (`NOSCRIPT`: restarted, or a promoted replica) is given it and the pipeline sent
+//! again. A message that Redis answers with another error in the pipeline (the slot
+//! moved: `MOVED`/`ASK`) is sent again alone, after the pipeline, through the
+//! cluster connection's routing, which follows redirects.
+
+use super::scripts::{room_channel, room_key, room_keys};
+use super::{Link, Unavailable};
+use crate::chat::hub::{self, Outgoing, Published};
+use redis::{Cmd, ConnectionLike, RedisResult, Script, Value};
+use serde_json::json;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// A node renews a room's keys with a message at most this often: a room's keys
+/// expire at least [`scripts::ROOM_TTL`](super::scripts::ROOM_TTL) less this after its
+/// last message, and a message costs four Redis commands fewer.
+const RENEWAL: Duration = Duration::from_secs(3600);
+/// The fewest rooms in [`Renewals`] that trigger a pruning.
+const RENEWALS_KEPT: usize = 4096;
+
+/// When this node last renewed each room's expiry with a message, and in which
+/// session (after a reconnection, Redis may have lost the keys: renewed again).
+/// Pruned of what is older than [`RENEWAL`] once it holds `prune_at` rooms (then twice
+/// what is left, so that pruning stays rare).
+#[derive(Debug)]
+pub struct Renewals {
+    at: HashMap<String, (Instant, u64)>,
+    prune_at: usize,
+}
+
+impl Default for Renewals {
+    fn default() -> Self {
+        Renewals {
+            at: HashMap::new(),
+            prune_at: RENEWALS_KEPT,
+        }
+    }
+}
+
+impl Renewals {
+    /// Whether a message to `room` now, in reconnection `session`, renews its keys.
+    fn due(&self, room: &str, now: Instant, session: u64) -> bool {
+        self.at
+            .get(room)
+            .is_none_or(|(at, s)| *s != session || now.duration_since(*at) >= RENEWAL)
+    }
+
+    fn renewed(&mut self, room: &str, now: Instant, session: u64) {
+        if self.at.len() >= self.prune_at {
+            self.at
+                .retain(|_, (at, _)| now.duration_since(*at) < RENEWAL);
+            self.prune_at = (self.at.len() * 2).max(RENEWALS_KEPT);
+        }
+        self.at.insert(room.to_string(), (now, session));
+    }
+}
+
+/// The message script's `EVALSHA` for `m` (its keys renewed if `renew`).
+fn message_call(link: &Link, m: &Outgoing<'_>, renew: bool) -> Cmd {
+    let mut keys: Vec<String> = room_keys(m.room).into();
+    if let Some(idempotency) = m.key {
+        // JSON: no user and key can run into one another's.
+        let idem = json!([m.from, idempotency]).to_string();
+        keys.push(room_key(m.room, &format!("idem:{idem}")));
+    }
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(link.scripts.message.get_hash())
+        .arg(keys.len())
+        .arg(keys)
+        .arg(hub::message_prefix(m.room, m.from, m.text, m.via_http))
+        .arg(&link.node)
+        .arg(m.room)
+        .arg(m.from)
+        .arg(link.history)
+        .arg(hub::new_epoch())
+        .arg(m.dedup_window.as_secs().max(1))
+        .arg(if renew { "1" } else { "0" });
+    cmd
+}
+
+/// `cmd`, an `EVALSHA` of `script`, loading the script first if this Redis does not
+/// have it (a restarted or promoted server).
+fn evalsha(script: &Script, cmd: &Cmd, c: &mut dyn ConnectionLike) -> RedisResult<Value> {
+    match cmd.query(c) {
+        Err(e) if e.kind() == redis::ServerErrorKind::NoScript.into() => {
+            script.load(c)?;
+            cmd.query(c)
+        }
+        result => result,
+    }
+}
+
+/// The script's answer: the seq, and whether it was a duplicate.
+fn published(value: Value) -> Result<Published, Unavailable> {
+    let (seq, duplicate) = redis::from_redis_value::<(u64, u8)>(value)
+        .map_err(|e| format!("redis: the message script answered {e}"))?;
+    Ok(Published {
+        seq,
+        duplicate: duplicate == 1,
+        local: None,
+    })
+}
+
+/// Numbers and sends `batch`, in its order: one answer per message.
+pub fn messages(
+    link: &Link,
+    renewals: &mut Renewals,
+    batch: &[Outgoing<'_>],
+) -> Vec<Result<Published, Unavailable>> {
+    let now = Instant::now();
+    let session = link.reconnects.load(std::sync::atomic::Ordering::Relaxed);
+    let calls: Vec<(Cmd, bool)> = batch
+        .iter()
+        .map(|m| {
+            let renew = renewals.due(m.room, now, session);
+            (message_call(link, m, renew), renew)
+        })
+        .collect();
+    let script = &link.scripts.message;
+    let mut answers: Vec<Option<Result<Value, Unavailable>>> = vec![None; batch.len()];
+    if batch.len() > 1 {
+        for group in by_shard(link, batch) {
+            let mut packed = Vec::new();
+            for &i in &group {
+                calls[i].0.write_packed_command(&mut packed);
+            }
+            let pipelined = link.call(|c| match c.req_packed_commands(&packed, 0, group.len()) {
+                Err(e) if e.kind() == redis::ServerErrorKind::NoScript.into() => {
+                    script.load(c)?;
+                    c.req_packed_commands(&packed, 0, group.len())
+                }
+                result => result,
+            });
+            match pipelined {
+                Ok(values) if values.len() == group.len() => {
+                    for (i, value) in group.into_iter().zip(values) {
+                        // An error is sent again alone, below.
+                        if !matches!(value, Value::ServerError(_)) {
+                            answers[i] = Some(Ok(value));
+                        }
+                    }
+                }
+                Ok(values) => {
+                    let why = format!("redis: {} answers to {}", values.len(), group.len());
+                    for i in group {
+                        answers[i] = Some(Err(why.clone()));
+                    }
+                }
+                // A cluster's connection answers a pipeline with its first error
+                // (`MOVED` follows the slot; others come here): each is sent again
+                // alone, unless the connection failed.
+                Err(_) if link.down_reason().is_none() => {}
+                Err(why) => {
+                    for i in group {
+                        answers[i] = Some(Err(why.clone()));
+                    }
+                }
+            }
+        }
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for (i, answer) in answers.into_iter().enumerate() {
+        let answer = answer.unwrap_or_else(|| link.call(|c| evalsha(script, &calls[i].0, c)));
+        let result = answer.and_then(published);
+        // A duplicate answers before the script renews anything.
+        if calls[i].1 && result.as_ref().is_ok_and(|p| !p.duplicate) {
+            renewals.renewed(batch[i].room, now, session);
+        }
+        results.push(result);
+    }
+    results
+}
+
+/// The indexes of `batch` grouped by the shard that holds their room, each group in
+/// the batch's order (one group for a single Redis; a room whose slot no shard is
+/// known to serve gets a group of its own, and the cluster connection routes it).
+fn by_shard(link: &Link, batch: &[Outgoing<'_>]) -> Vec<Vec<usize>> {
+    if !link.cluster() {
+        return vec![(0..batch.len()).collect()];
+    }
+    let mut groups: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
+    for (i, m) in batch.iter().enumerate() {
+        let shard = link.subscriptions.shard_of(&room_channel(m.room));
+        match groups
+            .iter_mut()
+            .find(|(s, _)| shard.is_some() && *s == shard)
+        {
+            Some((_, group)) => group.push(i),
+            None => groups.push((shard, vec![i])),
+        }
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_room_is_renewed_once_an_hour_and_again_after_a_reconnection() {
+        let mut renewals = Renewals::default();
+        let t0 = Instant::now();
+        assert!(renewals.due("lobby", t0, 0));
+        renewals.renewed("lobby", t0, 0);
+        assert!(!renewals.due("lobby", t0 + Duration::from_secs(60), 0));
+        assert!(renewals.due("lobby", t0 + Duration::from_secs(60), 1));
+        assert!(renewals.due("lobby", t0 + RENEWAL, 0));
+    }
+
+    #[test]
+    fn pruning_keeps_what_is_recent() {
+        let mut renewals = Renewals::default();
+        let t0 = Instant::now();
+        for i in 0..RENEWALS_KEPT {
+            renewals.renewed(&format!("old{i}"), t0, 0);
+        }
+        let later = t0 + RENEWAL;
+        renewals.renewed("new", later, 0);
+        assert_eq!(renewals.at.len(), 1, "the hour-old ones went");
+        assert!(!renewals.due("new", later, 0));
+        assert_eq!(renewals.prune_at, RENEWALS_KEPT);
+    }
+}
