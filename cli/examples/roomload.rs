@@ -88,6 +88,27 @@ struct Args {
     /// Speak Socket.IO 4 (Engine.IO 4 over the WebSocket) instead of our protocol.
     #[arg(long)]
     socketio: bool,
+    /// For up to this many members who lost a message, print to stderr what their
+    /// connections saw around it (joins with `since`, acks, messages live or
+    /// replayed, closes), to tell where it went.
+    #[arg(long, default_value_t = 0)]
+    explain_loss: usize,
+}
+
+/// What a member's connections saw, for `--explain-loss`.
+#[derive(Debug, Clone, Copy)]
+enum Seen {
+    Live,
+    Replayed,
+    Acked,
+    /// A join of the group room sent with this `since` (0: none).
+    JoinSince,
+    /// The join's presence: what follows is live.
+    Presence,
+    /// The generator closed it (churn).
+    Churned,
+    /// The server closed it.
+    Ended,
 }
 
 /// One simulated user's connection.
@@ -178,6 +199,9 @@ struct Load {
     sent_by: HashMap<usize, u64>,
     acked_by: HashMap<usize, HashSet<u64>>,
     socketio_views: Vec<(Received, Option<bool>)>,
+    /// `--explain-loss`: by member, (generation, ms since the start, seq, what).
+    trail: HashMap<usize, Vec<(u32, u32, u64, Seen)>>,
+    start: Instant,
 }
 
 /// Socket.IO mode: the counters a connection received, by publisher, in order.
@@ -188,6 +212,8 @@ type Reopen = (Instant, usize, u32, u64, (Vec<u64>, Vec<u64>));
 
 /// One connection's view of its group room.
 struct View {
+    /// Its member.
+    g: usize,
     group: usize,
     received: Vec<u64>,
     acked: Vec<u64>,
@@ -198,6 +224,15 @@ struct View {
 }
 
 impl Load {
+    /// Remembers, for `--explain-loss`, that member `c` saw `what` (of `seq`).
+    fn note(&mut self, c: &Conn, seq: u64, what: Seen) {
+        if self.args.explain_loss > 0 {
+            let ms = self.start.elapsed().as_millis() as u32;
+            let trail = self.trail.entry(c.g).or_default();
+            trail.push((c.generation, ms, seq, what));
+        }
+    }
+
     fn open(&mut self, g: usize, generation: u32, last_seq: u64, history: (Vec<u64>, Vec<u64>)) {
         let url = &self.urls[g % self.urls.len()];
         let addr = (url.host.as_str(), url.port)
@@ -333,6 +368,7 @@ impl Load {
             let name = format!("u{}x{}", c.g, c.generation);
             let group = format!("g{}", c.g / self.args.group);
             let since = (c.last_seq > 0).then_some(c.last_seq);
+            self.note(c, c.last_seq, Seen::JoinSince);
             let mut join = json!({"type": "join", "room": group, "id": "jg"});
             if let Some(s) = since {
                 join["since"] = json!(s);
@@ -373,6 +409,7 @@ impl Load {
                 Event::Text(text) => text,
                 Event::Close(frame) => {
                     c.closed_with = Some(frame.map_or(1005, |f| f.code.0));
+                    self.note(c, c.last_seq, Seen::Ended);
                     c.phase = Phase::Closed;
                     return;
                 }
@@ -397,6 +434,8 @@ impl Load {
                     }
                     c.received.push(seq);
                     c.last_seq = c.last_seq.max(seq);
+                    let what = if c.live { Seen::Live } else { Seen::Replayed };
+                    self.note(c, seq, what);
                     if c.live {
                         self.deliveries += 1;
                         let sent: Option<u64> = v["text"]
@@ -409,9 +448,13 @@ impl Load {
                         self.replayed += 1;
                     }
                 }
-                Some("presence") if v["room"] == group.as_str() => c.live = true,
+                Some("presence") if v["room"] == group.as_str() => {
+                    c.live = true;
+                    self.note(c, 0, Seen::Presence);
+                }
                 Some("ack") if v["seq"].is_u64() => {
                     let seq = v["seq"].as_u64().unwrap_or(0);
+                    self.note(c, seq, Seen::Acked);
                     c.acked.push(seq);
                     c.last_seq = c.last_seq.max(seq);
                 }
@@ -544,6 +587,7 @@ impl Load {
         let Some(mut c) = self.conns.remove(&token) else {
             return;
         };
+        self.note(&c, c.last_seq, Seen::Churned);
         if let Phase::Open(ws) = &mut c.phase {
             let _ = ws.close(CloseCode::NORMAL, "churn");
             c.out.extend_from_slice(ws.pending_output());
@@ -565,6 +609,7 @@ impl Load {
     fn finish(&mut self, mut c: Conn, ended_early: bool) {
         let _ = self.poll.registry().deregister(&mut c.stream);
         self.finished.push(View {
+            g: c.g,
             group: c.g / self.args.group,
             received: std::mem::take(&mut c.received),
             acked: std::mem::take(&mut c.acked),
@@ -575,6 +620,27 @@ impl Load {
         if self.args.socketio {
             let got = std::mem::take(&mut c.got);
             self.socketio_views.push((got, Some(ended_early)));
+        }
+    }
+}
+
+/// `--explain-loss`: what member `v.g` saw around the seqs it missed.
+fn explain_loss(load: &Load, v: &View, seen: &[u64], first: u64, top: u64) {
+    let missing: Vec<u64> = (first..=top)
+        .filter(|s| seen.binary_search(s).is_err())
+        .collect();
+    eprintln!(
+        "loss: member {} of group {} missed {} of {first}..={top}: {:?}",
+        v.g,
+        v.group,
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let near = |seq: u64| missing.iter().any(|m| seq + 3 >= *m && seq <= m + 3);
+    for (generation, ms, seq, what) in load.trail.get(&v.g).into_iter().flatten() {
+        let always = !matches!(what, Seen::Live | Seen::Replayed | Seen::Acked);
+        if always || near(*seq) {
+            eprintln!("  gen {generation} at {ms} ms: {what:?} {seq}");
         }
     }
 }
@@ -633,6 +699,8 @@ fn main() {
         sent_by: HashMap::new(),
         acked_by: HashMap::new(),
         socketio_views: Vec::new(),
+        trail: HashMap::new(),
+        start: Instant::now(),
         args,
     };
     let mut events = Events::with_capacity(4096);
@@ -763,6 +831,7 @@ fn main() {
     // A member whose connection the server ended misses what came after: counted
     // apart (`lost_after_close`), not as lost.
     let (mut lost, mut lost_after_close, mut duplicated, mut reordered) = (0u64, 0, 0u64, 0u64);
+    let mut explained = 0;
     for v in &load.finished {
         duplicated += v.duplicated;
         reordered += v.reordered;
@@ -781,6 +850,10 @@ fn main() {
             lost_after_close += missed;
         } else {
             lost += missed;
+            if missed > 0 && explained < load.args.explain_loss {
+                explained += 1;
+                explain_loss(&load, v, &seen, first, top);
+            }
         }
     }
     // Socket.IO mode: per connection and publisher, the acked counters after the

@@ -61,6 +61,7 @@ use crate::error::{ProtocolError, SendError};
 use crate::frame::{OpCode, Role};
 use closing::Closing;
 use read::{ReadSide, Ready};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timers::{Beat, Deadline, Heartbeat};
 use trace::Trace;
@@ -86,7 +87,10 @@ use write::WriteSide;
 /// ```
 #[derive(Debug)]
 pub struct Connection {
-    config: Config,
+    /// Shared: a server's connections all have the same (see
+    /// [`with_config`](Connection::with_config)); one of them that changes its own
+    /// (`set_close_timeout`) gets a copy.
+    config: Arc<Config>,
     read: ReadSide,
     write: WriteSide,
     closing: Closing,
@@ -118,17 +122,23 @@ impl Connection {
 
     /// A connection in the Open state.
     ///
+    /// `config` may be an `Arc<Config>`: connections made with clones of one share
+    /// it, instead of carrying a copy each (a server's thousands of connections).
+    ///
     /// ```
     /// use rfc6455::{CloseCode, Config, Connection, Role};
+    /// use std::sync::Arc;
     ///
-    /// let config = Config { max_message_size: 4, ..Config::default() };
-    /// let mut server = Connection::with_config(Role::Server, config);
+    /// let config = Arc::new(Config { max_message_size: 4, ..Config::default() });
+    /// let mut server = Connection::with_config(Role::Server, config.clone());
     /// // A 5-byte message is over the limit: "message too big", 1009 (RFC 6455 §7.4.1).
     /// server.receive(&[0x82, 0x85, 0, 0, 0, 0, 1, 2, 3, 4, 5]);
     /// let err = server.next_event().unwrap_err();
     /// assert_eq!(err.close_code(), CloseCode::MESSAGE_TOO_BIG);
+    /// let other = Connection::with_config(Role::Server, config); // the same Config
+    /// assert_eq!(other.config().max_message_size, 4);
     /// ```
-    pub fn with_config(role: Role, config: Config) -> Self {
+    pub fn with_config(role: Role, config: impl Into<Arc<Config>>) -> Self {
         Self::with_deflate(role, config, None)
     }
 
@@ -153,7 +163,12 @@ impl Connection {
     /// server.receive(&frame);
     /// assert_eq!(server.next_event(), Ok(Some(Event::Text("Hello".into()))));
     /// ```
-    pub fn with_deflate(role: Role, config: Config, deflate: Option<Negotiated>) -> Self {
+    pub fn with_deflate(
+        role: Role,
+        config: impl Into<Arc<Config>>,
+        deflate: Option<Negotiated>,
+    ) -> Self {
+        let config = config.into();
         Connection {
             read: ReadSide::new(role, &config, deflate.as_ref()),
             write: WriteSide::new(role, deflate),
@@ -888,7 +903,7 @@ impl Connection {
     /// assert_eq!(client.config().close_timeout, None);
     /// ```
     pub fn set_close_timeout(&mut self, timeout: Option<Duration>) {
-        self.config.close_timeout = timeout;
+        Arc::make_mut(&mut self.config).close_timeout = timeout;
         if let Closing::Sent { .. } = self.closing {
             self.closing = Closing::Sent {
                 timeout: Deadline::after(timeout),

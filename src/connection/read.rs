@@ -112,8 +112,9 @@ pub(super) struct ReadSide {
     ready: Option<Ready>,
     /// Where in `input` the payload of an `InInput`, `Ping` or `Pong` is.
     span: (usize, usize),
-    /// The peer's Close frame, from parsing until it is handed out.
-    close_received: Option<CloseFrame>,
+    /// The peer's Close frame, from parsing until it is handed out. Boxed: an open
+    /// connection pays a pointer for it, not a frame.
+    close_received: Option<Box<CloseFrame>>,
     /// permessage-deflate's inflater; boxed, as the send side's deflater.
     inflater: Option<Box<Inflater>>,
     /// What `receive` found wrong in bytes it took directly, for the next parse.
@@ -364,7 +365,7 @@ impl ReadSide {
 
     /// The peer's Close frame, once: `None` when it had no status code.
     pub(super) fn take_close(&mut self) -> Option<CloseFrame> {
-        self.close_received.take()
+        self.close_received.take().map(|frame| *frame)
     }
 
     #[inline]
@@ -390,7 +391,7 @@ impl ReadSide {
                     OpCode::Ping => Ready::Ping,
                     OpCode::Pong => Ready::Pong,
                     _ => {
-                        self.close_received = CloseFrame::parse(self.span())?;
+                        self.close_received = CloseFrame::parse(self.span())?.map(Box::new);
                         Ready::Close
                     }
                 }));

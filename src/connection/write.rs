@@ -42,7 +42,9 @@ pub(super) struct WriteSide {
     /// The kind of the fragmented message being sent, if one is unfinished.
     sending_fragmented: Option<MessageKind>,
     /// A client's masking keys (RFC 6455 §5.3); `None` for a server, which never masks.
-    mask_keys: Option<MaskKeys>,
+    /// Boxed: the pool is 256 bytes, which a server's connections (thousands in one
+    /// event loop's table) would otherwise each carry unused.
+    mask_keys: Option<Box<MaskKeys>>,
     /// Boxed: a connection without permessage-deflate pays one pointer for it (an
     /// event loop keeps thousands of connections in one table).
     deflating: Option<Box<Deflating>>,
@@ -55,7 +57,7 @@ impl WriteSide {
             output_start: 0,
             unsent_pong: None,
             sending_fragmented: None,
-            mask_keys: (role == Role::Client).then(MaskKeys::new),
+            mask_keys: (role == Role::Client).then(|| Box::new(MaskKeys::new())),
             deflating: deflate.map(|negotiated| {
                 Box::new(Deflating {
                     negotiated,
@@ -261,7 +263,7 @@ impl WriteSide {
     fn frame(&mut self, fin: bool, rsv: u8, opcode: OpCode, payload: &[u8], trace: &mut Trace) {
         // Something follows the waiting Pong (or it moved): it is no longer replaceable.
         self.unsent_pong = None;
-        let masking_key = self.mask_keys.as_mut().map(MaskKeys::next_key);
+        let masking_key = self.mask_keys.as_mut().map(|keys| keys.next_key());
         let header = FrameHeader {
             fin,
             rsv,

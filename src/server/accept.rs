@@ -14,7 +14,7 @@ use super::id::ConnId;
 use super::socket::Socket;
 use crate::handshake::server::{reject, Request};
 use crate::handshake::HeadTooLarge;
-use crate::{CloseCode, Config, Connection, Role};
+use crate::{CloseCode, Connection, Role};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use std::io;
@@ -308,14 +308,7 @@ impl<H: Handler> Loop<H> {
                 log::info!(target: "rfc6455::trace", "slot {slot} -> {line}");
             }
         }
-        // The heartbeat and the close timeout are the core's: the loop asks when to
-        // wake (`Conn::next_deadline`) and calls `handle_timeout` (`on_timer`).
-        let config = Config {
-            ping_interval: self.config.ping_interval,
-            pong_timeout: self.config.ping_timeout,
-            close_timeout: Some(self.config.close_timeout),
-            ..self.config.connection.clone()
-        };
+        let config = self.connection_config.clone();
         let mut ws = Connection::with_deflate(Role::Server, config, deflate);
         ws.receive(&rest);
         let conn = &mut self.conns[slot];

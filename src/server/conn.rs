@@ -121,9 +121,10 @@ pub(super) struct Conn<D> {
     /// Token bucket for the message rate limit.
     tokens: f64,
     refilled: Instant,
-    /// Why we closed, if we did: reported when the connection ends.
-    pub(super) our_close: Option<(CloseCode, String)>,
-    pub(super) peer_close: Option<(CloseCode, String)>,
+    /// Why we closed, if we did: reported when the connection ends. Boxed, as the
+    /// peer's: a connection that is open (most of a loop's table) pays a pointer.
+    pub(super) our_close: Option<Box<(CloseCode, String)>>,
+    pub(super) peer_close: Option<Box<(CloseCode, String)>>,
     /// The TCP write side is shut: waiting for the peer's EOF, then drop.
     shut: bool,
     /// Bytes read since the last tick: a connection that read a chunk's worth keeps
@@ -606,5 +607,19 @@ impl<D> Conn<D> {
             Some(ws) if quiet => ws.release_idle_buffers(),
             _ => 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod size {
+    /// A loop's table holds one `Conn` per connection, open or idle: what it weighs
+    /// is most of an idle connection's memory (docs/performance.md). Rarely used
+    /// state is boxed (a client's masking keys, close reasons, deflate), the `Config`
+    /// shared; this keeps it so.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_connection_s_slot_stays_small() {
+        let bytes = std::mem::size_of::<super::Conn<()>>();
+        assert!(bytes <= 600, "Conn<()> is {bytes} bytes");
     }
 }

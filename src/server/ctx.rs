@@ -544,12 +544,12 @@ impl<D> Ctx<'_, D> {
                 let reason = crate::close::truncate_utf8(reason, crate::close::MAX_CLOSE_REASON);
                 if ws.close(code, reason).is_ok() {
                     // The close timeout is the core's; the loop schedules it.
-                    conn.our_close = Some((code, reason.to_string()));
+                    conn.our_close = Some(Box::new((code, reason.to_string())));
                     self.touched.push(id.slot);
                 }
             }
             Phase::Stream { .. } if conn.our_close.is_none() => {
-                conn.our_close = Some((code, reason.to_string()));
+                conn.our_close = Some(Box::new((code, reason.to_string())));
                 conn.close_deadline = Some(Instant::now() + close_timeout);
                 self.touched.push(id.slot);
             }

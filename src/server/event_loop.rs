@@ -41,6 +41,9 @@ pub(super) struct Loop<H: Handler> {
     /// `None` once a shutdown began, or when another loop accepts for this one.
     pub(super) listener: Option<TcpListener>,
     pub(super) config: ServerConfig,
+    /// What every WebSocket connection of the loop is given (`config.connection`
+    /// with the server's heartbeat and close timeout), shared by them all.
+    pub(super) connection_config: Arc<crate::Config>,
     /// What the loops share: the stop flag a [`Handle`](super::Handle) sets, the
     /// mailboxes, the process-wide counts.
     pub(super) loops: Arc<Loops>,
@@ -100,10 +103,19 @@ impl<H: Handler> Loop<H> {
         loops: Arc<Loops>,
         handler: H,
     ) -> Self {
+        // The heartbeat and the close timeout are the core's: the loop asks when to
+        // wake (`Conn::next_deadline`) and calls `handle_timeout` (`on_timer`).
+        let connection_config = Arc::new(crate::Config {
+            ping_interval: config.ping_interval,
+            pong_timeout: config.ping_timeout,
+            close_timeout: Some(config.close_timeout),
+            ..config.connection.clone()
+        });
         Loop {
             worker,
             poll,
             listener,
+            connection_config,
             config,
             loops,
             conns: Slab::new(),
@@ -326,7 +338,7 @@ impl<H: Handler> Loop<H> {
                     let (code, reason) = frame
                         .map(|f| (f.code, f.reason))
                         .unwrap_or((CloseCode::NO_STATUS_RECEIVED, String::new()));
-                    conn.peer_close = Some((code, reason));
+                    conn.peer_close = Some(Box::new((code, reason)));
                     Some(None)
                 }
                 Err(err) => {
@@ -335,7 +347,7 @@ impl<H: Handler> Loop<H> {
                         conn.id(slot),
                         err.close_code().0
                     );
-                    conn.our_close = Some((err.close_code(), err.to_string()));
+                    conn.our_close = Some(Box::new((err.close_code(), err.to_string())));
                     Some(None)
                 }
             };
@@ -502,7 +514,7 @@ impl<H: Handler> Loop<H> {
         );
         self.stats.write_timeouts += 1;
         if conn.our_close.is_none() {
-            conn.our_close = Some((CloseCode::POLICY_VIOLATION, "write timeout".into()));
+            conn.our_close = Some(Box::new((CloseCode::POLICY_VIOLATION, "write timeout".into())));
         }
         self.drop_conn(slot);
     }
@@ -545,9 +557,9 @@ impl<H: Handler> Loop<H> {
         };
         let (code, reason) = conn
             .peer_close
-            .clone()
-            .or_else(|| conn.our_close.clone())
-            .unwrap_or((CloseCode::ABNORMAL_CLOSURE, String::new()));
+            .take()
+            .or_else(|| conn.our_close.take())
+            .map_or((CloseCode::ABNORMAL_CLOSURE, String::new()), |close| *close);
         self.loops.closed();
         log::info!(
             "{id}: {ended} with {} ({})",
@@ -661,7 +673,7 @@ impl<H: Handler> Loop<H> {
             }
             (State::Open, State::Closing) => {
                 log::info!("{id}: no pong within the timeout, closing");
-                conn.our_close = Some((CloseCode::POLICY_VIOLATION, "ping timeout".into()));
+                conn.our_close = Some(Box::new((CloseCode::POLICY_VIOLATION, "ping timeout".into())));
             }
             _ => {}
         }
