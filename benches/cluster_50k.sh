@@ -129,7 +129,7 @@ if [ "$peer" = rfc6455 ]; then
   for p in "${nports[@]}"; do
     # A node still too busy to answer within 10 s says so (and the round goes on).
     { curl -s --max-time 10 "http://127.0.0.1:$p/metrics" || echo "no answer within 10 s"; } | awk -v p="$p" '
-      /^rfc6455_(slow_consumer_events|mailbox_overflows|write_timeouts|budget_refusals|redis_reconnects|redis_shed|redis_errors)_total / {s = s " " $1 "=" $2}
+      /^rfc6455_(slow_consumer_events|mailbox_overflows|write_timeouts|budget_refusals|redis_reconnects|redis_shed|redis_errors|chat_acks_overdue)_total / {s = s " " $1 "=" $2}
       /^no answer/ {s = " " $0}
       END {print "node :" p ":" s}'
   done

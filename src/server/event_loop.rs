@@ -431,9 +431,19 @@ impl<H: Handler> Loop<H> {
     }
 
     /// Lets the handler finish its turn ([`Handler::end_turn`]), then writes the output
-    /// of every connection that got some during this turn.
+    /// of every connection that got some during this turn. A connection that ended on
+    /// a write had `close` called there: the handler ends its turn once more then.
     fn flush_dirty(&mut self) {
         self.with_ctx(|handler, ctx| handler.end_turn(ctx));
+        let open = self.conns.len();
+        self.write_dirty();
+        if self.conns.len() < open {
+            self.with_ctx(|handler, ctx| handler.end_turn(ctx));
+            self.write_dirty();
+        }
+    }
+
+    fn write_dirty(&mut self) {
         while !self.dirty.is_empty() {
             let mut dirty = std::mem::take(&mut self.dirty);
             dirty.sort_unstable();
@@ -514,7 +524,10 @@ impl<H: Handler> Loop<H> {
         );
         self.stats.write_timeouts += 1;
         if conn.our_close.is_none() {
-            conn.our_close = Some(Box::new((CloseCode::POLICY_VIOLATION, "write timeout".into())));
+            conn.our_close = Some(Box::new((
+                CloseCode::POLICY_VIOLATION,
+                "write timeout".into(),
+            )));
         }
         self.drop_conn(slot);
     }
@@ -673,7 +686,10 @@ impl<H: Handler> Loop<H> {
             }
             (State::Open, State::Closing) => {
                 log::info!("{id}: no pong within the timeout, closing");
-                conn.our_close = Some(Box::new((CloseCode::POLICY_VIOLATION, "ping timeout".into())));
+                conn.our_close = Some(Box::new((
+                    CloseCode::POLICY_VIOLATION,
+                    "ping timeout".into(),
+                )));
             }
             _ => {}
         }

@@ -157,12 +157,11 @@ impl ChatState {
             };
             let room = &q.room;
             if published.duplicate {
-                // A retry: the first answer again, and nothing sent.
-                let extra = json!({"room": room, "seq": published.seq, "duplicate": true});
-                ack(out, q.id, rid, extra);
+                // A retry: the first answer again (when it may come), and nothing sent.
+                self.sent(out, (room, published.seq, q.id, true), Some(rid));
                 continue;
             }
-            let sent = (room.as_str(), published.seq, q.id);
+            let sent = (room.as_str(), published.seq, q.id, false);
             match &published.local {
                 // Delivered here and now: every earlier message is out already.
                 Some(event) => {

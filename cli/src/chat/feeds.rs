@@ -343,7 +343,7 @@ impl Chat {
             return Ok(response);
         }
         // The user's own connections get it: it was not said by any of them.
-        state.sent(ctx, (room, published.seq, id), None);
+        state.sent(ctx, (room, published.seq, id, false), None);
         if let Some(event) = &published.local {
             state.deliver(ctx, event);
         }

@@ -322,6 +322,8 @@ pub struct ChatState {
     acks_waiting: HashSet<String>,
     /// Acks sent after waiting [`senders::ACK_HOLD`] for the messages before them.
     acks_overdue: u64,
+    /// Waiting acks of rooms this node stopped following: sent on the next tick.
+    orphaned_acks: Vec<(String, Vec<DueAck>)>,
     rejected_origin: u64,
     rejected_token: u64,
     /// HTTP requests answered 429, and requests refused for a budget (rooms).
@@ -609,6 +611,7 @@ impl ChatState {
             delivered: 0,
             acks_waiting: HashSet::new(),
             acks_overdue: 0,
+            orphaned_acks: Vec::new(),
             rejected_origin: 0,
             rejected_token: 0,
         }
@@ -713,6 +716,11 @@ impl ChatState {
         if let Some(view) = self.views.get_mut(room) {
             view.cursors.remove(&id);
             if view.cursors.is_empty() {
+                // Acks still waiting there go with the next tick, not nowhere.
+                let due = view.senders.release(None);
+                if !due.is_empty() {
+                    self.orphaned_acks.push((room.to_string(), due));
+                }
                 self.views.remove(room);
             }
         }
@@ -1102,13 +1110,19 @@ impl ChatState {
     /// once this node has delivered every earlier message of the room: now if it
     /// has, else when the message comes back (see [`senders`]). Without, the caller
     /// acks (the memory hub delivers in order, at once).
+    ///
+    /// A retry (`duplicate`: its idempotency key was seen) is answered with the first
+    /// message's `seq`, under the same rule.
     fn sent(
         &mut self,
         out: &mut impl Outbox,
-        (room, seq, id): (&str, u64, ConnId),
+        (room, seq, id, duplicate): (&str, u64, ConnId, bool),
         ack: Option<Option<&Value>>,
     ) {
-        let answer = json!({"room": room, "seq": seq});
+        let mut answer = json!({"room": room, "seq": seq});
+        if duplicate {
+            answer["duplicate"] = json!(true);
+        }
         let Some(view) = self.views.get_mut(room) else {
             if let Some(rid) = ack {
                 self::ack(out, id, rid, answer);
@@ -1116,13 +1130,17 @@ impl ChatState {
             return;
         };
         let has = view.cursors.get(&id).map_or(0, |c| c.seq);
-        let waits = ack.is_some() && has.max(view.delivered_seq) + 1 < seq;
+        // A request without an `id` gets no ack: nothing to wait for.
+        let waits = ack.is_some_and(|rid| rid.is_some()) && has.max(view.delivered_seq) + 1 < seq;
         let waiting = ack.filter(|_| waits).map(|rid| rid.cloned());
         if waits {
             self.acks_waiting.insert(room.to_string());
         }
-        if let Some(evicted) = view.senders.push(seq, id, waiting) {
-            send_acks(out, room, vec![evicted]);
+        // A retry is not the message's sender: it is remembered only to wait.
+        if !duplicate || waits {
+            if let Some(evicted) = view.senders.push((seq, id, duplicate), waiting) {
+                send_acks(out, room, vec![evicted]);
+            }
         }
         if let (Some(rid), false) = (ack, waits) {
             self::ack(out, id, rid, answer);
@@ -1132,6 +1150,9 @@ impl ChatState {
     /// Sends the acks that waited [`senders::ACK_HOLD`] (see [`senders`]).
     fn send_overdue_acks(&mut self, out: &mut impl Outbox) {
         let now = Instant::now();
+        for (room, due) in std::mem::take(&mut self.orphaned_acks) {
+            send_acks(out, &room, due);
+        }
         let rooms = std::mem::take(&mut self.acks_waiting);
         for room in rooms {
             let Some(view) = self.views.get_mut(&room) else {
@@ -1317,7 +1338,7 @@ impl ChatState {
             ),
             (
                 "rfc6455_chat_acks_overdue_total",
-                "Message acks sent after waiting 5 s for the room's earlier messages to reach the sender (they had not come back from Redis).",
+                "Message acks sent after waiting 30 s for the room's earlier messages to reach the sender (they had not come back from Redis).",
                 "counter",
                 self.acks_overdue.to_string(),
             ),
@@ -1443,10 +1464,16 @@ impl Handler for Chat {
     }
 
     fn message(&mut self, ctx: &mut Ctx<'_, Member>, id: ConnId, message: Received<'_>) {
+        let refresh = matches!(message, Received::Text(text) if is_refresh(text));
+        if (refresh || matches!(message, Received::Binary(_))) && self.batch.has(id) {
+            // Served after its messages before it (`request` sees to the rest).
+            let mut batch = std::mem::take(&mut self.batch);
+            self.state().send_queued(ctx, &mut batch);
+        }
         match message {
             Received::Text(text) => {
                 let claims = ctx.data(id).and_then(|m| m.claims.clone());
-                if claims.is_some() && is_refresh(text) {
+                if claims.is_some() && refresh {
                     return self.refresh(ctx, id, text);
                 }
                 let mut batch = std::mem::take(&mut self.batch);
@@ -1533,7 +1560,7 @@ impl Handler for Chat {
         if !state.pending.is_empty() {
             state.expire_pending(ctx);
         }
-        if !state.acks_waiting.is_empty() {
+        if !state.acks_waiting.is_empty() || !state.orphaned_acks.is_empty() {
             state.send_overdue_acks(ctx);
         }
         if state.last_keepalive.elapsed() >= self.config.keepalive {
@@ -1575,12 +1602,11 @@ impl Handler for Chat {
 /// Acks for messages of `room` (see [`senders`]).
 fn send_acks(out: &mut impl Outbox, room: &str, due: Vec<DueAck>) {
     for d in due {
-        ack(
-            out,
-            d.to,
-            d.rid.as_ref(),
-            json!({"room": room, "seq": d.seq}),
-        );
+        let mut answer = json!({"room": room, "seq": d.seq});
+        if d.duplicate {
+            answer["duplicate"] = json!(true);
+        }
+        ack(out, d.to, d.rid.as_ref(), answer);
     }
 }
 

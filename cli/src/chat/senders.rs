@@ -25,8 +25,12 @@ use std::time::{Duration, Instant};
 /// gets its own message back (harmless, it has the seq) and its ack if it waited.
 pub const SENDERS_KEPT: usize = 256;
 
-/// The longest an ack waits for the messages before it.
-pub const ACK_HOLD: Duration = Duration::from_secs(5);
+/// The longest an ack waits for the messages before it. Long: an overloaded node may
+/// be seconds behind its channels (then an ack sent early could overtake, and a
+/// client that resumed from it would lose what it overtook), and a broken channel
+/// releases its acks sooner anyway (the node catches up from the logs, and the
+/// messages that come back free them).
+pub const ACK_HOLD: Duration = Duration::from_secs(30);
 
 /// An ack to send now: for message `seq` of the room, to connection `to`.
 #[derive(Debug)]
@@ -35,12 +39,16 @@ pub struct DueAck<Id = ConnId> {
     pub to: Id,
     /// The request's `id`.
     pub rid: Option<Value>,
+    /// A retry's answer (`"duplicate": true`): the first one's seq.
+    pub duplicate: bool,
 }
 
 #[derive(Debug)]
 struct Sent<Id> {
     seq: u64,
     id: Id,
+    /// A retry answered with the first one's seq: not the message's sender.
+    duplicate: bool,
     /// Its ack, if it is waiting: the request's `id`, and since when.
     waiting: Option<(Option<Value>, Instant)>,
 }
@@ -52,6 +60,7 @@ impl<Id> Sent<Id> {
             seq: self.seq,
             to: self.id,
             rid,
+            duplicate: self.duplicate,
         })
     }
 }
@@ -72,16 +81,33 @@ impl<Id> Default for Senders<Id> {
 }
 
 impl<Id: Copy + PartialEq> Senders<Id> {
-    /// Connection `id` sent message `seq`; `ack`: its ack waits (with the request's
-    /// `id`). Returns the ack of the oldest one if it had to go to make room.
-    pub fn push(&mut self, seq: u64, id: Id, ack: Option<Option<Value>>) -> Option<DueAck<Id>> {
-        let evicted = if self.sent.len() >= SENDERS_KEPT {
-            self.sent.pop_front().and_then(Sent::due)
-        } else {
-            None
-        };
+    /// Connection `id` sent message `seq` (or, `duplicate`, a retry of it); `ack`:
+    /// its ack waits (with the request's `id`). Past [`SENDERS_KEPT`], the oldest
+    /// whose ack does not wait is forgotten; past four times that, the oldest, whose
+    /// ack is returned to be sent.
+    pub fn push(
+        &mut self,
+        (seq, id, duplicate): (u64, Id, bool),
+        ack: Option<Option<Value>>,
+    ) -> Option<DueAck<Id>> {
+        let mut evicted = None;
+        if self.sent.len() >= SENDERS_KEPT {
+            let idle = self.sent.iter().position(|s| s.waiting.is_none());
+            match (idle, self.sent.len() < 4 * SENDERS_KEPT) {
+                (Some(at), true) => {
+                    self.sent.remove(at);
+                }
+                (None, true) => {}
+                (_, false) => evicted = self.sent.pop_front().and_then(Sent::due),
+            }
+        }
         let waiting = ack.map(|rid| (rid, Instant::now()));
-        self.sent.push_back(Sent { seq, id, waiting });
+        self.sent.push_back(Sent {
+            seq,
+            id,
+            duplicate,
+            waiting,
+        });
         evicted
     }
 
@@ -91,12 +117,15 @@ impl<Id: Copy + PartialEq> Senders<Id> {
     pub fn came_back(&mut self, seq: u64) -> (Option<Id>, Vec<DueAck<Id>>) {
         // Usually the first; after a renumbering, older seqs of the old epoch may come
         // before it.
-        let Some(at) = self.sent.iter().position(|s| s.seq == seq) else {
-            return (None, Vec::new());
+        let at = self.sent.iter().position(|s| s.seq == seq && !s.duplicate);
+        let sender = at.map(|at| self.sent[at].id);
+        let mut due: Vec<DueAck<Id>> = match at {
+            Some(at) => self.sent.drain(..=at).filter_map(Sent::due).collect(),
+            None => Vec::new(),
         };
-        let sender = self.sent[at].id;
-        let due = self.sent.drain(..=at).filter_map(Sent::due).collect();
-        (Some(sender), due)
+        // Retries answered with this seq or an older one, queued after it.
+        due.extend(self.take_waiting(|s| s.seq <= seq));
+        (sender, due)
     }
 
     /// The waiting acks of connection `id` (it left the room), or of everyone
@@ -128,6 +157,7 @@ impl<Id: Copy + PartialEq> Senders<Id> {
                     seq: sent.seq,
                     to: sent.id,
                     rid,
+                    duplicate: sent.duplicate,
                 });
             }
         }
@@ -146,9 +176,9 @@ mod tests {
     #[test]
     fn a_message_that_comes_back_names_its_sender_and_frees_the_acks_up_to_it() {
         let mut senders = Senders::<u64>::default();
-        assert!(senders.push(7, conn(1), None).is_none());
-        senders.push(8, conn(2), Some(Some(Value::from(80))));
-        senders.push(9, conn(3), Some(None));
+        assert!(senders.push((7, conn(1), false), None).is_none());
+        senders.push((8, conn(2), false), Some(Some(Value::from(80))));
+        senders.push((9, conn(3), false), Some(None));
         assert!(senders.waiting());
         let (sender, due) = senders.came_back(8);
         assert_eq!(sender, Some(conn(2)));
@@ -169,8 +199,8 @@ mod tests {
     #[test]
     fn an_ack_does_not_wait_forever() {
         let mut senders = Senders::<u64>::default();
-        senders.push(3, conn(1), Some(None));
-        senders.push(4, conn(2), Some(None));
+        senders.push((3, conn(1), false), Some(None));
+        senders.push((4, conn(2), false), Some(None));
         let now = Instant::now();
         assert!(senders.overdue(now).is_empty());
         let due = senders.overdue(now + ACK_HOLD);
@@ -183,17 +213,47 @@ mod tests {
     #[test]
     fn a_member_who_leaves_gets_its_acks_and_an_evicted_one_is_sent() {
         let mut senders = Senders::<u64>::default();
-        senders.push(1, conn(1), Some(None));
-        senders.push(2, conn(2), Some(None));
+        senders.push((1, conn(1), false), Some(None));
+        senders.push((2, conn(2), false), Some(None));
         let due = senders.release(Some(conn(2)));
         assert_eq!(due.iter().map(|d| d.seq).collect::<Vec<_>>(), [2]);
         assert_eq!(senders.release(None).len(), 1);
+        // Full: one that does not wait goes first, a waiting ack stays.
         let mut full = Senders::<u64>::default();
-        full.push(1, conn(1), Some(None));
+        full.push((1, conn(1), false), Some(None));
         for seq in 2..=SENDERS_KEPT as u64 {
-            assert!(full.push(seq, conn(1), None).is_none());
+            assert!(full.push((seq, conn(1), false), None).is_none());
         }
-        let evicted = full.push(SENDERS_KEPT as u64 + 1, conn(1), None);
+        assert!(full
+            .push((SENDERS_KEPT as u64 + 1, conn(1), false), None)
+            .is_none());
+        assert_eq!(full.sent.len(), SENDERS_KEPT);
+        assert_eq!(full.sent[0].seq, 1, "the waiting ack is kept");
+        assert_eq!(full.sent[1].seq, 3, "2 was forgotten");
+        // All waiting: it grows to four times as many, then the oldest goes and its
+        // ack is sent.
+        let mut waiting = Senders::<u64>::default();
+        for seq in 1..=4 * SENDERS_KEPT as u64 {
+            assert!(waiting.push((seq, conn(1), false), Some(None)).is_none());
+        }
+        let evicted = waiting.push((4 * SENDERS_KEPT as u64 + 1, conn(1), false), Some(None));
         assert_eq!(evicted.map(|d| d.seq), Some(1));
+    }
+
+    #[test]
+    fn a_retry_s_ack_waits_for_the_first_message_to_come_back() {
+        let mut senders = Senders::<u64>::default();
+        senders.push((5, conn(1), false), Some(None));
+        senders.push((6, conn(2), false), Some(None));
+        senders.push((5, conn(1), true), Some(Some(Value::from("retry"))));
+        let (sender, due) = senders.came_back(5);
+        assert_eq!(
+            sender,
+            Some(conn(1)),
+            "the first one's sender, not the retry"
+        );
+        let seqs: Vec<(u64, bool)> = due.iter().map(|d| (d.seq, d.duplicate)).collect();
+        assert_eq!(seqs, [(5, false), (5, true)]);
+        assert!(senders.waiting(), "6 still waits");
     }
 }

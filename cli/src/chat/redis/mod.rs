@@ -98,6 +98,11 @@ struct Link {
     /// The command connection; `None` while Redis is unreachable.
     conn: Mutex<Option<Commands>>,
     subscriptions: Arc<Subscriptions>,
+    /// The primaries' credentials, for the pipelines' own connections.
+    auth: subscriber::Auth,
+    /// In a cluster, a connection of this node's own to each shard, by address, for
+    /// the pipelines of [`publish`] (opened on first use, dropped when one fails).
+    pipes: Mutex<HashMap<(String, u16), std::io::BufReader<std::net::TcpStream>>>,
     /// Why Redis counts as down (`None`: up).
     down: Mutex<Option<String>>,
     round_trips: AtomicU64,
@@ -149,6 +154,15 @@ impl Link {
         self.breaker.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A loop's call took `took`, too long: the breaker opens (see `SLOW`).
+    fn trip(&self, took: Duration) {
+        log::warn!(
+            "redis: a call took {} ms; loops stop calling until it is fast",
+            took.as_millis()
+        );
+        self.breaker().tripped = Some((Instant::now(), took));
+    }
+
     /// Why Redis cannot serve the loops now: down, or slow (the breaker is open).
     fn unavailable(&self) -> Option<String> {
         self.down_reason()
@@ -178,11 +192,7 @@ impl Link {
         let result = f(c.as_mut());
         let took = start.elapsed();
         if took > SLOW {
-            log::warn!(
-                "redis: a call took {} ms; loops stop calling until it is fast",
-                took.as_millis()
-            );
-            self.breaker().tripped = Some((Instant::now(), took));
+            self.trip(took);
         }
         result.map_err(|e| {
             self.errors.fetch_add(1, Ordering::Relaxed);
@@ -560,6 +570,8 @@ pub fn start(
         scripts: Scripts::new(sharded),
         conn: Mutex::new(None),
         subscriptions: Arc::new(Subscriptions::new(sharded)),
+        auth: Connector::auth(&options.target),
+        pipes: Mutex::new(HashMap::new()),
         down: Mutex::new(Some("redis: connecting".into())),
         round_trips: AtomicU64::new(0),
         errors: AtomicU64::new(0),

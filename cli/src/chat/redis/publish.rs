@@ -9,18 +9,28 @@
 //! room's messages keep the order they came in.
 //!
 //! **In a cluster**, one pipeline goes to each shard that holds some of the batch's
-//! rooms (by the slot map the subscriber read). A server that lost the script
-//! (`NOSCRIPT`: restarted, or a promoted replica) is given it and the pipeline sent
-//! again. A message that Redis answers with another error in the pipeline (the slot
-//! moved: `MOVED`/`ASK`) is sent again alone, after the pipeline, through the
-//! cluster connection's routing, which follows redirects.
+//! rooms (by the slot map the subscriber read), on a connection of the node's own to
+//! that shard: the cluster connection of the redis crate answers a pipeline with its
+//! first error and sends it all again, which would publish the commands that had run
+//! twice.
+//!
+//! **Errors.** A message that Redis refuses in the pipeline (`NOSCRIPT`: a restarted
+//! server or a promoted replica; `MOVED`/`ASK`: its slot moved) is sent again alone,
+//! after the pipeline, through the connection that routes it and loads the script —
+//! unless a later message of its room went through, which it must not follow: then
+//! it is answered `unavailable`, as is every message of a pipeline whose connection
+//! failed (it may have run: sending it again could publish it twice; a client that
+//! retries with an idempotency key is safe either way).
 
 use super::scripts::{room_channel, room_key, room_keys};
-use super::{Link, Unavailable};
+use super::subscriber::{self, ShardAddr};
+use super::{Link, Unavailable, SLOW, TIMEOUT};
 use crate::chat::hub::{self, Outgoing, Published};
 use redis::{Cmd, ConnectionLike, RedisResult, Script, Value};
 use serde_json::json;
 use std::collections::HashMap;
+use std::io::{BufReader, Write};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// A node renews a room's keys with a message at most this often: a room's keys
@@ -120,7 +130,7 @@ pub fn messages(
     batch: &[Outgoing<'_>],
 ) -> Vec<Result<Published, Unavailable>> {
     let now = Instant::now();
-    let session = link.reconnects.load(std::sync::atomic::Ordering::Relaxed);
+    let session = link.reconnects.load(Ordering::Relaxed);
     let calls: Vec<(Cmd, bool)> = batch
         .iter()
         .map(|m| {
@@ -128,48 +138,54 @@ pub fn messages(
             (message_call(link, m, renew), renew)
         })
         .collect();
-    let script = &link.scripts.message;
+    // `None`: send it alone (below).
     let mut answers: Vec<Option<Result<Value, Unavailable>>> = vec![None; batch.len()];
     if batch.len() > 1 {
-        for group in by_shard(link, batch) {
+        for (shard, group) in by_shard(link, batch) {
             let mut packed = Vec::new();
             for &i in &group {
                 calls[i].0.write_packed_command(&mut packed);
             }
-            let pipelined = link.call(|c| match c.req_packed_commands(&packed, 0, group.len()) {
-                Err(e) if e.kind() == redis::ServerErrorKind::NoScript.into() => {
-                    script.load(c)?;
-                    c.req_packed_commands(&packed, 0, group.len())
-                }
-                result => result,
-            });
-            match pipelined {
-                Ok(values) if values.len() == group.len() => {
-                    for (i, value) in group.into_iter().zip(values) {
-                        // An error is sent again alone, below.
-                        if !matches!(value, Value::ServerError(_)) {
-                            answers[i] = Some(Ok(value));
-                        }
-                    }
-                }
-                Ok(values) => {
-                    let why = format!("redis: {} answers to {}", values.len(), group.len());
-                    for i in group {
+            let replies = match &shard {
+                Some(addr) => on_shard(link, addr, &packed, group.len()),
+                // A slot no shard is known to serve: each goes alone, routed.
+                None if link.cluster() => continue,
+                None => link.call(|c| c.req_packed_commands(&packed, 0, group.len())),
+            };
+            let replies = match replies {
+                Ok(values) if values.len() == group.len() => values,
+                // They may have run (the answers were lost): none is sent again, or
+                // it would be published twice.
+                other => {
+                    let why = match other {
+                        Ok(values) => format!("redis: {} answers to {}", values.len(), group.len()),
+                        Err(why) => why,
+                    };
+                    for &i in &group {
                         answers[i] = Some(Err(why.clone()));
                     }
+                    continue;
                 }
-                // A cluster's connection answers a pipeline with its first error
-                // (`MOVED` follows the slot; others come here): each is sent again
-                // alone, unless the connection failed.
-                Err(_) if link.down_reason().is_none() => {}
-                Err(why) => {
-                    for i in group {
-                        answers[i] = Some(Err(why.clone()));
-                    }
+            };
+            for (k, value) in replies.iter().enumerate() {
+                let i = group[k];
+                let Value::ServerError(error) = value else {
+                    answers[i] = Some(Ok(value.clone()));
+                    continue;
+                };
+                // Refused (`NOSCRIPT`, `MOVED`, ...): sent again alone below, unless a
+                // later message of its room went through, which it must not follow.
+                let overtaken = group[k + 1..]
+                    .iter()
+                    .zip(&replies[k + 1..])
+                    .any(|(&j, v)| batch[j].room == batch[i].room && !is_error(v));
+                if overtaken {
+                    answers[i] = Some(Err(format!("redis: {error:?}")));
                 }
             }
         }
     }
+    let script = &link.scripts.message;
     let mut results = Vec::with_capacity(batch.len());
     for (i, answer) in answers.into_iter().enumerate() {
         let answer = answer.unwrap_or_else(|| link.call(|c| evalsha(script, &calls[i].0, c)));
@@ -183,25 +199,80 @@ pub fn messages(
     results
 }
 
-/// The indexes of `batch` grouped by the shard that holds their room, each group in
-/// the batch's order (one group for a single Redis; a room whose slot no shard is
-/// known to serve gets a group of its own, and the cluster connection routes it).
-fn by_shard(link: &Link, batch: &[Outgoing<'_>]) -> Vec<Vec<usize>> {
-    if !link.cluster() {
-        return vec![(0..batch.len()).collect()];
+fn is_error(value: &Value) -> bool {
+    matches!(value, Value::ServerError(_))
+}
+
+/// `packed` (`n` commands) on this node's own connection to the shard at `addr`:
+/// each command's reply. Not through the cluster connection, which answers a
+/// pipeline with its first error and sends the whole pipeline again (to follow a
+/// `MOVED`, after a `TRYAGAIN`): the commands that had run would run twice.
+fn on_shard(
+    link: &Link,
+    (host, port): &(String, u16),
+    packed: &[u8],
+    n: usize,
+) -> Result<Vec<Value>, Unavailable> {
+    if let Some(reason) = link.unavailable() {
+        return Err(reason);
     }
-    let mut groups: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
+    let mut pipes = link.pipes.lock().unwrap_or_else(|p| p.into_inner());
+    let key = (host.clone(), *port);
+    if !pipes.contains_key(&key) {
+        let shard = ShardAddr {
+            host: host.clone(),
+            port: *port,
+            slots: Vec::new(),
+        };
+        let stream = subscriber::connect(&shard, &link.auth, TIMEOUT)?;
+        let timeouts = stream
+            .set_read_timeout(Some(TIMEOUT))
+            .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)));
+        timeouts.map_err(|e| format!("redis {host}:{port}: {e}"))?;
+        pipes.insert(key.clone(), BufReader::new(stream));
+    }
+    let pipe = pipes.get_mut(&key).expect("inserted");
+    link.round_trips.fetch_add(1, Ordering::Relaxed);
+    let start = Instant::now();
+    let replies: RedisResult<Vec<Value>> = pipe
+        .get_mut()
+        .write_all(packed)
+        .map_err(redis::RedisError::from)
+        .and_then(|()| {
+            let mut parser = redis::Parser::new();
+            (0..n).map(|_| parser.parse_value(&mut *pipe)).collect()
+        });
+    let took = start.elapsed();
+    // A pipeline may take longer than one call; slow for its size trips the breaker.
+    if took > SLOW * (1 + n as u32 / 32) {
+        link.trip(took);
+    }
+    replies.map_err(|e| {
+        pipes.remove(&key);
+        link.errors.fetch_add(1, Ordering::Relaxed);
+        format!("redis {host}:{port}: {e}")
+    })
+}
+
+/// A shard's address, if known, and the indexes of the batch's messages for it.
+type Group = (Option<(String, u16)>, Vec<usize>);
+
+/// The indexes of `batch` grouped by the address of the shard that holds their room
+/// (in a cluster; else one group, `None`), each group in the batch's order. Rooms
+/// whose slot no shard is known to serve are grouped under `None`.
+fn by_shard(link: &Link, batch: &[Outgoing<'_>]) -> Vec<Group> {
+    if !link.cluster() {
+        return vec![(None, (0..batch.len()).collect())];
+    }
+    let mut groups: Vec<Group> = Vec::new();
     for (i, m) in batch.iter().enumerate() {
         let shard = link.subscriptions.shard_of(&room_channel(m.room));
-        match groups
-            .iter_mut()
-            .find(|(s, _)| shard.is_some() && *s == shard)
-        {
+        match groups.iter_mut().find(|(s, _)| *s == shard) {
             Some((_, group)) => group.push(i),
             None => groups.push((shard, vec![i])),
         }
     }
-    groups.into_iter().map(|(_, group)| group).collect()
+    groups
 }
 
 #[cfg(test)]

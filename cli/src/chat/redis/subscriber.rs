@@ -137,10 +137,13 @@ impl Subscriptions {
         self.sharded
     }
 
-    /// Which of the shards (as last read) serves `key`'s slot: commands for keys of
-    /// one shard can share a pipeline.
-    pub fn shard_of(&self, key: &str) -> Option<usize> {
-        self.table().shard_of(key).ok()
+    /// The address of the shard (as last read) that serves `key`'s slot: commands
+    /// for keys of one shard can share a pipeline.
+    pub fn shard_of(&self, key: &str) -> Option<(String, u16)> {
+        let table = self.table();
+        let shard = table.shard_of(key).ok()?;
+        let (addr, _) = &table.shards[shard];
+        Some((addr.host.clone(), addr.port))
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
@@ -424,7 +427,7 @@ impl Subscriptions {
 }
 
 /// A subscriber connection to `shard`, authenticated.
-fn connect(shard: &ShardAddr, auth: &Auth, timeout: Duration) -> Result<TcpStream, String> {
+pub fn connect(shard: &ShardAddr, auth: &Auth, timeout: Duration) -> Result<TcpStream, String> {
     let fail = |e: std::io::Error| format!("redis {}:{}: {e}", shard.host, shard.port);
     let addr = (shard.host.as_str(), shard.port)
         .to_socket_addrs()
