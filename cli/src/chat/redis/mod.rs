@@ -863,6 +863,12 @@ impl NodeThread {
             self.link.set_down(Some(reason));
             self.link.subscriptions.close();
             *self.link.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            // The shards may be others when it is back (a failover, a reshard).
+            self.link
+                .pipes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }

@@ -18,9 +18,12 @@
 //! server or a promoted replica; `MOVED`/`ASK`: its slot moved) is sent again alone,
 //! after the pipeline, through the connection that routes it and loads the script —
 //! unless a later message of its room went through, which it must not follow: then
-//! it is answered `unavailable`, as is every message of a pipeline whose connection
-//! failed (it may have run: sending it again could publish it twice; a client that
-//! retries with an idempotency key is safe either way).
+//! it is answered `unavailable`, as is every message whose answer could not be read
+//! when the connection failed (it may have run: sending it again could publish it
+//! twice; a client that retries with an idempotency key is safe either way). A
+//! shard's connection that the server closed between pipelines is opened again
+//! before anything is written to it; all of them are dropped when the node
+//! reconnects (the shards may be others then).
 
 use super::scripts::{room_channel, room_key, room_keys};
 use super::subscriber::{self, ShardAddr};
@@ -30,6 +33,7 @@ use redis::{Cmd, ConnectionLike, RedisResult, Script, Value};
 use serde_json::json;
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
+use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -146,27 +150,40 @@ pub fn messages(
             for &i in &group {
                 calls[i].0.write_packed_command(&mut packed);
             }
-            let replies = match &shard {
+            let Replies {
+                values: replies,
+                failed,
+            } = match &shard {
                 Some(addr) => on_shard(link, addr, &packed, group.len()),
                 // A slot no shard is known to serve: each goes alone, routed.
                 None if link.cluster() => continue,
-                None => link.call(|c| c.req_packed_commands(&packed, 0, group.len())),
+                None => match link.call(|c| c.req_packed_commands(&packed, 0, group.len())) {
+                    Ok(values) if values.len() == group.len() => Replies {
+                        values,
+                        failed: None,
+                    },
+                    Ok(values) => Replies {
+                        failed: Some(format!(
+                            "redis: {} answers to {}",
+                            values.len(),
+                            group.len()
+                        )),
+                        values: Vec::new(),
+                    },
+                    Err(why) => Replies {
+                        values: Vec::new(),
+                        failed: Some(why),
+                    },
+                },
             };
-            let replies = match replies {
-                Ok(values) if values.len() == group.len() => values,
-                // They may have run (the answers were lost): none is sent again, or
-                // it would be published twice.
-                other => {
-                    let why = match other {
-                        Ok(values) => format!("redis: {} answers to {}", values.len(), group.len()),
-                        Err(why) => why,
-                    };
-                    for &i in &group {
-                        answers[i] = Some(Err(why.clone()));
-                    }
-                    continue;
+            // Those whose answers were not read may have run: none is sent again,
+            // or it would be published twice.
+            let unread = &group[replies.len()..];
+            if let Some(why) = &failed {
+                for &i in unread {
+                    answers[i] = Some(Err(why.clone()));
                 }
-            };
+            }
             for (k, value) in replies.iter().enumerate() {
                 let i = group[k];
                 let Value::ServerError(error) = value else {
@@ -175,10 +192,11 @@ pub fn messages(
                 };
                 // Refused (`NOSCRIPT`, `MOVED`, ...): sent again alone below, unless a
                 // later message of its room went through, which it must not follow.
-                let overtaken = group[k + 1..]
+                let overtaken = group[k + 1..replies.len()]
                     .iter()
                     .zip(&replies[k + 1..])
-                    .any(|(&j, v)| batch[j].room == batch[i].room && !is_error(v));
+                    .any(|(&j, v)| batch[j].room == batch[i].room && !is_error(v))
+                    || unread.iter().any(|&j| batch[j].room == batch[i].room);
                 if overtaken {
                     answers[i] = Some(Err(format!("redis: {error:?}")));
                 }
@@ -203,55 +221,104 @@ fn is_error(value: &Value) -> bool {
     matches!(value, Value::ServerError(_))
 }
 
+/// What a shard's pipeline gave: the replies read, in order, and why the rest were
+/// not (they may have run).
+struct Replies {
+    values: Vec<Value>,
+    failed: Option<Unavailable>,
+}
+
 /// `packed` (`n` commands) on this node's own connection to the shard at `addr`:
-/// each command's reply. Not through the cluster connection, which answers a
-/// pipeline with its first error and sends the whole pipeline again (to follow a
-/// `MOVED`, after a `TRYAGAIN`): the commands that had run would run twice.
-fn on_shard(
-    link: &Link,
-    (host, port): &(String, u16),
-    packed: &[u8],
-    n: usize,
-) -> Result<Vec<Value>, Unavailable> {
+/// each command's reply, as far as they could be read. Not through the cluster
+/// connection, which answers a pipeline with its first error and sends the whole
+/// pipeline again (to follow a `MOVED`, after a `TRYAGAIN`): the commands that had
+/// run would run twice.
+fn on_shard(link: &Link, (host, port): &(String, u16), packed: &[u8], n: usize) -> Replies {
+    let failed = |why: Unavailable| Replies {
+        values: Vec::new(),
+        failed: Some(why),
+    };
     if let Some(reason) = link.unavailable() {
-        return Err(reason);
+        return failed(reason);
     }
     let mut pipes = link.pipes.lock().unwrap_or_else(|p| p.into_inner());
     let key = (host.clone(), *port);
+    // A connection the server closed meanwhile (a restart, an idle timeout) is
+    // opened again before anything is written to it.
+    if pipes.get(&key).is_some_and(|pipe| !is_open(pipe.get_ref())) {
+        pipes.remove(&key);
+    }
     if !pipes.contains_key(&key) {
-        let shard = ShardAddr {
-            host: host.clone(),
-            port: *port,
-            slots: Vec::new(),
-        };
-        let stream = subscriber::connect(&shard, &link.auth, TIMEOUT)?;
-        let timeouts = stream
-            .set_read_timeout(Some(TIMEOUT))
-            .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)));
-        timeouts.map_err(|e| format!("redis {host}:{port}: {e}"))?;
-        pipes.insert(key.clone(), BufReader::new(stream));
+        let start = Instant::now();
+        match open_pipe(link, host, *port) {
+            Ok(pipe) => {
+                pipes.insert(key.clone(), pipe);
+            }
+            Err(why) => {
+                link.errors.fetch_add(1, Ordering::Relaxed);
+                link.trip(start.elapsed());
+                return failed(why);
+            }
+        }
     }
     let pipe = pipes.get_mut(&key).expect("inserted");
     link.round_trips.fetch_add(1, Ordering::Relaxed);
     let start = Instant::now();
-    let replies: RedisResult<Vec<Value>> = pipe
+    let mut values = Vec::with_capacity(n);
+    let mut error = pipe
         .get_mut()
         .write_all(packed)
-        .map_err(redis::RedisError::from)
-        .and_then(|()| {
-            let mut parser = redis::Parser::new();
-            (0..n).map(|_| parser.parse_value(&mut *pipe)).collect()
-        });
+        .err()
+        .map(|e| e.to_string());
+    if error.is_none() {
+        let mut parser = redis::Parser::new();
+        while values.len() < n {
+            match parser.parse_value(&mut *pipe) {
+                Ok(value) => values.push(value),
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+    }
     let took = start.elapsed();
     // A pipeline may take longer than one call; slow for its size trips the breaker.
     if took > SLOW * (1 + n as u32 / 32) {
         link.trip(took);
     }
-    replies.map_err(|e| {
+    let failed = error.map(|e| {
         pipes.remove(&key);
         link.errors.fetch_add(1, Ordering::Relaxed);
         format!("redis {host}:{port}: {e}")
-    })
+    });
+    Replies { values, failed }
+}
+
+/// A connection of the node's own to the shard at `host:port`, authenticated.
+fn open_pipe(link: &Link, host: &str, port: u16) -> Result<BufReader<TcpStream>, Unavailable> {
+    let shard = ShardAddr {
+        host: host.to_string(),
+        port,
+        slots: Vec::new(),
+    };
+    let stream = subscriber::connect(&shard, &link.auth, TIMEOUT)?;
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
+        .map_err(|e| format!("redis {host}:{port}: {e}"))?;
+    Ok(BufReader::new(stream))
+}
+
+/// Whether the server has not closed `stream`: nothing is due on it between
+/// pipelines, so a read that would block says open, and an end or an error closed.
+fn is_open(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let open =
+        matches!(stream.peek(&mut [0]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    stream.set_nonblocking(false).is_ok() && open
 }
 
 /// A shard's address, if known, and the indexes of the batch's messages for it.
