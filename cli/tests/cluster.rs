@@ -250,6 +250,70 @@ fn messages_that_arrive_together_share_a_redis_round_trip_with(redis: &dyn Share
     );
 }
 
+/// `--redis redis://HOST:PORT/3`: the rooms' keys are in database 3, pipelined
+/// messages too (they go on the node's own connection, which must select it).
+#[test]
+fn a_database_named_in_the_url_holds_the_rooms() {
+    use std::io::{Read, Write};
+    struct InDatabase3(RedisServer);
+    impl Shared for InDatabase3 {
+        fn node_args(&self) -> Vec<String> {
+            vec!["--redis".into(), format!("{}3", self.0.url())]
+        }
+    }
+    let redis = InDatabase3(RedisServer::start());
+    let a = node(&redis, &[]);
+    let b = node(&redis, &[]);
+    let mut ann = Client::hello(&a.addr, "ann");
+    let mut bob = Client::hello(&b.addr, "bob");
+    ann.join("db", None);
+    bob.join("db", None);
+    // One first, alone: Redis has the script then.
+    ann.send(message("db", "first", 0));
+    assert_eq!(ann.recv_type("ack")["seq"], 1);
+    let before = metric(&a.addr, "rfc6455_redis_round_trips_total");
+    let mut frames = rfc6455::Connection::new(rfc6455::Role::Client);
+    for i in 1..=50 {
+        frames
+            .send_text(&message("db", &format!("m{i}"), i).to_string())
+            .unwrap();
+    }
+    ann.ws.get_mut().write_all(frames.pending_output()).unwrap();
+    for seq in 1..=51 {
+        assert_eq!(bob.recv_type("message")["seq"], seq);
+    }
+    let trips = metric(&a.addr, "rfc6455_redis_round_trips_total") - before;
+    assert!(
+        trips <= 2.0,
+        "{trips} round trips: the batch was not pipelined"
+    );
+    // The room's seq, read in database 3 and in database 0.
+    let seq_in = |db: u8| {
+        let port = redis
+            .0
+            .url()
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_string();
+        let mut stream = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        write!(
+            stream,
+            "SELECT {db}\r\nGET rfc6455:{{r:db}}:seq\r\nQUIT\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        reply
+    };
+    assert!(seq_in(3).contains("$2\r\n51\r\n"), "{:?}", seq_in(3));
+    assert!(seq_in(0).contains("$-1\r\n"), "{:?}", seq_in(0));
+}
+
 /// A message's ack never reaches its sender before the room's earlier messages do, so
 /// a client may resume from an ack's seq (`since`): the ack of ann's message waits
 /// until bob's earlier ones, which come to ann's node through Redis, are out.

@@ -98,8 +98,9 @@ struct Link {
     /// The command connection; `None` while Redis is unreachable.
     conn: Mutex<Option<Commands>>,
     subscriptions: Arc<Subscriptions>,
-    /// The primaries' credentials, for the pipelines' own connections.
+    /// The primaries' credentials and database, for the pipelines' own connections.
     auth: subscriber::Auth,
+    db: i64,
     /// In a cluster, a connection of this node's own to each shard, by address, for
     /// the pipelines of [`publish`] (opened on first use, dropped when one fails).
     pipes: Mutex<HashMap<(String, u16), std::io::BufReader<std::net::TcpStream>>>,
@@ -571,6 +572,11 @@ pub fn start(
         conn: Mutex::new(None),
         subscriptions: Arc::new(Subscriptions::new(sharded)),
         auth: Connector::auth(&options.target),
+        db: match &options.target {
+            Target::Single(url) => redis::IntoConnectionInfo::into_connection_info(url.as_str())
+                .map_or(0, |info| info.redis_settings().db()),
+            _ => 0,
+        },
         pipes: Mutex::new(HashMap::new()),
         down: Mutex::new(Some("redis: connecting".into())),
         round_trips: AtomicU64::new(0),

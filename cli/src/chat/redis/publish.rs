@@ -8,11 +8,14 @@
 //! go in one pipeline instead: Redis runs them in order on one connection, so a
 //! room's messages keep the order they came in.
 //!
-//! **In a cluster**, one pipeline goes to each shard that holds some of the batch's
-//! rooms (by the slot map the subscriber read), on a connection of the node's own to
-//! that shard: the cluster connection of the redis crate answers a pipeline with its
-//! first error and sends it all again, which would publish the commands that had run
-//! twice.
+//! **On the node's own connection.** One pipeline goes to each shard that holds some
+//! of the batch's rooms (one Redis is one shard; a cluster's are read by the
+//! subscriber), on a connection of the node's own to that shard, whose replies are
+//! read one by one, each within the timeout: the redis crate's cluster connection
+//! answers a pipeline with its first error and sends it all again (which would
+//! publish the commands that had run twice), and its single connection reads every
+//! reply of a pipeline with a timeout each, after a stall too (256 × 2 s under the
+//! chat lock).
 //!
 //! **Errors.** A message that Redis refuses in the pipeline (`NOSCRIPT`: a restarted
 //! server or a promoted replica; `MOVED`/`ASK`: its slot moved) is sent again alone,
@@ -155,26 +158,9 @@ pub fn messages(
                 failed,
             } = match &shard {
                 Some(addr) => on_shard(link, addr, &packed, group.len()),
-                // A slot no shard is known to serve: each goes alone, routed.
-                None if link.cluster() => continue,
-                None => match link.call(|c| c.req_packed_commands(&packed, 0, group.len())) {
-                    Ok(values) if values.len() == group.len() => Replies {
-                        values,
-                        failed: None,
-                    },
-                    Ok(values) => Replies {
-                        failed: Some(format!(
-                            "redis: {} answers to {}",
-                            values.len(),
-                            group.len()
-                        )),
-                        values: Vec::new(),
-                    },
-                    Err(why) => Replies {
-                        values: Vec::new(),
-                        failed: Some(why),
-                    },
-                },
+                // A slot no shard is known to serve: each goes alone, routed (one
+                // Redis whose address is not known yet: the same).
+                None => continue,
             };
             // Those whose answers were not read may have run: none is sent again,
             // or it would be published twice.
@@ -307,7 +293,18 @@ fn open_pipe(link: &Link, host: &str, port: u16) -> Result<BufReader<TcpStream>,
         .set_read_timeout(Some(TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
         .map_err(|e| format!("redis {host}:{port}: {e}"))?;
-    Ok(BufReader::new(stream))
+    let mut pipe = BufReader::new(stream);
+    if link.db != 0 {
+        let select = redis::cmd("SELECT").arg(link.db).get_packed_command();
+        pipe.get_mut()
+            .write_all(&select)
+            .map_err(|e| format!("redis {host}:{port}: {e}"))?;
+        match redis::Parser::new().parse_value(&mut pipe) {
+            Ok(Value::Okay) | Ok(Value::SimpleString(_)) => {}
+            other => return Err(format!("redis {host}:{port}: SELECT answered {other:?}")),
+        }
+    }
+    Ok(pipe)
 }
 
 /// Whether the server has not closed `stream`: nothing is due on it between
@@ -329,7 +326,9 @@ type Group = (Option<(String, u16)>, Vec<usize>);
 /// whose slot no shard is known to serve are grouped under `None`.
 fn by_shard(link: &Link, batch: &[Outgoing<'_>]) -> Vec<Group> {
     if !link.cluster() {
-        return vec![(None, (0..batch.len()).collect())];
+        // One Redis: its address, if the subscriber has it.
+        let shard = link.subscriptions.shard_of(&room_channel(batch[0].room));
+        return vec![(shard, (0..batch.len()).collect())];
     }
     let mut groups: Vec<Group> = Vec::new();
     for (i, m) in batch.iter().enumerate() {
